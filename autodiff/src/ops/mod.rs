@@ -1,0 +1,13 @@
+//! The ops, one file per family: forward, vector-Jacobian product right below it, per-sample
+//! rule where there is one, and tests.
+//!
+//! Primitives only get hand-written vjps; composed ops (`mse`, `kl_div`, `mean_axis`, ...) are
+//! written with primitives and need none.
+
+pub mod arith;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+pub mod unary;

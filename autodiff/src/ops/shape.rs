@@ -1,0 +1,141 @@
+//! Shape ops: reshape, transposes, row gathers, concatenation. Their vjps move gradients back
+//! to where the values came from.
+
+use super::arith::expect;
+use crate::tape::{Result, Tape, Var};
+use tensor::{Float, Tensor};
+
+impl<T: Float> Tape<T> {
+    /// The same elements under another shape.
+    pub fn try_reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
+        let old = self.shape(x).to_vec();
+        let value = self.value(x).clone().try_reshape(shape)?;
+        if old.first() != shape.first() {
+            self.note_batch_mixing(x, "reshape across the batch axis");
+        }
+        // The vjp of a reshape is the reverse reshape.
+        Ok(self.push(
+            "reshape",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| vec![Some(c.grad_out.clone().reshape(&old).into())]),
+        ))
+    }
+
+    pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
+        expect(self.try_reshape(x, shape))
+    }
+
+    /// Axes reordered: `out.shape[i] = x.shape[axes[i]]`.
+    pub fn try_permute(&mut self, x: Var, axes: &[usize]) -> Result<Var> {
+        let value = self.value(x).try_permute(axes)?;
+        if self.is_batched(x) && axes.first() != Some(&0) {
+            self.note_batch_mixing(x, "permute of the batch axis");
+        }
+        // The vjp of a permutation is the inverse permutation.
+        let mut inverse = vec![0; axes.len()];
+        for (i, &a) in axes.iter().enumerate() {
+            inverse[a] = i;
+        }
+        Ok(self.push(
+            "permute",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| vec![Some(c.grad_out.permute(&inverse).into())]),
+        ))
+    }
+
+    pub fn permute(&mut self, x: Var, axes: &[usize]) -> Var {
+        expect(self.try_permute(x, axes))
+    }
+
+    /// The last two axes swapped.
+    pub fn try_transpose(&mut self, x: Var) -> Result<Var> {
+        let nd = self.value(x).ndim();
+        if nd < 2 {
+            self.value(x).try_transpose()?;
+        }
+        let mut axes: Vec<usize> = (0..nd).collect();
+        axes.swap(nd - 2, nd - 1);
+        self.try_permute(x, &axes)
+    }
+
+    pub fn transpose(&mut self, x: Var) -> Var {
+        expect(self.try_transpose(x))
+    }
+
+    /// Rows of `x` along its first axis, in the order of `indices` (repeats allowed).
+    pub fn try_gather_rows(&mut self, x: Var, indices: &[usize]) -> Result<Var> {
+        let value = self.value(x).try_gather_rows(indices)?;
+        self.note_batch_mixing(x, "gather_rows");
+        let indices = indices.to_vec();
+        // The vjp adds each output row's gradient back into the row it came from.
+        Ok(self.push(
+            "gather_rows",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| {
+                let rows = c.inputs[0].shape()[0];
+                vec![Some(c.grad_out.scatter_add_rows(&indices, rows).into())]
+            }),
+        ))
+    }
+
+    pub fn gather_rows(&mut self, x: Var, indices: &[usize]) -> Var {
+        expect(self.try_gather_rows(x, indices))
+    }
+
+    /// Values joined along `axis`; all other axes must agree.
+    pub fn try_concat(&mut self, xs: &[Var], axis: usize) -> Result<Var> {
+        let refs: Vec<&Tensor<T>> = xs.iter().map(|v| self.value(*v)).collect();
+        let value = Tensor::try_concat(&refs, axis)?;
+        let sizes: Vec<usize> = refs.iter().map(|t| t.shape()[axis]).collect();
+        if axis == 0 {
+            for v in xs {
+                self.note_batch_mixing(*v, "concat along the batch axis");
+            }
+        }
+        // The vjp cuts the output's gradient back into the pieces.
+        Ok(self.push(
+            "concat",
+            value,
+            xs,
+            false,
+            Box::new(move |c| split_along(c.grad_out, axis, &sizes)),
+        ))
+    }
+
+    pub fn concat(&mut self, xs: &[Var], axis: usize) -> Var {
+        expect(self.try_concat(xs, axis))
+    }
+}
+
+/// Cuts `g` along `axis` into consecutive pieces of the given sizes.
+fn split_along<T: Float>(
+    g: &Tensor<T>,
+    axis: usize,
+    sizes: &[usize],
+) -> Vec<Option<crate::tape::Grad<T>>> {
+    let shape = g.shape();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let total = shape[axis];
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&len| {
+            let mut piece_shape = shape.to_vec();
+            piece_shape[axis] = len;
+            let mut data = Vec::with_capacity(outer * len * inner);
+            for o in 0..outer {
+                let from = (o * total + start) * inner;
+                data.extend_from_slice(&g.data()[from..from + len * inner]);
+            }
+            start += len;
+            Some(Tensor::from_vec(&piece_shape, data).into())
+        })
+        .collect()
+}

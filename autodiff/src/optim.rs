@@ -1,0 +1,182 @@
+//! Optimisers over a list of parameter tensors: AdamW (decoupled weight decay, as PyTorch
+//! defines it) and SGD with momentum, and a step learning-rate schedule.
+
+use tensor::{Float, Tensor};
+
+/// `lr(epoch) = base * gamma^floor(epoch / step)`: the learning rate multiplied by `gamma`
+/// every `step` epochs (`step = 0`: constant).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLr {
+    pub base: f64,
+    pub gamma: f64,
+    pub step: usize,
+}
+
+impl StepLr {
+    pub fn at(&self, epoch: usize) -> f64 {
+        if self.step == 0 {
+            return self.base;
+        }
+        self.base * self.gamma.powi((epoch / self.step) as i32)
+    }
+}
+
+/// AdamW hyperparameters (PyTorch's defaults but for the learning rate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+/// AdamW. For each parameter `p` with gradient `g`, at step `t` (counted from 1):
+///
+/// ```text
+/// p <- p (1 - lr wd)                        decoupled weight decay
+/// m <- b1 m + (1 - b1) g
+/// v <- b2 v + (1 - b2) g^2
+/// p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+/// ```
+///
+/// Invariant: `m` and `v` hold one tensor per parameter, of its shape. The state (`t`, `m`,
+/// `v`) is public so that checkpoints can save and restore it exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamW<T: Float> {
+    pub config: AdamWConfig,
+    pub t: u64,
+    pub m: Vec<Tensor<T>>,
+    pub v: Vec<Tensor<T>>,
+}
+
+impl<T: Float> AdamW<T> {
+    /// Fresh state (zero moments) for parameters of the given shapes.
+    pub fn new(config: AdamWConfig, shapes: &[Vec<usize>]) -> Self {
+        Self {
+            config,
+            t: 0,
+            m: shapes.iter().map(|s| Tensor::zeros(s)).collect(),
+            v: shapes.iter().map(|s| Tensor::zeros(s)).collect(),
+        }
+    }
+
+    /// One step at learning rate `lr` (the schedule's value; `config.lr` is the base).
+    /// Panics if the parameters and gradients do not match the state's shapes.
+    pub fn step(&mut self, lr: f64, params: &mut [Tensor<T>], grads: &[Tensor<T>]) {
+        assert_eq!(params.len(), self.m.len(), "AdamW: parameter count changed");
+        assert_eq!(grads.len(), self.m.len(), "AdamW: gradient count");
+        self.t += 1;
+        let c = self.config;
+        let bc1 = 1.0 - c.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - c.beta2.powi(self.t as i32);
+        let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
+        let (one_b1, one_b2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
+        let decay = T::from_f64(1.0 - lr * c.weight_decay);
+        let step = T::from_f64(lr / bc1);
+        let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
+        let eps = T::from_f64(c.eps);
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
+            let (m, v) = (self.m[i].data_mut(), self.v[i].data_mut());
+            for (((pj, &gj), mj), vj) in p.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {
+                *pj *= decay;
+                *mj = b1 * *mj + one_b1 * gj;
+                *vj = b2 * *vj + one_b2 * gj * gj;
+                *pj -= step * *mj / (vj.sqrt() * inv_sqrt_bc2 + eps);
+            }
+        }
+    }
+}
+
+/// SGD with optional momentum (PyTorch's form: `b <- mu b + g; p <- p - lr b`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sgd<T: Float> {
+    pub momentum: f64,
+    pub buffers: Vec<Tensor<T>>,
+}
+
+impl<T: Float> Sgd<T> {
+    pub fn new(momentum: f64, shapes: &[Vec<usize>]) -> Self {
+        Self {
+            momentum,
+            buffers: shapes.iter().map(|s| Tensor::zeros(s)).collect(),
+        }
+    }
+
+    pub fn step(&mut self, lr: f64, params: &mut [Tensor<T>], grads: &[Tensor<T>]) {
+        assert_eq!(params.len(), self.buffers.len(), "SGD: parameter count changed");
+        let (mu, lr) = (T::from_f64(self.momentum), T::from_f64(lr));
+        for ((p, g), b) in params.iter_mut().zip(grads).zip(&mut self.buffers) {
+            for ((pj, &gj), bj) in p.data_mut().iter_mut().zip(g.data()).zip(b.data_mut()) {
+                *bj = mu * *bj + gj;
+                *pj -= lr * *bj;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adamw_first_two_steps_by_hand() {
+        // One parameter p = 1, gradient g = 0.5, lr 0.1, wd 0.1, b1 .9, b2 .999, eps 1e-8.
+        // Step 1: p <- 1 (1 - 0.01) = 0.99; m = 0.05; v = 0.00025;
+        //   m^ = 0.05 / 0.1 = 0.5; v^ = 0.00025 / 0.001 = 0.25; p <- 0.99 - 0.1 * 0.5 / 0.5 = 0.89.
+        // Step 2 (g = 0.5 again): p <- 0.89 * 0.99 = 0.8811; m = 0.095; v = 0.00049975;
+        //   m^ = 0.095 / 0.19 = 0.5; v^ = 0.00049975 / 0.001999 = 0.25; p <- 0.8811 - 0.1 = 0.7811.
+        let config = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.1,
+            ..Default::default()
+        };
+        let mut opt = AdamW::<f64>::new(config, &[vec![1]]);
+        let mut p = vec![Tensor::from_vec(&[1], vec![1.0])];
+        let g = vec![Tensor::from_vec(&[1], vec![0.5])];
+        // eps enters as 0.1 * 0.5 / (0.5 + 1e-8) instead of 0.1.
+        let adam_step = 0.1 * 0.5 / (0.5 + 1e-8);
+        opt.step(0.1, &mut p, &g);
+        let p1 = 0.99 - adam_step;
+        assert!((p[0].data()[0] - p1).abs() < 1e-12, "{:?}", p[0]);
+        opt.step(0.1, &mut p, &g);
+        assert!((p[0].data()[0] - (p1 * 0.99 - adam_step)).abs() < 1e-12, "{:?}", p[0]);
+    }
+
+    #[test]
+    fn sgd_with_momentum_by_hand() {
+        // b = 1, p = 2 - 0.5 = 1.5; then b = 0.5 + 1 = 1.5, p = 1.5 - 0.75 = 0.75.
+        let mut opt = Sgd::<f64>::new(0.5, &[vec![1]]);
+        let mut p = vec![Tensor::from_vec(&[1], vec![2.0])];
+        let g = vec![Tensor::from_vec(&[1], vec![1.0])];
+        opt.step(0.5, &mut p, &g);
+        assert_eq!(p[0].data()[0], 1.5);
+        opt.step(0.5, &mut p, &g);
+        assert_eq!(p[0].data()[0], 0.75);
+    }
+
+    #[test]
+    fn step_lr_decays_every_step_epochs() {
+        let s = StepLr {
+            base: 0.01,
+            gamma: 0.8,
+            step: 100,
+        };
+        assert_eq!(s.at(99), 0.01);
+        assert!((s.at(100) - 0.008).abs() < 1e-15);
+        assert!((s.at(250) - 0.0064).abs() < 1e-15);
+    }
+}
