@@ -117,7 +117,11 @@ impl<T: Float> Sgd<T> {
     }
 
     pub fn step(&mut self, lr: f64, params: &mut [Tensor<T>], grads: &[Tensor<T>]) {
-        assert_eq!(params.len(), self.buffers.len(), "SGD: parameter count changed");
+        assert_eq!(
+            params.len(),
+            self.buffers.len(),
+            "SGD: parameter count changed"
+        );
         let (mu, lr) = (T::from_f64(self.momentum), T::from_f64(lr));
         for ((p, g), b) in params.iter_mut().zip(grads).zip(&mut self.buffers) {
             for ((pj, &gj), bj) in p.data_mut().iter_mut().zip(g.data()).zip(b.data_mut()) {
@@ -153,7 +157,11 @@ mod tests {
         let p1 = 0.99 - adam_step;
         assert!((p[0].data()[0] - p1).abs() < 1e-12, "{:?}", p[0]);
         opt.step(0.1, &mut p, &g);
-        assert!((p[0].data()[0] - (p1 * 0.99 - adam_step)).abs() < 1e-12, "{:?}", p[0]);
+        assert!(
+            (p[0].data()[0] - (p1 * 0.99 - adam_step)).abs() < 1e-12,
+            "{:?}",
+            p[0]
+        );
     }
 
     #[test]

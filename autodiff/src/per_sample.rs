@@ -58,7 +58,9 @@ fn check_loss<T: Float>(tape: &Tape<T>, loss: Var, b: usize) -> Result<()> {
     if let Some(op) = tape.batch_mixing_op() {
         return Err(AutodiffError::Invalid {
             op: "per_sample_grads",
-            msg: format!("the function mixes samples ({op}), so per-sample gradients are undefined"),
+            msg: format!(
+                "the function mixes samples ({op}), so per-sample gradients are undefined"
+            ),
         });
     }
     Ok(())

@@ -254,7 +254,10 @@ impl<T: Float> Tape<T> {
         if value.numel() != 1 {
             return Err(AutodiffError::Invalid {
                 op: "grad",
-                msg: format!("the loss must be a scalar, its shape is {:?}", value.shape()),
+                msg: format!(
+                    "the loss must be a scalar, its shape is {:?}",
+                    value.shape()
+                ),
             });
         }
         let seed = Tensor::ones(value.shape());
@@ -308,7 +311,12 @@ impl<T: Float> Tape<T> {
         Ok(grads)
     }
 
-    fn ctx<'a>(&'a self, node: &'a Node<T>, grad_out: &'a Tensor<T>, per_sample: bool) -> Ctx<'a, T> {
+    fn ctx<'a>(
+        &'a self,
+        node: &'a Node<T>,
+        grad_out: &'a Tensor<T>,
+        per_sample: bool,
+    ) -> Ctx<'a, T> {
         Ctx {
             grad_out,
             inputs: node.inputs.iter().map(|v| self.value(*v)).collect(),

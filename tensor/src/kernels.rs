@@ -76,7 +76,13 @@ pub fn norm<T: Float>(x: &[T]) -> T {
 
 /// `y <- alpha x + y` (lengths are asserted).
 pub fn axpy<T: Float>(alpha: T, x: &[T], y: &mut [T]) {
-    assert_eq!(x.len(), y.len(), "axpy: lengths {} and {}", x.len(), y.len());
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "axpy: lengths {} and {}",
+        x.len(),
+        y.len()
+    );
     zip_apply(y, x, |yi, xi| *yi += alpha * xi);
 }
 
@@ -168,7 +174,9 @@ mod tests {
 
     /// Small integers make every partial sum exact, so any summation order gives the same bits.
     fn ints(n: usize, seed: i64) -> Vec<f64> {
-        (0..n as i64).map(|i| ((i * 7 + seed) % 11 - 5) as f64).collect()
+        (0..n as i64)
+            .map(|i| ((i * 7 + seed) % 11 - 5) as f64)
+            .collect()
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod topk;
 pub use element::Float;
 pub use error::{Result, TensorError};
 pub use matmul::{matmul_naive, Transpose};
-pub use shape::{broadcast_shape, numel};
 pub use random::rng;
+pub use shape::{broadcast_shape, numel};
 pub use tensor::Tensor;
 pub use topk::TopK;

@@ -88,7 +88,16 @@ impl<T: Float> Tensor<T> {
         let count = numel(&batch);
         if b.batch.is_empty() && ta == Transpose::No {
             // The batch folds into the rows of one product: [count * m, k] @ [k, n].
-            gemm_into(count * m, k, n, self.data(), &a, other.data(), &b, out.data_mut());
+            gemm_into(
+                count * m,
+                k,
+                n,
+                self.data(),
+                &a,
+                other.data(),
+                &b,
+                out.data_mut(),
+            );
             return Ok(out);
         }
         let (sa, sb) = (if a.batch.is_empty() { 0 } else { m * k }, {
@@ -103,7 +112,10 @@ impl<T: Float> Tensor<T> {
             gemm_into(m, k, n, &ad[i * sa..], &a, &bd[i * sb..], &b, c);
         };
         if count > 1 && m * n * k >= 1 << 12 {
-            out.data_mut().par_chunks_mut(m * n).enumerate().for_each(body);
+            out.data_mut()
+                .par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(body);
         } else {
             out.data_mut().chunks_mut(m * n).enumerate().for_each(body);
         }
@@ -182,7 +194,9 @@ pub fn matmul_naive<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
     assert_eq!(b.shape()[0], k);
     Tensor::from_fn(&[m, n], |idx| {
         let (i, j) = (idx / n, idx % n);
-        (0..k).fold(T::zero(), |s, l| s + a.data()[i * k + l] * b.data()[l * n + j])
+        (0..k).fold(T::zero(), |s, l| {
+            s + a.data()[i * k + l] * b.data()[l * n + j]
+        })
     })
 }
 

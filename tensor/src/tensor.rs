@@ -274,7 +274,10 @@ impl<T: Float> Tensor<T> {
         if !valid {
             return Err(TensorError::Invalid {
                 op: "permute",
-                msg: format!("{axes:?} is not a permutation of the axes of {:?}", self.shape),
+                msg: format!(
+                    "{axes:?} is not a permutation of the axes of {:?}",
+                    self.shape
+                ),
             });
         }
         let own = strides(&self.shape);

@@ -39,7 +39,10 @@ impl<T: Float> Tensor<T> {
         if count > n {
             return Err(TensorError::Invalid {
                 op: "top_k_abs",
-                msg: format!("cannot keep {count} of {n} elements (shape {:?})", self.shape()),
+                msg: format!(
+                    "cannot keep {count} of {n} elements (shape {:?})",
+                    self.shape()
+                ),
             });
         }
         let x = self.data();

@@ -1,1 +1,4 @@
-//! placeholder
+//! `toys`: the paper's toy models and their data, toy training, the experiments of Section 3,
+//! figures, and the `l3d` program.
+
+pub mod arch;

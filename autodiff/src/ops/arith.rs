@@ -54,9 +54,7 @@ impl<T: Float> Tape<T> {
     pub fn try_mul(&mut self, a: Var, b: Var) -> Result<Var> {
         let value = self.value(a).try_mul(self.value(b))?;
         // d(a b)/da = b, d(a b)/db = a.
-        Ok(self.binary("mul", a, b, value, |c, i| {
-            c.grad_out.mul(c.inputs[1 - i])
-        }))
+        Ok(self.binary("mul", a, b, value, |c, i| c.grad_out.mul(c.inputs[1 - i])))
     }
 
     /// `a / b`, broadcast.

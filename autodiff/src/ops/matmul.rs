@@ -41,7 +41,8 @@ impl<T: Float> Tape<T> {
                 vec![
                     c.needs(0)
                         .then(|| grad_lhs(a, ta, b, tb, g, c.per_sample(0)).into()),
-                    c.needs(1).then(|| grad_rhs(a, ta, b, tb, g, c.per_sample(1))),
+                    c.needs(1)
+                        .then(|| grad_rhs(a, ta, b, tb, g, c.per_sample(1))),
                 ]
             }),
         ))

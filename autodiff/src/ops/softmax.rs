@@ -18,7 +18,11 @@ impl<T: Float> Tape<T> {
             Box::new(|c| {
                 let n = *c.out.shape().last().expect("log_softmax has a last axis");
                 let mut dx = c.grad_out.clone();
-                for (row, y) in dx.data_mut().chunks_exact_mut(n).zip(c.out.data().chunks_exact(n)) {
+                for (row, y) in dx
+                    .data_mut()
+                    .chunks_exact_mut(n)
+                    .zip(c.out.data().chunks_exact(n))
+                {
                     let total: T = row.iter().copied().sum();
                     for (d, &yj) in row.iter_mut().zip(y) {
                         *d -= yj.exp() * total;
