@@ -76,6 +76,11 @@ impl<T: Float> AdamW<T> {
     /// One step at learning rate `lr` (the schedule's value; `config.lr` is the base).
     /// Panics if the parameters and gradients do not match the state's shapes.
     pub fn step(&mut self, lr: f64, params: &mut [Tensor<T>], grads: &[Tensor<T>]) {
+        self.step_refs(lr, params.iter_mut().collect(), grads);
+    }
+
+    /// [`AdamW::step`] for parameters held in different places.
+    pub fn step_refs(&mut self, lr: f64, params: Vec<&mut Tensor<T>>, grads: &[Tensor<T>]) {
         assert_eq!(params.len(), self.m.len(), "AdamW: parameter count changed");
         assert_eq!(grads.len(), self.m.len(), "AdamW: gradient count");
         self.t += 1;
@@ -88,7 +93,7 @@ impl<T: Float> AdamW<T> {
         let step = T::from_f64(lr / bc1);
         let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
         let eps = T::from_f64(c.eps);
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+        for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
             let (m, v) = (self.m[i].data_mut(), self.v[i].data_mut());
             for (((pj, &gj), mj), vj) in p.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {

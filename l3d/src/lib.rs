@@ -1,5 +1,42 @@
 //! `l3d`: Local Loss Landscape Decomposition.
+//!
+//! L3D finds directions in a model's parameter space ("subnetworks") such that the per-sample
+//! gradients of an output divergence are reconstructed from a few of them at a time.
+//!
+//! # Legend
+//!
+//! | code | paper | meaning |
+//! |---|---|---|
+//! | `B` | | batch size |
+//! | `n_v` | `n_v` | number of subnetworks |
+//! | `R`, `rank` | | CP rank of a subnetwork's tensor |
+//! | `g_i` | `g_i` | per-sample gradient `d/dW D(f(x_i, W), f(x_r, W0))` at `W0` |
+//! | `encoder` | `V_in` | the subnetworks' encoder parts (CP factors) |
+//! | `decoder` | `V_out` | the subnetworks' decoder parts (CP factors, unit norm) |
+//! | `c[i, v]` | | `<V_in[v], g_i>`, the coefficients |
+//! | `k`, `top_k` | `k` | fraction of the `B x n_v` coefficients kept |
+//!
+//! # One step (Algorithm 1)
+//!
+//! [`pairs`]: references and per-sample gradients; [`step`]: encode, [`topk`], decode, the
+//! relative loss and its gradient; [`train`]: epochs, AdamW, renormalisation, statistics;
+//! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
 
+pub mod config;
+pub mod cp;
+pub mod decomposition;
+pub mod error;
+pub mod intervene;
+pub mod measure;
 pub mod model;
+pub mod pairs;
+pub mod persist;
+pub mod step;
+pub mod topk;
+pub mod train;
 
+pub use config::{Divergence, L3dConfig, Reference};
+pub use decomposition::Decomposition;
+pub use error::{L3dError, Result};
 pub use model::{Model, OutputKind};
+pub use train::{EpochStats, Trainer};

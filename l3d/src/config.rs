@@ -1,0 +1,196 @@
+//! The settings of a decomposition, with the paper's defaults, and their validation.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// The divergence `D(f(x_i, W), r)` whose per-sample gradient at `W0` is decomposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Divergence {
+    /// The paper's MSE, `mean_j (f_j - r_j)^2`: gradient `2/n_out J^T (f - r)`.
+    Mse,
+    /// The variant of the authors' toy scripts, `mean_j f_j (f_j - r_j)` with `r` fixed:
+    /// gradient `1/n_out J^T (2 f - r)`. Offered to compare with the paper's toy numbers.
+    MseAuthors,
+    /// `KL(softmax(r) || softmax(f))` for logit outputs.
+    Kl,
+}
+
+/// Which reference output `r` a sample is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    /// `r = f(x_r, W0)` for another sample `x_r` of the same batch, drawn uniformly among the
+    /// other samples (`r != i`, so no pair has a zero gradient by construction). The paper's
+    /// choice.
+    RandomSample,
+    /// The batch's mean output (for KL: the mean of the softmaxes).
+    BatchMean,
+    /// The zero output (for KL: the uniform distribution).
+    Zero,
+}
+
+/// Everything that decides a decomposition. `seed` plus this config reproduce a run exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct L3dConfig {
+    /// Number of subnetworks `n_v`.
+    pub n_subnetworks: usize,
+    /// CP rank `R` of every tensor with two or more modes. Vectors (biases) always use rank 1:
+    /// a sum of rank-one vectors is one vector.
+    pub rank: usize,
+    /// Per-tensor ranks overriding `rank`, by parameter name.
+    pub ranks: BTreeMap<String, usize>,
+    /// Fraction `k` of the `B x n_v` coefficients kept by batch top-k.
+    pub top_k: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// AdamW learning rate at epoch 0.
+    pub lr: f64,
+    /// The learning rate is multiplied by `lr_gamma` every `lr_step` epochs (0: never).
+    pub lr_gamma: f64,
+    pub lr_step: usize,
+    pub weight_decay: f64,
+    /// During the first `warm_start_epochs` epochs, `k` falls linearly from 1 to `top_k`.
+    pub warm_start_epochs: usize,
+    pub divergence: Divergence,
+    pub reference: Reference,
+    /// Parameter tensors to decompose, by name; empty means all of them.
+    pub decompose: Vec<String>,
+    pub seed: u64,
+}
+
+impl Default for L3dConfig {
+    /// The paper's settings: `n_v = 5`, rank 1, `k = 0.1`, 1,000 epochs of batch 32, AdamW at
+    /// lr 0.01 decayed by 0.8 every 100 epochs, MSE against a random in-batch reference.
+    fn default() -> Self {
+        Self {
+            n_subnetworks: 5,
+            rank: 1,
+            ranks: BTreeMap::new(),
+            top_k: 0.1,
+            epochs: 1000,
+            batch_size: 32,
+            lr: 0.01,
+            lr_gamma: 0.8,
+            lr_step: 100,
+            weight_decay: 0.0,
+            warm_start_epochs: 0,
+            divergence: Divergence::Mse,
+            reference: Reference::RandomSample,
+            decompose: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// A config that cannot be run, and why.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("invalid config: {field} = {value}: {why}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+fn bad(field: &'static str, value: impl ToString, why: &str) -> ConfigError {
+    ConfigError {
+        field,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+impl L3dConfig {
+    /// Checks every setting on its own (the model- and data-dependent checks happen when a
+    /// decomposition is built and trained).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.n_subnetworks == 0 {
+            return Err(bad("n_subnetworks", 0, "needs at least one subnetwork"));
+        }
+        if self.rank == 0 {
+            return Err(bad("rank", 0, "the CP rank must be at least 1"));
+        }
+        if let Some((name, _)) = self.ranks.iter().find(|(_, &r)| r == 0) {
+            return Err(bad("ranks", name, "the CP rank must be at least 1"));
+        }
+        if !(self.top_k > 0.0 && self.top_k <= 1.0) {
+            return Err(bad("top_k", self.top_k, "must lie in (0, 1]"));
+        }
+        if self.batch_size < 2 && self.reference == Reference::RandomSample {
+            return Err(bad(
+                "batch_size",
+                self.batch_size,
+                "a random in-batch reference needs batches of at least 2",
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(bad("batch_size", 0, "must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(bad("lr", self.lr, "must be a positive number"));
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return Err(bad("lr_gamma", self.lr_gamma, "must be a positive number"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(bad("weight_decay", self.weight_decay, "must be >= 0"));
+        }
+        Ok(())
+    }
+
+    /// The rank used for a tensor of the given name and number of modes.
+    pub fn rank_for(&self, name: &str, modes: usize) -> usize {
+        match self.ranks.get(name) {
+            Some(&r) => r,
+            None if modes <= 1 => 1,
+            None => self.rank,
+        }
+    }
+
+    /// The top-k fraction in force at `epoch` (linear warm start from 1 to `top_k`).
+    pub fn top_k_at(&self, epoch: usize) -> f64 {
+        if epoch >= self.warm_start_epochs {
+            return self.top_k;
+        }
+        let t = epoch as f64 / self.warm_start_epochs as f64;
+        1.0 - (1.0 - self.top_k) * t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_settings_are_named() {
+        let ok = L3dConfig::default();
+        assert!(ok.validate().is_ok());
+        let cases = [
+            ("n_subnetworks", L3dConfig { n_subnetworks: 0, ..ok.clone() }),
+            ("rank", L3dConfig { rank: 0, ..ok.clone() }),
+            ("top_k", L3dConfig { top_k: 0.0, ..ok.clone() }),
+            ("top_k", L3dConfig { top_k: 1.5, ..ok.clone() }),
+            ("top_k", L3dConfig { top_k: f64::NAN, ..ok.clone() }),
+            ("batch_size", L3dConfig { batch_size: 1, ..ok.clone() }),
+            ("lr", L3dConfig { lr: -1.0, ..ok.clone() }),
+        ];
+        for (field, config) in cases {
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn warm_start_falls_linearly_to_k() {
+        let c = L3dConfig {
+            warm_start_epochs: 4,
+            top_k: 0.2,
+            ..Default::default()
+        };
+        assert_eq!(c.top_k_at(0), 1.0);
+        assert!((c.top_k_at(2) - 0.6).abs() < 1e-12);
+        assert_eq!(c.top_k_at(4), 0.2);
+    }
+}

@@ -1,0 +1,157 @@
+//! Measuring a trained decomposition: reconstruction error on held-out pairs, and impacts.
+//!
+//! Impact of subnetwork `v_k` on a pair: `I(x_i, x_j, v_k) = |<V_in[k], g(x_i, x_j)>|`; on a
+//! sample: `I(x_i, v_k)`, the mean of `I(x_i, x_j, v_k)` over `n` references `x_j`.
+
+use crate::config::{L3dConfig, Reference};
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::model::Model;
+use crate::pairs::{check_data, per_sample_gradients, reference_outputs};
+use crate::step::{encode, tape_step, MaskRule};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tensor::{Float, Tensor};
+
+/// Stream of the seed's generator used for evaluation pairs (training uses streams 0, 1, ...
+/// one per epoch; initialisation uses the last stream).
+const EVAL_STREAM: u64 = u64::MAX - 1;
+
+/// Rows per chunk when measuring many samples, bounding the memory of dense gradients.
+const CHUNK_ROWS: usize = 256;
+
+/// Reconstruction quality on a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// `sum |g - g_hat|^2 / sum |g|^2` over all pairs, with batch top-k at `config.top_k`.
+    pub reconstruction_error: f64,
+    /// Fraction of samples in which each subnetwork was in the top k.
+    pub p_act: Vec<f64>,
+    pub dead: usize,
+}
+
+/// For each row `i` of `n` rows, a partner `j != i` drawn uniformly (needs `n >= 2`).
+fn partners(n: usize, rng: &mut impl Rng) -> Vec<usize> {
+    crate::pairs::draw_partners(n, rng)
+}
+
+/// Dense per-sample gradients of the pairs `(x_i, reference_i)`.
+fn dense_grads<T: Float>(
+    model: &dyn Model<T>,
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    x: &Tensor<T>,
+    reference: &Tensor<T>,
+) -> Result<Vec<Tensor<T>>> {
+    Ok(
+        per_sample_gradients(model, &d.param_index, x, reference, config.divergence)?
+            .into_iter()
+            .map(|g| g.into_dense())
+            .collect(),
+    )
+}
+
+/// Relative reconstruction error on `data`, in batches of `config.batch_size` with references
+/// drawn as in training (from the seed's evaluation stream `seed`).
+pub fn evaluate<T: Float>(
+    model: &dyn Model<T>,
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    data: &Tensor<T>,
+    seed: u64,
+) -> Result<Evaluation> {
+    check_data(model, data)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(EVAL_STREAM);
+    let (mut err, mut norm, mut samples) = (0.0, 0.0, 0usize);
+    let mut active = vec![0.0; d.n_v];
+    let rows: Vec<usize> = (0..data.shape()[0]).collect();
+    for chunk in rows.chunks(config.batch_size) {
+        if chunk.len() < 2 && config.reference == Reference::RandomSample {
+            continue;
+        }
+        let x = data.gather_rows(chunk);
+        let y0 = model.evaluate_w0(&x)?;
+        let p = match config.reference {
+            Reference::RandomSample => partners(chunk.len(), &mut rng),
+            _ => Vec::new(),
+        };
+        let r = reference_outputs(&y0, config.reference, config.divergence, &p);
+        let grads = dense_grads(model, d, config, &x, &r)?;
+        let step = tape_step(d, &grads, MaskRule::TopK(config.top_k))?;
+        err += step.sq_error.to_f64();
+        norm += step.sq_norm.to_f64();
+        samples += chunk.len();
+        for row in step.mask.data().chunks_exact(d.n_v) {
+            for (a, m) in active.iter_mut().zip(row) {
+                *a += m.to_f64();
+            }
+        }
+    }
+    if samples == 0 {
+        return Err(L3dError::Mismatch("evaluation needs at least 2 samples".into()));
+    }
+    let p_act: Vec<f64> = active.iter().map(|a| a / samples as f64).collect();
+    Ok(Evaluation {
+        reconstruction_error: err / norm.max(f64::MIN_POSITIVE),
+        dead: p_act.iter().filter(|&&p| p == 0.0).count(),
+        p_act,
+    })
+}
+
+/// `I(x_i, x_j, v)` for pairs given row by row: `x_i, x_j: [B, d_in]` -> `[B, n_v]`.
+pub fn pair_impacts<T: Float>(
+    model: &dyn Model<T>,
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    xi: &Tensor<T>,
+    xj: &Tensor<T>,
+) -> Result<Tensor<T>> {
+    if xi.shape() != xj.shape() {
+        return Err(L3dError::Mismatch(format!(
+            "pair impacts need equally many samples and references: {:?} and {:?}",
+            xi.shape(),
+            xj.shape()
+        )));
+    }
+    let r = model.evaluate_w0(xj)?;
+    let grads = dense_grads(model, d, config, xi, &r)?;
+    Ok(encode(d, &grads)?.abs())
+}
+
+/// The subnetwork-by-sample impact matrix `I(x_i, v)`: `[N, n_v]`, each entry the mean of
+/// `n_refs` pair impacts with references drawn uniformly from the other rows of `data`
+/// (seeded by `seed`).
+pub fn impacts<T: Float>(
+    model: &dyn Model<T>,
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    data: &Tensor<T>,
+    n_refs: usize,
+    seed: u64,
+) -> Result<Tensor<T>> {
+    check_data(model, data)?;
+    let n = data.shape()[0];
+    if n < 2 || n_refs == 0 {
+        return Err(L3dError::Mismatch(format!(
+            "impacts need at least 2 samples and 1 reference (got {n} samples, {n_refs} references)"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(EVAL_STREAM - 1);
+    let mut total = Tensor::zeros(&[n, d.n_v]);
+    for _ in 0..n_refs {
+        let p = partners(n, &mut rng);
+        let rows: Vec<usize> = (0..n).collect();
+        let mut parts = Vec::new();
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let xi = data.gather_rows(chunk);
+            let xj = data.gather_rows(&chunk.iter().map(|&i| p[i]).collect::<Vec<_>>());
+            parts.push(pair_impacts(model, d, config, &xi, &xj)?);
+        }
+        let refs: Vec<&Tensor<T>> = parts.iter().collect();
+        total.add_assign(&Tensor::concat(&refs, 0));
+    }
+    Ok(total.mul_scalar(T::one() / T::from_usize(n_refs)))
+}

@@ -1,0 +1,149 @@
+//! Pairs and divergences: for each sample `x_i` of a batch a reference output `r_i`, and the
+//! per-sample gradient `g_i = d/dW D(f(x_i, W), r_i)` at `W = W0` with `r_i` held fixed.
+//!
+//! Shapes: `x: [B, d_in]`, `r: [B, d_out]`, `g_i` one tensor per decomposed parameter,
+//! stacked as `[B, ..param shape]`.
+
+use crate::config::{Divergence, Reference};
+use crate::error::{L3dError, Result};
+use crate::model::Model;
+use autodiff::{per_sample_grads, PerSampleGrad, Tape, Var};
+use rand::Rng;
+use tensor::{Float, Tensor};
+
+/// For each of `b` samples, the index of another sample of the batch, uniform over the
+/// `b - 1` others (`r_i != i`). Needs `b >= 2`.
+pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {
+    assert!(b >= 2, "a random in-batch reference needs at least 2 samples");
+    (0..b)
+        .map(|i| {
+            let j = rng.gen_range(0..b - 1);
+            if j >= i {
+                j + 1
+            } else {
+                j
+            }
+        })
+        .collect()
+}
+
+/// The reference outputs `r: [B, d_out]` for a batch whose outputs at `W0` are `y0: [B, d_out]`.
+/// `partners` is used by [`Reference::RandomSample`] only.
+pub fn reference_outputs<T: Float>(
+    y0: &Tensor<T>,
+    kind: Reference,
+    divergence: Divergence,
+    partners: &[usize],
+) -> Tensor<T> {
+    let b = y0.shape()[0];
+    match kind {
+        Reference::RandomSample => y0.gather_rows(partners),
+        Reference::Zero => Tensor::zeros(y0.shape()),
+        Reference::BatchMean if divergence == Divergence::Kl => {
+            // The mean distribution, as logits: ln(mean_i softmax(y0_i)).
+            let mean = y0.softmax_last().mean_axis(0).log();
+            let rows: Vec<&Tensor<T>> = (0..b).map(|_| &mean).collect();
+            Tensor::stack(&rows)
+        }
+        Reference::BatchMean => {
+            let mean = y0.mean_axis(0);
+            let rows: Vec<&Tensor<T>> = (0..b).map(|_| &mean).collect();
+            Tensor::stack(&rows)
+        }
+    }
+}
+
+/// Records the per-sample divergence `[B]` between outputs `y` and references `r` on a tape.
+pub fn record_divergence<T: Float>(
+    tape: &mut Tape<T>,
+    divergence: Divergence,
+    y: Var,
+    r: Var,
+) -> autodiff::Result<Var> {
+    match divergence {
+        Divergence::Mse => tape.try_mse(y, r),
+        Divergence::Kl => tape.try_kl_div(y, r),
+        Divergence::MseAuthors => {
+            // mean_j y_j (y_j - r_j): its gradient is J^T (2 y - r) / n_out.
+            let d = tape.try_sub(y, r)?;
+            let t = tape.try_mul(y, d)?;
+            let s = tape.sum_rows(t);
+            let width = tape.shape(y)[1..].iter().product::<usize>().max(1);
+            Ok(tape.scale(s, T::one() / T::from_usize(width)))
+        }
+    }
+}
+
+/// Per-sample gradients `g_i` of the divergence at `W0` for the parameters `decomposed`
+/// (indices into the model's parameters; the others are held at `W0` as constants).
+///
+/// Returns one [`PerSampleGrad`] per decomposed tensor: `[B, ..shape]`, possibly in factored
+/// form for weights of linear layers.
+pub fn per_sample_gradients<T: Float>(
+    model: &dyn Model<T>,
+    decomposed: &[usize],
+    x: &Tensor<T>,
+    reference: &Tensor<T>,
+    divergence: Divergence,
+) -> Result<Vec<PerSampleGrad<T>>> {
+    let w0 = model.params();
+    let trainable: Vec<Tensor<T>> = decomposed.iter().map(|&i| w0[i].clone()).collect();
+    let grads = per_sample_grads(&trainable, &[x, reference], |tape, p, inputs| {
+        let mut next = 0;
+        let mut all = Vec::with_capacity(w0.len());
+        for (i, w) in w0.iter().enumerate() {
+            if decomposed.contains(&i) {
+                all.push(p[next]);
+                next += 1;
+            } else {
+                all.push(tape.constant((*w).clone()));
+            }
+        }
+        let y = model.forward(tape, &all, inputs[0])?;
+        record_divergence(tape, divergence, y, inputs[1])
+    })?;
+    Ok(grads)
+}
+
+/// Checks a data matrix against the model: `[N, input_dim]`, every value finite.
+pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
+    if x.ndim() != 2 || x.shape()[1] != model.input_dim() {
+        return Err(L3dError::Mismatch(format!(
+            "the data has shape {:?}; the model takes rows of {} values",
+            x.shape(),
+            model.input_dim()
+        )));
+    }
+    if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
+        let w = x.shape()[1];
+        return Err(L3dError::Mismatch(format!(
+            "the data has a non-finite value at row {}, column {}",
+            i / w,
+            i % w
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::rng;
+
+    #[test]
+    fn partners_are_never_the_sample_itself_and_cover_the_others() {
+        let mut r = rng(3);
+        let mut seen = [[false; 4]; 4];
+        for _ in 0..200 {
+            for (i, j) in draw_partners(4, &mut r).into_iter().enumerate() {
+                assert_ne!(i, j);
+                seen[i][j] = true;
+            }
+        }
+        for (i, row) in seen.iter().enumerate() {
+            for (j, &s) in row.iter().enumerate() {
+                assert_eq!(s, i != j, "pair ({i}, {j})");
+            }
+        }
+    }
+}

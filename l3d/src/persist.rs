@@ -1,0 +1,429 @@
+//! Saving and loading decompositions and training checkpoints.
+//!
+//! A save is two files side by side: `<stem>.json` (metadata: format, config, seed, the
+//! model's parameter names and shapes, ranks, training history) and `<stem>.safetensors` (the
+//! factors: `encoder.<param>.mode<m>` and `decoder.<param>.mode<m>`, each `[d_m, n_v R]`;
+//! checkpoints add the AdamW moments `adam.m.<i>` and `adam.v.<i>`). Each file is written to
+//! a temporary file and renamed into place, and the JSON records a hash of the tensor file, so
+//! a reader never sees a half-written file and notices a pair from two different saves.
+
+use crate::config::L3dConfig;
+use crate::cp::CpTensor;
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::model::Model;
+use crate::train::{EpochStats, TrainState};
+use autodiff::optim::{AdamW, AdamWConfig};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tensor::{Float, Tensor};
+
+const FORMAT: &str = "l3d-decomposition";
+const CHECKPOINT_FORMAT: &str = "l3d-checkpoint";
+const VERSION: u32 = 1;
+
+/// One decomposed tensor in the metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorMeta {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub rank: usize,
+    /// Index of the tensor among the model's parameters.
+    pub param_index: usize,
+}
+
+/// A model parameter as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamMeta {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// The JSON half of a save.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: String,
+    pub version: u32,
+    pub dtype: String,
+    pub n_subnetworks: usize,
+    pub config: L3dConfig,
+    pub tensors: Vec<TensorMeta>,
+    pub model_params: Vec<ParamMeta>,
+    pub history: Vec<EpochStats>,
+    /// FNV-1a hash of the safetensors file written with this metadata.
+    pub tensors_hash: u64,
+    /// Checkpoints only: the next epoch, AdamW's step count, the data's fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub epoch: usize,
+    pub adam_t: u64,
+    pub data_fingerprint: u64,
+}
+
+/// A decomposition read back from disk, with what was saved beside it.
+#[derive(Debug, Clone)]
+pub struct Saved<T: Float> {
+    pub decomposition: Decomposition<T>,
+    pub meta: Meta,
+}
+
+/// The tensor file that goes with a JSON path: the same stem, `.safetensors`.
+pub fn tensors_path(json: &Path) -> PathBuf {
+    json.with_extension("safetensors")
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
+/// synced, then renamed over `path`. On error the temporary file is removed and `path` is
+/// untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| L3dError::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn dtype_of<T: Float>() -> Dtype {
+    if T::NAME == "f64" {
+        Dtype::F64
+    } else {
+        Dtype::F32
+    }
+}
+
+fn to_bytes<T: Float>(t: &Tensor<T>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.numel() * 8);
+    for v in t.data() {
+        if T::NAME == "f64" {
+            out.extend_from_slice(&v.to_f64().to_le_bytes());
+        } else {
+            out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Named tensors to safetensors bytes.
+fn serialize<T: Float>(named: &[(String, &Tensor<T>)]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = named.iter().map(|(_, t)| to_bytes(t)).collect();
+    let views: Vec<(String, TensorView)> = named
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            let view = TensorView::new(dtype_of::<T>(), t.shape().to_vec(), b)
+                .expect("the byte length matches the shape");
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize(views, &None::<HashMap<String, String>>).map_err(|e| L3dError::Io {
+        path: String::new(),
+        msg: e.to_string(),
+    })
+}
+
+/// Reads tensor `name` of a safetensors file as `Tensor<T>` (from f32 or f64).
+fn read_tensor<T: Float>(st: &SafeTensors, name: &str, path: &Path) -> Result<Tensor<T>> {
+    let err = |msg: String| L3dError::Io {
+        path: path.display().to_string(),
+        msg,
+    };
+    let view = st
+        .tensor(name)
+        .map_err(|_| err(format!("tensor '{name}' is missing")))?;
+    let data = view.data();
+    let values: Vec<T> = match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
+            .collect(),
+        other => return Err(err(format!("tensor '{name}' has dtype {other:?}; expected F32 or F64"))),
+    };
+    Tensor::try_from_vec(view.shape(), values)
+        .map_err(|e| err(format!("tensor '{name}': {e}")))
+}
+
+fn factor_names(prefix: &str, d: &Decomposition<impl Float>, cps_of: bool) -> Vec<String> {
+    let cps = if cps_of { &d.encoder } else { &d.decoder };
+    d.names
+        .iter()
+        .zip(cps)
+        .flat_map(|(name, cp)| (0..cp.factors.len()).map(move |m| format!("{prefix}.{name}.mode{m}")))
+        .collect()
+}
+
+fn named_factors<T: Float>(d: &Decomposition<T>) -> Vec<(String, &Tensor<T>)> {
+    let names = factor_names("encoder", d, true)
+        .into_iter()
+        .chain(factor_names("decoder", d, false));
+    names.zip(d.factors()).collect()
+}
+
+fn meta_of<T: Float>(
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    model: &dyn Model<T>,
+    history: &[EpochStats],
+) -> Meta {
+    Meta {
+        format: FORMAT.into(),
+        version: VERSION,
+        dtype: T::NAME.into(),
+        n_subnetworks: d.n_v,
+        config: config.clone(),
+        tensors: d
+            .names
+            .iter()
+            .zip(&d.encoder)
+            .zip(&d.param_index)
+            .map(|((name, cp), &i)| TensorMeta {
+                name: name.clone(),
+                shape: cp.shape.clone(),
+                rank: cp.rank,
+                param_index: i,
+            })
+            .collect(),
+        model_params: model
+            .param_names()
+            .into_iter()
+            .zip(model.param_shapes())
+            .map(|(name, shape)| ParamMeta { name, shape })
+            .collect(),
+        history: history.to_vec(),
+        tensors_hash: 0,
+        checkpoint: None,
+    }
+}
+
+fn write_pair<T: Float>(json: &Path, mut meta: Meta, named: &[(String, &Tensor<T>)]) -> Result<()> {
+    let tensor_path = tensors_path(json);
+    let bytes = serialize(named).map_err(|e| match e {
+        L3dError::Io { msg, .. } => L3dError::Io {
+            path: tensor_path.display().to_string(),
+            msg,
+        },
+        other => other,
+    })?;
+    meta.tensors_hash = fnv(&bytes);
+    write_atomic(&tensor_path, &bytes)?;
+    let text = serde_json::to_string_pretty(&meta).expect("metadata serialises");
+    write_atomic(json, text.as_bytes())
+}
+
+/// Saves a decomposition of `model` trained with `config`.
+pub fn save_decomposition<T: Float>(
+    json: &Path,
+    d: &Decomposition<T>,
+    config: &L3dConfig,
+    model: &dyn Model<T>,
+    history: &[EpochStats],
+) -> Result<()> {
+    write_pair(json, meta_of(d, config, model, history), &named_factors(d))
+}
+
+/// Saves a training state, from which [`crate::train::Trainer::resume`] continues exactly.
+pub fn save_checkpoint<T: Float>(json: &Path, state: &TrainState<T>, model: &dyn Model<T>) -> Result<()> {
+    let d = &state.decomposition;
+    let mut meta = meta_of(d, &state.config, model, &state.history);
+    meta.format = CHECKPOINT_FORMAT.into();
+    meta.checkpoint = Some(CheckpointMeta {
+        epoch: state.epoch,
+        adam_t: state.optimizer.t,
+        data_fingerprint: state.data_fingerprint,
+    });
+    let mut named = named_factors(d);
+    for (i, (m, v)) in state.optimizer.m.iter().zip(&state.optimizer.v).enumerate() {
+        named.push((format!("adam.m.{i}"), m));
+        named.push((format!("adam.v.{i}"), v));
+    }
+    write_pair(json, meta, &named)
+}
+
+/// Reads both files of a save and checks that they belong together.
+fn read_pair(json: &Path) -> Result<(Meta, Vec<u8>)> {
+    let io = |path: &Path, e: std::io::Error| L3dError::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let text = std::fs::read_to_string(json).map_err(|e| io(json, e))?;
+    let meta: Meta = serde_json::from_str(&text).map_err(|e| L3dError::Io {
+        path: json.display().to_string(),
+        msg: format!("not a valid l3d metadata file: {e}"),
+    })?;
+    if meta.format != FORMAT && meta.format != CHECKPOINT_FORMAT {
+        return Err(L3dError::Io {
+            path: json.display().to_string(),
+            msg: format!("unknown format '{}'", meta.format),
+        });
+    }
+    let tensor_path = tensors_path(json);
+    let bytes = std::fs::read(&tensor_path).map_err(|e| io(&tensor_path, e))?;
+    if fnv(&bytes) != meta.tensors_hash {
+        return Err(L3dError::Io {
+            path: tensor_path.display().to_string(),
+            msg: format!(
+                "does not match {} (a different save, or a damaged file)",
+                json.display()
+            ),
+        });
+    }
+    Ok((meta, bytes))
+}
+
+fn decomposition_from<T: Float>(meta: &Meta, st: &SafeTensors, path: &Path) -> Result<Decomposition<T>> {
+    let n_v = meta.n_subnetworks;
+    let read = |prefix: &str| -> Result<Vec<CpTensor<T>>> {
+        meta.tensors
+            .iter()
+            .map(|t| {
+                let factors = (0..t.shape.len())
+                    .map(|m| {
+                        let name = format!("{prefix}.{}.mode{m}", t.name);
+                        let f = read_tensor::<T>(st, &name, path)?;
+                        if f.shape() != [t.shape[m], n_v * t.rank] {
+                            return Err(L3dError::Io {
+                                path: path.display().to_string(),
+                                msg: format!(
+                                    "tensor '{name}' has shape {:?}; expected [{}, {}]",
+                                    f.shape(),
+                                    t.shape[m],
+                                    n_v * t.rank
+                                ),
+                            });
+                        }
+                        Ok(f)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(CpTensor {
+                    shape: t.shape.clone(),
+                    n_v,
+                    rank: t.rank,
+                    factors,
+                })
+            })
+            .collect()
+    };
+    let encoder = read("encoder")?;
+    let decoder = read("decoder")?;
+    Ok(Decomposition {
+        n_v,
+        names: meta.tensors.iter().map(|t| t.name.clone()).collect(),
+        param_index: meta.tensors.iter().map(|t| t.param_index).collect(),
+        encoder,
+        decoder,
+    })
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes).map_err(|e| L3dError::Io {
+        path: path.display().to_string(),
+        msg: format!("not a valid safetensors file: {e}"),
+    })
+}
+
+/// Loads a decomposition (or the decomposition inside a checkpoint).
+pub fn load_decomposition<T: Float>(json: &Path) -> Result<Saved<T>> {
+    let (meta, bytes) = read_pair(json)?;
+    let path = tensors_path(json);
+    let st = parse(&bytes, &path)?;
+    let decomposition = decomposition_from(&meta, &st, &path)?;
+    Ok(Saved { decomposition, meta })
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`].
+pub fn load_checkpoint<T: Float>(json: &Path) -> Result<TrainState<T>> {
+    let (meta, bytes) = read_pair(json)?;
+    let path = tensors_path(json);
+    let ck = meta.checkpoint.clone().ok_or_else(|| L3dError::Io {
+        path: json.display().to_string(),
+        msg: "is a decomposition, not a checkpoint".into(),
+    })?;
+    let st = parse(&bytes, &path)?;
+    let decomposition = decomposition_from::<T>(&meta, &st, &path)?;
+    let count = decomposition.factors().len();
+    let mut m = Vec::with_capacity(count);
+    let mut v = Vec::with_capacity(count);
+    for i in 0..count {
+        m.push(read_tensor(&st, &format!("adam.m.{i}"), &path)?);
+        v.push(read_tensor(&st, &format!("adam.v.{i}"), &path)?);
+    }
+    let config = meta.config.clone();
+    Ok(TrainState {
+        optimizer: AdamW {
+            config: AdamWConfig {
+                lr: config.lr,
+                weight_decay: config.weight_decay,
+                ..Default::default()
+            },
+            t: ck.adam_t,
+            m,
+            v,
+        },
+        config,
+        decomposition,
+        epoch: ck.epoch,
+        history: meta.history,
+        data_fingerprint: ck.data_fingerprint,
+    })
+}
+
+/// Checks a decomposition against a model: every decomposed tensor must exist in the model,
+/// at the recorded index, with the same shape. Lists every mismatch at once.
+pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>) -> Result<()> {
+    let names = model.param_names();
+    let shapes = model.param_shapes();
+    let mut problems = Vec::new();
+    for ((name, cp), &i) in d.names.iter().zip(&d.encoder).zip(&d.param_index) {
+        match names.iter().position(|n| n == name) {
+            None => problems.push(format!("'{name}' is not a parameter of the model")),
+            Some(j) if j != i => problems.push(format!(
+                "'{name}' is parameter {j} of the model but was recorded as parameter {i}"
+            )),
+            Some(j) if shapes[j] != cp.shape => problems.push(format!(
+                "'{name}' has shape {:?} in the model but {:?} in the decomposition",
+                shapes[j], cp.shape
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(L3dError::Mismatch(format!(
+            "the decomposition does not fit the model: {}",
+            problems.join("; ")
+        )))
+    }
+}

@@ -1,0 +1,297 @@
+//! Training a decomposition (Algorithm 1): epochs over a dataset of inputs, batches with
+//! random in-batch references, per-sample gradients at `W0`, a step on the relative
+//! reconstruction loss, AdamW with step decay, decoder renormalisation, and per-epoch
+//! statistics (loss, reconstruction error, activation fractions `P_act`, dead subnetworks).
+//!
+//! Randomness: epoch `e` draws its shuffle and its references from the seed's ChaCha stream
+//! `e`, so an epoch's randomness does not depend on what came before it, and resuming from a
+//! checkpoint repeats exactly what an uninterrupted run would have done.
+
+use crate::config::{L3dConfig, Reference};
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::model::Model;
+use crate::pairs::{check_data, draw_partners, per_sample_gradients, reference_outputs};
+use crate::step::{tape_step, MaskRule, StepResult};
+use autodiff::optim::{AdamW, AdamWConfig, StepLr};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tensor::{Float, Tensor};
+
+/// What one epoch measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub lr: f64,
+    pub top_k: f64,
+    /// Mean over batches of each batch's relative reconstruction error (the training loss).
+    pub loss: f64,
+    /// `sum |g - g_hat|^2 / sum |g|^2` over every pair of the epoch.
+    pub reconstruction_error: f64,
+    /// For each subnetwork, the fraction of samples in which it was in the top k.
+    pub p_act: Vec<f64>,
+    /// Subnetworks that were never in the top k during the epoch.
+    pub dead: usize,
+    /// Batches skipped because every pair's gradient was zero (nothing to reconstruct).
+    pub skipped_batches: usize,
+}
+
+/// The generator of epoch `epoch`: the seed's ChaCha stream number `epoch`.
+pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// The training state: everything a checkpoint needs to resume exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState<T: Float> {
+    pub config: L3dConfig,
+    pub decomposition: Decomposition<T>,
+    pub optimizer: AdamW<T>,
+    /// The next epoch to run.
+    pub epoch: usize,
+    pub history: Vec<EpochStats>,
+    /// Fingerprint of the training data, checked on resume.
+    pub data_fingerprint: u64,
+}
+
+/// Trains a decomposition of `model` on the rows of `data: [N, d_in]`.
+pub struct Trainer<'a, T: Float> {
+    model: &'a dyn Model<T>,
+    data: &'a Tensor<T>,
+    pub state: TrainState<T>,
+}
+
+impl<'a, T: Float> Trainer<'a, T> {
+    /// A fresh decomposition (see [`Decomposition::new`]) and optimiser.
+    pub fn new(model: &'a dyn Model<T>, config: L3dConfig, data: &'a Tensor<T>) -> Result<Self> {
+        check_model(model)?;
+        check_data(model, data)?;
+        let decomposition = Decomposition::new(model, &config)?;
+        let shapes: Vec<Vec<usize>> = decomposition
+            .factors()
+            .iter()
+            .map(|f| f.shape().to_vec())
+            .collect();
+        let optimizer = AdamW::new(
+            AdamWConfig {
+                lr: config.lr,
+                weight_decay: config.weight_decay,
+                ..Default::default()
+            },
+            &shapes,
+        );
+        Ok(Self {
+            model,
+            data,
+            state: TrainState {
+                config,
+                decomposition,
+                optimizer,
+                epoch: 0,
+                history: Vec::new(),
+                data_fingerprint: fingerprint(data),
+            },
+        })
+    }
+
+    /// Resumes from a saved state; the model and data must be the ones it was trained on.
+    pub fn resume(model: &'a dyn Model<T>, state: TrainState<T>, data: &'a Tensor<T>) -> Result<Self> {
+        check_model(model)?;
+        check_data(model, data)?;
+        if fingerprint(data) != state.data_fingerprint {
+            return Err(L3dError::Mismatch(
+                "the data differs from the data the checkpoint was trained on".into(),
+            ));
+        }
+        crate::persist::check_against_model(&state.decomposition, model)?;
+        Ok(Self { model, data, state })
+    }
+
+    pub fn decomposition(&self) -> &Decomposition<T> {
+        &self.state.decomposition
+    }
+
+    pub fn history(&self) -> &[EpochStats] {
+        &self.state.history
+    }
+
+    /// Runs the remaining epochs, calling `on_epoch` after each; it returns `false` to stop
+    /// early (the state stays consistent, ready to checkpoint).
+    pub fn train(&mut self, mut on_epoch: impl FnMut(&EpochStats) -> bool) -> Result<()> {
+        while self.state.epoch < self.state.config.epochs {
+            let stats = self.run_epoch()?;
+            if !on_epoch(&stats) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One epoch over the data.
+    pub fn run_epoch(&mut self) -> Result<EpochStats> {
+        let config = self.state.config.clone();
+        let epoch = self.state.epoch;
+        let mut rng = epoch_rng(config.seed, epoch);
+        let mut order: Vec<usize> = (0..self.data.shape()[0]).collect();
+        order.shuffle(&mut rng);
+        let schedule = StepLr {
+            base: config.lr,
+            gamma: config.lr_gamma,
+            step: config.lr_step,
+        };
+        let (lr, top_k) = (schedule.at(epoch), config.top_k_at(epoch));
+        let n_v = self.state.decomposition.n_v;
+        let mut acc = EpochAccumulator::new(n_v);
+        for (batch, rows) in order.chunks(config.batch_size).enumerate() {
+            if rows.len() < 2 && config.reference == Reference::RandomSample {
+                continue; // A lone leftover sample has no partner in its batch.
+            }
+            let x = self.data.gather_rows(rows);
+            let step = self.batch_step(&x, top_k, &mut rng)?;
+            let Some(step) = step else {
+                acc.skipped += 1;
+                continue;
+            };
+            check_finite(&step, epoch, batch)?;
+            let d = &mut self.state.decomposition;
+            self.state.optimizer.step_refs(lr, d.factors_mut(), &step.factor_grads);
+            d.renormalise_decoder();
+            acc.add(&step);
+        }
+        let stats = acc.finish(epoch, lr, top_k);
+        self.state.history.push(stats.clone());
+        self.state.epoch += 1;
+        Ok(stats)
+    }
+
+    /// Pairs, per-sample gradients and one step for a batch `x: [B, d_in]`; `None` if every
+    /// gradient of the batch is zero.
+    fn batch_step(&self, x: &Tensor<T>, top_k: f64, rng: &mut ChaCha8Rng) -> Result<Option<StepResult<T>>> {
+        let config = &self.state.config;
+        let d = &self.state.decomposition;
+        let y0 = self.model.evaluate_w0(x)?;
+        let partners = match config.reference {
+            Reference::RandomSample => draw_partners(x.shape()[0], rng),
+            _ => Vec::new(),
+        };
+        let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
+        let grads: Vec<Tensor<T>> =
+            per_sample_gradients(self.model, &d.param_index, x, &r, config.divergence)?
+                .into_iter()
+                .map(|g| g.into_dense())
+                .collect();
+        if grads.iter().all(|g| g.sum_squares() == T::zero()) {
+            return Ok(None);
+        }
+        Ok(Some(tape_step(d, &grads, MaskRule::TopK(top_k))?))
+    }
+}
+
+/// Sums over the batches of an epoch.
+struct EpochAccumulator {
+    loss_sum: f64,
+    batches: usize,
+    sq_error: f64,
+    sq_norm: f64,
+    active: Vec<f64>,
+    samples: usize,
+    skipped: usize,
+}
+
+impl EpochAccumulator {
+    fn new(n_v: usize) -> Self {
+        Self {
+            loss_sum: 0.0,
+            batches: 0,
+            sq_error: 0.0,
+            sq_norm: 0.0,
+            active: vec![0.0; n_v],
+            samples: 0,
+            skipped: 0,
+        }
+    }
+
+    fn add<T: Float>(&mut self, step: &StepResult<T>) {
+        self.loss_sum += step.loss().to_f64();
+        self.batches += 1;
+        self.sq_error += step.sq_error.to_f64();
+        self.sq_norm += step.sq_norm.to_f64();
+        let n_v = self.active.len();
+        for row in step.mask.data().chunks_exact(n_v) {
+            for (a, m) in self.active.iter_mut().zip(row) {
+                *a += m.to_f64();
+            }
+        }
+        self.samples += step.mask.shape()[0];
+    }
+
+    fn finish(self, epoch: usize, lr: f64, top_k: f64) -> EpochStats {
+        let samples = self.samples.max(1) as f64;
+        let p_act: Vec<f64> = self.active.iter().map(|a| a / samples).collect();
+        EpochStats {
+            epoch,
+            lr,
+            top_k,
+            loss: self.loss_sum / self.batches.max(1) as f64,
+            reconstruction_error: self.sq_error / self.sq_norm.max(f64::MIN_POSITIVE),
+            dead: p_act.iter().filter(|&&p| p == 0.0).count(),
+            p_act,
+            skipped_batches: self.skipped,
+        }
+    }
+}
+
+fn check_finite<T: Float>(step: &StepResult<T>, epoch: usize, batch: usize) -> Result<()> {
+    let loss = step.loss();
+    if !loss.is_finite() {
+        return Err(L3dError::NonFinite {
+            what: "the loss",
+            value: loss.to_string(),
+            epoch,
+            batch,
+        });
+    }
+    if let Some(g) = step.factor_grads.iter().find(|g| !g.all_finite()) {
+        let bad = g.data().iter().find(|v| !v.is_finite()).copied();
+        return Err(L3dError::NonFinite {
+            what: "a factor gradient",
+            value: format!("{bad:?}"),
+            epoch,
+            batch,
+        });
+    }
+    Ok(())
+}
+
+/// Every parameter of the model finite, or an error naming the first bad tensor and index.
+pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
+    for (name, p) in model.param_names().iter().zip(model.params()) {
+        if let Some(i) = p.data().iter().position(|v| !v.is_finite()) {
+            return Err(L3dError::Mismatch(format!(
+                "parameter '{name}' has a non-finite value ({}) at flat index {i}",
+                p.data()[i]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A hash of the data's shape and bits (FNV-1a), to recognise the same data on resume.
+pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for &d in data.shape() {
+        mix(d as u64);
+    }
+    for v in data.data() {
+        mix(v.to_f64().to_bits());
+    }
+    h
+}
