@@ -2,3 +2,4 @@
 //! figures, and the `l3d` program.
 
 pub mod arch;
+pub mod figures;
