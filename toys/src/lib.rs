@@ -2,4 +2,7 @@
 //! figures, and the `l3d` program.
 
 pub mod arch;
+pub mod data;
 pub mod figures;
+pub mod models;
+pub mod train;
