@@ -31,7 +31,7 @@ fn batch_size<T: Float>(batch: &[&Tensor<T>]) -> Result<usize> {
     if b == 0 {
         return Err(AutodiffError::Invalid {
             op: "per_sample_grads",
-            msg: "the batch is empty".into(),
+            msg: format!("the batch is empty (input shape {:?})", first.shape()),
         });
     }
     if let Some(t) = batch.iter().find(|t| t.shape().first() != Some(&b)) {
@@ -47,12 +47,20 @@ fn batch_size<T: Float>(batch: &[&Tensor<T>]) -> Result<usize> {
     Ok(b)
 }
 
+/// Checks the function's output: one loss per sample (`[B]`, or `[B, 1, ..]`), computed from
+/// the batch, on a tape that never mixed samples.
 fn check_loss<T: Float>(tape: &Tape<T>, loss: Var, b: usize) -> Result<()> {
     let shape = tape.shape(loss);
     if tape.value(loss).numel() != b || shape.first() != Some(&b) {
         return Err(AutodiffError::Invalid {
             op: "per_sample_grads",
             msg: format!("the function must return one loss per sample ([{b}]), got {shape:?}"),
+        });
+    }
+    if !tape.is_batched(loss) {
+        return Err(AutodiffError::Invalid {
+            op: "per_sample_grads",
+            msg: format!("the loss (shape {shape:?}) does not depend on the batched inputs"),
         });
     }
     if let Some(op) = tape.batch_mixing_op() {

@@ -93,11 +93,14 @@ impl<'a, T: Float> Ctx<'a, T> {
         }
         let b = full.shape()[0];
         let rest = full.ndim() - 1;
-        // The input aligns with the trailing axes of the output, minus the batch axis.
-        let mut target = vec![1; rest.saturating_sub(shape.len())];
-        target.extend_from_slice(shape);
+        // The input aligns with the trailing axes of the output. Per sample it covers the
+        // axes after the batch axis: its own size where it has the axis, 1 where it is
+        // stretched in front. An input axis on the batch axis itself has size 1 (see
+        // `spans_batch_axis`) and gives way to the batch axis.
+        let kept = &shape[shape.len().saturating_sub(rest)..];
         let mut with_batch = vec![b];
-        with_batch.extend_from_slice(&target);
+        with_batch.resize(1 + rest - kept.len(), 1);
+        with_batch.extend_from_slice(kept);
         let mut out_shape = vec![b];
         out_shape.extend_from_slice(shape);
         full.sum_to_shape(&with_batch).reshape(&out_shape)
@@ -344,12 +347,14 @@ impl<T: Float> Tape<T> {
         let ctx = self.ctx(node, grad_out, per_sample);
         let mixed = (0..node.inputs.len()).any(|i| ctx.per_sample(i) && ctx.needs(i));
         if mixed && !node.per_sample_rule {
+            let shapes: Vec<&[usize]> = ctx.inputs.iter().map(|t| t.shape()).collect();
             return Err(AutodiffError::Invalid {
                 op: node.op,
-                msg: "has no per-sample rule for a trainable shared input next to a batched \
-                      input; compute the shared value outside the batched part or use \
-                      per_sample_grads_loop"
-                    .into(),
+                msg: format!(
+                    "has no per-sample rule for a trainable shared input next to a batched \
+                     input (input shapes {shapes:?}); compute the shared value outside the \
+                     batched part or use per_sample_grads_loop"
+                ),
             });
         }
         Ok(backward(&ctx))

@@ -93,7 +93,7 @@ fn combine_lanes<T: Float>(mut acc: [T; LANES]) -> T {
     while width > 1 {
         width /= 2;
         for l in 0..width {
-            acc[l] = acc[l] + acc[l + width];
+            acc[l] += acc[l + width];
         }
     }
     acc[0]

@@ -20,10 +20,10 @@ pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
     let ndim = lhs.len().max(rhs.len());
     let mut out = vec![0; ndim];
-    for i in 0..ndim {
+    for (i, size) in out.iter_mut().enumerate() {
         let l = dim_from_end(lhs, ndim - 1 - i);
         let r = dim_from_end(rhs, ndim - 1 - i);
-        out[i] = match (l, r) {
+        *size = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,

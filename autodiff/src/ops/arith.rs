@@ -16,11 +16,23 @@ impl<T: Float> Tape<T> {
         value: Tensor<T>,
         vjp: impl Fn(&Ctx<T>, usize) -> Tensor<T> + Send + Sync + 'static,
     ) -> Var {
+        let rank = value.ndim();
+        // The per-sample rule reads the output's first axis as the batch axis; a batched
+        // operand of lower rank than the output moves its batch axis elsewhere (and two
+        // batched operands of different ranks pair every sample with every other).
+        for v in [a, b] {
+            if self.is_batched(v) && self.value(v).ndim() < rank {
+                self.note_batch_mixing(v, "broadcasting that moves the batch axis");
+            }
+        }
+        let per_sample_rule = [a, b]
+            .iter()
+            .all(|&v| self.is_batched(v) || !spans_batch_axis(self.shape(v), rank));
         self.push(
             op,
             value,
             &[a, b],
-            true,
+            per_sample_rule,
             Box::new(move |c| {
                 (0..2)
                     .map(|i| c.needs(i).then(|| c.reduce_to_input(i, vjp(c, i)).into()))
@@ -132,6 +144,13 @@ impl<T: Float> Tape<T> {
     pub fn mask(&mut self, x: Var, mask: &Tensor<T>) -> Var {
         expect(self.try_mask(x, mask))
     }
+}
+
+/// Whether a shared operand of this shape reaches the batch axis of an output of rank `rank`
+/// with more than one entry (a shared value holding one entry per sample). Its per-sample
+/// gradient would need a second batch axis, which [`Ctx::reduce_to_input`] does not form.
+fn spans_batch_axis(shape: &[usize], rank: usize) -> bool {
+    rank > 0 && shape.len() == rank && shape[0] != 1
 }
 
 /// `grad_out` at the output's full shape (it already is; kept for symmetry with `mul`).

@@ -31,11 +31,16 @@ impl<T: Float> Tape<T> {
             self.note_batch_mixing(a, "matmul over the batch axis");
             self.note_batch_mixing(b, "matmul over the batch axis");
         }
+        // A shared operand with batch axes of its own, next to a batched one, lines its
+        // leading axis up with the samples; its per-sample gradient would need two batch axes,
+        // which the rule below does not form.
+        let (ab, bb) = (self.is_batched(a), self.is_batched(b));
+        let per_sample_rule = !((ab && !bb && bv > 2) || (bb && !ab && av > 2));
         Ok(self.push(
             "matmul",
             value,
             &[a, b],
-            true,
+            per_sample_rule,
             Box::new(move |c| {
                 let (a, b, g) = (c.inputs[0], c.inputs[1], c.grad_out);
                 vec![
