@@ -4,5 +4,6 @@
 pub mod arch;
 pub mod data;
 pub mod figures;
+pub mod io;
 pub mod models;
 pub mod train;
