@@ -168,13 +168,55 @@ mod tests {
         let ok = L3dConfig::default();
         assert!(ok.validate().is_ok());
         let cases = [
-            ("n_subnetworks", L3dConfig { n_subnetworks: 0, ..ok.clone() }),
-            ("rank", L3dConfig { rank: 0, ..ok.clone() }),
-            ("top_k", L3dConfig { top_k: 0.0, ..ok.clone() }),
-            ("top_k", L3dConfig { top_k: 1.5, ..ok.clone() }),
-            ("top_k", L3dConfig { top_k: f64::NAN, ..ok.clone() }),
-            ("batch_size", L3dConfig { batch_size: 1, ..ok.clone() }),
-            ("lr", L3dConfig { lr: -1.0, ..ok.clone() }),
+            (
+                "n_subnetworks",
+                L3dConfig {
+                    n_subnetworks: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "rank",
+                L3dConfig {
+                    rank: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "top_k",
+                L3dConfig {
+                    top_k: 0.0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "top_k",
+                L3dConfig {
+                    top_k: 1.5,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "top_k",
+                L3dConfig {
+                    top_k: f64::NAN,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "batch_size",
+                L3dConfig {
+                    batch_size: 1,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "lr",
+                L3dConfig {
+                    lr: -1.0,
+                    ..ok.clone()
+                },
+            ),
         ];
         for (field, config) in cases {
             let err = config.validate().unwrap_err();

@@ -37,23 +37,52 @@ impl<T: Float> Decomposition<T> {
         let names = model.param_names();
         let shapes = model.param_shapes();
         let param_index = select_params(&names, &config.decompose)?;
+        let names: Vec<String> = param_index.iter().map(|&i| names[i].clone()).collect();
+        let shapes: Vec<Vec<usize>> = param_index.iter().map(|&i| shapes[i].clone()).collect();
+        Self::for_shapes(&names, &shapes, param_index, config)
+    }
+
+    /// Initialises a decomposition of tensors given by name and shape (`param_index` records
+    /// where each sits among the model's parameters). Same initialisation as
+    /// [`Decomposition::new`].
+    pub fn for_shapes(
+        names: &[String],
+        shapes: &[Vec<usize>],
+        param_index: Vec<usize>,
+        config: &L3dConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        if names.is_empty() || names.len() != shapes.len() || names.len() != param_index.len() {
+            return Err(L3dError::Mismatch(format!(
+                "{} names, {} shapes and {} indices: need one of each per tensor, at least one",
+                names.len(),
+                shapes.len(),
+                param_index.len()
+            )));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(INIT_STREAM);
         let std = 1.0 / config.n_subnetworks as f64;
         let mut encoder = Vec::new();
-        for &i in &param_index {
-            if shapes[i].is_empty() {
+        for (name, shape) in names.iter().zip(shapes) {
+            if shape.is_empty() || shape.contains(&0) {
                 return Err(L3dError::Mismatch(format!(
-                    "parameter '{}' is a scalar; only tensors with at least one axis can be decomposed",
-                    names[i]
+                    "parameter '{name}' has shape {shape:?}; only tensors with at least one axis \
+                     and no empty axis can be decomposed"
                 )));
             }
-            let rank = config.rank_for(&names[i], shapes[i].len());
-            encoder.push(CpTensor::random(&shapes[i], config.n_subnetworks, rank, std, &mut rng));
+            let rank = config.rank_for(name, shape.len());
+            encoder.push(CpTensor::random(
+                shape,
+                config.n_subnetworks,
+                rank,
+                std,
+                &mut rng,
+            ));
         }
         let mut d = Self {
             n_v: config.n_subnetworks,
-            names: param_index.iter().map(|&i| names[i].clone()).collect(),
+            names: names.to_vec(),
             param_index,
             decoder: encoder.clone(),
             encoder,
@@ -76,12 +105,18 @@ impl<T: Float> Decomposition<T> {
 
     /// Subnetwork `v` of the decoder, one dense tensor per decomposed parameter.
     pub fn subnetwork(&self, v: usize) -> Vec<Tensor<T>> {
-        self.decoder.iter().map(|cp| cp.dense_subnetwork(v)).collect()
+        self.decoder
+            .iter()
+            .map(|cp| cp.dense_subnetwork(v))
+            .collect()
     }
 
     /// Subnetwork `v` of the encoder, one dense tensor per decomposed parameter.
     pub fn encoder_subnetwork(&self, v: usize) -> Vec<Tensor<T>> {
-        self.encoder.iter().map(|cp| cp.dense_subnetwork(v)).collect()
+        self.encoder
+            .iter()
+            .map(|cp| cp.dense_subnetwork(v))
+            .collect()
     }
 
     /// All factor tensors, encoder first, in a fixed order: the trainable parameters.
@@ -140,7 +175,9 @@ fn select_params(names: &[String], wanted: &[String]) -> Result<Vec<usize>> {
             "cannot decompose {unknown:?}: the model's parameters are {names:?}"
         )));
     }
-    Ok((0..names.len()).filter(|&i| wanted.contains(&names[i])).collect())
+    Ok((0..names.len())
+        .filter(|&i| wanted.contains(&names[i]))
+        .collect())
 }
 
 fn norms<T: Float>(cps: &[CpTensor<T>]) -> Vec<T> {
@@ -157,7 +194,13 @@ fn norms<T: Float>(cps: &[CpTensor<T>]) -> Vec<T> {
 fn normalise<T: Float>(cps: &mut [CpTensor<T>]) {
     let scale: Vec<T> = norms(cps)
         .into_iter()
-        .map(|n| if n > T::zero() { T::one() / n } else { T::one() })
+        .map(|n| {
+            if n > T::zero() {
+                T::one() / n
+            } else {
+                T::one()
+            }
+        })
         .collect();
     for cp in cps {
         cp.scale_subnetworks(&scale);

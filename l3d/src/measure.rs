@@ -90,7 +90,9 @@ pub fn evaluate<T: Float>(
         }
     }
     if samples == 0 {
-        return Err(L3dError::Mismatch("evaluation needs at least 2 samples".into()));
+        return Err(L3dError::Mismatch(
+            "evaluation needs at least 2 samples".into(),
+        ));
     }
     let p_act: Vec<f64> = active.iter().map(|a| a / samples as f64).collect();
     Ok(Evaluation {

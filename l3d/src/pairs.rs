@@ -14,7 +14,10 @@ use tensor::{Float, Tensor};
 /// For each of `b` samples, the index of another sample of the batch, uniform over the
 /// `b - 1` others (`r_i != i`). Needs `b >= 2`.
 pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {
-    assert!(b >= 2, "a random in-batch reference needs at least 2 samples");
+    assert!(
+        b >= 2,
+        "a random in-batch reference needs at least 2 samples"
+    );
     (0..b)
         .map(|i| {
             let j = rng.gen_range(0..b - 1);

@@ -92,7 +92,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -169,10 +172,13 @@ fn read_tensor<T: Float>(st: &SafeTensors, name: &str, path: &Path) -> Result<Te
             .chunks_exact(8)
             .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
             .collect(),
-        other => return Err(err(format!("tensor '{name}' has dtype {other:?}; expected F32 or F64"))),
+        other => {
+            return Err(err(format!(
+                "tensor '{name}' has dtype {other:?}; expected F32 or F64"
+            )))
+        }
     };
-    Tensor::try_from_vec(view.shape(), values)
-        .map_err(|e| err(format!("tensor '{name}': {e}")))
+    Tensor::try_from_vec(view.shape(), values).map_err(|e| err(format!("tensor '{name}': {e}")))
 }
 
 fn factor_names(prefix: &str, d: &Decomposition<impl Float>, cps_of: bool) -> Vec<String> {
@@ -180,7 +186,9 @@ fn factor_names(prefix: &str, d: &Decomposition<impl Float>, cps_of: bool) -> Ve
     d.names
         .iter()
         .zip(cps)
-        .flat_map(|(name, cp)| (0..cp.factors.len()).map(move |m| format!("{prefix}.{name}.mode{m}")))
+        .flat_map(|(name, cp)| {
+            (0..cp.factors.len()).map(move |m| format!("{prefix}.{name}.mode{m}"))
+        })
         .collect()
 }
 
@@ -254,7 +262,11 @@ pub fn save_decomposition<T: Float>(
 }
 
 /// Saves a training state, from which [`crate::train::Trainer::resume`] continues exactly.
-pub fn save_checkpoint<T: Float>(json: &Path, state: &TrainState<T>, model: &dyn Model<T>) -> Result<()> {
+pub fn save_checkpoint<T: Float>(
+    json: &Path,
+    state: &TrainState<T>,
+    model: &dyn Model<T>,
+) -> Result<()> {
     let d = &state.decomposition;
     let mut meta = meta_of(d, &state.config, model, &state.history);
     meta.format = CHECKPOINT_FORMAT.into();
@@ -302,7 +314,11 @@ fn read_pair(json: &Path) -> Result<(Meta, Vec<u8>)> {
     Ok((meta, bytes))
 }
 
-fn decomposition_from<T: Float>(meta: &Meta, st: &SafeTensors, path: &Path) -> Result<Decomposition<T>> {
+fn decomposition_from<T: Float>(
+    meta: &Meta,
+    st: &SafeTensors,
+    path: &Path,
+) -> Result<Decomposition<T>> {
     let n_v = meta.n_subnetworks;
     let read = |prefix: &str| -> Result<Vec<CpTensor<T>>> {
         meta.tensors
@@ -359,7 +375,10 @@ pub fn load_decomposition<T: Float>(json: &Path) -> Result<Saved<T>> {
     let path = tensors_path(json);
     let st = parse(&bytes, &path)?;
     let decomposition = decomposition_from(&meta, &st, &path)?;
-    Ok(Saved { decomposition, meta })
+    Ok(Saved {
+        decomposition,
+        meta,
+    })
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`].

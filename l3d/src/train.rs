@@ -58,19 +58,74 @@ pub struct TrainState<T: Float> {
     pub data_fingerprint: u64,
 }
 
-/// Trains a decomposition of `model` on the rows of `data: [N, d_in]`.
+/// Where a batch's per-sample gradients come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a, T: Float> {
+    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
+    Model {
+        model: &'a dyn Model<T>,
+        data: &'a Tensor<T>,
+    },
+    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
+    /// of each is sample `i`). For testing the decomposition on its own.
+    Gradients(&'a [Tensor<T>]),
+}
+
+impl<T: Float> Source<'_, T> {
+    fn rows(&self) -> usize {
+        match self {
+            Source::Model { data, .. } => data.shape()[0],
+            Source::Gradients(g) => g[0].shape()[0],
+        }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Source::Model { data, .. } => fingerprint(data),
+            Source::Gradients(g) => g.iter().fold(0, |h, t| h ^ fingerprint(t).rotate_left(1)),
+        }
+    }
+}
+
+/// Trains a decomposition on a [`Source`] of per-sample gradients.
 pub struct Trainer<'a, T: Float> {
-    model: &'a dyn Model<T>,
-    data: &'a Tensor<T>,
+    source: Source<'a, T>,
     pub state: TrainState<T>,
 }
 
 impl<'a, T: Float> Trainer<'a, T> {
-    /// A fresh decomposition (see [`Decomposition::new`]) and optimiser.
+    /// A fresh decomposition of `model` (see [`Decomposition::new`]) and optimiser, to be
+    /// trained on pairs of rows of `data: [N, d_in]`.
     pub fn new(model: &'a dyn Model<T>, config: L3dConfig, data: &'a Tensor<T>) -> Result<Self> {
         check_model(model)?;
         check_data(model, data)?;
         let decomposition = Decomposition::new(model, &config)?;
+        Self::start(Source::Model { model, data }, config, decomposition)
+    }
+
+    /// A fresh decomposition trained on given per-sample gradients `grads[t]: [N, ..shape_t]`.
+    pub fn on_gradients(
+        grads: &'a [Tensor<T>],
+        names: &[String],
+        config: L3dConfig,
+    ) -> Result<Self> {
+        let shapes: Vec<Vec<usize>> = grads.iter().map(|g| g.shape()[1..].to_vec()).collect();
+        let n = grads.first().map_or(0, |g| g.shape()[0]);
+        if grads.iter().any(|g| g.shape().first() != Some(&n)) || n == 0 {
+            return Err(L3dError::Mismatch(
+                "the gradient tensors must share a non-zero leading sample axis".into(),
+            ));
+        }
+        let index = (0..grads.len()).collect();
+        let decomposition = Decomposition::for_shapes(names, &shapes, index, &config)?;
+        Self::start(Source::Gradients(grads), config, decomposition)
+    }
+
+    fn start(
+        source: Source<'a, T>,
+        config: L3dConfig,
+        decomposition: Decomposition<T>,
+    ) -> Result<Self> {
         let shapes: Vec<Vec<usize>> = decomposition
             .factors()
             .iter()
@@ -85,21 +140,24 @@ impl<'a, T: Float> Trainer<'a, T> {
             &shapes,
         );
         Ok(Self {
-            model,
-            data,
             state: TrainState {
                 config,
                 decomposition,
                 optimizer,
                 epoch: 0,
                 history: Vec::new(),
-                data_fingerprint: fingerprint(data),
+                data_fingerprint: source.fingerprint(),
             },
+            source,
         })
     }
 
     /// Resumes from a saved state; the model and data must be the ones it was trained on.
-    pub fn resume(model: &'a dyn Model<T>, state: TrainState<T>, data: &'a Tensor<T>) -> Result<Self> {
+    pub fn resume(
+        model: &'a dyn Model<T>,
+        state: TrainState<T>,
+        data: &'a Tensor<T>,
+    ) -> Result<Self> {
         check_model(model)?;
         check_data(model, data)?;
         if fingerprint(data) != state.data_fingerprint {
@@ -108,7 +166,10 @@ impl<'a, T: Float> Trainer<'a, T> {
             ));
         }
         crate::persist::check_against_model(&state.decomposition, model)?;
-        Ok(Self { model, data, state })
+        Ok(Self {
+            source: Source::Model { model, data },
+            state,
+        })
     }
 
     pub fn decomposition(&self) -> &Decomposition<T> {
@@ -136,7 +197,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         let config = self.state.config.clone();
         let epoch = self.state.epoch;
         let mut rng = epoch_rng(config.seed, epoch);
-        let mut order: Vec<usize> = (0..self.data.shape()[0]).collect();
+        let mut order: Vec<usize> = (0..self.source.rows()).collect();
         order.shuffle(&mut rng);
         let schedule = StepLr {
             base: config.lr,
@@ -150,15 +211,16 @@ impl<'a, T: Float> Trainer<'a, T> {
             if rows.len() < 2 && config.reference == Reference::RandomSample {
                 continue; // A lone leftover sample has no partner in its batch.
             }
-            let x = self.data.gather_rows(rows);
-            let step = self.batch_step(&x, top_k, &mut rng)?;
+            let step = self.batch_step(rows, top_k, &mut rng)?;
             let Some(step) = step else {
                 acc.skipped += 1;
                 continue;
             };
             check_finite(&step, epoch, batch)?;
             let d = &mut self.state.decomposition;
-            self.state.optimizer.step_refs(lr, d.factors_mut(), &step.factor_grads);
+            self.state
+                .optimizer
+                .step_refs(lr, d.factors_mut(), &step.factor_grads);
             d.renormalise_decoder();
             acc.add(&step);
         }
@@ -168,27 +230,52 @@ impl<'a, T: Float> Trainer<'a, T> {
         Ok(stats)
     }
 
-    /// Pairs, per-sample gradients and one step for a batch `x: [B, d_in]`; `None` if every
+    /// Per-sample gradients of the batch `rows` and one step on them; `None` if every
     /// gradient of the batch is zero.
-    fn batch_step(&self, x: &Tensor<T>, top_k: f64, rng: &mut ChaCha8Rng) -> Result<Option<StepResult<T>>> {
-        let config = &self.state.config;
-        let d = &self.state.decomposition;
-        let y0 = self.model.evaluate_w0(x)?;
-        let partners = match config.reference {
-            Reference::RandomSample => draw_partners(x.shape()[0], rng),
-            _ => Vec::new(),
+    fn batch_step(
+        &self,
+        rows: &[usize],
+        top_k: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Option<StepResult<T>>> {
+        let grads = match self.source {
+            Source::Model { model, data } => {
+                pair_gradients(model, &self.state, &data.gather_rows(rows), rng)?
+            }
+            Source::Gradients(all) => all.iter().map(|g| g.gather_rows(rows)).collect(),
         };
-        let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-        let grads: Vec<Tensor<T>> =
-            per_sample_gradients(self.model, &d.param_index, x, &r, config.divergence)?
-                .into_iter()
-                .map(|g| g.into_dense())
-                .collect();
         if grads.iter().all(|g| g.sum_squares() == T::zero()) {
             return Ok(None);
         }
-        Ok(Some(tape_step(d, &grads, MaskRule::TopK(top_k))?))
+        Ok(Some(tape_step(
+            &self.state.decomposition,
+            &grads,
+            MaskRule::TopK(top_k),
+        )?))
     }
+}
+
+/// Draws references for the batch `x: [B, d_in]` and returns the dense per-sample gradients.
+fn pair_gradients<T: Float>(
+    model: &dyn Model<T>,
+    state: &TrainState<T>,
+    x: &Tensor<T>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Tensor<T>>> {
+    let config = &state.config;
+    let y0 = model.evaluate_w0(x)?;
+    let partners = match config.reference {
+        Reference::RandomSample => draw_partners(x.shape()[0], rng),
+        _ => Vec::new(),
+    };
+    let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
+    let d = &state.decomposition;
+    Ok(
+        per_sample_gradients(model, &d.param_index, x, &r, config.divergence)?
+            .into_iter()
+            .map(|g| g.into_dense())
+            .collect(),
+    )
 }
 
 /// Sums over the batches of an epoch.
