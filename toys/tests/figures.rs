@@ -458,7 +458,7 @@ fn writes_replace_files_atomically_and_report_io_errors() {
 
     let missing = Path::new("/nonexistent-l3d-dir/figure.svg");
     let err = write_error_curves(missing, &curves()).unwrap_err();
-    assert!(matches!(err, FigureError::Io { .. }));
+    assert!(matches!(err, FigureError::Io(_)));
     assert!(
         err.to_string().contains("/nonexistent-l3d-dir/figure.svg"),
         "{err}"

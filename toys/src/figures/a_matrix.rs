@@ -1,6 +1,7 @@
 //! Coefficients derived from the subnetworks against the true A of the circuit-superposition
 //! model (paper Fig. 5).
 
+use std::ops::Range;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -119,7 +120,7 @@ fn draw_scatter(area: &Area, figure: &AMatrixScatter) -> DrawResult {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(x.clone(), y)?;
+        .build_cartesian_2d(x.clone(), y.clone())?;
     chart
         .configure_mesh()
         .light_line_style(WHITE)
@@ -130,8 +131,8 @@ fn draw_scatter(area: &Area, figure: &AMatrixScatter) -> DrawResult {
         .label_style((FONT, 12))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    if let Some((slope, intercept)) = least_squares(&pairs) {
-        let line = [x.start, x.end].map(|v| (v, intercept + slope * v));
+    let fit = least_squares(&pairs).and_then(|line| clip_line(line, &x, &y));
+    if let Some(line) = fit {
         chart
             .draw_series(LineSeries::new(line, DARK_GREY.stroke_width(1)))?
             .label("least-squares line")
@@ -164,6 +165,25 @@ fn least_squares(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
     })
 }
 
+/// The part of the line `y = intercept + slope x` inside the box `x` by `y`, as its two end
+/// points; `None` when the line misses the box (plotters does not clip lines to the chart).
+fn clip_line(
+    (slope, intercept): (f64, f64),
+    x: &Range<f64>,
+    y: &Range<f64>,
+) -> Option<[(f64, f64); 2]> {
+    let (mut lo, mut hi) = (x.start, x.end);
+    if slope != 0.0 {
+        let at_start = (y.start - intercept) / slope;
+        let at_end = (y.end - intercept) / slope;
+        lo = lo.max(at_start.min(at_end));
+        hi = hi.min(at_start.max(at_end));
+    } else if !y.contains(&intercept) {
+        return None;
+    }
+    (lo < hi).then(|| [lo, hi].map(|v| (v, intercept + slope * v)))
+}
+
 fn draw_heatmap(area: &Area, name: &str, m: &Matrix) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
     let scale = max_abs(m.values().iter().copied());
@@ -186,4 +206,37 @@ fn draw_heatmap(area: &Area, name: &str, m: &Matrix) -> DrawResult {
         annotate: false,
     };
     draw_matrix(&body, m, &style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::heatmap::COLOUR_BAR_STEPS;
+    use super::*;
+
+    #[test]
+    fn heatmaps_add_one_rectangle_per_entry_of_each_matrix() {
+        let a = Matrix::new("A", 2, 3, vec![1.0, 2.0, 0.0, 3.0, 1.5, 0.5]).unwrap();
+        let mut figure = AMatrixScatter {
+            title: "t".to_string(),
+            true_a: a.clone(),
+            derived_a: a,
+            heatmaps: false,
+        };
+        let without = a_matrix_scatter(&figure).unwrap().matches("<rect").count();
+        figure.heatmaps = true;
+        let with = a_matrix_scatter(&figure).unwrap().matches("<rect").count();
+        assert_eq!(with - without, 2 * 6 + COLOUR_BAR_STEPS);
+    }
+
+    #[test]
+    fn fit_lines_are_clipped_to_the_plot() {
+        // y = 2x on x in 0..2, y in 0..1: inside only for x in 0..0.5.
+        let line = clip_line((2.0, 0.0), &(0.0..2.0), &(0.0..1.0)).unwrap();
+        assert_eq!(line, [(0.0, 0.0), (0.5, 1.0)]);
+        // A falling line: y = 1 - x on x in -1..3, y in 0..1 enters at x = 0 and leaves at 1.
+        let line = clip_line((-1.0, 1.0), &(-1.0..3.0), &(0.0..1.0)).unwrap();
+        assert_eq!(line, [(0.0, 1.0), (1.0, 0.0)]);
+        assert_eq!(clip_line((0.0, 5.0), &(0.0..1.0), &(0.0..1.0)), None);
+        assert_eq!(clip_line((1.0, 5.0), &(0.0..1.0), &(0.0..1.0)), None);
+    }
 }

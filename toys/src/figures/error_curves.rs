@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::colour::{DARK_GREY, SERIES};
-use super::range::{axis_range, finite_min_max, finite_runs};
+use super::range::{axis_range, finite_min_max, finite_runs, format_tick};
 use super::{render_svg, write_atomic, FigureError, FONT};
 
 /// One labelled curve: `(x, y)` points in the order they are joined, e.g. `(n_v, error)`.
@@ -56,6 +56,7 @@ pub fn error_curves(figure: &ErrorCurves) -> Result<String, FigureError> {
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(232, 232, 232))
             .axis_style(DARK_GREY)
+            .x_label_formatter(&format_tick)
             .x_desc(&figure.x_label)
             .y_desc(&figure.y_label)
             .label_style((FONT, 12))

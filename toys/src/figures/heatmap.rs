@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::colour::{text_on, DARK_GREY};
 use super::matrix::Matrix;
-use super::range::format_value;
+use super::range::{format_at_scale, max_abs};
 use super::{draw_text, text_width, Area, DrawResult};
 
 /// Rectangles in a colour bar; the tests count rectangles, so this is the one number to add.
@@ -73,6 +73,7 @@ pub(super) fn draw_matrix(area: &Area, m: &Matrix, style: &MatrixStyle) -> DrawR
     let y0 = 2.0;
     let px = |j: usize| (x0 + j as f64 * cell).round() as i32;
     let py = |i: usize| (y0 + i as f64 * cell).round() as i32;
+    let scale = max_abs(m.values().iter().copied());
 
     for i in 0..rows {
         for j in 0..cols {
@@ -82,7 +83,7 @@ pub(super) fn draw_matrix(area: &Area, m: &Matrix, style: &MatrixStyle) -> DrawR
             if style.annotate && cell >= 18.0 {
                 let centre = ((px(j) + px(j + 1)) / 2, (py(i) + py(i + 1)) / 2);
                 let text_size = size.min((cell * 0.4) as u32);
-                let label = format_value(m.get(i, j));
+                let label = format_at_scale(m.get(i, j), scale);
                 draw_text(
                     area,
                     &label,

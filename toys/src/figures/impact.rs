@@ -120,3 +120,27 @@ fn check_labels(what: &str, labels: &[String], expected: usize) -> Result<(), Fi
         got: labels.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::heatmap::COLOUR_BAR_STEPS;
+    use super::*;
+
+    #[test]
+    fn draws_one_rectangle_per_value() {
+        let labels = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i}")).collect();
+        let figure = ImpactMatrix {
+            title: "t".to_string(),
+            row_axis: "subnetwork".to_string(),
+            col_axis: "feature".to_string(),
+            row_labels: labels("v", 3),
+            col_labels: labels("x", 4),
+            values: Matrix::new("impact", 3, 4, (0..12).map(|i| i as f32).collect()).unwrap(),
+            annotate: true,
+        };
+        let svg = impact_matrix(&figure).unwrap();
+        // The background, 12 cells and the colour bar.
+        assert_eq!(svg.matches("<rect").count(), 1 + 12 + COLOUR_BAR_STEPS);
+        assert!(svg.contains(">\n11\n</text>") && svg.contains(">\nx3\n</text>"));
+    }
+}

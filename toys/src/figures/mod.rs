@@ -38,12 +38,13 @@ mod range;
 mod report;
 mod subnetworks;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::io::IoError;
 
 pub use a_matrix::{a_matrix_scatter, r_squared, write_a_matrix_scatter, AMatrixScatter};
 pub use error_curves::{error_curves, write_error_curves, ErrorCurves, ReferenceLine, Series};
@@ -61,12 +62,9 @@ pub use subnetworks::{
 /// What can go wrong making a figure.
 #[derive(Debug, thiserror::Error)]
 pub enum FigureError {
-    /// Writing the output file failed.
-    #[error("writing {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Writing the output file failed; names the file.
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A list of values does not have the length its shape or its companion list says.
     #[error("{what}: expected {expected} values, got {got}")]
     Length {
@@ -94,6 +92,12 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
 const FONT: &str = "sans-serif";
+
+/// Writes `contents` to `path` atomically (temporary file in the same directory, then rename),
+/// so a reader never sees half a figure.
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FigureError> {
+    Ok(crate::io::write_atomic(path, contents)?)
+}
 
 /// Renders an SVG of `size` pixels (width, height) on a white background with `draw`.
 fn render_svg(
@@ -143,33 +147,4 @@ fn sub_area<'a>(area: &Area<'a>, at: (u32, u32), size: (u32, u32)) -> Area<'a> {
 /// a little over half an em per character).
 fn text_width(text: &str, size: u32) -> u32 {
     (text.chars().count() as f64 * f64::from(size) * 0.6).ceil() as u32
-}
-
-/// Writes `contents` to `path` atomically: into a temporary file in the same directory, then
-/// renamed over `path`, so a reader never sees half a figure.
-fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FigureError> {
-    let io_error = |source| FigureError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the path names no file",
-        ))
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(contents)?;
-        file.sync_all()
-    });
-    let result = written.and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        // The temporary file is ours and useless now; failing to remove it changes nothing.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_error)
 }

@@ -67,6 +67,34 @@ pub(super) fn format_value(v: f32) -> String {
     }
 }
 
+/// `v` with the decimals that the largest magnitude `scale` of its matrix calls for (two for
+/// scales from 0.1 to 10, one more per decade below, none from 10 up), so the values of a
+/// matrix line up and a near-zero one reads 0.00; scientific for scales outside 1e-3..1e5.
+pub(super) fn format_at_scale(v: f32, scale: f32) -> String {
+    if !v.is_finite() || v == 0.0 && scale == 0.0 {
+        return format!("{v}");
+    }
+    if !(1e-3..1e5).contains(&scale) {
+        return format!("{v:.1e}");
+    }
+    let magnitude = scale.log10().floor() as i32;
+    let decimals = if magnitude >= 1 {
+        0
+    } else {
+        (1 - magnitude).clamp(2, 4) as usize
+    };
+    format!("{v:.decimals$}")
+}
+
+/// An axis tick: whole numbers without decimals (`5`, not `5.0`), others as they are.
+pub(super) fn format_tick(v: &f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +126,14 @@ mod tests {
         assert_eq!(format_value(0.0), "0");
         assert_eq!(format_value(f32::NAN), "NaN");
         assert_eq!(format_value(12345.0), "1.2e4");
+        assert_eq!(format_at_scale(0.00058, 0.92), "0.00");
+        assert_eq!(format_at_scale(0.5, 1.0), "0.50");
+        assert_eq!(format_at_scale(0.012, 0.05), "0.012");
+        assert_eq!(format_at_scale(12.34, 40.0), "12");
+        assert_eq!(format_at_scale(3e-5, 1e-4), "3.0e-5");
+        assert_eq!(format_at_scale(0.0, 0.0), "0");
+        assert_eq!(format_at_scale(f32::NAN, 1.0), "NaN");
+        assert_eq!(format_tick(&5.0), "5");
+        assert_eq!(format_tick(&2.5), "2.5");
     }
 }

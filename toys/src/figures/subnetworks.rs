@@ -166,3 +166,33 @@ fn draw_panel(panel: &Area, row_name: &str, tensor: &ParamTensor) -> DrawResult 
     };
     draw_matrix(&body, m, &style)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::heatmap::COLOUR_BAR_STEPS;
+    use super::*;
+
+    #[test]
+    fn draws_one_rectangle_per_value() {
+        let tensors = |scale: f32| {
+            vec![
+                ParamTensor::new("W", &[2, 3], vec![scale; 6]).unwrap(),
+                ParamTensor::new("b", &[3], vec![f32::NAN, 0.0, scale]).unwrap(),
+                ParamTensor::new("empty", &[0], vec![]).unwrap(),
+            ]
+        };
+        let figure = SubnetworkHeatmaps {
+            title: "t".to_string(),
+            model: tensors(1.0),
+            subnetworks: (0..3)
+                .map(|k| Subnetwork {
+                    name: format!("v{k}"),
+                    tensors: tensors(-(k as f32)),
+                })
+                .collect(),
+        };
+        let svg = subnetwork_heatmaps(&figure).unwrap();
+        // The background, 9 cells in each of 4 rows, and the colour bar.
+        assert_eq!(svg.matches("<rect").count(), 1 + 4 * 9 + COLOUR_BAR_STEPS);
+    }
+}
