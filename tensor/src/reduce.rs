@@ -145,6 +145,12 @@ impl<T: Float> Tensor<T> {
 
     /// Largest element; an error for an empty tensor.
     pub fn try_max_all(&self) -> Result<T> {
+        if self.numel() == 0 {
+            return Err(TensorError::Empty {
+                op: "max_all",
+                what: format!("the tensor of shape {:?}", self.shape()),
+            });
+        }
         let flat = self.clone().reshape(&[self.numel()]);
         Ok(flat.try_max_argmax_axis(0)?.0.item())
     }

@@ -134,11 +134,14 @@ impl<T: Float> Tensor<T> {
     /// The same elements under another shape with the same element count (no copy).
     pub fn try_reshape(self, shape: &[usize]) -> Result<Self> {
         if numel(shape) != self.data.len() {
-            return Err(TensorError::ElementCount {
+            return Err(TensorError::Invalid {
                 op: "reshape",
-                shape: shape.to_vec(),
-                expected: numel(shape),
-                got: self.data.len(),
+                msg: format!(
+                    "cannot reshape {:?} ({} elements) to {shape:?} ({} elements)",
+                    self.shape,
+                    self.data.len(),
+                    numel(shape)
+                ),
             });
         }
         Ok(Self {
@@ -207,7 +210,7 @@ impl<T: Float> Tensor<T> {
         if self.shape.is_empty() {
             return Err(TensorError::Invalid {
                 op: "gather_rows",
-                msg: "a scalar has no rows".into(),
+                msg: "a scalar (shape []) has no rows".into(),
             });
         }
         if let Some(bad) = indices.iter().find(|&&i| i >= rows) {
@@ -245,7 +248,10 @@ impl<T: Float> Tensor<T> {
         if let Some(bad) = indices.iter().find(|&&i| i >= rows) {
             return Err(TensorError::Invalid {
                 op: "scatter_add_rows",
-                msg: format!("row index {bad} is out of range for {rows} rows"),
+                msg: format!(
+                    "row index {bad} is out of range for {rows} rows (gradient shape {:?})",
+                    self.shape
+                ),
             });
         }
         let mut shape = self.shape.clone();

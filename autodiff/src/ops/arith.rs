@@ -4,7 +4,7 @@
 //! [`Ctx::reduce_to_input`] sums it over the broadcast axes: to the input's shape, or, for a
 //! shared input in per-sample mode, to `[B, ..input shape]`. That is their per-sample rule.
 
-use crate::tape::{Ctx, Result, Tape, Var};
+use crate::tape::{AutodiffError, Ctx, Result, Tape, Var};
 use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
@@ -129,7 +129,17 @@ impl<T: Float> Tape<T> {
     /// `x * mask` for a constant mask of `x`'s shape (no gradient flows into the mask): the
     /// entries where the mask is 0 are cut from the graph.
     pub fn try_mask(&mut self, x: Var, mask: &Tensor<T>) -> Result<Var> {
-        let value = self.value(x).try_zip_map(mask, |a, m| a * m)?;
+        if self.shape(x) != mask.shape() {
+            return Err(AutodiffError::Invalid {
+                op: "mask",
+                msg: format!(
+                    "the mask's shape {:?} differs from the value's {:?}",
+                    mask.shape(),
+                    self.shape(x)
+                ),
+            });
+        }
+        let value = self.value(x).zip_map(mask, |a, m| a * m);
         let mask = mask.clone();
         // d(x m)/dx = m.
         Ok(self.push(
