@@ -1,0 +1,185 @@
+//! Bad input to the tape's fallible ops, to `grad` and to the per-sample gradients: an error
+//! (never a panic) whose message names the op and the shapes involved.
+
+use autodiff::{per_sample_grads, per_sample_grads_loop, Result, Tape, Var};
+use std::fmt::Display;
+use tensor::{Tensor, Transpose};
+
+fn z(shape: &[usize]) -> Tensor<f64> {
+    Tensor::zeros(shape)
+}
+
+/// Asserts that `result` is an error whose message contains every one of `parts`.
+#[track_caller]
+fn assert_error<V, E: Display>(result: std::result::Result<V, E>, parts: &[&str]) {
+    let Err(err) = result else {
+        panic!("expected an error naming {parts:?}, got a value");
+    };
+    let msg = err.to_string();
+    for part in parts {
+        assert!(msg.contains(part), "{msg:?} does not name {part:?}");
+    }
+}
+
+#[test]
+fn tape_ops() {
+    let mut t = Tape::<f64>::new();
+    let a = t.param(z(&[2, 3]));
+    let b = t.param(z(&[4]));
+    let s = t.param(z(&[]));
+    assert_error(t.try_add(a, b), &["add", "[2, 3]", "[4]"]);
+    assert_error(t.try_sub(a, b), &["sub", "[2, 3]", "[4]"]);
+    assert_error(t.try_mul(a, b), &["mul", "[2, 3]", "[4]"]);
+    assert_error(t.try_div(a, b), &["div", "[2, 3]", "[4]"]);
+    assert_error(t.try_mask(a, &z(&[3])), &["mask", "[2, 3]", "[3]"]);
+    assert_error(t.try_sum_axis(a, 2), &["sum_axis", "axis 2", "[2, 3]"]);
+    assert_error(t.try_mean_axis(a, 2), &["mean_axis", "axis 2", "[2, 3]"]);
+    assert_error(t.try_reshape(a, &[5]), &["reshape", "[2, 3]", "[5]"]);
+    assert_error(t.try_permute(a, &[0, 0]), &["permute", "[0, 0]", "[2, 3]"]);
+    assert_error(t.try_transpose(b), &["transpose", "[4]"]);
+    assert_error(t.try_transpose(s), &["transpose", "[]"]);
+    assert_error(
+        t.try_gather_rows(a, &[1, 2]),
+        &["gather_rows", "2", "[2, 3]"],
+    );
+    assert_error(t.try_gather_rows(s, &[0]), &["gather_rows", "[]"]);
+    assert_error(t.try_concat(&[a, b], 0), &["concat", "[2, 3]", "[4]"]);
+    assert_error(t.try_concat(&[a, a], 2), &["concat", "axis 2", "[2, 3]"]);
+    assert_error(t.try_concat(&[], 0), &["concat", "empty"]);
+    assert_error(t.try_log_softmax(s), &["log_softmax", "[]"]);
+    let empty_rows = t.param(z(&[2, 0]));
+    assert_error(t.try_log_softmax(empty_rows), &["log_softmax", "[2, 0]"]);
+}
+
+#[test]
+fn products_and_layers() {
+    let mut t = Tape::<f64>::new();
+    let x = t.input(z(&[5, 3]));
+    let w = t.param(z(&[4, 2]));
+    let bias = t.param(z(&[3]));
+    let v = t.param(z(&[3]));
+    assert_error(
+        t.try_matmul_t(x, Transpose::No, w, Transpose::No),
+        &["matmul", "[5, 3]", "[4, 2]"],
+    );
+    assert_error(
+        t.try_matmul_t(x, Transpose::No, v, Transpose::No),
+        &["matmul", "[5, 3]", "[3]"],
+    );
+    assert_error(t.try_linear(x, w, None), &["matmul", "[5, 3]", "[4, 2]"]);
+    let w = t.param(z(&[4, 3]));
+    assert_error(t.try_linear(x, w, Some(bias)), &["add", "[5, 4]", "[3]"]);
+}
+
+#[test]
+fn divergences() {
+    let mut t = Tape::<f64>::new();
+    let y = t.input(z(&[5, 3]));
+    let r = t.input(z(&[5, 4]));
+    let s = t.param(z(&[]));
+    assert_error(t.try_mse(y, r), &["mse", "[5, 3]", "[5, 4]"]);
+    assert_error(t.try_kl_div(y, r), &["kl_div", "[5, 3]", "[5, 4]"]);
+    assert_error(t.try_mse(s, s), &["mse", "scalar"]);
+    let empty = t.input(z(&[5, 0]));
+    assert_error(t.try_kl_div(empty, empty), &["log_softmax", "[5, 0]"]);
+}
+
+#[test]
+fn grad_of_a_loss_that_is_not_a_scalar() {
+    let mut t = Tape::<f64>::new();
+    let w = t.param(z(&[2, 3]));
+    let y = t.square(w);
+    assert_error(t.grad(y, &[w]), &["grad", "scalar", "[2, 3]"]);
+}
+
+/// A linear model with a per-sample squared-error loss: `x[0]: [B, 3]`, `x[1]: [B, 2]`.
+fn linear_mse(tape: &mut Tape<f64>, p: &[Var], x: &[Var]) -> Result<Var> {
+    let y = tape.try_linear(x[0], p[0], Some(p[1]))?;
+    tape.try_mse(y, x[1])
+}
+
+fn linear_params() -> Vec<Tensor<f64>> {
+    vec![Tensor::ones(&[2, 3]), Tensor::ones(&[2])]
+}
+
+#[test]
+fn per_sample_grads_of_bad_batches() {
+    let p = linear_params();
+    let (x, y) = (z(&[4, 3]), z(&[4, 2]));
+    let cases: [(&[&Tensor<f64>], &[&str]); 4] = [
+        (&[], &["per_sample_grads", "no batched inputs"]),
+        (
+            &[&z(&[0, 3]), &z(&[0, 2])],
+            &["per_sample_grads", "empty", "[0, 3]"],
+        ),
+        (
+            &[&x, &z(&[5, 2])],
+            &["per_sample_grads", "[4, 3]", "[5, 2]"],
+        ),
+        (&[&z(&[]), &y], &["per_sample_grads", "scalar"]),
+    ];
+    for (batch, parts) in cases {
+        assert_error(per_sample_grads(&p, batch, linear_mse), parts);
+        assert_error(per_sample_grads_loop(&p, batch, linear_mse), parts);
+    }
+}
+
+#[test]
+fn per_sample_grads_of_a_loss_of_the_wrong_shape() {
+    let p = linear_params();
+    let (x, y) = (z(&[4, 3]), z(&[4, 2]));
+    // The model's output [B, 2] instead of one loss per sample.
+    let unreduced = |t: &mut Tape<f64>, p: &[Var], x: &[Var]| t.try_linear(x[0], p[0], Some(p[1]));
+    assert_error(
+        per_sample_grads(&p, &[&x, &y], unreduced),
+        &["[4]", "[4, 2]"],
+    );
+    assert_error(
+        per_sample_grads_loop(&p, &[&x, &y], unreduced),
+        &["[1]", "[1, 2]"],
+    );
+    // A shared value of the right shape that does not depend on the batch.
+    let shared = |t: &mut Tape<f64>, p: &[Var], _: &[Var]| {
+        let w = t.try_reshape(p[0], &[6])?;
+        t.try_gather_rows(w, &[0, 1, 2, 3])
+    };
+    assert_error(
+        per_sample_grads(&p, &[&x, &y], shared),
+        &["does not depend", "[4]"],
+    );
+}
+
+/// Shapes the per-sample rules cannot serve, refused with the op and the input shapes rather
+/// than answered with a wrong shape.
+#[test]
+fn per_sample_grads_of_shared_values_that_span_the_batch() {
+    let x = z(&[4, 3]);
+    // A shared [B, 3] added to the batch: one parameter entry per sample.
+    let per_row = |t: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+        let h = t.try_add(x[0], p[0])?;
+        Ok(t.sum_rows(h))
+    };
+    assert_error(
+        per_sample_grads(&[z(&[4, 3])], &[&x], per_row),
+        &["add", "per-sample rule", "[4, 3]"],
+    );
+    // A shared batch of matrices multiplied by a batched one.
+    let stacked = |t: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+        let h = t.try_matmul_t(x[0], Transpose::No, p[0], Transpose::No)?;
+        Ok(t.sum_rows(h))
+    };
+    let x3 = z(&[4, 2, 3]);
+    assert_error(
+        per_sample_grads(&[z(&[4, 3, 5])], &[&x3], stacked),
+        &["matmul", "per-sample rule", "[4, 3, 5]"],
+    );
+    // Broadcasting a batched [B] against a shared [3, 1] moves the batch axis to axis 1.
+    let moved = |t: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+        let h = t.try_mul(x[0], p[0])?;
+        t.try_sum_axis(h, 0)
+    };
+    assert_error(
+        per_sample_grads(&[z(&[3, 1])], &[&z(&[3])], moved),
+        &["mixes samples", "moves the batch axis"],
+    );
+}
