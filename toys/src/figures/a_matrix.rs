@@ -68,7 +68,7 @@ pub fn a_matrix_scatter(figure: &AMatrixScatter) -> Result<String, FigureError> 
     let (t, d) = (&figure.true_a, &figure.derived_a);
     if (t.rows(), t.cols()) != (d.rows(), d.cols()) {
         return Err(FigureError::Shape {
-            what: "derived A".to_string(),
+            what: "derived A (against the true A)".to_string(),
             expected: vec![t.rows(), t.cols()],
             got: vec![d.rows(), d.cols()],
         });

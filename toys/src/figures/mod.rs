@@ -72,8 +72,9 @@ pub enum FigureError {
         expected: usize,
         got: usize,
     },
-    /// A subnetwork's tensor does not have the shape of the model's tensor it stands beside.
-    #[error("{what}: shape {got:?} does not match the model's {expected:?}")]
+    /// Two things drawn side by side must have one shape and do not: a subnetwork's tensor and
+    /// the model's, or the derived A and the true A.
+    #[error("{what}: shape {got:?}, expected {expected:?}")]
     Shape {
         what: String,
         expected: Vec<usize>,

@@ -100,7 +100,11 @@ fn check_shapes(figure: &SubnetworkHeatmaps) -> Result<(), FigureError> {
         for (t, m) in sub.tensors.iter().zip(&figure.model) {
             if t.shape() != m.shape() {
                 return Err(FigureError::Shape {
-                    what: format!("subnetwork {} tensor {}", sub.name, t.name()),
+                    what: format!(
+                        "subnetwork {} tensor {} (against the model's)",
+                        sub.name,
+                        t.name()
+                    ),
                     expected: m.shape().to_vec(),
                     got: t.shape().to_vec(),
                 });
