@@ -1,9 +1,15 @@
 //! `toys`: the paper's toy models and their data, toy training, the experiments of Section 3,
 //! figures, and the `l3d` program.
 
+pub mod analysis;
 pub mod arch;
+pub mod cli;
 pub mod data;
 pub mod figures;
 pub mod io;
 pub mod models;
+pub mod report;
+pub mod reproduce;
+pub mod run;
 pub mod train;
+pub mod ui;

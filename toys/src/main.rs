@@ -1,1 +1,5 @@
-fn main() {}
+//! The `l3d` program; see `l3d --help`.
+
+fn main() -> std::process::ExitCode {
+    toys::cli::main()
+}

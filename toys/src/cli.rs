@@ -1,0 +1,560 @@
+//! The `l3d` program: argument parsing and the subcommands.
+
+use crate::analysis::AnalysisConfig;
+use crate::data::{DataSpec, Sparse};
+use crate::models::ToyKind;
+use crate::report::{generic_table, toy_table};
+use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
+use crate::ui::{Mode, Ui};
+use clap::{Args, Parser, Subcommand};
+use l3d::{Divergence, L3dConfig, Model, Reference};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Local Loss Landscape Decomposition: find the sparsely active circuits of a network by
+/// decomposing per-sample gradients into a few low-rank directions in parameter space.
+///
+/// With no subcommand: train the TMS toy model, decompose it at the paper's settings, and
+/// print what was found (outputs in out/default/).
+#[derive(Debug, Parser)]
+#[command(name = "l3d", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Print only the final results.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print JSON lines (progress events and results) for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a toy model and save it (model.toml, model.safetensors, toy.json).
+    Train(TrainArgs),
+    /// Decompose a model: a toy, a saved toy, or your own architecture + weights.
+    Decompose(Box<DecomposeArgs>),
+    /// Report on a saved decomposition (table, JSON, figures).
+    Report(ReportArgs),
+    /// Move the parameters along subnetworks and show the output changes.
+    Intervene(InterveneArgs),
+    /// Reproduce the toy experiments of the paper's Section 3, with the paper's numbers.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Which toy model.
+    #[arg(long, value_enum)]
+    pub model: ToyKind,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Most epochs (training stops earlier once converged).
+    #[arg(long, default_value_t = 1000)]
+    pub epochs: usize,
+    /// Output folder (default out/<model>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecomposeArgs {
+    /// A toy model to train and decompose.
+    #[arg(long, value_enum, conflicts_with_all = ["model_dir", "arch"])]
+    pub toy: Option<ToyKind>,
+    /// A toy saved by `l3d train`.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Your model's architecture file (TOML or JSON; see examples/models/).
+    #[arg(long, requires = "weights")]
+    pub arch: Option<PathBuf>,
+    /// Your model's weights (safetensors, PyTorch state_dict names).
+    #[arg(long, requires = "arch")]
+    pub weights: Option<PathBuf>,
+    /// Inputs to decompose on (.npy or safetensors, [N, d_in]).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Inputs from a sparse generator instead: number of features.
+    #[arg(long, conflicts_with = "inputs")]
+    pub sparse_features: Option<usize>,
+    /// A run config (e.g. the config.json of an earlier run); flags given override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue an interrupted run from its checkpoint.json.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Output folder (default out/<model>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// L3D settings; any not given takes the config file's value, else the paper's.
+#[derive(Debug, Args, Default)]
+pub struct Settings {
+    /// Number of subnetworks n_v.
+    #[arg(long)]
+    pub n_v: Option<usize>,
+    /// CP rank of every tensor with two or more modes.
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Fraction k of the batch x n_v coefficients kept by batch top-k, in (0, 1].
+    #[arg(long)]
+    pub top_k: Option<f64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate decay factor (applied every --lr-step epochs).
+    #[arg(long)]
+    pub lr_gamma: Option<f64>,
+    #[arg(long)]
+    pub lr_step: Option<usize>,
+    /// Epochs over which k falls linearly from 1 to --top-k.
+    #[arg(long)]
+    pub warm_start: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, value_parser = parse_divergence)]
+    pub divergence: Option<Divergence>,
+    #[arg(long, value_parser = parse_reference)]
+    pub reference: Option<Reference>,
+    /// Parameter tensors to decompose (comma-separated names); the rest stay frozen at W0.
+    #[arg(long, value_delimiter = ',')]
+    pub decompose: Option<Vec<String>>,
+    /// Samples to decompose on (fresh from the toy's distribution or a generator).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Most epochs of toy training when a toy is trained first.
+    #[arg(long)]
+    pub train_epochs: Option<usize>,
+}
+
+fn parse_divergence(s: &str) -> std::result::Result<Divergence, String> {
+    match s {
+        "mse" => Ok(Divergence::Mse),
+        "mse-authors" => Ok(Divergence::MseAuthors),
+        "kl" => Ok(Divergence::Kl),
+        _ => Err(format!("unknown divergence '{s}' (mse, mse-authors, kl)")),
+    }
+}
+
+fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
+    match s {
+        "random" => Ok(Reference::RandomSample),
+        "mean" => Ok(Reference::BatchMean),
+        "zero" => Ok(Reference::Zero),
+        _ => Err(format!("unknown reference '{s}' (random, mean, zero)")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The folder of a decomposition (written by `l3d decompose`).
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InterveneArgs {
+    /// The folder of a decomposition (written by `l3d decompose`).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Subnetworks to move along (comma-separated indices).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub subnetworks: Vec<usize>,
+    /// Largest |delta| of the sweep (default: half the norm of the decomposed parameters).
+    #[arg(long)]
+    pub delta: Option<f64>,
+    /// Number of delta values from -delta to delta.
+    #[arg(long, default_value_t = 9)]
+    pub steps: usize,
+    /// Samples to show.
+    #[arg(long, default_value_t = 60)]
+    pub samples: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Scale every epoch count by this factor (e.g. 0.1 for a quick look).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Output folder.
+    #[arg(long, default_value = "out/reproduce")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Divergence (the paper's MSE, or the authors' scripts' variant).
+    #[arg(long, value_parser = parse_divergence, default_value = "mse")]
+    pub divergence: Divergence,
+}
+
+/// Parses the arguments, runs, and maps errors to a message and exit code 1 (130 when
+/// interrupted). Usage errors exit with clap's code 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mode = if cli.json {
+        Mode::Json
+    } else if cli.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Human
+    };
+    let ui = Ui::new(mode);
+    ui.catch_interrupts();
+    match dispatch(cli.command, &ui) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ run::RunError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Option<Command>, ui: &Ui) -> Result<()> {
+    match command {
+        None => default_run(ui),
+        Some(Command::Train(a)) => train(a, ui),
+        Some(Command::Decompose(a)) => decompose(*a, ui),
+        Some(Command::Report(a)) => report(a, ui),
+        Some(Command::Intervene(a)) => intervene(a, ui),
+        Some(Command::Reproduce(a)) => crate::reproduce::run(&a, ui),
+    }
+}
+
+/// The paper's settings for a toy.
+pub fn paper_config(kind: ToyKind, seed: u64) -> L3dConfig {
+    let paper = kind.paper();
+    L3dConfig {
+        n_subnetworks: paper.n_v,
+        rank: paper.rank,
+        seed,
+        ..Default::default()
+    }
+}
+
+fn default_run(ui: &Ui) -> Result<()> {
+    ui.info("l3d: training the TMS toy model and decomposing it at the paper's settings");
+    let run = RunConfig {
+        model: ModelSource::Toy {
+            kind: ToyKind::Tms,
+            seed: 0,
+            train_epochs: 1000,
+        },
+        data: DataSource::Fresh {
+            samples: 1000,
+            seed: 1,
+        },
+        l3d: paper_config(ToyKind::Tms, 0),
+        analysis: AnalysisConfig::default(),
+    };
+    finish_decompose(&run, Path::new("out/default"), None, ui)
+}
+
+fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("out/{}", a.model)));
+    let toy = run::train_toy_ui(a.model, a.seed, a.epochs, ui)?;
+    run::save_toy(&toy, &out)?;
+    let check = &toy.report.check;
+    let text = format!(
+        "{}: saved to {}\n{}\nper-feature unexplained fraction: {:?}\nfeature embedding norms: {:?}",
+        a.model,
+        out.display(),
+        toy.report.choice,
+        check.unexplained.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        check.embedding_norms.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
+    ui.result(&text, serde_json::to_value(&toy.report).unwrap_or_default());
+    Ok(())
+}
+
+/// The run config of `decompose`: the config file if given, else built from the flags; flags
+/// override.
+fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
+    let s = &a.settings;
+    let mut run = match (&a.config, &a.resume) {
+        (Some(path), _) => run::read_json::<RunConfig>(path)?,
+        (None, Some(ck)) => {
+            let dir = ck.parent().unwrap_or(Path::new("."));
+            run::read_json::<RunConfig>(&dir.join("config.json"))?
+        }
+        (None, None) => {
+            let (model, l3d) = if let Some(kind) = a.toy {
+                (
+                    ModelSource::Toy {
+                        kind,
+                        seed: s.seed.unwrap_or(0),
+                        train_epochs: 1000,
+                    },
+                    paper_config(kind, 0),
+                )
+            } else if let Some(dir) = &a.model_dir {
+                let record: run::ToyRecord = run::read_json(&dir.join("toy.json"))?;
+                (
+                    ModelSource::ToyDir { dir: dir.clone() },
+                    paper_config(record.kind, 0),
+                )
+            } else if let (Some(arch), Some(weights)) = (&a.arch, &a.weights) {
+                let defaults = L3dConfig {
+                    divergence: Divergence::Mse,
+                    ..Default::default()
+                };
+                (
+                    ModelSource::Files {
+                        arch: arch.clone(),
+                        weights: weights.clone(),
+                    },
+                    defaults,
+                )
+            } else {
+                return Err(msg(
+                    "say what to decompose: --toy NAME, --model-dir DIR, --arch FILE --weights FILE, or --config FILE",
+                ));
+            };
+            let data = match (&a.inputs, a.sparse_features) {
+                (Some(path), _) => DataSource::File { path: path.clone() },
+                (None, Some(n)) => DataSource::Generator {
+                    spec: DataSpec::Sparse(Sparse::new(n)),
+                    samples: 1000,
+                    seed: 1,
+                },
+                (None, None) => DataSource::Fresh {
+                    samples: 1000,
+                    seed: 1,
+                },
+            };
+            let mut l3d = l3d;
+            if matches!(model, ModelSource::Files { .. }) {
+                l3d.divergence = divergence_for_files(&model)?;
+            }
+            RunConfig {
+                model,
+                data,
+                l3d,
+                analysis: AnalysisConfig::default(),
+            }
+        }
+    };
+    apply_settings(&mut run, s);
+    let out = match (&a.out, &a.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(ck)) => ck.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        (None, None) => PathBuf::from(format!("out/{}", run_name(&run.model))),
+    };
+    Ok((run, out))
+}
+
+/// KL for a logit model, MSE otherwise.
+fn divergence_for_files(model: &ModelSource) -> Result<Divergence> {
+    let ModelSource::Files { arch, .. } = model else {
+        return Ok(Divergence::Mse);
+    };
+    let a = crate::io::read_architecture(arch)?;
+    Ok(match a.output {
+        l3d::OutputKind::Logits => Divergence::Kl,
+        l3d::OutputKind::Regression => Divergence::Mse,
+    })
+}
+
+fn run_name(model: &ModelSource) -> String {
+    match model {
+        ModelSource::Toy { kind, .. } => kind.to_string(),
+        ModelSource::ToyDir { dir } | ModelSource::Files { arch: dir, .. } => dir
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+    }
+}
+
+fn apply_settings(run: &mut RunConfig, s: &Settings) {
+    let c = &mut run.l3d;
+    set(&mut c.n_subnetworks, &s.n_v);
+    set(&mut c.rank, &s.rank);
+    set(&mut c.top_k, &s.top_k);
+    set(&mut c.epochs, &s.epochs);
+    set(&mut c.batch_size, &s.batch);
+    set(&mut c.lr, &s.lr);
+    set(&mut c.lr_gamma, &s.lr_gamma);
+    set(&mut c.lr_step, &s.lr_step);
+    set(&mut c.warm_start_epochs, &s.warm_start);
+    set(&mut c.seed, &s.seed);
+    set(&mut c.divergence, &s.divergence);
+    set(&mut c.reference, &s.reference);
+    set(&mut c.decompose, &s.decompose);
+    if let Some(n) = s.samples {
+        match &mut run.data {
+            DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } => {
+                *samples = n
+            }
+            DataSource::File { .. } => {}
+        }
+    }
+    if let (Some(e), ModelSource::Toy { train_epochs, .. }) = (s.train_epochs, &mut run.model) {
+        *train_epochs = e;
+    }
+}
+
+/// Overrides `field` with a flag's value when the flag was given.
+fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *field = v.clone();
+    }
+}
+
+fn decompose(a: DecomposeArgs, ui: &Ui) -> Result<()> {
+    let (run, out) = resolve(&a)?;
+    finish_decompose(&run, &out, a.resume.as_deref(), ui)
+}
+
+fn finish_decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<()> {
+    let outcome = run::decompose(run, out, resume, ui)?;
+    let table = match (&outcome.analysis, &outcome.loaded.toy) {
+        (Some(a), Some(toy)) => {
+            toy_table(toy.kind.name(), a, toy.kind.paper().reconstruction_error)
+        }
+        _ => generic_table(&outcome.generic),
+    };
+    let text = format!(
+        "{table}\nwritten to {}: config.json (repeat with `l3d decompose --config {}/config.json`), decomposition, subnetworks.safetensors, report.html, figures/",
+        out.display(),
+        out.display()
+    );
+    let value =
+        serde_json::json!({ "out": out, "report": outcome.generic, "analysis": outcome.analysis });
+    ui.result(&text, value);
+    Ok(())
+}
+
+/// Reads a finished decomposition folder back: its config, model, data and decomposition.
+fn reopen(
+    dir: &Path,
+    ui: &Ui,
+) -> Result<(
+    RunConfig,
+    run::LoadedModel,
+    tensor::Tensor<f32>,
+    l3d::persist::Saved<f32>,
+)> {
+    let run: RunConfig = run::read_json(&dir.join("config.json"))?;
+    let source = match &run.model {
+        ModelSource::Toy { .. } => ModelSource::ToyDir {
+            dir: dir.join("model"),
+        },
+        other => other.clone(),
+    };
+    let loaded = run::load_model_source(&source, ui)?;
+    let data = run::load_data(&run.data, &loaded)?;
+    let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
+    l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
+    Ok((run, loaded, data, saved))
+}
+
+fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
+    let (run, loaded, data, saved) = reopen(&a.dir, ui)?;
+    let d = &saved.decomposition;
+    let history = &saved.meta.history;
+    let generic =
+        crate::report::generic_report(&loaded.model, d, &run.l3d, &data, history, &run.analysis)?;
+    let analysis = match &loaded.toy {
+        Some(toy) => Some(crate::analysis::analyse(
+            toy,
+            d,
+            &run.l3d,
+            history,
+            &run.analysis,
+        )?),
+        None => None,
+    };
+    crate::report::write_figures(
+        &a.dir,
+        &loaded,
+        d,
+        &run.l3d,
+        &data,
+        analysis.as_ref(),
+        &generic,
+        &run.analysis,
+    )?;
+    let table = match (&analysis, &loaded.toy) {
+        (Some(an), Some(toy)) => {
+            toy_table(toy.kind.name(), an, toy.kind.paper().reconstruction_error)
+        }
+        _ => generic_table(&generic),
+    };
+    ui.result(
+        &format!(
+            "{table}\nfigures and report.html rewritten in {}",
+            a.dir.display()
+        ),
+        serde_json::json!({ "report": generic, "analysis": analysis }),
+    );
+    Ok(())
+}
+
+fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
+    let (_, loaded, data, saved) = reopen(&a.dir, ui)?;
+    let d = &saved.decomposition;
+    if let Some(&k) = a.subnetworks.iter().find(|&&k| k >= d.n_v) {
+        return Err(msg(format!(
+            "subnetwork {k} does not exist (there are {})",
+            d.n_v
+        )));
+    }
+    if a.steps < 2 {
+        return Err(msg("--steps must be at least 2"));
+    }
+    let model = &loaded.model;
+    let params = model.params();
+    let norm = d
+        .param_index
+        .iter()
+        .map(|&i| params[i].sum_squares() as f64)
+        .sum::<f64>()
+        .sqrt();
+    let delta = a.delta.unwrap_or(0.5 * norm);
+    let deltas: Vec<f64> = (0..a.steps)
+        .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)
+        .collect();
+    let n = data.shape()[0].min(a.samples.max(1));
+    let x = data.gather_rows(&(0..n).collect::<Vec<_>>());
+    let mut text = String::new();
+    let mut results = Vec::new();
+    for &k in &a.subnetworks {
+        let s = l3d::intervene::sweep(model, d, k, &x, &deltas)?;
+        text.push_str(&format!(
+            "subnetwork {k}: mean |output change| over {n} samples\n"
+        ));
+        for (delta, row) in s.deltas.iter().zip(&s.change) {
+            let mean = row.iter().sum::<f64>() / row.len() as f64;
+            let max = row.iter().copied().fold(0.0, f64::max);
+            text.push_str(&format!(
+                "  delta {delta:>8.3}: mean {mean:.4}  max {max:.4}\n"
+            ));
+        }
+        results.push(s);
+    }
+    if a.subnetworks.len() > 1 {
+        let moves: Vec<(usize, f64)> = a.subnetworks.iter().map(|&k| (k, delta)).collect();
+        let y = l3d::intervene::intervene(model, d, &x, &moves)?;
+        let base = model.evaluate_w0(&x)?;
+        let change = y.sub(&base).norm() as f64 / (n as f64).sqrt();
+        text.push_str(&format!(
+            "all of {:?} at delta {delta:.3} together: rms output change {change:.4}\n",
+            a.subnetworks
+        ));
+    }
+    let path = a.dir.join("intervention.json");
+    run::write_json(&path, &results)?;
+    text.push_str(&format!("sweeps written to {}", path.display()));
+    ui.result(&text, serde_json::to_value(&results).unwrap_or_default());
+    Ok(())
+}

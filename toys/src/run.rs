@@ -1,0 +1,419 @@
+//! A run of the program, from a config to files: the model (a toy trained here, a saved toy,
+//! or a user's architecture and weights), the data, the decomposition, its analysis, its
+//! figures and its exports. Every run writes its resolved config first, so
+//! `l3d decompose --config <out>/config.json` repeats it exactly.
+
+use crate::analysis::{analyse, Analysis, AnalysisConfig};
+use crate::arch::Sequential;
+use crate::data::DataSpec;
+use crate::models::{ToyKind, ToyModel, ToyReport};
+use crate::train::{train_toy, TrainConfig};
+use crate::ui::Ui;
+use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
+use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tensor::{rng, Tensor};
+use thiserror::Error;
+
+/// An error of the program, in words, naming what was wrong.
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Msg(String),
+    #[error(transparent)]
+    L3d(#[from] l3d::L3dError),
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
+    #[error(transparent)]
+    Figure(#[from] crate::figures::FigureError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    /// The user stopped the run; what was done is saved at `checkpoint`.
+    #[error("interrupted; the run was saved at {checkpoint}: continue it with `l3d decompose --resume {checkpoint}`")]
+    Interrupted { checkpoint: String },
+}
+
+impl From<autodiff::AutodiffError> for RunError {
+    fn from(e: autodiff::AutodiffError) -> Self {
+        RunError::L3d(e.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RunError>;
+
+pub fn msg(text: impl Into<String>) -> RunError {
+    RunError::Msg(text.into())
+}
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// A toy of WORKLOADS.md trained here from `seed` (at most `train_epochs` epochs, with early
+    /// stopping once converged).
+    Toy {
+        kind: ToyKind,
+        seed: u64,
+        train_epochs: usize,
+    },
+    /// A toy saved by `l3d train` (a folder with `model.toml`, `model.safetensors`, `toy.json`).
+    ToyDir { dir: PathBuf },
+    /// A user's model: an architecture file (TOML or JSON) and safetensors weights.
+    Files { arch: PathBuf, weights: PathBuf },
+}
+
+/// Where the inputs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum DataSource {
+    /// Fresh samples from a toy's own input distribution.
+    Fresh { samples: usize, seed: u64 },
+    /// Rows of a `.npy` or safetensors file (`[N, d_in]`).
+    File { path: PathBuf },
+    /// Fresh samples from a named generator (for users' models without an input file).
+    Generator {
+        spec: DataSpec,
+        samples: usize,
+        seed: u64,
+    },
+}
+
+/// Everything that decides a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelSource,
+    pub data: DataSource,
+    pub l3d: L3dConfig,
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+}
+
+/// A model with, for toys, what the analysis needs to know about it.
+pub struct LoadedModel {
+    pub model: Sequential<f32>,
+    pub toy: Option<ToyModel>,
+}
+
+/// What a toy folder's `toy.json` records beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToyRecord {
+    pub kind: ToyKind,
+    pub target: crate::models::Target,
+    pub data: DataSpec,
+    pub report: ToyReport,
+}
+
+/// Reads a JSON file into `T`, naming the file in any error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = crate::io::read_bytes(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| msg(format!("{}: {e}", path.display())))
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| msg(e.to_string()))?;
+    crate::io::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Trains a toy, with a progress bar.
+pub fn train_toy_ui(kind: ToyKind, seed: u64, epochs: usize, ui: &Ui) -> Result<ToyModel> {
+    let config = TrainConfig {
+        epochs,
+        ..Default::default()
+    };
+    let bar = ui.bar(epochs as u64, &format!("train {kind}"));
+    let mut last_seed = seed;
+    let toy = train_toy(kind, seed, &config, &mut |p| {
+        if p.seed != last_seed {
+            last_seed = p.seed;
+            bar.set_prefix(format!("train {kind} s{}", p.seed));
+        }
+        bar.set_length(p.epochs as u64);
+        bar.set_position(p.epoch as u64);
+        bar.set_message(format!("loss {:.5}", p.loss));
+    })?;
+    bar.finish_and_clear();
+    ui.info(&format!(
+        "trained {kind}: {} ({} attempt(s))",
+        toy.report.choice,
+        toy.report.attempts.len().max(toy.report.blocks.len())
+    ));
+    Ok(toy)
+}
+
+/// Saves a toy into a folder: `model.toml`, `model.safetensors`, `toy.json`.
+pub fn save_toy(toy: &ToyModel, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| msg(format!("cannot create {}: {e}", dir.display())))?;
+    crate::io::save_model(
+        &toy.model,
+        &dir.join("model.toml"),
+        &dir.join("model.safetensors"),
+    )?;
+    let record = ToyRecord {
+        kind: toy.kind,
+        target: toy.target.clone(),
+        data: toy.data,
+        report: toy.report.clone(),
+    };
+    write_json(&dir.join("toy.json"), &record)
+}
+
+/// Loads a toy saved by [`save_toy`].
+pub fn load_toy(dir: &Path) -> Result<ToyModel> {
+    let model = crate::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors"))?;
+    let record: ToyRecord = read_json(&dir.join("toy.json"))?;
+    if model.architecture() != &record.kind.architecture() {
+        return Err(msg(format!(
+            "{}: the architecture is not that of the toy '{}'",
+            dir.join("model.toml").display(),
+            record.kind
+        )));
+    }
+    Ok(ToyModel {
+        kind: record.kind,
+        model,
+        target: record.target,
+        data: record.data,
+        report: record.report,
+    })
+}
+
+pub fn load_model_source(source: &ModelSource, ui: &Ui) -> Result<LoadedModel> {
+    match source {
+        ModelSource::Toy {
+            kind,
+            seed,
+            train_epochs,
+        } => {
+            let toy = train_toy_ui(*kind, *seed, *train_epochs, ui)?;
+            Ok(LoadedModel {
+                model: toy.model.clone(),
+                toy: Some(toy),
+            })
+        }
+        ModelSource::ToyDir { dir } => {
+            let toy = load_toy(dir)?;
+            Ok(LoadedModel {
+                model: toy.model.clone(),
+                toy: Some(toy),
+            })
+        }
+        ModelSource::Files { arch, weights } => Ok(LoadedModel {
+            model: crate::io::load_model(arch, weights)?,
+            toy: None,
+        }),
+    }
+}
+
+pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32>> {
+    let x = match source {
+        DataSource::Fresh { samples, seed } => {
+            let toy = loaded.toy.as_ref().ok_or_else(|| {
+                msg("fresh samples need a toy's input distribution; give the inputs as a file (--inputs) or a generator (--data)")
+            })?;
+            toy.sample_inputs(*samples, &mut rng(*seed))
+        }
+        DataSource::Generator {
+            spec,
+            samples,
+            seed,
+        } => {
+            spec.validate()
+                .map_err(|e| msg(format!("data generator: {e}")))?;
+            crate::data::sample(spec, *samples, &mut rng(*seed))
+        }
+        DataSource::File { path } => {
+            let x = crate::io::load_inputs(path)?;
+            crate::io::check_inputs(&x, loaded.model.input_dim(), path)?;
+            x
+        }
+    };
+    if x.shape()[0] < 2 {
+        return Err(msg(format!(
+            "the data has {} rows; a decomposition needs at least 2",
+            x.shape()[0]
+        )));
+    }
+    Ok(x)
+}
+
+/// Checks the settings that depend on the data.
+pub fn check_against_data(config: &L3dConfig, rows: usize) -> Result<()> {
+    if config.batch_size > rows {
+        return Err(msg(format!(
+            "invalid config: batch_size = {} is larger than the data ({rows} rows)",
+            config.batch_size
+        )));
+    }
+    Ok(())
+}
+
+/// The result of training: the decomposition and its history.
+pub struct Trained {
+    pub decomposition: Decomposition<f32>,
+    pub history: Vec<EpochStats>,
+}
+
+/// Trains a decomposition with a progress bar, stopping cleanly on Ctrl-C (the state is then
+/// saved as a checkpoint in `out` and [`RunError::Interrupted`] returned). `resume`
+/// continues from a checkpoint.
+pub fn train_decomposition(
+    model: &Sequential<f32>,
+    config: &L3dConfig,
+    data: &Tensor<f32>,
+    resume: Option<&Path>,
+    out: &Path,
+    ui: &Ui,
+) -> Result<Trained> {
+    config.validate().map_err(l3d::L3dError::from)?;
+    check_against_data(config, data.shape()[0])?;
+    let mut trainer = match resume {
+        Some(path) => Trainer::resume(model, load_checkpoint(path)?, data)?,
+        None => Trainer::new(model, config.clone(), data)?,
+    };
+    let bar = ui.bar(config.epochs as u64, "decompose");
+    bar.set_position(trainer.state.epoch as u64);
+    trainer.train(|s| {
+        bar.set_position(s.epoch as u64 + 1);
+        bar.set_message(format!(
+            "loss {:.4} error {:.4} dead {}",
+            s.loss, s.reconstruction_error, s.dead
+        ));
+        ui.event("epoch", serde_json::to_value(s).unwrap_or_default());
+        !ui.interrupted()
+    })?;
+    bar.finish_and_clear();
+    if trainer.state.epoch < trainer.state.config.epochs {
+        let path = out.join("checkpoint.json");
+        save_checkpoint(&path, &trainer.state, model)?;
+        return Err(RunError::Interrupted {
+            checkpoint: path.display().to_string(),
+        });
+    }
+    Ok(Trained {
+        decomposition: trainer.state.decomposition.clone(),
+        history: trainer.state.history.clone(),
+    })
+}
+
+/// Writes the subnetworks for use elsewhere (Python): `subnetworks.safetensors` with
+/// `subnetwork.{k}.{param}` in the model's own shapes (decoder, unit norm) and
+/// `encoder.{k}.{param}`, and `subnetworks.json` with the metadata.
+pub fn export_subnetworks(
+    out: &Path,
+    model: &Sequential<f32>,
+    d: &Decomposition<f32>,
+    metadata: &serde_json::Value,
+) -> Result<()> {
+    let mut named: Vec<(String, Tensor<f32>)> = Vec::new();
+    for k in 0..d.n_v {
+        for (name, t) in d.names.iter().zip(d.subnetwork(k)) {
+            named.push((format!("subnetwork.{k}.{name}"), t));
+        }
+        for (name, t) in d.names.iter().zip(d.encoder_subnetwork(k)) {
+            named.push((format!("encoder.{k}.{name}"), t));
+        }
+    }
+    let meta = BTreeMap::from([
+        ("format".to_string(), "l3d-subnetworks".to_string()),
+        ("n_subnetworks".to_string(), d.n_v.to_string()),
+        ("params".to_string(), d.names.join(",")),
+    ]);
+    crate::io::write_safetensors(
+        &out.join("subnetworks.safetensors"),
+        named.iter().map(|(n, t)| (n.as_str(), t)),
+        &meta,
+    )?;
+    let mut meta_json = metadata.clone();
+    if let serde_json::Value::Object(map) = &mut meta_json {
+        map.insert("params".into(), serde_json::json!(d.names));
+        map.insert(
+            "param_shapes".into(),
+            serde_json::json!(d
+                .param_index
+                .iter()
+                .map(|&i| model.param_shapes()[i].clone())
+                .collect::<Vec<_>>()),
+        );
+    }
+    write_json(&out.join("subnetworks.json"), &meta_json)
+}
+
+/// What `decompose` produced.
+pub struct Outcome {
+    pub loaded: LoadedModel,
+    pub data: Tensor<f32>,
+    pub trained: Trained,
+    pub analysis: Option<Analysis>,
+    pub generic: crate::report::GenericReport,
+}
+
+/// The whole of `l3d decompose`: writes `config.json` first, then the model (for a toy
+/// trained here), the decomposition, the exports, the analysis and the figures into `out`.
+pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<Outcome> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| msg(format!("cannot create {}: {e}", out.display())))?;
+    run.l3d.validate().map_err(l3d::L3dError::from)?;
+    write_json(&out.join("config.json"), run)?;
+    let loaded = load_model_source(&run.model, ui)?;
+    if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
+        save_toy(toy, &out.join("model"))?;
+    }
+    let data = load_data(&run.data, &loaded)?;
+    let trained = train_decomposition(&loaded.model, &run.l3d, &data, resume, out, ui)?;
+    let d = &trained.decomposition;
+    save_decomposition(
+        &out.join("decomposition.json"),
+        d,
+        &run.l3d,
+        &loaded.model,
+        &trained.history,
+    )?;
+    let analysis = match &loaded.toy {
+        Some(toy) => {
+            let bar = ui.bar(1, "analyse");
+            let a = analyse(toy, d, &run.l3d, &trained.history, &run.analysis)?;
+            bar.finish_and_clear();
+            write_json(&out.join("analysis.json"), &a)?;
+            Some(a)
+        }
+        None => None,
+    };
+    let generic = crate::report::generic_report(
+        &loaded.model,
+        d,
+        &run.l3d,
+        &data,
+        &trained.history,
+        &run.analysis,
+    )?;
+    write_json(&out.join("report.json"), &generic)?;
+    let metadata = serde_json::json!({
+        "config": run,
+        "metrics": &generic,
+        "analysis": &analysis,
+    });
+    export_subnetworks(out, &loaded.model, d, &metadata)?;
+    crate::report::write_figures(
+        out,
+        &loaded,
+        d,
+        &run.l3d,
+        &data,
+        analysis.as_ref(),
+        &generic,
+        &run.analysis,
+    )?;
+    Ok(Outcome {
+        loaded,
+        data,
+        trained,
+        analysis,
+        generic,
+    })
+}
