@@ -23,8 +23,10 @@ pub enum Activation {
 }
 
 /// One layer of an architecture.
+///
+/// In a file, unknown keys are errors, so that a misspelt key is caught rather than ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layer {
     /// `y = x W^T + b` with `W: [out_features, in_features]` (`{name}.weight`) and, if `bias`,
     /// `b: [out_features]` (`{name}.bias`).
@@ -59,6 +61,7 @@ fn default_eps() -> f64 {
 
 /// A whole architecture: input width, layers, output kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Architecture {
     pub input_dim: usize,
     pub layers: Vec<Layer>,

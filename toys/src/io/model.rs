@@ -6,7 +6,9 @@ use std::path::Path;
 use l3d::Model;
 use tensor::Tensor;
 
-use super::element::{first_non_finite, unravel, Encoding, StoredFloat, SAFETENSORS_DTYPES};
+use super::element::{
+    checked_numel, first_non_finite, unravel, Encoding, StoredFloat, SAFETENSORS_DTYPES,
+};
 use super::fs::{read_bytes, read_text, write_atomic};
 use super::inputs::extension;
 use super::safetensors::{write_safetensors, Parsed};
@@ -89,10 +91,40 @@ fn parse_architecture(path: &Path) -> Result<Architecture, IoError> {
     let format = ArchFormat::of(path)?;
     let text = read_text(path)?;
     let parsed = match format {
-        ArchFormat::Toml => toml::from_str(&text).map_err(|e| e.to_string()),
+        ArchFormat::Toml => toml::from_str(&text).map_err(|e| toml_message(&text, &e)),
         ArchFormat::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
     };
     parsed.map_err(|msg| arch_error(path, msg))
+}
+
+/// The parser's message, plus the line of the offending key or value when the message names
+/// an unknown one: errors inside a tagged layer are placed at the start of the layer list.
+fn toml_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message();
+    let token = ["unknown variant `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+    let line = token.and_then(|token| line_of_word(text, token).map(|line| (token, line)));
+    match line {
+        Some((token, line)) => format!("{err}(`{token}` is on line {line})"),
+        None => err.to_string(),
+    }
+}
+
+/// The 1-based number of the first line that has `word` outside a comment, as a whole word.
+fn line_of_word(text: &str, word: &str) -> Option<usize> {
+    let is_word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let has_word = |code: &str| {
+        code.match_indices(word).any(|(at, _)| {
+            let before = code[..at].chars().next_back();
+            let after = code[at + word.len()..].chars().next();
+            !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+        })
+    };
+    let code = |line: &str| line.split('#').next().unwrap_or_default().to_string();
+    text.lines()
+        .position(|line| has_word(&code(line)))
+        .map(|i| i + 1)
 }
 
 /// Writes `arch` to `path` as TOML or JSON (by extension), atomically.
@@ -116,6 +148,12 @@ fn check_architecture(arch: &Architecture) -> Result<Vec<ParamSlot>, String> {
     for slot in &slots {
         if !seen.insert(slot.name.as_str()) {
             return Err(format!("two parameters are named '{}'", slot.name));
+        }
+        if checked_numel(&slot.shape).is_none() {
+            let (name, shape) = (&slot.name, &slot.shape);
+            return Err(format!(
+                "parameter '{name}' of shape {shape:?} is too large"
+            ));
         }
     }
     Ok(slots)
