@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod arch;
+pub mod classifier;
 pub mod cli;
 pub mod data;
 pub mod figures;
