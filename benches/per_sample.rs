@@ -12,7 +12,7 @@
 //! Run: `cargo bench --bench per_sample`.
 
 use autodiff::{per_sample_grads, per_sample_grads_loop, Result, Tape, Var};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
 use tensor::{rng, Tensor};
@@ -58,7 +58,9 @@ fn per_sample(c: &mut Criterion) {
     let target = Tensor::<f32>::randn(&[BATCH, WIDTHS[3]], 1.0, &mut r);
     let mut group = c.benchmark_group("per_sample");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.sample_size(20);
+    // A pass takes 0.1 to 0.3 s: ten samples of one pass each.
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
     group.bench_function("batched", |bench| {
         bench.iter(|| {
             let grads = per_sample_grads(&params, &[&x, &target], mlp_wide_loss)
