@@ -836,6 +836,15 @@ fn reads_npy_as_numpy_writes_it() {
     let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
     let bytes = npy_with_header(dict, &le_bytes_f32(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
     assert_eq!(bytes.len(), 128 + 24); // NumPy pads the header to 128 bytes here.
+                                       // `np.save(f, np.arange(6, dtype='<f4').reshape(2, 3))` writes exactly these bytes (checked
+                                       // with NumPy 2.4), and so does `write_npy`.
+    let path = scratch("numpy_layout").join("a.npy");
+    write_npy(
+        &path,
+        &Tensor::<f32>::from_vec(&[2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
     let x = npy_from_bytes::<f32>(Path::new("a.npy"), &bytes).unwrap();
     assert_eq!(x.shape(), [2, 3]);
     assert_eq!(x.data(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);

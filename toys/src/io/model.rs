@@ -103,7 +103,8 @@ fn toml_message(text: &str, err: &toml::de::Error) -> String {
     let message = err.message();
     let token = ["unknown variant `", "unknown field `"]
         .iter()
-        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next())
+        .filter(|token| !token.is_empty());
     let line = token.and_then(|token| line_of_word(text, token).map(|line| (token, line)));
     match line {
         Some((token, line)) => format!("{err}(`{token}` is on line {line})"),
@@ -121,9 +122,8 @@ fn line_of_word(text: &str, word: &str) -> Option<usize> {
             !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
         })
     };
-    let code = |line: &str| line.split('#').next().unwrap_or_default().to_string();
     text.lines()
-        .position(|line| has_word(&code(line)))
+        .position(|line| has_word(line.split('#').next().unwrap_or_default()))
         .map(|i| i + 1)
 }
 
