@@ -119,7 +119,7 @@ impl DataSpec {
         };
         if !(s.p > 0.0 && s.p <= 1.0) {
             Err(format!("p must be in (0, 1], is {}", s.p))
-        } else if s.group == 0 || n_features % s.group != 0 {
+        } else if s.group == 0 || !n_features.is_multiple_of(s.group) {
             Err(format!(
                 "group size {} must be > 0 and divide n_features {n_features}",
                 s.group

@@ -61,6 +61,11 @@ pub struct ModelCheck {
     pub unexplained: Vec<f64>,
     /// Column norms of the first layer's weight: the size of each feature's embedding.
     pub embedding_norms: Vec<f64>,
+    /// Row norms of the last layer's weight: the size of each output's read-out. With
+    /// untied weights (every toy here), a feature can sit on a tiny embedding and a large
+    /// read-out and still be reproduced exactly, so judge representation by `unexplained`,
+    /// and scale by both norms.
+    pub readout_norms: Vec<f64>,
     /// Whether every `u_j < REPRESENTED_BELOW`.
     pub represents_all: bool,
 }
@@ -116,6 +121,13 @@ fn check_on(model: &Sequential<f32>, target: &Target, group: usize, x: &Tensor<f
         unexplained.push(e / v);
     }
     let represents_all = unexplained.iter().all(|&u| u < REPRESENTED_BELOW);
+    let params = model.params();
+    let first_weight = params[0];
+    let last_weight = params
+        .iter()
+        .rev()
+        .find(|p| p.ndim() == 2)
+        .expect("a toy has a linear layer");
     ModelCheck {
         samples: x.shape()[0],
         mse: y.sub(&t).square().mean_all() as f64,
@@ -123,7 +135,8 @@ fn check_on(model: &Sequential<f32>, target: &Target, group: usize, x: &Tensor<f
         feature_variances: variances,
         feature_samples: counts,
         unexplained,
-        embedding_norms: column_norms(model.params()[0]),
+        embedding_norms: column_norms(first_weight),
+        readout_norms: last_weight.rows().map(norm).collect(),
         represents_all,
     }
 }
@@ -167,6 +180,10 @@ fn error_and_variance(
     (error / m, variance / m)
 }
 
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt()
+}
+
 /// The norm of each column of a matrix `[h, n]`: `[n]`.
 fn column_norms(w: &Tensor<f32>) -> Vec<f64> {
     let n = w.row_len();
@@ -207,6 +224,7 @@ mod tests {
         let check = check_model(&model, &Target::Identity, &ToyKind::Tms.data(), 0);
         assert!(!check.represents_all);
         assert_eq!(check.embedding_norms, [1.0, 1.0, 0.0, 0.5, 0.5]);
+        assert_eq!(check.readout_norms, [1.0, 1.0, 0.0, 0.5, 0.5]);
         // Feature 2: output 0, so e = E[x^2] = 1/3 and v = Var x = 1/12 (x ~ U(0, 1)):
         // u = 4, up to sampling error.
         assert!(
