@@ -239,6 +239,9 @@ const MIXING: &[(&str, Mixing)] = &[
         let both = t.try_concat(&[h, h], 0)?;
         t.try_sum_axis(both, 0)
     }),
+    ("log_softmax over the batch axis", |t, h| {
+        t.try_log_softmax(h)
+    }),
     ("reshape across the batch axis", |t, h| {
         let n = t.value(h).numel();
         let row = t.try_reshape(h, &[1, n])?;

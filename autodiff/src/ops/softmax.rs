@@ -5,11 +5,15 @@ use crate::tape::{Result, Tape, Var};
 use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
-    /// `y = x - logsumexp(x)` over the last axis (shifted by the row maximum).
+    /// `y = x - logsumexp(x)` over the last axis (shifted by the row maximum). On a batched
+    /// `[B]` value the last axis is the batch axis, which mixes the samples.
     ///
     /// vjp: `dL/dx = g - softmax(x) * sum_j g_j` per row, with `softmax(x) = e^y`.
     pub fn try_log_softmax(&mut self, x: Var) -> Result<Var> {
         let value = self.value(x).try_log_softmax_last()?;
+        if value.ndim() == 1 {
+            self.note_batch_mixing(x, "log_softmax over the batch axis");
+        }
         Ok(self.push(
             "log_softmax",
             value,
