@@ -278,6 +278,25 @@ pub(crate) fn seeded(seed: u64, stream: Stream) -> ChaCha8Rng {
     rng
 }
 
+/// The most training seeds one seed search may try.
+pub const MAX_SEEDS_PER_SEARCH: usize = 1000;
+
+/// The training seeds a seed search from `seed` tries, in order: `1000 seed + k` for
+/// `k = 0, 1, ..` (at most [`MAX_SEEDS_PER_SEARCH`]). Spaced out rather than `seed + k`, so
+/// that the searches from nearby seeds try different models instead of mostly the same ones,
+/// while the seeds stay short enough to read in a report.
+pub fn training_seeds(seed: u64) -> impl Iterator<Item = u64> {
+    let base = seed.wrapping_mul(MAX_SEEDS_PER_SEARCH as u64);
+    (0..MAX_SEEDS_PER_SEARCH as u64).map(move |k| base.wrapping_add(k))
+}
+
+/// The seeds of the three `tms` blocks of `tms-parallel` from `seed`: `3 seed + b` for block
+/// `b`, so that blocks, and the blocks of nearby seeds, search disjoint training seeds.
+pub fn block_seeds(seed: u64) -> [u64; 3] {
+    let base = seed.wrapping_mul(3);
+    [0, 1, 2].map(|b| base.wrapping_add(b))
+}
+
 /// PyTorch's default `nn.Linear` initialisation for every linear layer of `arch`, in slot
 /// order: weight and bias both `U(-1/sqrt(in), 1/sqrt(in))`.
 ///
@@ -420,12 +439,13 @@ pub struct ToyModel {
 
 impl ToyModel {
     /// The toy with its initial weights, untrained (for `tms-parallel`, three initial `tms`
-    /// blocks from `seed`, `seed + 1`, `seed + 2`), checked on samples from `seed`.
+    /// blocks from [`block_seeds`]), checked on samples from `seed`.
     pub fn untrained(kind: ToyKind, seed: u64) -> Self {
         let model = match kind {
             ToyKind::TmsParallel => {
-                let blocks: Vec<_> = (0..3)
-                    .map(|k| initialised(ToyKind::Tms.architecture(), seed.wrapping_add(k)))
+                let blocks: Vec<_> = block_seeds(seed)
+                    .into_iter()
+                    .map(|s| initialised(ToyKind::Tms.architecture(), s))
                     .collect();
                 parallel_tms(&blocks)
             }
@@ -533,6 +553,17 @@ mod tests {
         assert_eq!(a.apply(&x).data(), [-3.0, -6.0, 0.5, 0.0]);
         assert_eq!(a.outputs_fed_by(0), [0]);
         assert_eq!(a.outputs_fed_by(1), [0, 1]);
+    }
+
+    #[test]
+    fn seed_searches_from_nearby_seeds_do_not_overlap() {
+        let first: Vec<u64> = training_seeds(0).collect();
+        let second: Vec<u64> = training_seeds(1).collect();
+        assert_eq!(first.len(), MAX_SEEDS_PER_SEARCH);
+        assert_eq!((first[0], first[1], second[0]), (0, 1, 1000));
+        assert!(first.iter().all(|s| !second.contains(s)));
+        assert_eq!(block_seeds(0), [0, 1, 2]);
+        assert_eq!(block_seeds(1), [3, 4, 5]);
     }
 
     #[test]

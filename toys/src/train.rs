@@ -26,8 +26,8 @@ pub use dense::DenseMlp;
 use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
 use crate::models::check::{check_model, REPRESENTED_BELOW};
-use crate::models::{initialised, parallel_tms, seeded, Attempt, Stream, Target, ToyKind};
-use crate::models::{ToyModel, ToyReport};
+use crate::models::{block_seeds, initialised, parallel_tms, seeded, training_seeds};
+use crate::models::{Attempt, Stream, Target, ToyKind, ToyModel, ToyReport, MAX_SEEDS_PER_SEARCH};
 use autodiff::optim::{AdamW, AdamWConfig};
 use autodiff::{AutodiffError, Tape};
 use l3d::Model;
@@ -41,6 +41,8 @@ use thiserror::Error;
 pub enum TrainError {
     #[error("the dense fast path cannot train this model: {0}")]
     Unsupported(String),
+    #[error("invalid training config: {0}")]
+    Config(String),
     #[error(transparent)]
     Autodiff(#[from] AutodiffError),
 }
@@ -87,11 +89,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// `None`: always train for `epochs`.
     pub early_stop: Option<EarlyStop>,
-    /// How many training seeds `train_toy` tries (`seed`, `seed + 1`, ..) before it keeps the
-    /// best model it has. The default is large because `tms` trained from a random start
+    /// How many training seeds `train_toy` tries ([`crate::models::training_seeds`]) before
+    /// it keeps the best model it has. The default is large because `tms` trained from a random start
     /// usually drops a feature for good (a dead output ReLU): about 1 seed in 40 keeps all
     /// five (notes/toys.md), and failed seeds cost only their ~70 epochs to convergence.
-    pub max_seeds: u64,
+    pub max_seeds: usize,
     pub backend: Backend,
 }
 
@@ -109,6 +111,40 @@ impl Default for TrainConfig {
             }),
             max_seeds: 200,
             backend: Backend::Dense,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks that every setting is usable; the message names the one at fault.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |msg: String| Err(TrainError::Config(msg));
+        if self.samples == 0 || self.batch_size == 0 {
+            return bad(format!(
+                "samples ({}) and batch_size ({}) must be > 0",
+                self.samples, self.batch_size
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("lr must be positive and finite, is {}", self.lr));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(format!(
+                "weight_decay must be >= 0, is {}",
+                self.weight_decay
+            ));
+        }
+        if !(1..=MAX_SEEDS_PER_SEARCH).contains(&self.max_seeds) {
+            return bad(format!(
+                "max_seeds must be in 1..={MAX_SEEDS_PER_SEARCH}, is {}",
+                self.max_seeds
+            ));
+        }
+        match self.early_stop {
+            Some(e) if e.window == 0 || !(e.rel >= 0.0 && e.rel < 1.0) => bad(format!(
+                "early stopping needs window > 0 and 0 <= rel < 1, got {e:?}"
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -177,6 +213,7 @@ pub fn train(
     seed: u64,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainRun, TrainError> {
+    config.validate()?;
     let x = data::sample(data, config.samples, &mut seeded(seed, Stream::TrainData));
     let t = target.apply(&x);
     let initial_loss = model.evaluate_w0(&x)?.sub(&t).square().mean_all() as f64;
@@ -237,26 +274,26 @@ pub fn train(
 
 /// The toy `kind` from `seed`, trained and checked.
 ///
-/// Tries the training seeds `seed`, `seed + 1`, .. (at most `config.max_seeds`) and keeps the
-/// first model that represents every feature (see [`crate::models::check`]), or, if none
+/// Tries the training seeds [`training_seeds`]`(seed)` (`1000 seed`, `1000 seed + 1`, ..; at
+/// most `config.max_seeds`) and keeps the first model that represents every feature (see [`crate::models::check`]), or, if none
 /// does, the one whose worst feature is best; the report records every attempt and the
 /// choice. The target (`A` of a linear target) and the check samples come from `seed` alone.
-/// `tms-parallel` is three `tms` toys trained this way from `seed`, `seed + max_seeds` and
-/// `seed + 2 max_seeds` (so their seeds never overlap), assembled block-diagonally.
+/// `tms-parallel` is three `tms` toys trained this way from the seeds [`block_seeds`]`(seed)`,
+/// assembled block-diagonally.
 pub fn train_toy(
     kind: ToyKind,
     seed: u64,
     config: &TrainConfig,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ToyModel, TrainError> {
+    config.validate()?;
     if kind == ToyKind::TmsParallel {
         return train_parallel_tms(seed, config, progress);
     }
     let (target, data) = (kind.target(seed), kind.data());
     let mut attempts = Vec::new();
     let mut models = Vec::new();
-    for k in 0..config.max_seeds.max(1) {
-        let s = seed.wrapping_add(k);
+    for s in training_seeds(seed).take(config.max_seeds) {
         let mut model = initialised(kind.architecture(), s);
         let run = train(&mut model, &target, &data, config, s, progress)?;
         let check = check_model(&model, &target, &data, seed);
@@ -326,16 +363,9 @@ fn train_parallel_tms(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ToyModel, TrainError> {
     let kind = ToyKind::TmsParallel;
-    let stride = config.max_seeds.max(1);
-    let blocks = (0..3)
-        .map(|k| {
-            train_toy(
-                ToyKind::Tms,
-                seed.wrapping_add(k * stride),
-                config,
-                progress,
-            )
-        })
+    let blocks = block_seeds(seed)
+        .into_iter()
+        .map(|s| train_toy(ToyKind::Tms, s, config, progress))
         .collect::<Result<Vec<_>, _>>()?;
     let models: Vec<Sequential<f32>> = blocks.iter().map(|b| b.model.clone()).collect();
     let model = parallel_tms(&models);
@@ -384,6 +414,44 @@ mod tests {
         assert!(stop.converged(&[1.0, 1.01, 0.995, 1.0]));
         // A noisy window whose best dips 2% below: not converged.
         assert!(!stop.converged(&[1.0, 1.1, 0.98, 1.05]));
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        assert!(TrainConfig::default().validate().is_ok());
+        for (config, field) in [
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..TrainConfig::default()
+                },
+                "batch_size",
+            ),
+            (
+                TrainConfig {
+                    lr: f64::NAN,
+                    ..TrainConfig::default()
+                },
+                "lr",
+            ),
+            (
+                TrainConfig {
+                    max_seeds: 0,
+                    ..TrainConfig::default()
+                },
+                "max_seeds",
+            ),
+            (
+                TrainConfig {
+                    max_seeds: 1001,
+                    ..TrainConfig::default()
+                },
+                "max_seeds",
+            ),
+        ] {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 
     #[test]

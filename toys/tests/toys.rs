@@ -5,7 +5,8 @@
 use l3d::Model;
 use tensor::{rng, Tensor};
 use toys::arch::Sequential;
-use toys::models::{mlp_wide, parallel_tms, ToyKind, ToyModel, MLP_WIDE_SEED};
+use toys::models::{block_seeds, mlp_wide, parallel_tms, training_seeds};
+use toys::models::{ToyKind, ToyModel, MLP_WIDE_SEED};
 use toys::train::{train, train_toy, TrainConfig};
 
 fn param_count(model: &impl Model<f32>) -> usize {
@@ -151,7 +152,9 @@ fn the_seed_search_records_every_attempt_and_its_choice() {
     let toy = train_toy(ToyKind::Tms, 10, &config, &mut |_| {}).unwrap();
     let r = &toy.report;
     let seeds: Vec<u64> = r.attempts.iter().map(|a| a.seed).collect();
-    assert_eq!(seeds, &[10, 11, 12][..seeds.len()]);
+    let expected: Vec<u64> = training_seeds(10).take(seeds.len()).collect();
+    assert_eq!(seeds, expected);
+    assert_eq!(seeds[0], 10_000);
     let chosen = r.chosen_seed.unwrap();
     let kept = r.attempts.iter().find(|a| a.seed == chosen).unwrap();
     assert_eq!(kept.check, r.check);
@@ -182,9 +185,8 @@ fn trained_tms_parallel_keeps_its_blocks_apart() {
     assert!(off_block_zero(p[1], 5, 2));
     let r = &toy.report;
     assert_eq!(r.blocks.len(), 3);
-    // Blocks search disjoint seed ranges: block k starts at seed + k max_seeds.
-    for (k, block) in r.blocks.iter().enumerate() {
-        assert_eq!(block.seed, 2 * k as u64);
+    for (block, seed) in r.blocks.iter().zip(block_seeds(0)) {
+        assert_eq!(block.seed, seed);
         assert_eq!(block.kind, ToyKind::Tms);
     }
     assert_eq!(r.check.unexplained.len(), 15);
