@@ -30,13 +30,12 @@ fn main() {
 }
 
 fn print_report(report: &ToyReport, indent: &str) {
-    let failed = report.attempts.len().saturating_sub(1);
-    if failed > 3 {
-        println!(
-            "{indent}({failed} seeds before the kept one did not represent every feature; last 3:)"
-        );
+    const SHOWN: usize = 4;
+    let hidden = report.attempts.len().saturating_sub(SHOWN);
+    if hidden > 0 {
+        println!("{indent}({hidden} earlier runs did not represent every feature)");
     }
-    for a in report.attempts.iter().skip(failed.saturating_sub(3)) {
+    for a in &report.attempts[hidden..] {
         println!(
             "{indent}seed {}: {} epochs{}, loss {:.5} -> {:.5}, worst unexplained {:.3}",
             a.seed,

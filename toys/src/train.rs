@@ -94,6 +94,15 @@ pub struct TrainConfig {
     /// usually drops a feature for good (a dead output ReLU): about 1 seed in 40 keeps all
     /// five (notes/toys.md), and failed seeds cost only their ~70 epochs to convergence.
     pub max_seeds: usize,
+    /// Whether the model kept by the seed search, if it stopped early, is trained again from
+    /// its seed for the full `epochs` (the same run, continued: the first epochs repeat
+    /// exactly). Early stopping then only serves to reject seeds quickly. It matters because
+    /// the loss converges before the parameters do: the hidden layer of the TMS-like toys is
+    /// linear, so `W_in -> M W_in, W_out -> W_out M^-1` leaves the function unchanged, and
+    /// AdamW keeps moving the weights along that symmetry (for `tmcs`, embedding norms nearly
+    /// double between epoch 100 and 1,000 at the same loss). The function is the same, but the
+    /// gradients L3D decomposes are not.
+    pub finish_kept: bool,
     pub backend: Backend,
 }
 
@@ -110,6 +119,7 @@ impl Default for TrainConfig {
                 rel: 1e-3,
             }),
             max_seeds: 200,
+            finish_kept: true,
             backend: Backend::Dense,
         }
     }
@@ -275,11 +285,13 @@ pub fn train(
 /// The toy `kind` from `seed`, trained and checked.
 ///
 /// Tries the training seeds [`training_seeds`]`(seed)` (`1000 seed`, `1000 seed + 1`, ..; at
-/// most `config.max_seeds`) and keeps the first model that represents every feature (see [`crate::models::check`]), or, if none
-/// does, the one whose worst feature is best; the report records every attempt and the
-/// choice. The target (`A` of a linear target) and the check samples come from `seed` alone.
-/// `tms-parallel` is three `tms` toys trained this way from the seeds [`block_seeds`]`(seed)`,
-/// assembled block-diagonally.
+/// most `config.max_seeds`) and keeps the first model that represents every feature (see
+/// [`crate::models::check`]), or, if none does, the one whose worst feature is best. With
+/// `config.finish_kept`, a kept model that stopped early is then trained again from its seed
+/// for the full `config.epochs` (see [`TrainConfig::finish_kept`]). The report records every
+/// run and the choice. The target (`A` of a linear target) and the check samples come from
+/// `seed` alone. `tms-parallel` is three `tms` toys trained this way from the seeds
+/// [`block_seeds`]`(seed)`, assembled block-diagonally.
 pub fn train_toy(
     kind: ToyKind,
     seed: u64,
@@ -291,27 +303,45 @@ pub fn train_toy(
         return train_parallel_tms(seed, config, progress);
     }
     let (target, data) = (kind.target(seed), kind.data());
+    let toy = Toy {
+        kind,
+        seed,
+        target: &target,
+        data: &data,
+    };
     let mut attempts = Vec::new();
     let mut models = Vec::new();
     for s in training_seeds(seed).take(config.max_seeds) {
-        let mut model = initialised(kind.architecture(), s);
-        let run = train(&mut model, &target, &data, config, s, progress)?;
-        let check = check_model(&model, &target, &data, seed);
-        let done = check.represents_all;
-        attempts.push(Attempt {
-            seed: s,
-            epochs_run: run.epoch_losses.len(),
-            stopped_early: run.stopped_early,
-            initial_loss: run.initial_loss,
-            final_loss: run.epoch_losses.last().copied().unwrap_or(run.initial_loss),
-            check,
-        });
+        let (model, attempt) = toy.attempt(s, config, progress)?;
+        let done = attempt.check.represents_all;
+        attempts.push(attempt);
         models.push(model);
         if done {
             break;
         }
     }
-    let (chosen, choice) = choose(&attempts);
+    let (mut chosen, mut choice) = choose(&attempts);
+    let mut model = models.swap_remove(chosen);
+    if config.finish_kept && attempts[chosen].stopped_early {
+        let full_config = TrainConfig {
+            early_stop: None,
+            ..config.clone()
+        };
+        let (full, attempt) = toy.attempt(attempts[chosen].seed, &full_config, progress)?;
+        let kept_all = attempts[chosen].check.represents_all;
+        if attempt.check.represents_all || !kept_all {
+            choice += &format!("; then trained again for the full {} epochs", config.epochs);
+            model = full;
+            chosen = attempts.len();
+        } else {
+            choice += &format!(
+                "; trained again for the full {} epochs, it lost a feature, so the early-stopped \
+                 model is kept",
+                config.epochs
+            );
+        }
+        attempts.push(attempt);
+    }
     let report = ToyReport {
         kind,
         seed,
@@ -323,11 +353,42 @@ pub fn train_toy(
     };
     Ok(ToyModel {
         kind,
-        model: models.swap_remove(chosen),
+        model,
         target,
         data,
         report,
     })
+}
+
+/// What `train_toy` holds fixed across its training runs.
+struct Toy<'a> {
+    kind: ToyKind,
+    seed: u64,
+    target: &'a Target,
+    data: &'a DataSpec,
+}
+
+impl Toy<'_> {
+    /// One training run from the training seed `s`, checked on the toy's check samples.
+    fn attempt(
+        &self,
+        s: u64,
+        config: &TrainConfig,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(Sequential<f32>, Attempt), TrainError> {
+        let mut model = initialised(self.kind.architecture(), s);
+        let run = train(&mut model, self.target, self.data, config, s, progress)?;
+        let check = check_model(&model, self.target, self.data, self.seed);
+        let attempt = Attempt {
+            seed: s,
+            epochs_run: run.epoch_losses.len(),
+            stopped_early: run.stopped_early,
+            initial_loss: run.initial_loss,
+            final_loss: run.epoch_losses.last().copied().unwrap_or(run.initial_loss),
+            check,
+        };
+        Ok((model, attempt))
+    }
 }
 
 /// The index of the attempt to keep, and why, in words.

@@ -7,7 +7,7 @@ use tensor::{rng, Tensor};
 use toys::arch::Sequential;
 use toys::models::{block_seeds, mlp_wide, parallel_tms, training_seeds};
 use toys::models::{ToyKind, ToyModel, MLP_WIDE_SEED};
-use toys::train::{train, train_toy, TrainConfig};
+use toys::train::{train, train_toy, EarlyStop, TrainConfig};
 
 fn param_count(model: &impl Model<f32>) -> usize {
     model.params().iter().map(|p| p.numel()).sum()
@@ -190,4 +190,38 @@ fn trained_tms_parallel_keeps_its_blocks_apart() {
         assert_eq!(block.kind, ToyKind::Tms);
     }
     assert_eq!(r.check.unexplained.len(), 15);
+}
+
+#[test]
+fn a_kept_model_that_stopped_early_is_trained_for_the_full_budget() {
+    // A window of 1 epoch and a 50% bar stop every run after its second epoch.
+    let config = TrainConfig {
+        epochs: 6,
+        early_stop: Some(EarlyStop {
+            window: 1,
+            rel: 0.5,
+        }),
+        max_seeds: 1,
+        ..TrainConfig::default()
+    };
+    let toy = train_toy(ToyKind::Tmcs, 3, &config, &mut |_| {}).unwrap();
+    let r = &toy.report;
+    assert_eq!(r.attempts.len(), 2, "{r:?}");
+    let (early, full) = (&r.attempts[0], &r.attempts[1]);
+    assert!(early.stopped_early && early.epochs_run < 6);
+    assert_eq!(
+        (full.seed, full.epochs_run, full.stopped_early),
+        (early.seed, 6, false)
+    );
+    // The same run, continued: it starts from the same weights on the same data.
+    assert_eq!(full.initial_loss, early.initial_loss);
+    assert!(r.choice.contains("full 6 epochs"), "{}", r.choice);
+    assert_eq!(r.check, full.check);
+
+    let without = TrainConfig {
+        finish_kept: false,
+        ..config
+    };
+    let toy = train_toy(ToyKind::Tmcs, 3, &without, &mut |_| {}).unwrap();
+    assert_eq!(toy.report.attempts.len(), 1);
 }
