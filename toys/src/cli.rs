@@ -103,24 +103,33 @@ pub struct Settings {
     /// Fraction k of the batch x n_v coefficients kept by batch top-k, in (0, 1].
     #[arg(long)]
     pub top_k: Option<f64>,
+    /// Epochs over the data (paper: 1000).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Batch size; also the pool each sample's reference is drawn from (paper: 32).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// AdamW learning rate at the start (paper: 0.01).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Learning-rate decay factor (applied every --lr-step epochs).
     #[arg(long)]
     pub lr_gamma: Option<f64>,
+    /// Epochs between learning-rate decays (paper: 100; 0 for none).
     #[arg(long)]
     pub lr_step: Option<usize>,
     /// Epochs over which k falls linearly from 1 to --top-k.
     #[arg(long)]
     pub warm_start: Option<usize>,
+    /// Seed of the decomposition (initialisation, shuffling, references) and of a toy.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// mse (the paper's), mse-authors (the authors' toy scripts; default for toys), or kl
+    /// (logit models; default for architecture files with `output = "logits"`).
     #[arg(long, value_parser = parse_divergence)]
     pub divergence: Option<Divergence>,
+    /// The reference output each sample is compared with: random (another sample of the
+    /// batch; the paper's choice and the default), mean (the batch mean), zero.
     #[arg(long, value_parser = parse_reference)]
     pub reference: Option<Reference>,
     /// Parameter tensors to decompose (comma-separated names); the rest stay frozen at W0.
