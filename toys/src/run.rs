@@ -359,6 +359,9 @@ pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) ->
     std::fs::create_dir_all(out)
         .map_err(|e| msg(format!("cannot create {}: {e}", out.display())))?;
     run.l3d.validate().map_err(l3d::L3dError::from)?;
+    if let DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } = &run.data {
+        check_against_data(&run.l3d, *samples)?;
+    }
     write_json(&out.join("config.json"), run)?;
     let loaded = load_model_source(&run.model, ui)?;
     if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
