@@ -70,12 +70,12 @@ pub struct SubnetworkSummary {
 /// The `tmcs` measure: `A` derived from the subnetworks against the true `A`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DerivedA {
-    /// `[n, n]` row-major; columns no subnetwork serves are 0.
+    /// `[n, n]` row-major.
     pub derived: Vec<f32>,
     pub truth: Vec<f32>,
     pub n: usize,
     pub r_squared: f64,
-    /// Columns (input features) some subnetwork serves.
+    /// Subnetworks that serve at least one column.
     pub covered: usize,
 }
 
@@ -309,14 +309,17 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
-/// The `A` derived from the subnetworks of a toy with a linear target (`tmcs`, `high-rank`):
-/// for subnetwork `k` with decoder tensors `W_in,k: [h, n]` and `W_out,k: [n, h]`, its input
-/// feature is `j* = argmax_j |W_in,k[:, j]|` and its column of `A` is the path
-/// `a_k = W_out,k W_in,k[:, j*]` (quadratic in `v_k`, so the sign of `v_k` drops out). Each
-/// column `j` takes the subnetwork with the largest `|W_in,k[:, j]|` among those whose `j*` is
-/// `j`, scaled by the least-squares factor onto the true column (subnetworks have no scale of
-/// their own); columns no subnetwork serves stay 0. `r^2 = 1 - SS_res / SS_tot` over all
-/// entries of `A`.
+/// The `A` derived from the subnetworks of a toy with a linear target (`tmcs`): each column
+/// `j` of `A` (input feature `j`) is traced through the subnetwork that carries most of
+/// feature `j`'s input weight, `k(j) = argmax_k |W_in,k[:, j]|` over the decoder tensors
+/// `W_in,k: [h, n]`, as the path `a_j = W_out,k W_in,k[:, j]` (`W_out,k: [n, h]`; quadratic in
+/// `v_k`, so the sign of `v_k` drops out), scaled by its least-squares factor onto the true
+/// column (subnetworks have no scale of their own). `r^2 = 1 - SS_res / SS_tot` over all
+/// entries of `A`. `covered` counts the subnetworks that are some column's `k(j)`.
+///
+/// (The authors assign each subnetwork to one column, its `argmax_j |W_in,k[:, j]|`; a
+/// subnetwork that carries two features then leaves a column with no subnetwork. Choosing per
+/// column gives every column a path, through the best subnetwork for it.)
 pub fn derived_a(toy: &ToyModel, d: &Decomposition<f32>) -> Option<DerivedA> {
     let crate::models::Target::Linear { a } = &toy.target else {
         return None;
@@ -330,41 +333,44 @@ pub fn derived_a(toy: &ToyModel, d: &Decomposition<f32>) -> Option<DerivedA> {
     );
     let n = a.len();
     let truth: Vec<f32> = a.iter().flatten().copied().collect();
-    let mut best: Vec<Option<(f64, Vec<f64>)>> = vec![None; n];
-    for k in 0..d.n_v {
-        let w_in = d.decoder[ti].dense_subnetwork(k);
-        let w_out = d.decoder[to].dense_subnetwork(k);
-        let h = w_in.shape()[0];
-        let col =
-            |j: usize| -> Vec<f64> { (0..h).map(|r| w_in.data()[r * n + j] as f64).collect() };
-        let norms: Vec<f64> = (0..n)
-            .map(|j| col(j).iter().map(|x| x * x).sum::<f64>().sqrt())
-            .collect();
-        let j = argmax(&norms);
+    let w_in: Vec<Tensor<f32>> = (0..d.n_v)
+        .map(|k| d.decoder[ti].dense_subnetwork(k))
+        .collect();
+    let w_out: Vec<Tensor<f32>> = (0..d.n_v)
+        .map(|k| d.decoder[to].dense_subnetwork(k))
+        .collect();
+    let h = w_in[0].shape()[0];
+    let column = |k: usize, j: usize| -> Vec<f64> {
+        (0..h).map(|r| w_in[k].data()[r * n + j] as f64).collect()
+    };
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut derived = vec![0.0f32; n * n];
+    let mut used = vec![false; d.n_v];
+    for j in 0..n {
+        let k = (0..d.n_v)
+            .max_by(|&p, &q| norm(&column(p, j)).total_cmp(&norm(&column(q, j))))
+            .unwrap_or(0);
+        used[k] = true;
+        let col = column(k, j);
         let path: Vec<f64> = (0..n)
             .map(|i| {
                 (0..h)
-                    .map(|r| w_out.data()[i * h + r] as f64 * col(j)[r])
+                    .map(|r| w_out[k].data()[i * h + r] as f64 * col[r])
                     .sum()
             })
             .collect();
-        if best[j].as_ref().is_none_or(|(s, _)| norms[j] > *s) {
-            best[j] = Some((norms[j], path));
-        }
-    }
-    let mut derived = vec![0.0f32; n * n];
-    for (j, b) in best.iter().enumerate() {
-        if let Some((_, path)) = b {
-            let true_col: Vec<f64> = (0..n).map(|i| a[i][j] as f64).collect();
-            let pp: f64 = path.iter().map(|x| x * x).sum();
-            let scale = if pp > 0.0 {
-                path.iter().zip(&true_col).map(|(p, t)| p * t).sum::<f64>() / pp
-            } else {
-                0.0
-            };
-            for i in 0..n {
-                derived[i * n + j] = (scale * path[i]) as f32;
-            }
+        let pp: f64 = path.iter().map(|x| x * x).sum();
+        let scale = if pp > 0.0 {
+            path.iter()
+                .enumerate()
+                .map(|(i, p)| p * a[i][j] as f64)
+                .sum::<f64>()
+                / pp
+        } else {
+            0.0
+        };
+        for i in 0..n {
+            derived[i * n + j] = (scale * path[i]) as f32;
         }
     }
     let mean = truth.iter().map(|&x| x as f64).sum::<f64>() / truth.len() as f64;
@@ -379,7 +385,7 @@ pub fn derived_a(toy: &ToyModel, d: &Decomposition<f32>) -> Option<DerivedA> {
         truth,
         n,
         r_squared: 1.0 - ss_res / ss_tot.max(f64::MIN_POSITIVE),
-        covered: best.iter().filter(|b| b.is_some()).count(),
+        covered: used.iter().filter(|&&u| u).count(),
     })
 }
 

@@ -331,8 +331,19 @@ pub fn kaiming_uniform(arch: &Architecture, rng: &mut impl Rng) -> Vec<Tensor<f3
 
 /// A freshly initialised model of `arch` from `seed`'s initialisation stream.
 pub(crate) fn initialised(arch: Architecture, seed: u64) -> Sequential<f32> {
-    let params = kaiming_uniform(&arch, &mut seeded(seed, Stream::Init));
+    let mut params = kaiming_uniform(&arch, &mut seeded(seed, Stream::Init));
+    if arch == ToyKind::Tms.architecture() {
+        tied_start(&mut params);
+    }
     Sequential::new(arch, params).expect("kaiming_uniform follows the architecture's slots")
+}
+
+/// The start of Elhage et al.'s TMS for `tms`: `W_out = W_in^T` and `b = 0` (training then
+/// moves them apart). From the Kaiming start about 1 seed in 40 keeps all five features; from
+/// this one, about 25 in 40 (measured on seeds 0..40 at 300 epochs).
+fn tied_start(params: &mut [Tensor<f32>]) {
+    params[1] = params[0].transpose();
+    params[2] = Tensor::zeros(params[2].shape());
 }
 
 /// `tms-parallel` from three `tms` models: `W_in` `[6, 15]` and `W_out` `[15, 6]`

@@ -155,7 +155,7 @@ pub fn toy_table(name: &str, a: &Analysis, paper_error: Option<f64>) -> String {
     if let Some(da) = &a.derived_a {
         let _ = writeln!(
             s,
-            "derived A vs true A: r^2 = {:.3} ({} of {} columns served)",
+            "derived A vs true A: r^2 = {:.3} ({} distinct subnetworks serve the {} columns)",
             da.r_squared, da.covered, da.n
         );
     }
