@@ -48,6 +48,10 @@ pub trait Float:
     fn min(self, other: Self) -> Self;
     fn is_finite(self) -> bool;
     fn is_nan(self) -> bool;
+    /// `self * a + b` with one rounding (a fused multiply-add). Compiles to one instruction only
+    /// inside code built for a CPU with FMA (a `#[target_feature(enable = "fma")]` kernel);
+    /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// `C <- alpha op(A) op(B) + beta C` with element strides, through `matrixmultiply`.
     ///
     /// # Safety
@@ -131,6 +135,10 @@ macro_rules! float_impl {
             #[inline(always)]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
             unsafe fn gemm(
                 m: usize,
