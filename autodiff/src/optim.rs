@@ -82,6 +82,19 @@ impl<T: Float> AdamW<T> {
     /// [`AdamW::step`] for parameters held in different places.
     pub fn step_refs(&mut self, lr: f64, params: Vec<&mut Tensor<T>>, grads: &[Tensor<T>]) {
         assert_eq!(params.len(), self.m.len(), "AdamW: parameter count changed");
+        self.step_iter(lr, params, grads);
+    }
+
+    /// [`AdamW::step`] for parameters given by an iterator (no list of them is built, so a
+    /// training loop can step without allocating). Panics if the count or a shape differs.
+    pub fn step_iter<'p>(
+        &mut self,
+        lr: f64,
+        params: impl IntoIterator<Item = &'p mut Tensor<T>>,
+        grads: &[Tensor<T>],
+    ) where
+        T: 'p,
+    {
         assert_eq!(grads.len(), self.m.len(), "AdamW: gradient count");
         self.t += 1;
         let c = self.config;
@@ -93,7 +106,9 @@ impl<T: Float> AdamW<T> {
         let step = T::from_f64(lr / bc1);
         let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
         let eps = T::from_f64(c.eps);
+        let mut count = 0;
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
+            count += 1;
             assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
             let (m, v) = (self.m[i].data_mut(), self.v[i].data_mut());
             for (((pj, &gj), mj), vj) in p.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {
@@ -103,6 +118,7 @@ impl<T: Float> AdamW<T> {
                 *pj -= step * *mj / (vj.sqrt() * inv_sqrt_bc2 + eps);
             }
         }
+        assert_eq!(count, self.m.len(), "AdamW: parameter count changed");
     }
 }
 
