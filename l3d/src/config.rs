@@ -31,6 +31,20 @@ pub enum Reference {
     Zero,
 }
 
+/// How a training step is computed. Both give the same numbers up to floating-point rounding
+/// (`tests/fast_path.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPath {
+    /// The reference: dense per-sample gradients and the step recorded on the tape
+    /// ([`crate::step::tape_step`]).
+    Tape,
+    /// Factored per-sample gradients, the loss from inner products, reused buffers
+    /// ([`crate::fast`]).
+    #[default]
+    Fast,
+}
+
 /// Everything that decides a decomposition. `seed` plus this config reproduce a run exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,6 +73,8 @@ pub struct L3dConfig {
     /// Parameter tensors to decompose, by name; empty means all of them.
     pub decompose: Vec<String>,
     pub seed: u64,
+    /// How each step is computed (the results agree to rounding; see [`StepPath`]).
+    pub path: StepPath,
 }
 
 impl Default for L3dConfig {
@@ -81,6 +97,7 @@ impl Default for L3dConfig {
             reference: Reference::RandomSample,
             decompose: Vec::new(),
             seed: 0,
+            path: StepPath::Fast,
         }
     }
 }

@@ -130,11 +130,15 @@ impl<T: Float> Decomposition<T> {
 
     /// Mutable access to the factors, in the order of [`Decomposition::factors`].
     pub fn factors_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        self.factors_iter_mut().collect()
+    }
+
+    /// [`Decomposition::factors_mut`] as an iterator (builds no list).
+    pub fn factors_iter_mut(&mut self) -> impl Iterator<Item = &mut Tensor<T>> {
         self.encoder
             .iter_mut()
             .chain(self.decoder.iter_mut())
             .flat_map(|cp| cp.factors.iter_mut())
-            .collect()
     }
 
     /// The same decomposition in another float type.

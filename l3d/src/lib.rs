@@ -26,6 +26,7 @@ pub mod config;
 pub mod cp;
 pub mod decomposition;
 pub mod error;
+pub mod fast;
 pub mod intervene;
 pub mod measure;
 pub mod model;
@@ -35,8 +36,8 @@ pub mod step;
 pub mod topk;
 pub mod train;
 
-pub use config::{Divergence, L3dConfig, Reference};
+pub use config::{Divergence, L3dConfig, Reference, StepPath};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
-pub use model::{Model, OutputKind};
+pub use model::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
 pub use train::{EpochStats, Trainer};

@@ -3,9 +3,10 @@
 //! Impact of subnetwork `v_k` on a pair: `I(x_i, x_j, v_k) = |<V_in[k], g(x_i, x_j)>|`; on a
 //! sample: `I(x_i, v_k)`, the mean of `I(x_i, x_j, v_k)` over `n` references `x_j`.
 
-use crate::config::{L3dConfig, Reference};
+use crate::config::{L3dConfig, Reference, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::fast::FastStep;
 use crate::model::Model;
 use crate::pairs::{check_data, per_sample_gradients, reference_outputs};
 use crate::step::{encode, tape_step, MaskRule};
@@ -53,7 +54,7 @@ fn dense_grads<T: Float>(
 }
 
 /// Relative reconstruction error on `data`, in batches of `config.batch_size` with references
-/// drawn as in training (from the seed's evaluation stream `seed`).
+/// drawn as in training (from the seed's evaluation stream `seed`), on `config.path`.
 pub fn evaluate<T: Float>(
     model: &dyn Model<T>,
     d: &Decomposition<T>,
@@ -66,24 +67,41 @@ pub fn evaluate<T: Float>(
     rng.set_stream(EVAL_STREAM);
     let (mut err, mut norm, mut samples) = (0.0, 0.0, 0usize);
     let mut active = vec![0.0; d.n_v];
+    let mut fast = match config.path {
+        StepPath::Fast => Some(FastStep::new(model, data, d, config)?),
+        StepPath::Tape => None,
+    };
     let rows: Vec<usize> = (0..data.shape()[0]).collect();
+    let rule = MaskRule::TopK(config.top_k);
     for chunk in rows.chunks(config.batch_size) {
         if chunk.len() < 2 && config.reference == Reference::RandomSample {
             continue;
         }
-        let x = data.gather_rows(chunk);
-        let y0 = model.evaluate_w0(&x)?;
-        let p = match config.reference {
-            Reference::RandomSample => partners(chunk.len(), &mut rng),
-            _ => Vec::new(),
+        let step = match &mut fast {
+            Some(fast) => fast
+                .run(d, chunk, &mut rng, rule, false)?
+                .map(|out| (out.sq_error, out.sq_norm, out.mask.to_vec())),
+            None => {
+                let x = data.gather_rows(chunk);
+                let y0 = model.evaluate_w0(&x)?;
+                let p = match config.reference {
+                    Reference::RandomSample => partners(chunk.len(), &mut rng),
+                    _ => Vec::new(),
+                };
+                let r = reference_outputs(&y0, config.reference, config.divergence, &p);
+                let grads = dense_grads(model, d, config, &x, &r)?;
+                let step = tape_step(d, &grads, rule)?;
+                Some((step.sq_error, step.sq_norm, step.mask.into_data()))
+            }
         };
-        let r = reference_outputs(&y0, config.reference, config.divergence, &p);
-        let grads = dense_grads(model, d, config, &x, &r)?;
-        let step = tape_step(d, &grads, MaskRule::TopK(config.top_k))?;
-        err += step.sq_error.to_f64();
-        norm += step.sq_norm.to_f64();
         samples += chunk.len();
-        for row in step.mask.data().chunks_exact(d.n_v) {
+        // A batch whose gradients are all zero adds nothing to either sum.
+        let Some((sq_error, sq_norm, mask)) = step else {
+            continue;
+        };
+        err += sq_error.to_f64();
+        norm += sq_norm.to_f64();
+        for row in mask.chunks_exact(d.n_v) {
             for (a, m) in active.iter_mut().zip(row) {
                 *a += m.to_f64();
             }

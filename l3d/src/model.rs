@@ -13,6 +13,39 @@ pub enum OutputKind {
     Logits,
 }
 
+/// An elementwise activation of an [`MlpView`]: the function and derivative of the tape op of
+/// the same name (ReLU's derivative is 0 at 0; GELU is the exact `x Phi(x)`; ELU has
+/// `alpha = 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpActivation {
+    Identity,
+    Relu,
+    Gelu,
+    Elu,
+    Tanh,
+    Sigmoid,
+}
+
+/// One dense layer of an [`MlpView`]: `a = act(x W^T + b)` with `W: [out, in]` and `b: [out]`
+/// given as indices into the model's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MlpLayer {
+    pub weight: usize,
+    pub bias: Option<usize>,
+    pub activation: MlpActivation,
+}
+
+/// A model seen as a stack of dense layers, `f(x) = layer_L(.. layer_1(x))`, for the fast
+/// path's hand-written forward and backward (see `fast::mlp`).
+///
+/// Invariant (checked where it is used): `params` are the model's parameters in order; layer
+/// widths chain from `input_dim` to `output_dim`; every parameter is used by exactly one layer.
+#[derive(Debug, Clone)]
+pub struct MlpView<'a, T: Float> {
+    pub params: Vec<&'a Tensor<T>>,
+    pub layers: Vec<MlpLayer>,
+}
+
 /// A model `f(x, W)` with named parameter tensors.
 ///
 /// Invariants: `param_names()` and `params()` have the same length and order, names are
@@ -49,6 +82,12 @@ pub trait Model<T: Float>: Sync {
     fn evaluate_w0(&self, x: &Tensor<T>) -> autodiff::Result<Tensor<T>> {
         let w0: Vec<Tensor<T>> = self.params().into_iter().cloned().collect();
         self.evaluate(&w0, x)
+    }
+
+    /// The model as a stack of dense layers, if it is one (then the fast path computes its
+    /// per-sample gradients without the tape). `None` by default.
+    fn as_mlp(&self) -> Option<MlpView<'_, T>> {
+        None
     }
 
     /// Shapes of the parameter tensors, in order.

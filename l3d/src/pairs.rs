@@ -14,20 +14,26 @@ use tensor::{Float, Tensor};
 /// For each of `b` samples, the index of another sample of the batch, uniform over the
 /// `b - 1` others (`r_i != i`). Needs `b >= 2`.
 pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {
+    let mut partners = Vec::with_capacity(b);
+    draw_partners_into(b, rng, &mut partners);
+    partners
+}
+
+/// [`draw_partners`] into a reused vector (the same draws from `rng`).
+pub fn draw_partners_into(b: usize, rng: &mut impl Rng, out: &mut Vec<usize>) {
     assert!(
         b >= 2,
         "a random in-batch reference needs at least 2 samples"
     );
-    (0..b)
-        .map(|i| {
-            let j = rng.gen_range(0..b - 1);
-            if j >= i {
-                j + 1
-            } else {
-                j
-            }
-        })
-        .collect()
+    out.clear();
+    out.extend((0..b).map(|i| {
+        let j = rng.gen_range(0..b - 1);
+        if j >= i {
+            j + 1
+        } else {
+            j
+        }
+    }));
 }
 
 /// The reference outputs `r: [B, d_out]` for a batch whose outputs at `W0` are `y0: [B, d_out]`.

@@ -16,9 +16,57 @@ pub fn batch_top_k<T: Float>(c: &Tensor<T>, fraction: f64) -> TopK<T> {
     c.top_k_abs(top_k_count(fraction, c.numel()))
 }
 
+/// [`batch_top_k`] without allocating: writes the 0/1 mask of `c` (flat, `[B, n_v]`) into
+/// `mask` and returns how many were kept. `order` is scratch (reused; it only grows). The
+/// order is the tensor crate's: larger magnitude first, ties to the lower flat index, NaN last,
+/// a total order, so the kept set is exactly [`batch_top_k`]'s.
+pub fn batch_top_k_into<T: Float>(
+    c: &[T],
+    fraction: f64,
+    order: &mut Vec<usize>,
+    mask: &mut [T],
+) -> usize {
+    assert_eq!(c.len(), mask.len(), "batch_top_k_into: mask length");
+    let count = top_k_count(fraction, c.len());
+    let key = |v: T| {
+        if v.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            v.abs().to_f64()
+        }
+    };
+    order.clear();
+    order.extend(0..c.len());
+    if count < c.len() {
+        order.select_nth_unstable_by(count - 1, |&i, &j| {
+            key(c[j]).total_cmp(&key(c[i])).then(i.cmp(&j))
+        });
+    }
+    mask.fill(T::zero());
+    for &i in &order[..count] {
+        mask[i] = T::one();
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_allocation_free_form_keeps_the_same_entries() {
+        // Ties (values repeat every 7), signs, a NaN and a zero.
+        let mut c = Tensor::<f32>::from_fn(&[16, 5], |i| ((i * 37) % 7) as f32 - 3.0);
+        c.data_mut()[11] = f32::NAN;
+        let mut order = Vec::new();
+        for k in [0.01, 0.1, 0.33, 0.5, 1.0] {
+            let mut mask = vec![f32::NAN; 80];
+            let kept = batch_top_k_into(c.data(), k, &mut order, &mut mask);
+            let reference = batch_top_k(&c, k);
+            assert_eq!(mask, reference.mask.data(), "k = {k}");
+            assert_eq!(kept, reference.kept);
+        }
+    }
 
     #[test]
     fn counts_are_ceilings_within_bounds() {

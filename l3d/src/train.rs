@@ -7,9 +7,10 @@
 //! `e`, so an epoch's randomness does not depend on what came before it, and resuming from a
 //! checkpoint repeats exactly what an uninterrupted run would have done.
 
-use crate::config::{L3dConfig, Reference};
+use crate::config::{L3dConfig, Reference, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
 use crate::pairs::{check_data, draw_partners, per_sample_gradients, reference_outputs};
 use crate::step::{tape_step, MaskRule, StepResult};
@@ -88,9 +89,16 @@ impl<T: Float> Source<'_, T> {
 }
 
 /// Trains a decomposition on a [`Source`] of per-sample gradients.
+///
+/// `config.path` chooses how each step is computed: [`StepPath::Tape`] runs [`tape_step`] on
+/// dense per-sample gradients; [`StepPath::Fast`] runs a [`FastStep`] (built on the first
+/// batch and reused) and renormalises the decoder without allocating. Both draw the same
+/// random numbers in the same order, so they train the same decomposition up to rounding.
 pub struct Trainer<'a, T: Float> {
     source: Source<'a, T>,
     pub state: TrainState<T>,
+    fast: Option<FastStep<'a, T>>,
+    renorm: RenormScratch<T>,
 }
 
 impl<'a, T: Float> Trainer<'a, T> {
@@ -149,6 +157,8 @@ impl<'a, T: Float> Trainer<'a, T> {
                 data_fingerprint: source.fingerprint(),
             },
             source,
+            fast: None,
+            renorm: RenormScratch::default(),
         })
     }
 
@@ -169,7 +179,18 @@ impl<'a, T: Float> Trainer<'a, T> {
         Ok(Self {
             source: Source::Model { model, data },
             state,
+            fast: None,
+            renorm: RenormScratch::default(),
         })
+    }
+
+    /// Time spent in each phase of the fast path's steps since the last call (zero before the
+    /// first fast step, or on the tape path).
+    pub fn take_fast_timings(&mut self) -> crate::fast::Timings {
+        self.fast
+            .as_mut()
+            .map(FastStep::take_timings)
+            .unwrap_or_default()
     }
 
     pub fn decomposition(&self) -> &Decomposition<T> {
@@ -211,23 +232,66 @@ impl<'a, T: Float> Trainer<'a, T> {
             if rows.len() < 2 && config.reference == Reference::RandomSample {
                 continue; // A lone leftover sample has no partner in its batch.
             }
-            let step = self.batch_step(rows, top_k, &mut rng)?;
-            let Some(step) = step else {
-                acc.skipped += 1;
-                continue;
-            };
-            check_finite(&step, epoch, batch)?;
-            let d = &mut self.state.decomposition;
-            self.state
-                .optimizer
-                .step_refs(lr, d.factors_mut(), &step.factor_grads);
-            d.renormalise_decoder();
-            acc.add(&step);
+            match config.path {
+                StepPath::Tape => {
+                    let step = self.batch_step(rows, top_k, &mut rng)?;
+                    let Some(step) = step else {
+                        acc.skipped += 1;
+                        continue;
+                    };
+                    check_finite(step.loss(), &step.factor_grads, epoch, batch)?;
+                    let d = &mut self.state.decomposition;
+                    self.state
+                        .optimizer
+                        .step_refs(lr, d.factors_mut(), &step.factor_grads);
+                    d.renormalise_decoder();
+                    acc.add(step.loss(), step.sq_error, step.sq_norm, step.mask.data());
+                }
+                StepPath::Fast => {
+                    self.fast_batch_step(rows, top_k, lr, &mut rng, &mut acc, (epoch, batch))?
+                }
+            }
         }
         let stats = acc.finish(epoch, lr, top_k);
         self.state.history.push(stats.clone());
         self.state.epoch += 1;
         Ok(stats)
+    }
+
+    /// The fast path's batch: a [`FastStep`], AdamW, decoder renormalisation, statistics. No
+    /// allocation once the step's buffers exist (for models with an MLP view, or given
+    /// gradients).
+    fn fast_batch_step(
+        &mut self,
+        rows: &[usize],
+        top_k: f64,
+        lr: f64,
+        rng: &mut ChaCha8Rng,
+        acc: &mut EpochAccumulator,
+        (epoch, batch): (usize, usize),
+    ) -> Result<()> {
+        if self.fast.is_none() {
+            let (d, config) = (&self.state.decomposition, &self.state.config);
+            self.fast = Some(match self.source {
+                Source::Model { model, data } => FastStep::new(model, data, d, config)?,
+                Source::Gradients(grads) => FastStep::on_gradients(grads, d, config)?,
+            });
+        }
+        let fast = self.fast.as_mut().expect("built above");
+        let state = &mut self.state;
+        let rule = MaskRule::TopK(top_k);
+        let Some(out) = fast.run(&state.decomposition, rows, rng, rule, true)? else {
+            acc.skipped += 1;
+            return Ok(());
+        };
+        check_finite(out.loss(), out.factor_grads, epoch, batch)?;
+        let d = &mut state.decomposition;
+        state
+            .optimizer
+            .step_iter(lr, d.factors_iter_mut(), out.factor_grads);
+        renormalise_decoder(d, &mut self.renorm);
+        acc.add(out.loss(), out.sq_error, out.sq_norm, out.mask);
+        Ok(())
     }
 
     /// Per-sample gradients of the batch `rows` and one step on them; `None` if every
@@ -302,18 +366,19 @@ impl EpochAccumulator {
         }
     }
 
-    fn add<T: Float>(&mut self, step: &StepResult<T>) {
-        self.loss_sum += step.loss().to_f64();
+    /// One batch's loss, `sum |g - g_hat|^2`, `sum |g|^2` and mask (`[B, n_v]`, flat).
+    fn add<T: Float>(&mut self, loss: T, sq_error: T, sq_norm: T, mask: &[T]) {
+        self.loss_sum += loss.to_f64();
         self.batches += 1;
-        self.sq_error += step.sq_error.to_f64();
-        self.sq_norm += step.sq_norm.to_f64();
+        self.sq_error += sq_error.to_f64();
+        self.sq_norm += sq_norm.to_f64();
         let n_v = self.active.len();
-        for row in step.mask.data().chunks_exact(n_v) {
+        for row in mask.chunks_exact(n_v) {
             for (a, m) in self.active.iter_mut().zip(row) {
                 *a += m.to_f64();
             }
         }
-        self.samples += step.mask.shape()[0];
+        self.samples += mask.len() / n_v;
     }
 
     fn finish(self, epoch: usize, lr: f64, top_k: f64) -> EpochStats {
@@ -332,8 +397,12 @@ impl EpochAccumulator {
     }
 }
 
-fn check_finite<T: Float>(step: &StepResult<T>, epoch: usize, batch: usize) -> Result<()> {
-    let loss = step.loss();
+fn check_finite<T: Float>(
+    loss: T,
+    factor_grads: &[Tensor<T>],
+    epoch: usize,
+    batch: usize,
+) -> Result<()> {
     if !loss.is_finite() {
         return Err(L3dError::NonFinite {
             what: "the loss",
@@ -342,7 +411,7 @@ fn check_finite<T: Float>(step: &StepResult<T>, epoch: usize, batch: usize) -> R
             batch,
         });
     }
-    if let Some(g) = step.factor_grads.iter().find(|g| !g.all_finite()) {
+    if let Some(g) = factor_grads.iter().find(|g| !g.all_finite()) {
         let bad = g.data().iter().find(|v| !v.is_finite()).copied();
         return Err(L3dError::NonFinite {
             what: "a factor gradient",

@@ -1,0 +1,139 @@
+//! Encoding one tensor's per-sample gradients with one side's CP factors, for a chunk of `n`
+//! samples: `out[i, v] += <V[v], g_i>` (`c` with the encoder's factors, `d` with the
+//! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
+
+use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use crate::cp::CpTensor;
+use tensor::Float;
+
+/// One tensor's per-sample gradients for the `n` samples of a chunk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GradRows<'a, T> {
+    /// `g_i = sum_{m < M} left[i M + m] (x) right[i M + m]`: `left: [n M, p]`, `right: [n M, q]`
+    /// (a dense layer: `left` the output gradients `delta`, `right` the inputs `x`).
+    Outer {
+        left: &'a [T],
+        right: &'a [T],
+        m: usize,
+        p: usize,
+        q: usize,
+    },
+    /// `g_i` = row `i` of `g: [n, numel]`.
+    Dense { g: &'a [T], numel: usize },
+}
+
+/// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_1: [n M, C]` are kept in `p_buf`
+/// and `q_buf` for the backward; then `out[i, v] += sum_m sum_r P[i M + m, vR + r] Q[.., vR + r]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_outer<T: Float>(
+    cp: &CpTensor<T>,
+    left: &[T],
+    right: &[T],
+    n: usize,
+    m: usize,
+    p_buf: &mut Vec<T>,
+    q_buf: &mut Vec<T>,
+    out: &mut [T],
+    scratch: &mut GemmScratch<T>,
+) {
+    let (cols, rank) = (cp.columns(), cp.rank);
+    let rows = n * m;
+    for (buf, x, f) in [
+        (&mut *p_buf, left, &cp.factors[0]),
+        (&mut *q_buf, right, &cp.factors[1]),
+    ] {
+        let width = f.shape()[0];
+        fit(buf, rows * cols);
+        gemm(
+            T::one(),
+            MatRef::rows(x, rows, width),
+            MatRef::rows(f.data(), width, cols),
+            T::zero(),
+            MatMut::rows(buf, rows, cols),
+            scratch,
+        );
+    }
+    for (i, out_row) in out.chunks_exact_mut(cp.n_v).take(n).enumerate() {
+        let span = i * m * cols..(i + 1) * m * cols;
+        for (pr, qr) in p_buf[span.clone()]
+            .chunks_exact(cols)
+            .zip(q_buf[span].chunks_exact(cols))
+        {
+            for ((o, pv), qv) in out_row
+                .iter_mut()
+                .zip(pr.chunks_exact(rank))
+                .zip(qr.chunks_exact(rank))
+            {
+                *o += pv.iter().zip(qv).fold(T::zero(), |s, (&a, &b)| s + a * b);
+            }
+        }
+    }
+}
+
+/// Dense encode: `out += g V^T` with `v_dense: [n_v, numel]` the side's dense subnetworks.
+pub(crate) fn encode_dense<T: Float>(
+    v_dense: &[T],
+    g: &[T],
+    n: usize,
+    numel: usize,
+    n_v: usize,
+    out: &mut [T],
+    scratch: &mut GemmScratch<T>,
+) {
+    gemm(
+        T::one(),
+        MatRef::rows(g, n, numel),
+        MatRef::rows(v_dense, n_v, numel).t(),
+        T::one(),
+        MatMut::rows(out, n, n_v),
+        scratch,
+    );
+}
+
+/// `s[i] += |g_i|^2` for the `n` samples.
+///
+/// Factored: `|sum_m l_m (x) r_m|^2 = sum_{m, m'} (l_m . l_m') (r_m . r_m')`, which is
+/// `|l|^2 |r|^2` for `M = 1`.
+pub(crate) fn add_sq_norms<T: Float>(rows: GradRows<T>, n: usize, s: &mut [T]) {
+    match rows {
+        GradRows::Outer {
+            left,
+            right,
+            m,
+            p,
+            q,
+        } => {
+            for (i, si) in s.iter_mut().take(n).enumerate() {
+                let l = &left[i * m * p..(i + 1) * m * p];
+                let r = &right[i * m * q..(i + 1) * m * q];
+                let mut total = T::zero();
+                for a in 0..m {
+                    for b in 0..m {
+                        total += dot(&l[a * p..(a + 1) * p], &l[b * p..(b + 1) * p])
+                            * dot(&r[a * q..(a + 1) * q], &r[b * q..(b + 1) * q]);
+                    }
+                }
+                *si += total;
+            }
+        }
+        GradRows::Dense { g, numel } => {
+            for (si, row) in s.iter_mut().zip(g.chunks_exact(numel)).take(n) {
+                *si += dot(row, row);
+            }
+        }
+    }
+}
+
+/// `sum_j x_j y_j` in order.
+#[inline]
+pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
+    x.iter().zip(y).fold(T::zero(), |s, (&a, &b)| s + a * b)
+}
+
+/// Sets a buffer's length, allocating only when it must grow.
+pub(crate) fn fit<T: Float>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    buf.truncate(len);
+}

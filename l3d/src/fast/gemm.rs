@@ -1,0 +1,789 @@
+//! The fast path's matrix product: `C <- alpha A B + beta C` on strided operands, packed into
+//! buffers the caller owns and reuses, so a steady-state step allocates nothing.
+//!
+//! `matrixmultiply` (the tensor crate's GEMM) allocates its packing buffer on every call, and
+//! its per-call overhead dominates the toy models' products (`[32, 2] @ [2, 5]`), so the fast
+//! path has this one instead. It is the textbook blocked algorithm:
+//!
+//! ```text
+//! LOOP 3: split n into NC-wide column blocks            (B, C)
+//!   LOOP 2: split k into KC-deep slices                 (A, B)
+//!     pack B[k slice, column block] into NR-wide panels
+//!     LOOP 1: split m into MC-tall row blocks           (A, C)
+//!       pack A[row block, k slice] into MR-tall panels
+//!       for each NR panel, for each MR panel: the MR x NR microkernel
+//! ```
+//!
+//! The microkernel keeps its `MR x NR` accumulators in an array the compiler maps onto vector
+//! registers; it is compiled three times, for AVX-512, for AVX2 with FMA, and for the baseline
+//! instruction set, and the widest one the CPU supports is chosen at run time. Every product
+//! accumulates over `k` in order from zero, so a result depends on the operands and the
+//! instruction set only: never on how the caller splits its work between threads.
+//!
+//! Tested against a naive triple loop on small integers (exact) for every size 0..=13, every
+//! operand layout and every instruction set the CPU has; benchmarked next to `sgemm` in
+//! `benches/l3d_step.rs` (`fast_gemm`).
+
+use tensor::Float;
+
+/// Depth of a packed slice of `k`.
+const KC: usize = 256;
+/// Rows of A packed at once (a multiple of every `MR`).
+const MC: usize = 96;
+/// Columns of B packed at once (a multiple of every `NR`).
+const NC: usize = 512;
+/// Products with at most this many multiply-adds skip packing A: the `1 x L` kernel is faster.
+const SMALL_MAX: usize = 4096;
+
+/// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
+///
+/// Invariant: every element of the `rows x cols` matrix lies inside `data` (checked by
+/// [`MatRef::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T: Float> MatRef<'a, T> {
+    /// A `rows x cols` view with element strides `rs` (between rows) and `cs` (between
+    /// columns). Panics if the last element is outside `data`.
+    pub fn new(data: &'a [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * rs + (cols - 1) * cs;
+            assert!(
+                last < data.len(),
+                "MatRef: a {rows} x {cols} matrix with strides ({rs}, {cs}) needs {} elements, \
+                 the slice has {}",
+                last + 1,
+                data.len()
+            );
+        }
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    /// The first `rows * cols` elements of `data` as a row-major `rows x cols` matrix.
+    pub fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::new(data, rows, cols, cols, 1)
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> T {
+        self.data[i * self.rs + j * self.cs]
+    }
+}
+
+/// A writable matrix whose rows are contiguous: element `(i, j)` is `data[i * rs + j]`.
+///
+/// Invariant: `cols <= rs` (or one row) and every element lies inside `data`.
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+}
+
+impl<'a, T: Float> MatMut<'a, T> {
+    /// A `rows x cols` view with row stride `rs`. Panics if it does not fit in `data`.
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize, rs: usize) -> Self {
+        assert!(
+            rows <= 1 || cols <= rs,
+            "MatMut: {cols} columns overlap a row stride of {rs}"
+        );
+        if rows > 0 && cols > 0 {
+            let need = (rows - 1) * rs + cols;
+            assert!(
+                need <= data.len(),
+                "MatMut: a {rows} x {cols} matrix with row stride {rs} needs {need} elements, \
+                 the slice has {}",
+                data.len()
+            );
+        }
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+        }
+    }
+
+    /// The first `rows * cols` elements of `data` as a row-major `rows x cols` matrix.
+    pub fn rows(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self::new(data, rows, cols, cols)
+    }
+
+    fn row_mut(&mut self, i: usize, j0: usize, len: usize) -> &mut [T] {
+        let start = i * self.rs + j0;
+        &mut self.data[start..start + len]
+    }
+}
+
+/// Packing buffers, grown on first use and reused: keep one per task that multiplies.
+#[derive(Debug, Clone, Default)]
+pub struct GemmScratch<T> {
+    a: Vec<T>,
+    b: Vec<T>,
+}
+
+/// The instruction sets the microkernel is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Isa {
+    /// The widest instruction set this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// Every instruction set this CPU supports, widest first (for tests and benches).
+    pub fn available() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Baseline]
+            .into_iter()
+            .filter(|isa| isa.supported())
+            .collect()
+    }
+
+    /// Whether this CPU can run `self`'s microkernel.
+    pub fn supported(self) -> bool {
+        matches!(
+            (self, Isa::detect()),
+            (Isa::Baseline, _) | (_, Isa::Avx512) | (Isa::Avx2, Isa::Avx2)
+        )
+    }
+}
+
+/// `C <- alpha A B + beta C` for `A: m x k`, `B: k x n`, `C: m x n`, with the widest
+/// instruction set of this CPU. With `beta = 0`, `C` is not read (NaN in it is overwritten).
+pub fn gemm<T: Float>(
+    alpha: T,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    beta: T,
+    c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    gemm_with(Isa::detect(), alpha, a, b, beta, c, scratch);
+}
+
+/// [`gemm`] with a chosen instruction set. Panics if the CPU lacks it or the shapes disagree.
+pub fn gemm_with<T: Float>(
+    isa: Isa,
+    alpha: T,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    beta: T,
+    mut c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    assert!(
+        a.cols == b.rows && a.rows == c.rows && b.cols == c.cols,
+        "gemm: A is {} x {}, B is {} x {}, C is {} x {}",
+        a.rows,
+        a.cols,
+        b.rows,
+        b.cols,
+        c.rows,
+        c.cols
+    );
+    assert!(isa.supported(), "gemm: this CPU lacks {isa:?}");
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m * n * k <= SMALL_MAX {
+        small_path(isa, alpha, &a, &b, beta, &mut c, scratch);
+    } else {
+        packed(isa, alpha, &a, &b, beta, &mut c, scratch);
+    }
+}
+
+/// The small-product kernel of `isa`.
+fn small_path<T: Float>(
+    isa: Isa,
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let wide = std::mem::size_of::<T>() == 4;
+    match isa {
+        // SAFETY: every caller has checked with `Isa::supported` that the CPU has the features
+        // these functions are compiled for; their bodies are safe code.
+        Isa::Avx512 if wide => unsafe { small_avx512::<T, 16>(alpha, a, b, beta, c, scratch) },
+        Isa::Avx512 => unsafe { small_avx512::<T, 8>(alpha, a, b, beta, c, scratch) },
+        // SAFETY: as above.
+        Isa::Avx2 if wide => unsafe { small_avx2::<T, 8>(alpha, a, b, beta, c, scratch) },
+        Isa::Avx2 => unsafe { small_avx2::<T, 4>(alpha, a, b, beta, c, scratch) },
+        Isa::Baseline => small::<T, 4, false>(alpha, a, b, beta, c, scratch),
+    }
+}
+
+/// The blocked algorithm with the microkernel of `isa`. Needs `k > 0`.
+fn packed<T: Float>(
+    isa: Isa,
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let wide = std::mem::size_of::<T>() == 4;
+    match isa {
+        // SAFETY: every caller has checked with `Isa::supported` that the CPU has AVX-512F and
+        // FMA, the features these functions are compiled for; their bodies are safe code.
+        Isa::Avx512 if wide => unsafe { blocked_avx512::<T, 32>(alpha, a, b, beta, c, scratch) },
+        Isa::Avx512 => unsafe { blocked_avx512::<T, 16>(alpha, a, b, beta, c, scratch) },
+        // SAFETY: as above, for AVX2 and FMA.
+        Isa::Avx2 if wide => unsafe { blocked_avx2::<T, 16>(alpha, a, b, beta, c, scratch) },
+        Isa::Avx2 => unsafe { blocked_avx2::<T, 8>(alpha, a, b, beta, c, scratch) },
+        Isa::Baseline if wide => blocked::<T, 4, 8, false>(alpha, a, b, beta, c, scratch),
+        Isa::Baseline => blocked::<T, 4, 4, false>(alpha, a, b, beta, c, scratch),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn blocked_avx512<T: Float, const NR: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    blocked::<T, 6, NR, true>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn blocked_avx2<T: Float, const NR: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    blocked::<T, 6, NR, true>(alpha, a, b, beta, c, scratch);
+}
+
+/// Off x86-64 only the baseline exists; these are never called there.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn blocked_avx512<T: Float, const NR: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    blocked::<T, 4, NR, false>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn blocked_avx2<T: Float, const NR: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    blocked::<T, 4, NR, false>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn small_avx512<T: Float, const L: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    small::<T, L, true>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_avx2<T: Float, const L: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    small::<T, L, true>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn small_avx512<T: Float, const L: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    small::<T, L, false>(alpha, a, b, beta, c, scratch);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn small_avx2<T: Float, const L: usize>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    small::<T, L, false>(alpha, a, b, beta, c, scratch);
+}
+
+/// `C <- alpha A B + beta C` for products too small to repay packing A: B is copied into rows
+/// of `L`-wide blocks padded with zeros, and each row of C accumulates `a_ip B[p, block]` in
+/// `L` registers (a `1 x L` microkernel).
+#[inline(always)]
+fn small<T: Float, const L: usize, const FMA: bool>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let (k, n) = (a.cols, b.cols);
+    if n == 0 || a.rows == 0 {
+        return;
+    }
+    let blocks = n.div_ceil(L);
+    let width = blocks * L;
+    resize(&mut scratch.b, k * width);
+    for (p, row) in scratch.b.chunks_exact_mut(width).enumerate() {
+        if b.cs == 1 {
+            row[..n].copy_from_slice(&b.data[p * b.rs..p * b.rs + n]);
+        } else {
+            for (j, x) in row[..n].iter_mut().enumerate() {
+                *x = b.at(p, j);
+            }
+        }
+        row[n..].fill(T::zero());
+    }
+    for i in 0..a.rows {
+        for block in 0..blocks {
+            let mut acc = [T::zero(); L];
+            for (p, row) in scratch.b.chunks_exact(width).enumerate() {
+                let aip = a.at(i, p);
+                let bp: &[T; L] = row[block * L..(block + 1) * L]
+                    .try_into()
+                    .expect("a block holds L values");
+                for l in 0..L {
+                    acc[l] = if FMA {
+                        aip.mul_add(bp[l], acc[l])
+                    } else {
+                        acc[l] + aip * bp[l]
+                    };
+                }
+            }
+            let cols = L.min(n - block * L);
+            let out = c.row_mut(i, block * L, cols);
+            // A fixed trip count with a guard (not a loop over `cols`), so the compiler can
+            // store from the accumulator registers with a lane mask.
+            for l in 0..L {
+                if l < out.len() {
+                    out[l] = if beta == T::zero() {
+                        alpha * acc[l]
+                    } else {
+                        alpha * acc[l] + beta * out[l]
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The blocked algorithm of the module docs with an `MR x NR` microkernel; `FMA` selects fused
+/// multiply-adds (only inside a function compiled with the `fma` feature).
+#[inline(always)]
+fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+    alpha: T,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    beta: T,
+    c: &mut MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert!(k > 0, "the small kernel serves k = 0");
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            pack_b::<T, NR>(b, pc, kc, jc, nc, &mut scratch.b);
+            // The first slice of k applies the caller's beta; later ones accumulate.
+            let beta_now = if pc == 0 { beta } else { T::one() };
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                pack_a::<T, MR>(a, ic, mc, pc, kc, &mut scratch.a);
+                for (jp, b_panel) in scratch.b.chunks_exact(kc * NR).enumerate() {
+                    for (ip, a_panel) in scratch.a.chunks_exact(kc * MR).enumerate() {
+                        let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
+                        let (i0, j0) = (ic + ip * MR, jc + jp * NR);
+                        let rows = MR.min(m - i0);
+                        let cols = NR.min(n - j0);
+                        store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A and `NR`-column panel of B.
+#[inline(always)]
+fn microkernel<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+    a_panel: &[T],
+    b_panel: &[T],
+) -> [[T; NR]; MR] {
+    let mut acc = [[T::zero(); NR]; MR];
+    for (ap, bp) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)) {
+        let ap: &[T; MR] = ap.try_into().expect("chunks_exact gives MR values");
+        let bp: &[T; NR] = bp.try_into().expect("chunks_exact gives NR values");
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] = if FMA {
+                    ap[i].mul_add(bp[j], acc[i][j])
+                } else {
+                    acc[i][j] + ap[i] * bp[j]
+                };
+            }
+        }
+    }
+    acc
+}
+
+/// Writes the valid `rows x cols` corner of a tile: `C <- alpha acc + beta C`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn store_tile<T: Float, const MR: usize, const NR: usize>(
+    alpha: T,
+    acc: &[[T; NR]; MR],
+    beta: T,
+    c: &mut MatMut<T>,
+    i0: usize,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+) {
+    for (i, acc_row) in acc.iter().enumerate().take(rows) {
+        let out = c.row_mut(i0 + i, j0, cols);
+        if beta == T::zero() {
+            for (o, &x) in out.iter_mut().zip(acc_row) {
+                *o = alpha * x;
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(acc_row) {
+                *o = alpha * x + beta * *o;
+            }
+        }
+    }
+}
+
+/// Packs `B[k0..k0+kc, j0..j0+nc]` as `ceil(nc / NR)` panels, each `kc` rows of `NR` values
+/// (columns past `nc` are zero).
+#[inline(always)]
+fn pack_b<T: Float, const NR: usize>(
+    b: &MatRef<T>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    out: &mut Vec<T>,
+) {
+    let panels = nc.div_ceil(NR);
+    resize(out, panels * kc * NR);
+    for (panel, dst) in out.chunks_exact_mut(kc * NR).enumerate() {
+        let j = j0 + panel * NR;
+        let width = NR.min(j0 + nc - j);
+        if b.rs == 1 && b.cs != 1 {
+            // Columns of B are contiguous: read each once, in order.
+            for l in 0..width {
+                let start = (j + l) * b.cs + k0;
+                for (row, &x) in dst.chunks_exact_mut(NR).zip(&b.data[start..start + kc]) {
+                    row[l] = x;
+                }
+            }
+            for row in dst.chunks_exact_mut(NR) {
+                row[width..].fill(T::zero());
+            }
+            continue;
+        }
+        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+            if b.cs == 1 {
+                let start = (k0 + p) * b.rs + j;
+                for (x, &y) in row[..width].iter_mut().zip(&b.data[start..start + width]) {
+                    *x = y;
+                }
+            } else {
+                for (l, x) in row[..width].iter_mut().enumerate() {
+                    *x = b.at(k0 + p, j + l);
+                }
+            }
+            row[width..].fill(T::zero());
+        }
+    }
+}
+
+/// Packs `A[i0..i0+mc, k0..k0+kc]` as `ceil(mc / MR)` panels, each `kc` columns of `MR` values
+/// (rows past `mc` are zero).
+#[inline(always)]
+fn pack_a<T: Float, const MR: usize>(
+    a: &MatRef<T>,
+    i0: usize,
+    mc: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut Vec<T>,
+) {
+    let panels = mc.div_ceil(MR);
+    resize(out, panels * kc * MR);
+    for (panel, dst) in out.chunks_exact_mut(kc * MR).enumerate() {
+        let i = i0 + panel * MR;
+        let height = MR.min(i0 + mc - i);
+        if a.cs == 1 && a.rs != 1 {
+            // Rows of A are contiguous: read each once, in order.
+            for l in 0..height {
+                let start = (i + l) * a.rs + k0;
+                for (col, &x) in dst.chunks_exact_mut(MR).zip(&a.data[start..start + kc]) {
+                    col[l] = x;
+                }
+            }
+            for col in dst.chunks_exact_mut(MR) {
+                col[height..].fill(T::zero());
+            }
+            continue;
+        }
+        for (p, col) in dst.chunks_exact_mut(MR).enumerate() {
+            if a.rs == 1 {
+                let start = i + (k0 + p) * a.cs;
+                col[..height].copy_from_slice(&a.data[start..start + height]);
+            } else {
+                for (l, x) in col[..height].iter_mut().enumerate() {
+                    *x = a.at(i + l, k0 + p);
+                }
+            }
+            col[height..].fill(T::zero());
+        }
+    }
+}
+
+/// Sets the length of a packing buffer, allocating only when it must grow.
+fn resize<T: Float>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    buf.truncate(len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small integers: every product and partial sum is exact, so any order gives the same bits.
+    fn ints(len: usize, seed: usize) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i * 7 + seed) % 9) as f64 - 4.0)
+            .collect()
+    }
+
+    fn naive(a: &MatRef<f64>, b: &MatRef<f64>) -> Vec<f64> {
+        let mut c = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                c[i * b.cols + j] = (0..a.cols).map(|p| a.at(i, p) * b.at(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    /// The two kernels: packed, and small.
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        Packed(Isa),
+        Small(Isa),
+    }
+
+    /// Runs one kernel whatever the size (the packed one needs `k > 0`).
+    fn product(
+        path: Path,
+        alpha: f64,
+        a: MatRef<f64>,
+        b: MatRef<f64>,
+        beta: f64,
+        mut c: MatMut<f64>,
+        s: &mut GemmScratch<f64>,
+    ) {
+        match path {
+            Path::Packed(isa) if a.cols > 0 => packed(isa, alpha, &a, &b, beta, &mut c, s),
+            Path::Packed(isa) | Path::Small(isa) => small_path(isa, alpha, &a, &b, beta, &mut c, s),
+        }
+    }
+
+    fn paths() -> Vec<Path> {
+        let isas = Isa::available();
+        isas.iter()
+            .map(|&i| Path::Packed(i))
+            .chain(isas.iter().map(|&i| Path::Small(i)))
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_for_every_small_size_layout_and_path() {
+        let mut scratch = GemmScratch::default();
+        for isa in paths() {
+            for m in 0..=13 {
+                for k in 0..=13 {
+                    for n in [0, 1, 2, 5, 8, 13, 17, 33] {
+                        let (ad, bd) = (ints(m * k, 1), ints(k * n, 2));
+                        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)]
+                        {
+                            let a = if ta {
+                                MatRef::rows(&ad, k, m).t()
+                            } else {
+                                MatRef::rows(&ad, m, k)
+                            };
+                            let b = if tb {
+                                MatRef::rows(&bd, n, k).t()
+                            } else {
+                                MatRef::rows(&bd, k, n)
+                            };
+                            let mut c = vec![f64::NAN; m * n];
+                            product(
+                                isa,
+                                1.0,
+                                a,
+                                b,
+                                0.0,
+                                MatMut::rows(&mut c, m, n),
+                                &mut scratch,
+                            );
+                            assert_eq!(c, naive(&a, &b), "{isa:?} {m}x{k}x{n} {ta} {tb}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_odd_sizes_blocks_alpha_beta_and_row_strides() {
+        // Past every block size (MC = 96, KC = 256, NC = 512), into a wider output.
+        let (m, k, n, stride) = (101, 300, 530, 533);
+        let (ad, bd) = (ints(m * k, 3), ints(k * n, 4));
+        let (a, b) = (MatRef::rows(&ad, m, k), MatRef::rows(&bd, k, n));
+        let expect = naive(&a, &b);
+        for isa in paths() {
+            let mut scratch = GemmScratch::default();
+            let mut c: Vec<f64> = (0..m * stride).map(|i| (i % 5) as f64).collect();
+            let before = c.clone();
+            product(
+                isa,
+                2.0,
+                a,
+                b,
+                -1.0,
+                MatMut::new(&mut c, m, n, stride),
+                &mut scratch,
+            );
+            for i in 0..m {
+                for j in 0..stride {
+                    let at = i * stride + j;
+                    let want = if j < n {
+                        2.0 * expect[i * n + j] - before[at]
+                    } else {
+                        before[at]
+                    };
+                    assert_eq!(c[at], want, "{isa:?} ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64_and_k_zero_scales_c() {
+        let (m, k, n) = (37, 70, 45);
+        let ad: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 13) % 17) as f32 / 17.0 - 0.5)
+            .collect();
+        let bd: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 11) % 19) as f32 / 19.0 - 0.5)
+            .collect();
+        let a64: Vec<f64> = ad.iter().map(|&x| x as f64).collect();
+        let b64: Vec<f64> = bd.iter().map(|&x| x as f64).collect();
+        let expect = naive(&MatRef::rows(&a64, m, k), &MatRef::rows(&b64, k, n));
+        for isa in Isa::available() {
+            let mut c = vec![0f32; m * n];
+            let mut scratch = GemmScratch::default();
+            gemm_with(
+                isa,
+                1.0,
+                MatRef::rows(&ad, m, k),
+                MatRef::rows(&bd, k, n),
+                0.0,
+                MatMut::rows(&mut c, m, n),
+                &mut scratch,
+            );
+            for (x, y) in c.iter().zip(&expect) {
+                // 70 terms of magnitude <= 0.25: rounding error well below 1e-5.
+                assert!((*x as f64 - y).abs() < 1e-5, "{isa:?}: {x} vs {y}");
+            }
+        }
+        let mut c = vec![3.0f64; 6];
+        let mut scratch = GemmScratch::default();
+        gemm(
+            1.0,
+            MatRef::rows(&[], 2, 0),
+            MatRef::rows(&[], 0, 3),
+            0.5,
+            MatMut::rows(&mut c, 2, 3),
+            &mut scratch,
+        );
+        assert_eq!(c, vec![1.5; 6]);
+    }
+}

@@ -1,0 +1,249 @@
+//! The decoder's Gram matrices and dense forms of CP tensors, with their adjoints.
+//!
+//! For one tensor with factors `F_m: [d_m, C]` (`C = n_v R`, column `vR + r` the mode-`m`
+//! vector of term `r` of subnetwork `v`):
+//!
+//! - `K_m = F_m^T F_m: [C, C]`, the per-mode Gram; the Hadamard product of the `K_m` is
+//!   [`CpTensor::term_gram`], and `G[v, w] = sum_{r, s} prod_m K_m[vR + r, wR + s]` is
+//!   `<V[v], V[w]>`.
+//! - Adjoint: with `dG = dL/dG: [n_v, n_v]` and `dG_E[vR + r, wR + s] = dG[v, w]`,
+//!   `dL/dK_m = dG_E * prod_{m' != m} K_m'`, and since it is symmetric,
+//!   `dL/dF_m = 2 F_m dL/dK_m`.
+//! - The dense form `V[v, idx] = sum_r prod_m F_m[idx_m, vR + r]: [n_v, numel]` (row-major
+//!   multi-index `idx`), and its adjoint
+//!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
+
+use super::encode::fit;
+use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use crate::cp::CpTensor;
+use tensor::{Float, Tensor};
+
+/// `k <- F^T F` for a factor `F: [d, C]`.
+pub(crate) fn mode_gram<T: Float>(f: &Tensor<T>, k: &mut Vec<T>, scratch: &mut GemmScratch<T>) {
+    let (d, cols) = (f.shape()[0], f.shape()[1]);
+    fit(k, cols * cols);
+    let fm = MatRef::rows(f.data(), d, cols);
+    gemm(
+        T::one(),
+        fm.t(),
+        fm,
+        T::zero(),
+        MatMut::rows(k, cols, cols),
+        scratch,
+    );
+}
+
+/// `g[v, w] += sum_{r, s} prod_m K_m[vR + r, wR + s]` for one tensor's mode Grams `ks`.
+pub(crate) fn add_subnetwork_gram<T: Float, K: AsRef<[T]>>(
+    ks: &[K],
+    n_v: usize,
+    rank: usize,
+    g: &mut [T],
+) {
+    let cols = n_v * rank;
+    for v in 0..n_v {
+        for w in 0..n_v {
+            let mut total = T::zero();
+            for r in 0..rank {
+                for s in 0..rank {
+                    let at = (v * rank + r) * cols + w * rank + s;
+                    total += ks.iter().fold(T::one(), |p, k| p * k.as_ref()[at]);
+                }
+            }
+            g[v * n_v + w] += total;
+        }
+    }
+}
+
+/// `out = dG_E * prod_{m' != skip} K_m'`: `[C, C]`, the gradient of the loss with respect to
+/// `K_skip`.
+pub(crate) fn gram_adjoint<T: Float, K: AsRef<[T]>>(
+    ks: &[K],
+    skip: usize,
+    dg: &[T],
+    n_v: usize,
+    rank: usize,
+    out: &mut Vec<T>,
+) {
+    let cols = n_v * rank;
+    fit(out, cols * cols);
+    // dG_E: each dG[v, w] fills an R x R block.
+    for (row, out_row) in out.chunks_exact_mut(cols).enumerate() {
+        let dg_row = &dg[(row / rank) * n_v..(row / rank + 1) * n_v];
+        for (block, &x) in out_row.chunks_exact_mut(rank).zip(dg_row) {
+            block.fill(x);
+        }
+    }
+    for (m, k) in ks.iter().enumerate() {
+        if m != skip {
+            for (o, &km) in out.iter_mut().zip(k.as_ref()) {
+                *o *= km;
+            }
+        }
+    }
+}
+
+/// `grad += 2 F h` for `F: [d, C]` and the symmetric `h = dL/dK: [C, C]`.
+pub(crate) fn add_gram_gradient<T: Float>(
+    f: &Tensor<T>,
+    h: &[T],
+    grad: &mut Tensor<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let (d, cols) = (f.shape()[0], f.shape()[1]);
+    gemm(
+        T::from_f64(2.0),
+        MatRef::rows(f.data(), d, cols),
+        MatRef::rows(h, cols, cols),
+        T::one(),
+        MatMut::rows(grad.data_mut(), d, cols),
+        scratch,
+    );
+}
+
+/// `out <- F_first (.) .. (.) F_last`, the row-wise Khatri-Rao product of the factors of modes
+/// `modes`: `[prod d_m, C]`, row `(i_first, .., i_last)` (row-major) holding
+/// `prod_m F_m[i_m, c]` in column `c` (one row of ones for no modes). `tmp` is scratch.
+fn khatri_rao<T: Float>(
+    cp: &CpTensor<T>,
+    modes: std::ops::Range<usize>,
+    out: &mut Vec<T>,
+    tmp: &mut Vec<T>,
+) {
+    let cols = cp.columns();
+    fit(out, cols);
+    out.fill(T::one());
+    for f in &cp.factors[modes] {
+        std::mem::swap(out, tmp);
+        let rows = tmp.len() / cols;
+        fit(out, rows * f.shape()[0] * cols);
+        for (prefix, block) in tmp
+            .chunks_exact(cols)
+            .zip(out.chunks_exact_mut(f.shape()[0] * cols))
+        {
+            for (frow, orow) in f
+                .data()
+                .chunks_exact(cols)
+                .zip(block.chunks_exact_mut(cols))
+            {
+                for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
+                    *o = p * x;
+                }
+            }
+        }
+    }
+}
+
+/// Scratch of the dense forms: the Khatri-Rao products before and after a mode.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DenseScratch<T> {
+    before: Vec<T>,
+    after: Vec<T>,
+    tmp: Vec<T>,
+}
+
+/// `out <- V: [n_v, numel]`, every subnetwork's full tensor, flattened:
+/// `V[v, idx] = sum_r KR[idx, vR + r]` with `KR` the Khatri-Rao product of all the factors.
+pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut DenseScratch<T>) {
+    let (numel, rank) = (cp.numel(), cp.rank);
+    khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
+    fit(out, cp.n_v * numel);
+    for (flat, row) in s.before.chunks_exact(cp.columns()).enumerate() {
+        for (v, terms) in row.chunks_exact(rank).enumerate() {
+            out[v * numel + flat] = terms.iter().fold(T::zero(), |a, &x| a + x);
+        }
+    }
+}
+
+/// `grad <- dL/dF_m` from `dv = dL/dV: [n_v, numel]` (the adjoint of [`dense_form`]):
+/// `dF_m[j, c] = sum_{a, b} dV[v(c), (a, j, b)] Before[a, c] After[b, c]`, with `Before` and
+/// `After` the Khatri-Rao products of the modes before and after `m`.
+pub(crate) fn dense_form_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    dv: &[T],
+    grad: &mut Tensor<T>,
+    s: &mut DenseScratch<T>,
+) {
+    let (numel, cols, rank) = (cp.numel(), cp.columns(), cp.rank);
+    khatri_rao(cp, 0..m, &mut s.before, &mut s.tmp);
+    khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
+    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
+    let out = grad.data_mut();
+    out.fill(T::zero());
+    for (a, before) in s.before.chunks_exact(cols).enumerate() {
+        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
+            for (b, after) in s.after.chunks_exact(cols).enumerate() {
+                let flat = (a * d_m + j) * after_rows + b;
+                let terms = g
+                    .chunks_exact_mut(rank)
+                    .zip(before.chunks_exact(rank))
+                    .zip(after.chunks_exact(rank));
+                for (v, ((gv, xv), yv)) in terms.enumerate() {
+                    let dvv = dv[v * numel + flat];
+                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
+                        *gc += dvv * x * y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::rng;
+
+    #[test]
+    fn gram_of_the_mode_grams_is_the_subnetwork_gram() {
+        let cp = CpTensor::<f64>::random(&[3, 4, 2], 3, 2, 1.0, &mut rng(5));
+        let mut scratch = GemmScratch::default();
+        let ks: Vec<Vec<f64>> = cp
+            .factors
+            .iter()
+            .map(|f| {
+                let mut k = Vec::new();
+                mode_gram(f, &mut k, &mut scratch);
+                k
+            })
+            .collect();
+        let mut g = vec![0.0; 9];
+        add_subnetwork_gram(&ks, 3, 2, &mut g);
+        let mut v = Vec::new();
+        dense_form(&cp, &mut v, &mut DenseScratch::default());
+        for a in 0..3 {
+            assert_eq!(&v[a * 24..(a + 1) * 24], cp.dense_subnetwork(a).data());
+            for b in 0..3 {
+                let want = cp.dense_subnetwork(a).dot(&cp.dense_subnetwork(b));
+                assert!((g[a * 3 + b] - want).abs() < 1e-12, "G[{a}, {b}]");
+            }
+        }
+    }
+
+    #[test]
+    fn dense_form_adjoint_is_the_transpose_of_its_derivative() {
+        // <dV, dense_form'(F)[dF_m]> = <dense_form_adjoint(dV), dF_m> for a random direction:
+        // dense_form is linear in each factor, so the difference quotient is exact up to rounding.
+        let cp = CpTensor::<f64>::random(&[3, 2, 4], 2, 2, 1.0, &mut rng(6));
+        let dv = Tensor::<f64>::randn(&[2 * 24], 1.0, &mut rng(7));
+        for m in 0..3 {
+            let dir = Tensor::<f64>::randn(cp.factors[m].shape(), 1.0, &mut rng(8 + m as u64));
+            let mut moved = cp.clone();
+            moved.factors[m].add_assign(&dir);
+            let (mut v0, mut v1) = (Vec::new(), Vec::new());
+            let mut scratch = DenseScratch::default();
+            dense_form(&cp, &mut v0, &mut scratch);
+            dense_form(&moved, &mut v1, &mut scratch);
+            let lhs: f64 = dv
+                .data()
+                .iter()
+                .zip(v1.iter().zip(&v0))
+                .map(|(d, (a, b))| d * (a - b))
+                .sum();
+            let mut grad = Tensor::zeros(cp.factors[m].shape());
+            dense_form_adjoint(&cp, m, dv.data(), &mut grad, &mut scratch);
+            assert!((lhs - grad.dot(&dir)).abs() < 1e-10, "mode {m}");
+        }
+    }
+}

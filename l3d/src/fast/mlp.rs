@@ -1,0 +1,364 @@
+//! Per-sample gradients of a stack of dense layers without the tape: one forward and one
+//! backward pass into buffers that are reused from step to step.
+//!
+//! # Legend
+//!
+//! - `n` rows of a chunk of the batch; `x: [n, d_0]` their inputs.
+//! - Layer `l` (`0..L`): `z_l = a_{l-1} W_l^T + b_l` with `W_l: [d_{l+1}, d_l]`, `b_l: [d_{l+1}]`,
+//!   `a_{-1} = x`, and `a_l = act_l(z_l)`; the output is `y = a_{L-1}: [n, d_L]`.
+//! - `r: [n, d_L]` the reference outputs, held fixed; `D(y_i, r_i)` the divergence.
+//! - `delta_l = dD/dz_l: [n, d_{l+1}]`: `delta_{L-1} = dD/dy * act'(z_{L-1})` and
+//!   `delta_{l-1} = (delta_l W_l) * act'(z_{l-1})`.
+//!
+//! Sample `i`'s gradient of `W_l` is the outer product `delta_l[i] (x) a_{l-1}[i]` (kept in that
+//! factored form by the caller), and of `b_l` it is `delta_l[i]`.
+//!
+//! Divergence gradients, as the tape computes them (`pairs::record_divergence`):
+//! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
+//! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
+
+use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use crate::config::Divergence;
+use crate::error::{L3dError, Result};
+use crate::model::{MlpActivation, MlpView, Model};
+use std::f64::consts::FRAC_1_SQRT_2;
+use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};
+use tensor::{Float, Tensor};
+
+/// `1 / sqrt(2 pi)`, the standard normal density at 0 (as `tensor::elementwise`).
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// One dense layer with its values.
+#[derive(Debug, Clone)]
+pub(crate) struct NetLayer<'m, T: Float> {
+    pub w: &'m Tensor<T>,
+    pub b: Option<&'m Tensor<T>>,
+    pub act: MlpActivation,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+/// What a parameter tensor is to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Weight(usize),
+    Bias(usize),
+}
+
+/// A validated [`MlpView`]: the layers and, for every model parameter, its role.
+#[derive(Debug, Clone)]
+pub(crate) struct MlpNet<'m, T: Float> {
+    pub layers: Vec<NetLayer<'m, T>>,
+    pub roles: Vec<Role>,
+    pub input_dim: usize,
+    pub output_dim: usize,
+}
+
+impl<'m, T: Float> MlpNet<'m, T> {
+    /// The network of `model`, `None` if the model is not an MLP, or an error naming what in
+    /// its view does not fit the model.
+    pub fn of(model: &'m dyn Model<T>) -> Result<Option<Self>> {
+        let Some(view) = model.as_mlp() else {
+            return Ok(None);
+        };
+        Self::from_view(view, model.input_dim(), model.output_dim()).map(Some)
+    }
+
+    fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
+        let bad = |msg: String| L3dError::Mismatch(format!("the model's MLP view: {msg}"));
+        let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
+        let mut claim = |index: usize, role: Role| {
+            match roles.get_mut(index) {
+                Some(slot @ None) => *slot = Some(role),
+                Some(Some(_)) => return Err(bad(format!("parameter {index} is used twice"))),
+                None => return Err(bad(format!("parameter {index} does not exist"))),
+            }
+            Ok(())
+        };
+        let mut layers = Vec::with_capacity(view.layers.len());
+        let mut width = input_dim;
+        for (l, layer) in view.layers.iter().enumerate() {
+            claim(layer.weight, Role::Weight(l))?;
+            let w = view.params[layer.weight];
+            if w.ndim() != 2 || w.shape()[1] != width {
+                return Err(bad(format!(
+                    "layer {l}'s weight has shape {:?}; it receives {width} values",
+                    w.shape()
+                )));
+            }
+            let n_out = w.shape()[0];
+            let b = match layer.bias {
+                Some(i) => {
+                    claim(i, Role::Bias(l))?;
+                    let b = view.params[i];
+                    if b.shape() != [n_out] {
+                        return Err(bad(format!(
+                            "layer {l}'s bias has shape {:?}, expected [{n_out}]",
+                            b.shape()
+                        )));
+                    }
+                    Some(b)
+                }
+                None => None,
+            };
+            layers.push(NetLayer {
+                w,
+                b,
+                act: layer.activation,
+                n_in: width,
+                n_out,
+            });
+            width = n_out;
+        }
+        if layers.is_empty() || width != output_dim {
+            return Err(bad(format!(
+                "{} layers ending at width {width}; the model outputs {output_dim}",
+                layers.len()
+            )));
+        }
+        let roles = roles
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or_else(|| bad(format!("parameter {i} is in no layer"))))
+            .collect::<Result<Vec<Role>>>()?;
+        Ok(Self {
+            layers,
+            roles,
+            input_dim,
+            output_dim,
+        })
+    }
+
+    /// The lowest layer whose `delta` some wanted parameter needs (backward stops there).
+    pub fn lowest_layer(&self, wanted: &[usize]) -> usize {
+        wanted
+            .iter()
+            .map(|&p| match self.roles[p] {
+                Role::Weight(l) | Role::Bias(l) => l,
+            })
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// The forward and backward buffers of one chunk of `n` rows.
+///
+/// Invariant: after [`MlpChunk::forward`], `a[l]` and `da[l] = act'(z_l)` hold `n x d_{l+1}`
+/// values; after [`MlpChunk::backward`], `delta[l]` does for every layer from the lowest wanted
+/// one up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MlpChunk<T> {
+    pub n: usize,
+    pub x: Vec<T>,
+    z: Vec<Vec<T>>,
+    pub a: Vec<Vec<T>>,
+    da: Vec<Vec<T>>,
+    pub delta: Vec<Vec<T>>,
+    dy: Vec<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T: Float> MlpChunk<T> {
+    /// Buffers for up to `n` rows of `net` (allocates; steps reuse them).
+    pub fn new(net: &MlpNet<T>, n: usize) -> Self {
+        let per_layer = || -> Vec<Vec<T>> {
+            net.layers
+                .iter()
+                .map(|l| vec![T::zero(); n * l.n_out])
+                .collect()
+        };
+        Self {
+            n: 0,
+            x: vec![T::zero(); n * net.input_dim],
+            z: per_layer(),
+            a: per_layer(),
+            da: per_layer(),
+            delta: per_layer(),
+            dy: vec![T::zero(); n * net.output_dim],
+            gemm: GemmScratch::default(),
+        }
+    }
+
+    /// Copies `n` contiguous input rows into `x`.
+    pub fn set_input(&mut self, x: &[T], n: usize) {
+        self.n = n;
+        self.x[..x.len()].copy_from_slice(x);
+    }
+
+    /// Copies `rows` of `data` (`[N, d_0]`) into `x`.
+    pub fn gather(&mut self, data: &Tensor<T>, rows: &[usize]) {
+        let d0 = data.row_len();
+        self.n = rows.len();
+        for (dst, &r) in self.x.chunks_exact_mut(d0).zip(rows) {
+            dst.copy_from_slice(data.row(r));
+        }
+    }
+
+    /// The output rows `y: [n, d_L]` of the last forward pass.
+    pub fn output(&self, net: &MlpNet<T>) -> &[T] {
+        &self.a[net.layers.len() - 1][..self.n * net.output_dim]
+    }
+
+    /// `z_l`, `a_l` and `act'(z_l)` for every layer, from `x`.
+    pub fn forward(&mut self, net: &MlpNet<T>) {
+        let n = self.n;
+        for (l, layer) in net.layers.iter().enumerate() {
+            let (below, rest) = self.a.split_at_mut(l);
+            let input: &[T] = if l == 0 { &self.x } else { &below[l - 1] };
+            let z = &mut self.z[l][..n * layer.n_out];
+            // z = input W^T: [n, d_in] @ [d_in, d_out].
+            gemm(
+                T::one(),
+                MatRef::rows(input, n, layer.n_in),
+                MatRef::rows(layer.w.data(), layer.n_out, layer.n_in).t(),
+                T::zero(),
+                MatMut::rows(z, n, layer.n_out),
+                &mut self.gemm,
+            );
+            if let Some(b) = layer.b {
+                for row in z.chunks_exact_mut(layer.n_out) {
+                    for (zi, &bi) in row.iter_mut().zip(b.data()) {
+                        *zi += bi;
+                    }
+                }
+            }
+            let a = &mut rest[0][..n * layer.n_out];
+            let da = &mut self.da[l][..n * layer.n_out];
+            for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z.iter()) {
+                (*ai, *dai) = activate(layer.act, zi);
+            }
+        }
+    }
+
+    /// `delta_l` for layers `lowest..L`, from the outputs of the last forward pass and the
+    /// reference rows `r: [n, d_L]`.
+    pub fn backward(&mut self, net: &MlpNet<T>, r: &[T], divergence: Divergence, lowest: usize) {
+        let n = self.n;
+        let last = net.layers.len() - 1;
+        let width = net.output_dim;
+        let y = &self.a[last][..n * width];
+        divergence_grad(
+            divergence,
+            y,
+            &r[..n * width],
+            width,
+            &mut self.dy[..n * width],
+        );
+        let top = &mut self.delta[last][..n * width];
+        for ((d, &g), &da) in top.iter_mut().zip(&self.dy).zip(&self.da[last]) {
+            *d = g * da;
+        }
+        for l in (lowest + 1..=last).rev() {
+            let layer = &net.layers[l];
+            let (lower, upper) = self.delta.split_at_mut(l);
+            let out = &mut lower[l - 1][..n * layer.n_in];
+            // delta_{l-1} = (delta_l W_l) * act'(z_{l-1}): [n, d_out] @ [d_out, d_in].
+            gemm(
+                T::one(),
+                MatRef::rows(&upper[0][..n * layer.n_out], n, layer.n_out),
+                MatRef::rows(layer.w.data(), layer.n_out, layer.n_in),
+                T::zero(),
+                MatMut::rows(out, n, layer.n_in),
+                &mut self.gemm,
+            );
+            for (d, &da) in out.iter_mut().zip(&self.da[l - 1]) {
+                *d *= da;
+            }
+        }
+    }
+
+    /// The input rows of layer `l`: `x` for the first layer, `a_{l-1}` above.
+    pub fn layer_input(&self, net: &MlpNet<T>, l: usize) -> &[T] {
+        let len = self.n * net.layers[l].n_in;
+        if l == 0 {
+            &self.x[..len]
+        } else {
+            &self.a[l - 1][..len]
+        }
+    }
+
+    /// `delta_l` rows.
+    pub fn layer_delta(&self, net: &MlpNet<T>, l: usize) -> &[T] {
+        &self.delta[l][..self.n * net.layers[l].n_out]
+    }
+}
+
+/// `(act(z), act'(z))`, with the tape's formulas: ReLU's derivative is 0 at 0; GELU shares
+/// one `erf` between `x Phi(x)` and `Phi(x) + x phi(x)`; tanh and sigmoid take theirs from the
+/// output (`1 - a^2`, `a (1 - a)`).
+#[inline]
+pub(crate) fn activate<T: Float>(act: MlpActivation, z: T) -> (T, T) {
+    match act {
+        MlpActivation::Identity => (z, T::one()),
+        MlpActivation::Relu => (relu(z), relu_grad(z)),
+        MlpActivation::Gelu => {
+            let half = T::from_f64(0.5);
+            let one_plus_erf = T::one() + (z * T::from_f64(FRAC_1_SQRT_2)).erf();
+            let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * z * z).exp();
+            (half * z * one_plus_erf, half * one_plus_erf + z * pdf)
+        }
+        MlpActivation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
+        MlpActivation::Tanh => {
+            let a = z.tanh();
+            (a, T::one() - a * a)
+        }
+        MlpActivation::Sigmoid => {
+            let a = sigmoid(z);
+            (a, a * (T::one() - a))
+        }
+    }
+}
+
+/// `dD(y_i, r_i)/dy_i` for every row (see the module docs), rows of `width` values.
+pub(crate) fn divergence_grad<T: Float>(
+    divergence: Divergence,
+    y: &[T],
+    r: &[T],
+    width: usize,
+    out: &mut [T],
+) {
+    let inv = T::one() / T::from_usize(width);
+    match divergence {
+        Divergence::Mse => {
+            for ((o, &yj), &rj) in out.iter_mut().zip(y).zip(r) {
+                let diff = yj - rj;
+                *o = (diff + diff) * inv;
+            }
+        }
+        Divergence::MseAuthors => {
+            for ((o, &yj), &rj) in out.iter_mut().zip(y).zip(r) {
+                *o = (yj + yj - rj) * inv;
+            }
+        }
+        Divergence::Kl => {
+            for ((o, yr), rr) in out
+                .chunks_exact_mut(width)
+                .zip(y.chunks_exact(width))
+                .zip(r.chunks_exact(width))
+            {
+                softmax_into(yr, o);
+                let (r_max, r_sum) = exp_sum(rr);
+                for (oj, &rj) in o.iter_mut().zip(rr) {
+                    *oj -= (rj - r_max).exp() / r_sum;
+                }
+            }
+        }
+    }
+}
+
+/// The row maximum and `sum_j e^(x_j - max)`.
+pub(crate) fn exp_sum<T: Float>(x: &[T]) -> (T, T) {
+    let max = x
+        .iter()
+        .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
+    let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
+    (max, sum)
+}
+
+/// `out = softmax(x)` over one row, shifted by the maximum so no exponent overflows.
+pub(crate) fn softmax_into<T: Float>(x: &[T], out: &mut [T]) {
+    let (max, sum) = exp_sum(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - max).exp() / sum;
+    }
+}

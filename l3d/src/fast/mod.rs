@@ -1,0 +1,931 @@
+//! The fast path of one L3D step: per-sample gradients, encode, batch top-k, decode, the
+//! relative loss and its gradient with respect to every CP factor, with no `[B, m, n]` tensor
+//! for dense layers and no allocation in steady state. [`crate::step::tape_step`] is the
+//! reference it is tested against (`tests/fast_path.rs`).
+//!
+//! # Legend
+//!
+//! | code | math | shape |
+//! |---|---|---|
+//! | `b` | `B`, batch size | |
+//! | `n_v` | number of subnetworks | |
+//! | `rank` | `R`, CP rank of a tensor; `cols = C = n_v R` columns per factor | |
+//! | `g_i` | per-sample gradient, one tensor per decomposed parameter | |
+//! | `c` | `c[i, v] = <V_in[v], g_i>` | `[B, n_v]` |
+//! | `mask`, `ct` | batch top-k, `ct = mask * c` | `[B, n_v]` |
+//! | `d` | `d[i, v] = <V_out[v], g_i>`: an encode with the decoder's factors | `[B, n_v]` |
+//! | `g` (Gram) | `G[v, w] = <V_out[v], V_out[w]>` | `[n_v, n_v]` |
+//! | `s`, `S` | `s_i = |g_i|^2`, `S = sum_i s_i` | `[B]` |
+//!
+//! # The loss from inner products
+//!
+//! `g_hat_i = sum_v ct[i, v] V_out[v]`, so, expanding the square,
+//!
+//! ```text
+//! |g_i - g_hat_i|^2 = s_i - 2 sum_v ct[i, v] d[i, v] + ct_i^T G ct_i
+//! L = sum_i |g_i - g_hat_i|^2 / S          (S a constant, as on the tape)
+//! dL/dct = 2 (G ct - d) / S    dL/dc = mask * dL/dct    (the mask is a constant)
+//! dL/dd  = -2 ct / S           dL/dG = ct^T ct / S
+//! ```
+//!
+//! `G = sum_t G_t` over the decomposed tensors, and for one tensor with factors `F_m: [d_m, C]`,
+//! `G_t[v, w] = sum_{r, s} prod_m K_m[vR + r, wR + s]` with `K_m = F_m^T F_m`; its adjoint is in
+//! [`gram`]: `dL/dF_m += 2 F_m (dG_E * prod_{m' != m} K_m')`, `dG_E[vR + r, wR + s] = dG[v, w]`.
+//!
+//! # Encoding a dense layer's gradient without forming it
+//!
+//! A dense layer's per-sample weight gradient is `g_i = sum_{m < M} delta_im x_im^T` (`M = 1`
+//! for an MLP; `M` rows per sample when inputs carry extra axes). With the CP tensor
+//! `V[v] = sum_r a_vr b_vr^T`, `a_vr = F_0[:, vR + r]`, `b_vr = F_1[:, vR + r]`:
+//!
+//! ```text
+//! <V[v], g_i> = sum_m sum_r (a_vr . delta_im) (b_vr . x_im) = sum_m sum_r P[iM+m, vR+r] Q[iM+m, vR+r]
+//!     with P = delta F_0: [B M, C] and Q = x F_1: [B M, C]
+//! |g_i|^2 = sum_{m, m'} (delta_im . delta_im') (x_im . x_im')      (|delta_i|^2 |x_i|^2 for M = 1)
+//! dL/dF_0 = delta^T (dS_E * Q)    dL/dF_1 = x^T (dS_E * P)      dS_E[iM+m, vR+r] = dS[i, v]
+//! ```
+//!
+//! with `dS = dL/dc` for the encoder's factors and `dL/dd` for the decoder's. Tensors whose
+//! gradient arrives dense (biases, or anything the tape could not keep factored) use the dense
+//! form `V: [n_v, numel]`: `c += g V^T`, `dV = dS^T g`, and the adjoint of the dense form.
+//!
+//! # Parallel and deterministic
+//!
+//! Per-sample work (the model's forward and backward, encode, decode) runs over fixed chunks of
+//! [`CHUNK_ROWS`] samples, each chunk owning its rows of every buffer. The reductions over the
+//! batch (the factor gradients) run as one task per factor gradient, adding the chunks'
+//! contributions in chunk order, and the loss's sums run serially. Nothing depends on the
+//! number of threads, so one thread and two give the same bits (`tests/fast_path.rs`). Steps
+//! below [`PARALLEL_WORK`] multiply-adds run on the calling thread (a choice made from the
+//! problem's size, never from the thread count).
+//!
+//! # No allocation in steady state
+//!
+//! Every buffer (activations, `P`, `Q`, `c`, `d`, the Grams, packing buffers, factor
+//! gradients) is owned by [`FastStep`] and grows only when a batch is larger than any before.
+//! The MLP source (a model that answers [`Model::as_mlp`]) and given gradients allocate nothing
+//! per step; other models go through the tape's per-sample gradients, which allocate (still
+//! factored where the tape returns `Grad::Outer`). `tests/fast_alloc.rs` counts.
+
+mod backward;
+mod encode;
+pub mod gemm;
+mod gram;
+mod loss;
+mod mlp;
+pub mod per_sample;
+mod renorm;
+
+pub use renorm::{renormalise_decoder, RenormScratch};
+
+use crate::config::{Divergence, L3dConfig, Reference};
+use crate::cp::CpTensor;
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::model::Model;
+use crate::pairs::{check_data, draw_partners_into, per_sample_gradients, reference_outputs};
+use crate::step::{MaskRule, StepResult};
+use autodiff::Grad;
+use backward::FactorTask;
+use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
+use gemm::GemmScratch;
+use gram::{add_subnetwork_gram, dense_form, mode_gram, DenseScratch};
+use loss::LossState;
+use mlp::{MlpChunk, MlpNet, Role};
+use rand::Rng;
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+use tensor::{Float, Tensor};
+
+/// Samples per chunk of the per-sample work.
+pub const CHUNK_ROWS: usize = 32;
+
+/// Steps with fewer multiply-adds than this run on the calling thread.
+pub const PARALLEL_WORK: usize = 1 << 21;
+
+/// Which half of the decomposition: `V_in` or `V_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Encoder,
+    Decoder,
+}
+
+impl Side {
+    fn index(self) -> usize {
+        match self {
+            Side::Encoder => 0,
+            Side::Decoder => 1,
+        }
+    }
+}
+
+/// How one decomposed tensor's per-sample gradient arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `g_i = sum_{m < M} left_im (x) right_im` for a `[p, q]` tensor.
+    Outer { p: usize, q: usize, m: usize },
+    /// `g_i` dense, `numel` values.
+    Dense { numel: usize },
+}
+
+/// Where the per-sample gradients come from.
+enum Source<'m, T: Float> {
+    /// A model with an MLP view: the hand-written forward and backward of `mlp`.
+    Mlp {
+        net: MlpNet<'m, T>,
+        data: &'m Tensor<T>,
+        lowest: usize,
+    },
+    /// Any other model: the tape's per-sample gradients of the batch.
+    Tape {
+        model: &'m dyn Model<T>,
+        data: &'m Tensor<T>,
+        grads: Vec<TapeGrad<T>>,
+    },
+    /// Given per-sample gradients `[N, ..shape]` per tensor, gathered by row into `rows`.
+    Given {
+        grads: &'m [Tensor<T>],
+        rows: Vec<Vec<T>>,
+    },
+}
+
+/// One tensor's per-sample gradient of the batch from the tape.
+enum TapeGrad<T: Float> {
+    /// `left: [B, M, p]`, `right: [B, M, q]`.
+    Outer { left: Tensor<T>, right: Tensor<T> },
+    /// `[B, numel]`.
+    Dense(Tensor<T>),
+}
+
+/// The buffers of one chunk of the batch: rows `start..start + len`.
+///
+/// Invariant: `c`, `d` hold `len x n_v` values, `s` holds `len`; `products[t]` holds the
+/// encoder's and decoder's `P` and `Q` of tensor `t` (`[len M, C]`, factored tensors only).
+pub(crate) struct Chunk<T: Float> {
+    pub start: usize,
+    pub len: usize,
+    mlp: MlpChunk<T>,
+    products: Vec<[Vec<T>; 4]>,
+    c: Vec<T>,
+    d: Vec<T>,
+    s: Vec<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T: Float> Chunk<T> {
+    /// `(P, Q)` of tensor `t` for one side.
+    pub fn products(&self, t: usize, side: Side) -> (&[T], &[T]) {
+        let pq = &self.products[t];
+        let i = 2 * side.index();
+        (&pq[i], &pq[i + 1])
+    }
+}
+
+/// One decoder mode Gram `K_m = F_m^T F_m` of tensor `t`.
+struct ModeGram<T> {
+    t: usize,
+    m: usize,
+    k: Vec<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T> AsRef<[T]> for ModeGram<T> {
+    fn as_ref(&self) -> &[T] {
+        &self.k
+    }
+}
+
+/// The dense form `V: [n_v, numel]` of one side of tensor `t` (dense tensors only).
+struct DenseForm<T> {
+    t: usize,
+    side: Side,
+    v: Vec<T>,
+    scratch: DenseScratch<T>,
+}
+
+/// Wall time spent in each phase since the last [`FastStep::take_timings`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Per-sample gradients (the model's forward and backward, references).
+    pub gradients: Duration,
+    /// `c` and `|g_i|^2`.
+    pub encode: Duration,
+    /// `d`, the Grams, top-k and the loss.
+    pub decode: Duration,
+    /// The factor gradients.
+    pub backward: Duration,
+}
+
+/// What one fast step computed; borrows the step's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct FastOutput<'a, T: Float> {
+    /// `sum_i |g_i - g_hat_i|^2`.
+    pub sq_error: T,
+    /// `S = sum_i |g_i|^2`.
+    pub sq_norm: T,
+    /// `c: [B, n_v]` before top-k, row-major.
+    pub coefficients: &'a [T],
+    /// `[B, n_v]`, 1 where a coefficient was kept.
+    pub mask: &'a [T],
+    /// In the order of [`Decomposition::factors`]; empty when the step ran without backward.
+    pub factor_grads: &'a [Tensor<T>],
+    pub batch: usize,
+    pub n_v: usize,
+}
+
+impl<T: Float> FastOutput<'_, T> {
+    /// The relative reconstruction error of the batch.
+    pub fn loss(&self) -> T {
+        self.sq_error / self.sq_norm
+    }
+
+    /// The same numbers as the tape path's result (copies them).
+    pub fn to_step_result(&self) -> StepResult<T> {
+        let shape = [self.batch, self.n_v];
+        StepResult {
+            sq_error: self.sq_error,
+            sq_norm: self.sq_norm,
+            coefficients: Tensor::from_vec(&shape, self.coefficients.to_vec()),
+            mask: Tensor::from_vec(&shape, self.mask.to_vec()),
+            factor_grads: self.factor_grads.to_vec(),
+        }
+    }
+}
+
+/// The shared, read-only state the phases work from.
+pub(crate) struct FastContext<'a, T: Float> {
+    d: &'a Decomposition<T>,
+    source: &'a Source<'a, T>,
+    forms: &'a [Form],
+    param_index: &'a [usize],
+    dense: &'a [DenseForm<T>],
+    grams: &'a [ModeGram<T>],
+    loss: &'a LossState<T>,
+}
+
+impl<'a, T: Float> FastContext<'a, T> {
+    fn cp(&self, side: Side, t: usize) -> &'a CpTensor<T> {
+        match side {
+            Side::Encoder => &self.d.encoder[t],
+            Side::Decoder => &self.d.decoder[t],
+        }
+    }
+
+    /// `dL/dc` or `dL/dd`: `[B, n_v]`.
+    fn coefficient_grad(&self, side: Side) -> &'a [T] {
+        match side {
+            Side::Encoder => &self.loss.dc,
+            Side::Decoder => &self.loss.dd,
+        }
+    }
+
+    fn gram_grad(&self) -> &'a [T] {
+        &self.loss.dg
+    }
+
+    fn is_dense(&self, t: usize) -> bool {
+        matches!(self.forms[t], Form::Dense { .. })
+    }
+
+    /// The decoder's mode Grams of tensor `t`, in mode order.
+    fn mode_grams(&self, t: usize) -> &'a [ModeGram<T>] {
+        let start = self.grams.partition_point(|g| g.t < t);
+        let end = self.grams.partition_point(|g| g.t <= t);
+        &self.grams[start..end]
+    }
+
+    fn dense_form(&self, t: usize, side: Side) -> &'a [T] {
+        let form = self
+            .dense
+            .iter()
+            .find(|f| f.t == t && f.side == side)
+            .expect("every dense tensor has a dense form per side");
+        &form.v
+    }
+
+    /// Tensor `t`'s per-sample gradients for the rows of `chunk`.
+    fn grad_rows<'c>(&'c self, chunk: &'c Chunk<T>, t: usize) -> GradRows<'c, T> {
+        let (start, len) = (chunk.start, chunk.len);
+        match (self.source, self.forms[t]) {
+            (Source::Mlp { net, .. }, form) => match (net.roles[self.param_index[t]], form) {
+                (Role::Weight(l), Form::Outer { p, q, .. }) => GradRows::Outer {
+                    left: chunk.mlp.layer_delta(net, l),
+                    right: chunk.mlp.layer_input(net, l),
+                    m: 1,
+                    p,
+                    q,
+                },
+                (Role::Bias(l), Form::Dense { numel }) => GradRows::Dense {
+                    g: chunk.mlp.layer_delta(net, l),
+                    numel,
+                },
+                _ => unreachable!("forms follow roles (FastStep::new)"),
+            },
+            (Source::Tape { grads, .. }, Form::Outer { p, q, m }) => match &grads[t] {
+                TapeGrad::Outer { left, right } => GradRows::Outer {
+                    left: &left.data()[start * m * p..(start + len) * m * p],
+                    right: &right.data()[start * m * q..(start + len) * m * q],
+                    m,
+                    p,
+                    q,
+                },
+                TapeGrad::Dense(_) => unreachable!("forms follow the tape's gradients"),
+            },
+            (Source::Tape { grads, .. }, Form::Dense { numel }) => match &grads[t] {
+                TapeGrad::Dense(g) => GradRows::Dense {
+                    g: &g.data()[start * numel..(start + len) * numel],
+                    numel,
+                },
+                TapeGrad::Outer { .. } => unreachable!("forms follow the tape's gradients"),
+            },
+            (Source::Given { rows, .. }, Form::Dense { numel }) => GradRows::Dense {
+                g: &rows[t][start * numel..(start + len) * numel],
+                numel,
+            },
+            (Source::Given { .. }, Form::Outer { .. }) => unreachable!("given gradients are dense"),
+        }
+    }
+}
+
+/// The fast step's state: the gradient source and every buffer, reused from step to step.
+pub struct FastStep<'m, T: Float> {
+    source: Source<'m, T>,
+    param_index: Vec<usize>,
+    divergence: Divergence,
+    reference: Reference,
+    n_v: usize,
+    /// `(shape, rank)` of each decomposed tensor, to check the decomposition on every step.
+    layout: Vec<(Vec<usize>, usize)>,
+    forms: Vec<Form>,
+    chunks: Vec<Chunk<T>>,
+    grams: Vec<ModeGram<T>>,
+    dense: Vec<DenseForm<T>>,
+    loss: LossState<T>,
+    tasks: Vec<FactorTask<T>>,
+    grads: Vec<Tensor<T>>,
+    partners: Vec<usize>,
+    y0: Vec<T>,
+    references: Vec<T>,
+    timings: Timings,
+}
+
+impl<'m, T: Float> FastStep<'m, T> {
+    /// The fast step for pairs of rows of `data: [N, d_in]` through `model`, for
+    /// decompositions laid out like `d`.
+    pub fn new(
+        model: &'m dyn Model<T>,
+        data: &'m Tensor<T>,
+        d: &Decomposition<T>,
+        config: &L3dConfig,
+    ) -> Result<Self> {
+        check_data(model, data)?;
+        let source = match MlpNet::of(model)? {
+            Some(net) => {
+                let lowest = net.lowest_layer(&d.param_index);
+                Source::Mlp { net, data, lowest }
+            }
+            None => Source::Tape {
+                model,
+                data,
+                grads: Vec::new(),
+            },
+        };
+        Self::build(source, d, config)
+    }
+
+    /// The fast step for given per-sample gradients `grads[t]: [N, ..shape_t]`.
+    pub fn on_gradients(
+        grads: &'m [Tensor<T>],
+        d: &Decomposition<T>,
+        config: &L3dConfig,
+    ) -> Result<Self> {
+        let source = Source::Given {
+            grads,
+            rows: vec![Vec::new(); grads.len()],
+        };
+        Self::build(source, d, config)
+    }
+
+    fn build(source: Source<'m, T>, d: &Decomposition<T>, config: &L3dConfig) -> Result<Self> {
+        let layout: Vec<(Vec<usize>, usize)> = d
+            .encoder
+            .iter()
+            .map(|cp| (cp.shape.clone(), cp.rank))
+            .collect();
+        let forms = layout
+            .iter()
+            .enumerate()
+            .map(|(t, (shape, _))| initial_form(&source, d.param_index[t], shape))
+            .collect::<Result<Vec<Form>>>()?;
+        let mut grams = Vec::new();
+        let mut dense = Vec::new();
+        let mut tasks = Vec::new();
+        for (t, (shape, _)) in layout.iter().enumerate() {
+            for m in 0..shape.len() {
+                grams.push(ModeGram {
+                    t,
+                    m,
+                    k: Vec::new(),
+                    gemm: GemmScratch::default(),
+                });
+            }
+            for side in [Side::Encoder, Side::Decoder] {
+                dense.push(DenseForm {
+                    t,
+                    side,
+                    v: Vec::new(),
+                    scratch: DenseScratch::default(),
+                });
+            }
+        }
+        for side in [Side::Encoder, Side::Decoder] {
+            for (t, (shape, _)) in layout.iter().enumerate() {
+                for m in 0..shape.len() {
+                    tasks.push(FactorTask::new(side, t, m));
+                }
+            }
+        }
+        let grads = d
+            .factors()
+            .iter()
+            .map(|f| Tensor::zeros(f.shape()))
+            .collect();
+        let mut step = Self {
+            source,
+            param_index: d.param_index.clone(),
+            divergence: config.divergence,
+            reference: config.reference,
+            n_v: d.n_v,
+            layout,
+            forms,
+            chunks: Vec::new(),
+            grams,
+            dense,
+            loss: LossState::default(),
+            tasks,
+            grads,
+            partners: Vec::new(),
+            y0: Vec::new(),
+            references: Vec::new(),
+            timings: Timings::default(),
+        };
+        step.reserve(config.batch_size);
+        Ok(step)
+    }
+
+    /// Whether the gradients come from the hand-written MLP pass (no tape).
+    pub fn uses_mlp(&self) -> bool {
+        matches!(self.source, Source::Mlp { .. })
+    }
+
+    /// The time spent in each phase since the last call, and a reset.
+    pub fn take_timings(&mut self) -> Timings {
+        std::mem::take(&mut self.timings)
+    }
+
+    /// Sizes every buffer for batches of up to `b` rows (allocates; steps then reuse them).
+    fn reserve(&mut self, b: usize) {
+        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        while self.chunks.len() < n_chunks {
+            let mlp = match &self.source {
+                Source::Mlp { net, .. } => MlpChunk::new(net, CHUNK_ROWS),
+                _ => MlpChunk::default(),
+            };
+            self.chunks.push(Chunk {
+                start: 0,
+                len: 0,
+                mlp,
+                products: (0..self.layout.len()).map(|_| Default::default()).collect(),
+                c: vec![T::zero(); CHUNK_ROWS * self.n_v],
+                d: vec![T::zero(); CHUNK_ROWS * self.n_v],
+                s: vec![T::zero(); CHUNK_ROWS],
+                gemm: GemmScratch::default(),
+            });
+        }
+        self.loss.resize(b, self.n_v);
+    }
+
+    /// One step on the batch `rows` (of the data, or of the given gradients): references drawn
+    /// from `rng` as `Trainer` draws them, per-sample gradients, encode, the mask of `rule`,
+    /// decode and the loss, and with `backward` the gradient of the loss with respect to every
+    /// factor. `None` when every gradient of the batch is zero.
+    pub fn run(
+        &mut self,
+        d: &Decomposition<T>,
+        rows: &[usize],
+        rng: &mut impl Rng,
+        rule: MaskRule<T>,
+        backward: bool,
+    ) -> Result<Option<FastOutput<'_, T>>> {
+        self.check(d, rows)?;
+        let b = rows.len();
+        self.reserve(b);
+        for (k, chunk) in self.chunks.iter_mut().enumerate() {
+            chunk.start = (k * CHUNK_ROWS).min(b);
+            chunk.len = CHUNK_ROWS.min(b - chunk.start);
+        }
+        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        let parallel = self.work(b) >= PARALLEL_WORK;
+
+        let clock = Instant::now();
+        self.gradients(rows, rng, n_chunks, parallel)?;
+        let encoded = Instant::now();
+        self.timings.gradients += encoded - clock;
+
+        self.encode(d, n_chunks, parallel);
+        let decoded = Instant::now();
+        self.timings.encode += decoded - encoded;
+
+        self.decode(d, n_chunks, parallel);
+        let loss = self.loss.evaluate(b, self.n_v, rule, backward)?;
+        let finished = Instant::now();
+        self.timings.decode += finished - decoded;
+        let Some((sq_error, sq_norm)) = loss else {
+            return Ok(None);
+        };
+        if backward {
+            self.backward(d, n_chunks, parallel);
+            self.timings.backward += finished.elapsed();
+        }
+        Ok(Some(FastOutput {
+            sq_error,
+            sq_norm,
+            coefficients: &self.loss.c,
+            mask: &self.loss.mask,
+            factor_grads: if backward { &self.grads } else { &[] },
+            batch: b,
+            n_v: self.n_v,
+        }))
+    }
+
+    /// The decomposition must be laid out as the one the step was built for.
+    fn check(&self, d: &Decomposition<T>, rows: &[usize]) -> Result<()> {
+        let fits = d.n_v == self.n_v
+            && d.encoder.len() == self.layout.len()
+            && d.param_index == self.param_index
+            && d.encoder.iter().zip(&d.decoder).zip(&self.layout).all(
+                |((e, dec), (shape, rank))| {
+                    e.shape == *shape && dec.shape == *shape && e.rank == *rank && dec.rank == *rank
+                },
+            );
+        if !fits {
+            return Err(L3dError::Mismatch(
+                "the decomposition differs from the one the fast step was built for".into(),
+            ));
+        }
+        let needs_pair = !matches!(self.source, Source::Given { .. })
+            && self.reference == Reference::RandomSample;
+        if rows.is_empty() || (needs_pair && rows.len() < 2) {
+            return Err(L3dError::Mismatch(format!(
+                "a batch of {} samples; it needs at least {}",
+                rows.len(),
+                if needs_pair { 2 } else { 1 }
+            )));
+        }
+        Ok(())
+    }
+
+    /// Multiply-adds of one step of `b` samples, roughly: the encodes and their backward, and
+    /// the Grams.
+    fn work(&self, b: usize) -> usize {
+        self.layout
+            .iter()
+            .map(|(shape, rank)| {
+                let cols = self.n_v * rank;
+                let modes: usize = shape.iter().sum();
+                let numel: usize = shape.iter().product();
+                let per_sample = if shape.len() == 2 { modes } else { numel };
+                4 * b * cols * per_sample + 2 * cols * cols * modes
+            })
+            .sum()
+    }
+
+    /// Per-sample gradients of the batch into the source's buffers.
+    fn gradients(
+        &mut self,
+        rows: &[usize],
+        rng: &mut impl Rng,
+        n_chunks: usize,
+        parallel: bool,
+    ) -> Result<()> {
+        let b = rows.len();
+        if !matches!(self.source, Source::Given { .. }) && self.reference == Reference::RandomSample
+        {
+            draw_partners_into(b, rng, &mut self.partners);
+        }
+        let chunks = &mut self.chunks[..n_chunks];
+        match &mut self.source {
+            Source::Mlp { net, data, lowest } => {
+                let (net, data, lowest) = (&*net, *data, *lowest);
+                each(chunks, parallel, |c| {
+                    c.mlp.gather(data, &rows[c.start..c.start + c.len]);
+                    c.mlp.forward(net);
+                });
+                let width = net.output_dim;
+                fit(&mut self.y0, b * width);
+                for c in chunks.iter() {
+                    self.y0[c.start * width..(c.start + c.len) * width]
+                        .copy_from_slice(c.mlp.output(net));
+                }
+                fill_references(
+                    self.reference,
+                    self.divergence,
+                    &self.y0,
+                    width,
+                    &self.partners,
+                    &mut self.references,
+                );
+                let (refs, divergence) = (&self.references, self.divergence);
+                each(chunks, parallel, |c| {
+                    let r = &refs[c.start * width..(c.start + c.len) * width];
+                    c.mlp.backward(net, r, divergence, lowest);
+                });
+            }
+            Source::Tape { model, data, grads } => {
+                let x = data.gather_rows(rows);
+                let y0 = model.evaluate_w0(&x)?;
+                let r = reference_outputs(&y0, self.reference, self.divergence, &self.partners);
+                let tape =
+                    per_sample_gradients(*model, &self.param_index, &x, &r, self.divergence)?;
+                grads.clear();
+                for (t, g) in tape.into_iter().enumerate() {
+                    let (form, grad) = tape_form(g, &self.layout[t].0, b);
+                    self.forms[t] = form;
+                    grads.push(grad);
+                }
+            }
+            Source::Given {
+                grads,
+                rows: gathered,
+            } => {
+                for (all, out) in grads.iter().zip(gathered.iter_mut()) {
+                    let numel = all.row_len();
+                    fit(out, b * numel);
+                    for (dst, &r) in out.chunks_exact_mut(numel).zip(rows) {
+                        dst.copy_from_slice(all.row(r));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The dense forms of dense tensors, then `c` and `s` per chunk.
+    fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        let forms = &self.forms;
+        each(&mut self.dense, parallel, |f| {
+            if matches!(forms[f.t], Form::Dense { .. }) {
+                let cp = match f.side {
+                    Side::Encoder => &d.encoder[f.t],
+                    Side::Decoder => &d.decoder[f.t],
+                };
+                dense_form(cp, &mut f.v, &mut f.scratch);
+            }
+        });
+        let ctx = FastContext {
+            d,
+            source: &self.source,
+            forms: &self.forms,
+            param_index: &self.param_index,
+            dense: &self.dense,
+            grams: &self.grams,
+            loss: &self.loss,
+        };
+        each(&mut self.chunks[..n_chunks], parallel, |c| {
+            encode_chunk(&ctx, c, Side::Encoder);
+        });
+        self.gather_rows(n_chunks, Side::Encoder);
+    }
+
+    /// `d` per chunk beside the decoder's mode Grams, then `G`.
+    fn decode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        let ctx = FastContext {
+            d,
+            source: &self.source,
+            forms: &self.forms,
+            param_index: &self.param_index,
+            dense: &self.dense,
+            grams: &[],
+            loss: &self.loss,
+        };
+        let chunks = &mut self.chunks[..n_chunks];
+        let grams = &mut self.grams;
+        let mut run_chunks = || each(chunks, parallel, |c| encode_chunk(&ctx, c, Side::Decoder));
+        let mut run_grams = || {
+            each(grams, parallel, |g| {
+                mode_gram(&d.decoder[g.t].factors[g.m], &mut g.k, &mut g.gemm)
+            })
+        };
+        if parallel {
+            rayon::join(run_chunks, run_grams);
+        } else {
+            run_chunks();
+            run_grams();
+        }
+        self.gather_rows(n_chunks, Side::Decoder);
+        self.loss.g.fill(T::zero());
+        for (t, cp) in d.decoder.iter().enumerate() {
+            let start = self.grams.partition_point(|g| g.t < t);
+            let end = self.grams.partition_point(|g| g.t <= t);
+            add_subnetwork_gram(&self.grams[start..end], cp.n_v, cp.rank, &mut self.loss.g);
+        }
+    }
+
+    /// Every factor gradient, one task each.
+    fn backward(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        let ctx = FastContext {
+            d,
+            source: &self.source,
+            forms: &self.forms,
+            param_index: &self.param_index,
+            dense: &self.dense,
+            grams: &self.grams,
+            loss: &self.loss,
+        };
+        let chunks = &self.chunks[..n_chunks];
+        let body =
+            |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| task.run(&ctx, chunks, grad);
+        if parallel {
+            self.tasks
+                .par_iter_mut()
+                .zip(self.grads.par_iter_mut())
+                .for_each(body);
+        } else {
+            self.tasks
+                .iter_mut()
+                .zip(self.grads.iter_mut())
+                .for_each(body);
+        }
+    }
+
+    /// Copies the chunks' rows of `c` and `s` (encoder) or `d` (decoder) into the batch's.
+    fn gather_rows(&mut self, n_chunks: usize, side: Side) {
+        let n_v = self.n_v;
+        for c in &self.chunks[..n_chunks] {
+            let rows = c.start * n_v..(c.start + c.len) * n_v;
+            match side {
+                Side::Encoder => {
+                    self.loss.c[rows].copy_from_slice(&c.c[..c.len * n_v]);
+                    self.loss.s[c.start..c.start + c.len].copy_from_slice(&c.s[..c.len]);
+                }
+                Side::Decoder => self.loss.d[rows].copy_from_slice(&c.d[..c.len * n_v]),
+            }
+        }
+    }
+}
+
+/// `c` (and `s`) or `d` of one chunk: every tensor's contribution added in tensor order.
+fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side) {
+    let n_v = ctx.d.n_v;
+    let len = chunk.len;
+    let mut out = std::mem::take(match side {
+        Side::Encoder => &mut chunk.c,
+        Side::Decoder => &mut chunk.d,
+    });
+    let mut products = std::mem::take(&mut chunk.products);
+    let mut scratch = std::mem::take(&mut chunk.gemm);
+    let mut s = std::mem::take(&mut chunk.s);
+    out[..len * n_v].fill(T::zero());
+    s[..len].fill(T::zero());
+    for (t, pq) in products.iter_mut().enumerate() {
+        let rows = ctx.grad_rows(chunk, t);
+        match rows {
+            GradRows::Outer { left, right, m, .. } => {
+                let [p_enc, q_enc, p_dec, q_dec] = pq;
+                let (p, q) = match side {
+                    Side::Encoder => (p_enc, q_enc),
+                    Side::Decoder => (p_dec, q_dec),
+                };
+                let cp = ctx.cp(side, t);
+                encode_outer(cp, left, right, len, m, p, q, &mut out, &mut scratch);
+            }
+            GradRows::Dense { g, numel } => {
+                let v = ctx.dense_form(t, side);
+                encode_dense(v, g, len, numel, n_v, &mut out[..len * n_v], &mut scratch);
+            }
+        }
+        if side == Side::Encoder {
+            add_sq_norms(rows, len, &mut s);
+        }
+    }
+    match side {
+        Side::Encoder => chunk.c = out,
+        Side::Decoder => chunk.d = out,
+    }
+    chunk.products = products;
+    chunk.gemm = scratch;
+    chunk.s = s;
+}
+
+/// Runs `f` on every item, in parallel or in order on this thread.
+fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Send) {
+    if parallel {
+        items.par_iter_mut().for_each(f);
+    } else {
+        items.iter_mut().for_each(f);
+    }
+}
+
+/// The form of tensor `t`'s gradients before the first step.
+fn initial_form<T: Float>(source: &Source<T>, param: usize, shape: &[usize]) -> Result<Form> {
+    let numel = shape.iter().product();
+    Ok(match source {
+        Source::Mlp { net, .. } => match net.roles[param] {
+            Role::Weight(_) => Form::Outer {
+                p: shape[0],
+                q: shape[1],
+                m: 1,
+            },
+            Role::Bias(_) => Form::Dense { numel },
+        },
+        Source::Tape { .. } => Form::Dense { numel },
+        Source::Given { grads, .. } => {
+            let g = grads.get(param).ok_or_else(|| {
+                L3dError::Mismatch(format!("no given gradient for tensor {param}"))
+            })?;
+            if g.shape().get(1..) != Some(shape) {
+                return Err(L3dError::Mismatch(format!(
+                    "given gradients of shape {:?} for a tensor of shape {shape:?}",
+                    g.shape()
+                )));
+            }
+            Form::Dense { numel }
+        }
+    })
+}
+
+/// The tape's gradient of one tensor in the fast path's form: factored when the tape kept it
+/// factored and its factors fit the tensor's `[p, q]` shape, dense `[B, numel]` otherwise.
+fn tape_form<T: Float>(g: Grad<T>, shape: &[usize], b: usize) -> (Form, TapeGrad<T>) {
+    let numel = shape.iter().product();
+    match g {
+        Grad::Outer { left, right }
+            if shape.len() == 2
+                && left.ndim() == 3
+                && right.ndim() == 3
+                && left.shape()[..2] == right.shape()[..2]
+                && left.shape()[2] == shape[0]
+                && right.shape()[2] == shape[1] =>
+        {
+            let form = Form::Outer {
+                p: shape[0],
+                q: shape[1],
+                m: left.shape()[1],
+            };
+            (form, TapeGrad::Outer { left, right })
+        }
+        other => {
+            let dense = other.into_dense().reshape(&[b, numel]);
+            (Form::Dense { numel }, TapeGrad::Dense(dense))
+        }
+    }
+}
+
+/// The reference outputs of the batch `y0: [B, width]`, as [`reference_outputs`] computes
+/// them, into `out`.
+fn fill_references<T: Float>(
+    kind: Reference,
+    divergence: Divergence,
+    y0: &[T],
+    width: usize,
+    partners: &[usize],
+    out: &mut Vec<T>,
+) {
+    let b = y0.len() / width;
+    fit(out, b * width);
+    match kind {
+        Reference::RandomSample => {
+            for (dst, &p) in out.chunks_exact_mut(width).zip(partners) {
+                dst.copy_from_slice(&y0[p * width..(p + 1) * width]);
+            }
+        }
+        Reference::Zero => out.fill(T::zero()),
+        Reference::BatchMean => {
+            let (first, rest) = out.split_at_mut(width);
+            first.fill(T::zero());
+            for y in y0.chunks_exact(width) {
+                if divergence == Divergence::Kl {
+                    // The mean distribution: softmax rows summed, then ln of their mean.
+                    let (max, sum) = mlp::exp_sum(y);
+                    for (m, &v) in first.iter_mut().zip(y) {
+                        *m += (v - max).exp() / sum;
+                    }
+                } else {
+                    for (m, &v) in first.iter_mut().zip(y) {
+                        *m += v;
+                    }
+                }
+            }
+            let inv = T::one() / T::from_usize(b);
+            for m in first.iter_mut() {
+                *m *= inv;
+                if divergence == Divergence::Kl {
+                    *m = m.ln();
+                }
+            }
+            for dst in rest.chunks_exact_mut(width) {
+                dst.copy_from_slice(first);
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Models for the fast-path tests: random MLPs (with an MLP view, so the fast path runs its own
+//! forward and backward), the same models hidden behind a wrapper without the view (so it
+//! takes the tape's factored per-sample gradients), and a model whose first layer acts on `M`
+//! rows per sample (so the tape's factored gradients have `M > 1`).
+
+use autodiff::{Tape, Var};
+use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+use tensor::{rng, Float, Tensor};
+
+pub const ACTIVATIONS: [MlpActivation; 6] = [
+    MlpActivation::Identity,
+    MlpActivation::Relu,
+    MlpActivation::Gelu,
+    MlpActivation::Elu,
+    MlpActivation::Tanh,
+    MlpActivation::Sigmoid,
+];
+
+/// `widths[0] -> .. -> widths[L]`, layer `l` with activation `acts[l]` and a bias if
+/// `biases[l]`; weights `N(0, 1 / fan_in)`, biases `N(0, 0.3^2)`.
+pub struct RandomMlp<T: Float> {
+    layers: Vec<MlpLayer>,
+    params: Vec<Tensor<T>>,
+    widths: Vec<usize>,
+    /// When false, the model hides its MLP view (the fast path then uses the tape).
+    pub view: bool,
+}
+
+impl<T: Float> RandomMlp<T> {
+    pub fn new(widths: &[usize], acts: &[MlpActivation], biases: &[bool], seed: u64) -> Self {
+        let mut r = rng(seed);
+        let mut params = Vec::new();
+        let mut layers = Vec::new();
+        for (l, w) in widths.windows(2).enumerate() {
+            let weight = params.len();
+            params.push(Tensor::randn(
+                &[w[1], w[0]],
+                1.0 / (w[0] as f64).sqrt(),
+                &mut r,
+            ));
+            let bias = biases[l].then(|| {
+                params.push(Tensor::randn(&[w[1]], 0.3, &mut r));
+                weight + 1
+            });
+            layers.push(MlpLayer {
+                weight,
+                bias,
+                activation: acts[l],
+            });
+        }
+        Self {
+            layers,
+            params,
+            widths: widths.to_vec(),
+            view: true,
+        }
+    }
+}
+
+fn activate<T: Float>(tape: &mut Tape<T>, act: MlpActivation, h: Var) -> Var {
+    match act {
+        MlpActivation::Identity => h,
+        MlpActivation::Relu => tape.relu(h),
+        MlpActivation::Gelu => tape.gelu(h),
+        MlpActivation::Elu => tape.elu(h, T::one()),
+        MlpActivation::Tanh => tape.tanh(h),
+        MlpActivation::Sigmoid => tape.sigmoid(h),
+    }
+}
+
+impl<T: Float> Model<T> for RandomMlp<T> {
+    fn param_names(&self) -> Vec<String> {
+        (0..self.params.len()).map(|i| format!("p{i}")).collect()
+    }
+    fn params(&self) -> Vec<&Tensor<T>> {
+        self.params.iter().collect()
+    }
+    fn input_dim(&self) -> usize {
+        self.widths[0]
+    }
+    fn output_dim(&self) -> usize {
+        *self.widths.last().expect("at least one width")
+    }
+    fn output_kind(&self) -> OutputKind {
+        OutputKind::Regression
+    }
+    fn forward(&self, tape: &mut Tape<T>, p: &[Var], x: Var) -> autodiff::Result<Var> {
+        let mut h = x;
+        for layer in &self.layers {
+            let z = tape.try_linear(h, p[layer.weight], layer.bias.map(|b| p[b]))?;
+            h = activate(tape, layer.activation, z);
+        }
+        Ok(h)
+    }
+    fn as_mlp(&self) -> Option<MlpView<'_, T>> {
+        self.view.then(|| MlpView {
+            params: self.params.iter().collect(),
+            layers: self.layers.clone(),
+        })
+    }
+}
+
+/// `x: [B, M d] -> [B, M, d]`, `h = tanh(x W1^T + b1): [B, M, h]`, `y = [B, M h] W2^T`: the
+/// per-sample gradient of `W1` is a sum of `M` outer products.
+pub struct RowsModel<T: Float> {
+    params: Vec<Tensor<T>>,
+    m: usize,
+    d: usize,
+    h: usize,
+    out: usize,
+}
+
+impl<T: Float> RowsModel<T> {
+    pub fn new(m: usize, d: usize, h: usize, out: usize, seed: u64) -> Self {
+        let mut r = rng(seed);
+        Self {
+            params: vec![
+                Tensor::randn(&[h, d], 0.7, &mut r),
+                Tensor::randn(&[h], 0.3, &mut r),
+                Tensor::randn(&[out, m * h], 0.5, &mut r),
+            ],
+            m,
+            d,
+            h,
+            out,
+        }
+    }
+}
+
+impl<T: Float> Model<T> for RowsModel<T> {
+    fn param_names(&self) -> Vec<String> {
+        ["w1", "b1", "w2"].map(String::from).to_vec()
+    }
+    fn params(&self) -> Vec<&Tensor<T>> {
+        self.params.iter().collect()
+    }
+    fn input_dim(&self) -> usize {
+        self.m * self.d
+    }
+    fn output_dim(&self) -> usize {
+        self.out
+    }
+    fn output_kind(&self) -> OutputKind {
+        OutputKind::Regression
+    }
+    fn forward(&self, tape: &mut Tape<T>, p: &[Var], x: Var) -> autodiff::Result<Var> {
+        let b = tape.shape(x)[0];
+        let rows = tape.try_reshape(x, &[b, self.m, self.d])?;
+        let z = tape.try_linear(rows, p[0], Some(p[1]))?;
+        let h = tape.tanh(z);
+        let flat = tape.try_reshape(h, &[b, self.m * self.h])?;
+        tape.try_linear(flat, p[2], None)
+    }
+}
+
+/// `n` rows of standard normal inputs of width `width`.
+pub fn normal_inputs<T: Float>(n: usize, width: usize, seed: u64) -> Tensor<T> {
+    Tensor::randn(&[n, width], 1.0, &mut rng(seed))
+}
