@@ -6,7 +6,7 @@
 //! (`blocks.1.fc`).
 
 use autodiff::{Tape, Var};
-use l3d::{Model, OutputKind};
+use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
 
@@ -291,6 +291,47 @@ impl<T: Float> Model<T> for Sequential<T> {
 
     fn output_kind(&self) -> OutputKind {
         self.arch.output
+    }
+
+    /// Linear layers each followed by at most one activation form an [`MlpView`]; a layer
+    /// norm, a residual block, or an activation with no linear layer before it do not.
+    fn as_mlp(&self) -> Option<MlpView<'_, T>> {
+        let mut layers: Vec<MlpLayer> = Vec::new();
+        let mut next = 0;
+        for layer in &self.arch.layers {
+            match layer {
+                Layer::Linear { bias, .. } => {
+                    layers.push(MlpLayer {
+                        weight: next,
+                        bias: bias.then_some(next + 1),
+                        activation: MlpActivation::Identity,
+                    });
+                    next += 1 + usize::from(*bias);
+                }
+                Layer::Activation {
+                    function: Activation::Identity,
+                } => {}
+                Layer::Activation { function } => {
+                    let last = layers.last_mut()?;
+                    if last.activation != MlpActivation::Identity {
+                        return None;
+                    }
+                    last.activation = match function {
+                        Activation::Relu => MlpActivation::Relu,
+                        Activation::Gelu => MlpActivation::Gelu,
+                        Activation::Elu => MlpActivation::Elu,
+                        Activation::Tanh => MlpActivation::Tanh,
+                        Activation::Sigmoid => MlpActivation::Sigmoid,
+                        Activation::Identity => MlpActivation::Identity,
+                    };
+                }
+                Layer::LayerNorm { .. } | Layer::Residual { .. } => return None,
+            }
+        }
+        Some(MlpView {
+            params: self.params.iter().collect(),
+            layers,
+        })
     }
 
     fn forward(&self, tape: &mut Tape<T>, params: &[Var], x: Var) -> autodiff::Result<Var> {
