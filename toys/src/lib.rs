@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod arch;
+pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod data;

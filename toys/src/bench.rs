@@ -1,0 +1,703 @@
+//! The speed benchmark of WORKLOADS.md ("Benchmark cases"): each case timed on the fast path
+//! (`l3d::fast`) and the tape path (`l3d::step::tape_step`), with peak heap memory, the fast
+//! path's time split, its speedup from one thread to two, raw `sgemm` GFLOP/s measured in the
+//! same run, and the tape path's effective GFLOP/s, so the gap to the machine is visible.
+//!
+//! [`run`] measures and returns a [`BenchTable`], whose `Display` is a markdown table. The
+//! `l3d_table` bench target (`cargo bench --bench l3d_table`) prints it; the criterion
+//! benches in `benches/l3d_step.rs` time the same cases step by step.
+//!
+//! Peak memory needs [`TrackingAllocator`] as the binary's global allocator:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOC: toys::bench::TrackingAllocator = toys::bench::TrackingAllocator;
+//! ```
+//!
+//! Without it the table says `n/a`.
+
+use crate::arch::Sequential;
+use crate::data;
+use crate::models::{mlp_wide, mlp_wide_data, ToyKind, ToyModel};
+use l3d::fast::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use l3d::fast::per_sample::MlpPerSample;
+use l3d::fast::Timings;
+use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
+use l3d::{Divergence, L3dConfig, Model, StepPath, Trainer};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tensor::{rng, Float, Tensor, Transpose};
+
+/// A benchmark case of WORKLOADS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BenchCase {
+    /// Freshly initialised `tms`, `n_v = 5`, rank 1, batch 32, 1,000 samples per epoch.
+    Tms,
+    /// Freshly initialised `squared`, `n_v = 5`, rank 2, batch 32, 1,000 samples.
+    Squared,
+    /// `mlp-wide` (seed 0), `n_v = 32`, rank 4, batch 64, 1,024 N(0, 1) samples.
+    MlpWide,
+    /// `mlp-wide`'s per-sample gradients only, materialised, batch 256.
+    PerSampleGrad,
+}
+
+impl BenchCase {
+    pub const ALL: [BenchCase; 4] = [
+        BenchCase::Tms,
+        BenchCase::Squared,
+        BenchCase::MlpWide,
+        BenchCase::PerSampleGrad,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchCase::Tms => "tms",
+            BenchCase::Squared => "squared",
+            BenchCase::MlpWide => "mlp-wide",
+            BenchCase::PerSampleGrad => "per-sample-grad",
+        }
+    }
+
+    /// The model: the toys freshly initialised from seed 0, `mlp-wide` from its seed 0.
+    pub fn model(self) -> Sequential<f32> {
+        match self {
+            BenchCase::Tms => ToyModel::untrained(ToyKind::Tms, 0).model,
+            BenchCase::Squared => ToyModel::untrained(ToyKind::Squared, 0).model,
+            BenchCase::MlpWide | BenchCase::PerSampleGrad => mlp_wide(crate::models::MLP_WIDE_SEED),
+        }
+    }
+
+    /// The samples of one epoch (one batch for `per-sample-grad`), drawn from seed 1.
+    pub fn data(self) -> Tensor<f32> {
+        let mut r = rng(1);
+        match self {
+            BenchCase::Tms => data::sample(&ToyKind::Tms.data(), 1000, &mut r),
+            BenchCase::Squared => data::sample(&ToyKind::Squared.data(), 1000, &mut r),
+            BenchCase::MlpWide => data::sample(&mlp_wide_data(), 1024, &mut r),
+            BenchCase::PerSampleGrad => data::sample(&mlp_wide_data(), 256, &mut r),
+        }
+    }
+
+    /// The L3D settings: the case's `n_v`, rank and batch, the paper's settings otherwise.
+    pub fn config(self, path: StepPath) -> L3dConfig {
+        let (n_subnetworks, rank, batch_size) = match self {
+            BenchCase::Tms => (5, 1, 32),
+            BenchCase::Squared => (5, 2, 32),
+            BenchCase::MlpWide => (32, 4, 64),
+            BenchCase::PerSampleGrad => (32, 4, 256),
+        };
+        L3dConfig {
+            n_subnetworks,
+            rank,
+            batch_size,
+            path,
+            ..Default::default()
+        }
+    }
+}
+
+/// A global allocator that counts live and peak heap bytes (for [`run`]'s peak memory).
+pub struct TrackingAllocator;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are only
+// arithmetic on atomics.
+unsafe impl GlobalAlloc for TrackingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grow(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grow(layout.size());
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            grow(new_size);
+        }
+        p
+    }
+}
+
+fn grow(bytes: usize) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+/// Whether [`TrackingAllocator`] is this program's global allocator.
+pub fn tracking() -> bool {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    std::hint::black_box(Box::new(0u64));
+    ALLOCATIONS.load(Ordering::Relaxed) != before
+}
+
+/// Peak live heap bytes while `f` runs, above the live bytes when it started.
+fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let start = LIVE.load(Ordering::Relaxed);
+    PEAK.store(start, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(start))
+}
+
+/// How much to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    pub cases: Vec<BenchCase>,
+    /// Timed epochs (or calls) of the fast path, after one warm-up; the median is reported.
+    pub fast_repeats: usize,
+    /// Timed epochs of the tape path (slow on `mlp-wide`), after one warm-up.
+    pub tape_repeats: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            cases: BenchCase::ALL.to_vec(),
+            fast_repeats: 15,
+            tape_repeats: 3,
+        }
+    }
+}
+
+impl BenchOptions {
+    /// One timed repeat of everything: for a smoke test, not for numbers.
+    pub fn quick() -> Self {
+        Self {
+            cases: BenchCase::ALL.to_vec(),
+            fast_repeats: 1,
+            tape_repeats: 1,
+        }
+    }
+}
+
+/// One case's measurements. Times are per epoch (per call for `per-sample-grad`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRow {
+    pub case: BenchCase,
+    pub fast: Duration,
+    pub tape: Duration,
+    /// Peak heap bytes above the start, over building, warm-up and the timed runs.
+    pub fast_peak: Option<usize>,
+    pub tape_peak: Option<usize>,
+    /// The fast path's phases per epoch (zero for `per-sample-grad`); the rest of an epoch
+    /// (AdamW, renormalisation, batching) is `fast` minus their sum.
+    pub split: Timings,
+    /// Fast path, one thread's time over two threads' time.
+    pub speedup_2_threads: f64,
+    /// Multiply-adds times two of each path's matrix products per epoch, over its time.
+    pub fast_gflops: f64,
+    pub tape_gflops: f64,
+}
+
+/// A matrix product of the tape path timed through `Tensor::matmul_t` and as raw `sgemm`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductRow {
+    /// `m x k` by `k x n`, and what it is in the tape step.
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub role: &'static str,
+    pub tensor_gflops: f64,
+    pub sgemm_gflops: f64,
+}
+
+/// Everything [`run`] measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchTable {
+    pub rows: Vec<BenchRow>,
+    /// Raw `matrixmultiply::sgemm`, 1024 cubed, its own threads.
+    pub sgemm_gflops: f64,
+    /// The fast path's GEMM kernel, 256 cubed, one thread.
+    pub fast_gemm_gflops: f64,
+    /// The tape path's large products on `mlp-wide` (empty if the case was not run).
+    pub products: Vec<ProductRow>,
+    pub threads: usize,
+    pub tracking: bool,
+}
+
+/// Runs the benchmark. Takes about a minute with the default options.
+pub fn run(options: &BenchOptions) -> BenchTable {
+    let tracking = tracking();
+    let rows = options
+        .cases
+        .iter()
+        .map(|&case| match case {
+            BenchCase::PerSampleGrad => per_sample_row(options),
+            _ => epoch_row(case, options),
+        })
+        .map(|mut row| {
+            if !tracking {
+                row.fast_peak = None;
+                row.tape_peak = None;
+            }
+            row
+        })
+        .collect();
+    let products = if options.cases.contains(&BenchCase::MlpWide) {
+        tape_products(options.fast_repeats.clamp(1, 3))
+    } else {
+        Vec::new()
+    };
+    BenchTable {
+        rows,
+        sgemm_gflops: sgemm_gflops(1024, options.fast_repeats.clamp(1, 5)),
+        fast_gemm_gflops: fast_gemm_gflops(256, options.fast_repeats.clamp(1, 5)),
+        products,
+        threads: rayon::current_num_threads(),
+        tracking,
+    }
+}
+
+/// The median of `repeats` timings of `f`.
+fn median(repeats: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..repeats.max(1)).map(|_| f()).collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+}
+
+/// Median epoch time of a trainer on `path` (after one warm-up epoch), its peak memory, and
+/// the fast path's split per epoch.
+fn epochs(case: BenchCase, path: StepPath, repeats: usize) -> (Duration, usize, Timings) {
+    let (model, x) = (case.model(), case.data());
+    let config = L3dConfig {
+        epochs: repeats + 1,
+        ..case.config(path)
+    };
+    let ((time, split), peak) = peak_during(|| {
+        let mut trainer = Trainer::new(&model, config, &x).expect("a benchmark trainer");
+        trainer.run_epoch().expect("warm-up epoch");
+        trainer.take_fast_timings();
+        let time = median(repeats, || {
+            let start = Instant::now();
+            trainer.run_epoch().expect("an epoch");
+            start.elapsed()
+        });
+        (time, trainer.take_fast_timings())
+    });
+    let per_epoch = |d: Duration| d / repeats.max(1) as u32;
+    let split = Timings {
+        gradients: per_epoch(split.gradients),
+        encode: per_epoch(split.encode),
+        decode: per_epoch(split.decode),
+        backward: per_epoch(split.backward),
+    };
+    (time, peak, split)
+}
+
+fn epoch_row(case: BenchCase, options: &BenchOptions) -> BenchRow {
+    let (fast, fast_peak, split) = epochs(case, StepPath::Fast, options.fast_repeats);
+    let (tape, tape_peak, _) = epochs(case, StepPath::Tape, options.tape_repeats);
+    let one = pool(1).install(|| epochs(case, StepPath::Fast, options.fast_repeats).0);
+    let two = pool(2).install(|| epochs(case, StepPath::Fast, options.fast_repeats).0);
+    let flops = EpochFlops::of(case);
+    BenchRow {
+        case,
+        fast,
+        tape,
+        fast_peak: Some(fast_peak),
+        tape_peak: Some(tape_peak),
+        split,
+        speedup_2_threads: one.as_secs_f64() / two.as_secs_f64(),
+        fast_gflops: flops.fast / fast.as_secs_f64() / 1e9,
+        tape_gflops: flops.tape / tape.as_secs_f64() / 1e9,
+    }
+}
+
+/// `per-sample-grad`: the fast path's materialised gradients against the tape's.
+fn per_sample_row(options: &BenchOptions) -> BenchRow {
+    let case = BenchCase::PerSampleGrad;
+    let (model, x) = (case.model(), case.data());
+    let y0 = model.evaluate_w0(&x).expect("mlp-wide evaluates");
+    let partners = draw_partners(x.shape()[0], &mut rng(2));
+    let r = reference_outputs(
+        &y0,
+        l3d::Reference::RandomSample,
+        Divergence::Mse,
+        &partners,
+    );
+    let all: Vec<usize> = (0..model.params().len()).collect();
+    let fast_calls = |repeats: usize| {
+        let mut pass = MlpPerSample::new(&model).expect("mlp-wide is an MLP");
+        let mut out = Vec::new();
+        let mut call = || {
+            let start = Instant::now();
+            pass.gradients_into(&x, &r, Divergence::Mse, &mut out)
+                .expect("per-sample gradients");
+            start.elapsed()
+        };
+        call();
+        median(repeats, call)
+    };
+    let (fast, fast_peak) = peak_during(|| fast_calls(options.fast_repeats));
+    let (tape, tape_peak) = peak_during(|| {
+        median(options.tape_repeats + 1, || {
+            let start = Instant::now();
+            let grads = per_sample_gradients(&model, &all, &x, &r, Divergence::Mse)
+                .expect("per-sample gradients");
+            let dense: Vec<Tensor<f32>> = grads.into_iter().map(|g| g.into_dense()).collect();
+            std::hint::black_box(dense);
+            start.elapsed()
+        })
+    });
+    let one = pool(1).install(|| fast_calls(options.fast_repeats));
+    let two = pool(2).install(|| fast_calls(options.fast_repeats));
+    let flops = EpochFlops::of(case);
+    BenchRow {
+        case,
+        fast,
+        tape,
+        fast_peak: Some(fast_peak),
+        tape_peak: Some(tape_peak),
+        split: Timings::default(),
+        speedup_2_threads: one.as_secs_f64() / two.as_secs_f64(),
+        fast_gflops: flops.fast / fast.as_secs_f64() / 1e9,
+        tape_gflops: flops.tape / tape.as_secs_f64() / 1e9,
+    }
+}
+
+/// The floating-point operations of each path's matrix products (2 per multiply-add) in one
+/// epoch, counted from the shapes.
+struct EpochFlops {
+    fast: f64,
+    tape: f64,
+}
+
+impl EpochFlops {
+    fn of(case: BenchCase) -> Self {
+        let model = case.model();
+        let config = case.config(StepPath::Fast);
+        let x = case.data();
+        let steps = x.shape()[0].div_ceil(config.batch_size) as f64;
+        let b = config.batch_size as f64;
+        let n_v = config.n_subnetworks as f64;
+        let shapes = model.param_shapes();
+        // The model's forward and the backward of its deltas: 2 B n_in n_out per layer each.
+        let layers: f64 = shapes
+            .iter()
+            .filter(|s| s.len() == 2)
+            .map(|s| 2.0 * b * (s[0] * s[1]) as f64)
+            .sum();
+        if case == BenchCase::PerSampleGrad {
+            let outer: f64 = shapes
+                .iter()
+                .map(|s| b * s.iter().product::<usize>() as f64)
+                .sum();
+            return Self {
+                fast: 2.0 * layers + outer,
+                tape: 2.0 * layers + 2.0 * outer,
+            };
+        }
+        let (mut fast, mut tape) = (2.0 * layers, 3.0 * layers);
+        for s in &shapes {
+            let rank = config.rank_for("", s.len()) as f64;
+            let cols = n_v * rank;
+            let numel = s.iter().product::<usize>() as f64;
+            let modes: f64 = s.iter().sum::<usize>() as f64;
+            // Fast: encode and decode (P and Q, or g V^T), their backward, the decoder's mode
+            // Grams and their backward.
+            let per_sample = if s.len() == 2 {
+                cols * modes
+            } else {
+                n_v * numel
+            };
+            fast += 8.0 * b * per_sample + 4.0 * cols * cols * modes;
+            // Tape: materialising g (outer products), the encode product and its backward,
+            // the decode product and its two backward products.
+            tape += 2.0 * b * numel + 4.0 * b * numel * cols + 6.0 * b * n_v * numel;
+        }
+        Self {
+            fast: fast * steps,
+            tape: tape * steps,
+        }
+    }
+}
+
+/// Raw `matrixmultiply::sgemm` GFLOP/s on `n x n x n`, best of `repeats`.
+fn sgemm_gflops(n: usize, repeats: usize) -> f64 {
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let best = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            raw_sgemm((n, n, n), &a, (n, 1), &b, (n, 1), &mut c);
+            start.elapsed()
+        })
+        .min()
+        .expect("at least one repeat");
+    2.0 * (n * n * n) as f64 / best.as_secs_f64() / 1e9
+}
+
+/// `c = a b` through `matrixmultiply::sgemm` (`Float::gemm` of `f32`, the tensor crate's
+/// GEMM, called directly), operands with `(row, column)` strides.
+fn raw_sgemm(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    assert!((m - 1) * rsa + (k - 1) * csa < a.len() && (k - 1) * rsb + (n - 1) * csb < b.len());
+    // SAFETY: the asserts bound every element the strided operands address; `c` is a distinct
+    // `&mut` slice of `m x n` elements written with row stride `n`.
+    unsafe {
+        <f32 as Float>::gemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
+/// The fast path's GEMM on one thread, `n x n x n`, best of `repeats`.
+fn fast_gemm_gflops(n: usize, repeats: usize) -> f64 {
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut scratch = GemmScratch::default();
+    let mut product = || {
+        let start = Instant::now();
+        let (am, bm) = (MatRef::rows(&a, n, n), MatRef::rows(&b, n, n));
+        gemm(1.0, am, bm, 0.0, MatMut::rows(&mut c, n, n), &mut scratch);
+        start.elapsed()
+    };
+    product();
+    let best = (0..repeats).map(|_| product()).min().expect("a repeat");
+    2.0 * (n * n * n) as f64 / best.as_secs_f64() / 1e9
+}
+
+/// The largest products of the tape path's step on `mlp-wide` (the middle weight, 256 x 256,
+/// `B = 64`, `n_v = 32`, `C = 128`), each through `Tensor::matmul_t` and as raw `sgemm` with the
+/// same operand layouts (best of `repeats` each).
+fn tape_products(repeats: usize) -> Vec<ProductRow> {
+    let (b, p, q, n_v, cols) = (64, 256, 256, 32, 128);
+    let shapes: [(usize, usize, usize, Transpose, Transpose, &str); 5] = [
+        (
+            b * p,
+            q,
+            cols,
+            Transpose::No,
+            Transpose::No,
+            "encode: g [B p, q] @ F_1",
+        ),
+        (
+            q,
+            b * p,
+            cols,
+            Transpose::Yes,
+            Transpose::No,
+            "encode backward: g^T @ dX",
+        ),
+        (
+            b,
+            n_v,
+            p * q,
+            Transpose::No,
+            Transpose::Yes,
+            "decode: c @ V^T",
+        ),
+        (
+            b,
+            p * q,
+            n_v,
+            Transpose::No,
+            Transpose::No,
+            "decode backward: dG @ V",
+        ),
+        (
+            p * q,
+            b,
+            n_v,
+            Transpose::Yes,
+            Transpose::No,
+            "decode backward: dG^T @ c",
+        ),
+    ];
+    shapes
+        .iter()
+        .map(|&(m, k, n, ta, tb, role)| {
+            let a_shape = if ta == Transpose::No { [m, k] } else { [k, m] };
+            let b_shape = if tb == Transpose::No { [k, n] } else { [n, k] };
+            let a = Tensor::<f32>::randn(&a_shape, 1.0, &mut rng(3));
+            let bt = Tensor::<f32>::randn(&b_shape, 1.0, &mut rng(4));
+            let flops = 2.0 * (m * k * n) as f64;
+            let tensor = (0..repeats)
+                .map(|_| {
+                    let start = Instant::now();
+                    std::hint::black_box(a.matmul_t(ta, &bt, tb));
+                    start.elapsed()
+                })
+                .min()
+                .expect("a repeat");
+            let strides = |t: Transpose, cols: usize| match t {
+                Transpose::No => (cols, 1),
+                Transpose::Yes => (1, cols),
+            };
+            let mut c = vec![0.0f32; m * n];
+            let raw = (0..repeats)
+                .map(|_| {
+                    let start = Instant::now();
+                    let sa = strides(ta, a_shape[1]);
+                    let sb = strides(tb, b_shape[1]);
+                    raw_sgemm((m, k, n), a.data(), sa, bt.data(), sb, &mut c);
+                    start.elapsed()
+                })
+                .min()
+                .expect("a repeat");
+            ProductRow {
+                m,
+                k,
+                n,
+                role,
+                tensor_gflops: flops / tensor.as_secs_f64() / 1e9,
+                sgemm_gflops: flops / raw.as_secs_f64() / 1e9,
+            }
+        })
+        .collect()
+}
+
+fn time(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+fn bytes(b: Option<usize>) -> String {
+    match b {
+        None => "n/a".into(),
+        Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
+        Some(b) => format!("{:.0} KB", b as f64 / 1024.0),
+    }
+}
+
+fn share(part: Duration, total: Duration) -> String {
+    if part.is_zero() {
+        "-".into()
+    } else {
+        format!("{:.0}%", 100.0 * part.as_secs_f64() / total.as_secs_f64())
+    }
+}
+
+impl fmt::Display for BenchTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "f32, {} threads; raw sgemm 1024^3: {:.1} GFLOP/s (matrixmultiply, its own threads); \
+             fast-path GEMM 256^3: {:.1} GFLOP/s (one thread)",
+            self.threads, self.sgemm_gflops, self.fast_gemm_gflops
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "| case | fast | tape | tape / fast | fast peak | tape peak | gradients | encode | \
+             decode | backward | 2 threads vs 1 | fast GFLOP/s | tape GFLOP/s |"
+        )?;
+        writeln!(
+            f,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )?;
+        for r in &self.rows {
+            let s = &r.split;
+            writeln!(
+                f,
+                "| {} | {} | {} | {:.0}x | {} | {} | {} | {} | {} | {} | {:.2}x | {:.1} | {:.1} |",
+                r.case.name(),
+                time(r.fast),
+                time(r.tape),
+                r.tape.as_secs_f64() / r.fast.as_secs_f64(),
+                bytes(r.fast_peak),
+                bytes(r.tape_peak),
+                share(s.gradients, r.fast),
+                share(s.encode, r.fast),
+                share(s.decode, r.fast),
+                share(s.backward, r.fast),
+                r.speedup_2_threads,
+                r.fast_gflops,
+                r.tape_gflops,
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Times per epoch (per call for per-sample-grad), median; the split is the fast \
+             path's share of its epoch (the rest: AdamW, renormalisation, batching)."
+        )?;
+        if !self.products.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Tape path's large products on mlp-wide, Tensor::matmul_t vs raw sgemm:"
+            )?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "| product | m x k x n | tensor GFLOP/s | sgemm GFLOP/s | ratio |"
+            )?;
+            writeln!(f, "|---|---|---:|---:|---:|")?;
+            for p in &self.products {
+                writeln!(
+                    f,
+                    "| {} | {} x {} x {} | {:.1} | {:.1} | {:.2} |",
+                    p.role,
+                    p.m,
+                    p.k,
+                    p.n,
+                    p.tensor_gflops,
+                    p.sgemm_gflops,
+                    p.tensor_gflops / p.sgemm_gflops
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
