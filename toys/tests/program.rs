@@ -34,14 +34,25 @@ fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
 fn unknown_names_and_impossible_settings_are_refused() {
     let out = scratch("bad-settings");
     let o = out.to_str().unwrap();
-    assert_fails(&l3d(&["decompose", "--toy", "nope"]), 2, &["invalid value 'nope'"]);
-    assert_fails(&l3d(&["train", "--model", "tmx"]), 2, &["invalid value 'tmx'"]);
+    assert_fails(
+        &l3d(&["decompose", "--toy", "nope"]),
+        2,
+        &["invalid value 'nope'"],
+    );
+    assert_fails(
+        &l3d(&["train", "--model", "tmx"]),
+        2,
+        &["invalid value 'tmx'"],
+    );
     let cases: [(&[&str], &str); 6] = [
         (&["--top-k", "0"], "top_k"),
         (&["--top-k", "1.5"], "top_k"),
         (&["--n-v", "0"], "n_subnetworks"),
         (&["--rank", "0"], "rank"),
-        (&["--batch", "5000"], "batch_size = 5000 is larger than the data (1000 rows)"),
+        (
+            &["--batch", "5000"],
+            "batch_size = 5000 is larger than the data (1000 rows)",
+        ),
         (&["--lr=-1"], "lr"),
     ];
     for (extra, needle) in cases {
@@ -64,16 +75,32 @@ fn missing_and_corrupt_files_are_named() {
     let weights = dir.join("model.safetensors");
     let a = arch.to_str().unwrap();
     let w = weights.to_str().unwrap();
-    assert_fails(&l3d(&["decompose", "--arch", a, "--weights", w]), 1, &["model.safetensors"]);
-    std::fs::write(&weights, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
-    assert_fails(&l3d(&["decompose", "--arch", a, "--weights", w]), 1, &["model.safetensors"]);
+    assert_fails(
+        &l3d(&["decompose", "--arch", a, "--weights", w]),
+        1,
+        &["model.safetensors"],
+    );
+    std::fs::write(
+        &weights,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all",
+    )
+    .unwrap();
+    assert_fails(
+        &l3d(&["decompose", "--arch", a, "--weights", w]),
+        1,
+        &["model.safetensors"],
+    );
     let missing = dir.join("nowhere/config.json");
     assert_fails(
         &l3d(&["decompose", "--config", missing.to_str().unwrap()]),
         1,
         &["nowhere/config.json"],
     );
-    assert_fails(&l3d(&["report", "--dir", dir.to_str().unwrap()]), 1, &["config.json"]);
+    assert_fails(
+        &l3d(&["report", "--dir", dir.to_str().unwrap()]),
+        1,
+        &["config.json"],
+    );
 }
 
 /// Writes an `nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))` state dict as
@@ -134,20 +161,41 @@ fn a_model_in_pytorch_layout_decomposes_through_the_program() {
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("reconstruction error"), "{stdout}");
-    let subnetworks = toys::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
+    let subnetworks =
+        toys::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
     for k in 0..3 {
-        assert_eq!(subnetworks.tensors[&format!("subnetwork.{k}.2.weight")].shape(), &[4, 16]);
-        assert_eq!(subnetworks.tensors[&format!("subnetwork.{k}.2.bias")].shape(), &[4]);
+        assert_eq!(
+            subnetworks.tensors[&format!("subnetwork.{k}.2.weight")].shape(),
+            &[4, 16]
+        );
+        assert_eq!(
+            subnetworks.tensors[&format!("subnetwork.{k}.2.bias")].shape(),
+            &[4]
+        );
     }
-    assert!(!subnetworks.tensors.contains_key("subnetwork.0.0.weight"), "a frozen tensor was decomposed");
+    assert!(
+        !subnetworks.tensors.contains_key("subnetwork.0.0.weight"),
+        "a frozen tensor was decomposed"
+    );
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("subnetworks.json")).unwrap()).unwrap();
     assert_eq!(meta["params"], serde_json::json!(["2.weight", "2.bias"]));
     // The written config repeats the run exactly.
     let again = dir.join("again");
     let config = out.join("config.json");
-    let result = l3d(&["--quiet", "decompose", "--config", config.to_str().unwrap(), "--out", again.to_str().unwrap()]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let result = l3d(&[
+        "--quiet",
+        "decompose",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let a = std::fs::read(out.join("decomposition.safetensors")).unwrap();
     let b = std::fs::read(again.join("decomposition.safetensors")).unwrap();
     assert_eq!(a, b, "the same config gave different factors");
