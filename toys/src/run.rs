@@ -353,21 +353,23 @@ pub struct Outcome {
     pub generic: crate::report::GenericReport,
 }
 
-/// The whole of `l3d decompose`: writes `config.json` first, then the model (for a toy
-/// trained here), the decomposition, the exports, the analysis and the figures into `out`.
+/// The whole of `l3d decompose`: once the model and data have loaded, writes `config.json`,
+/// then the model (for a toy trained here), the decomposition, the exports, the analysis and
+/// the figures into `out`.
 pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<Outcome> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| msg(format!("cannot create {}: {e}", out.display())))?;
     run.l3d.validate().map_err(l3d::L3dError::from)?;
     if let DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } = &run.data {
         check_against_data(&run.l3d, *samples)?;
     }
-    write_json(&out.join("config.json"), run)?;
     let loaded = load_model_source(&run.model, ui)?;
+    let data = load_data(&run.data, &loaded)?;
+    // Nothing is written until the model and the data have loaded.
+    std::fs::create_dir_all(out)
+        .map_err(|e| msg(format!("cannot create {}: {e}", out.display())))?;
+    write_json(&out.join("config.json"), run)?;
     if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
         save_toy(toy, &out.join("model"))?;
     }
-    let data = load_data(&run.data, &loaded)?;
     let trained = train_decomposition(&loaded.model, &run.l3d, &data, resume, out, ui)?;
     let d = &trained.decomposition;
     save_decomposition(

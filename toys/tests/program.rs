@@ -75,8 +75,10 @@ fn missing_and_corrupt_files_are_named() {
     let weights = dir.join("model.safetensors");
     let a = arch.to_str().unwrap();
     let w = weights.to_str().unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
     assert_fails(
-        &l3d(&["decompose", "--arch", a, "--weights", w]),
+        &l3d(&["decompose", "--arch", a, "--weights", w, "--out", o]),
         1,
         &["model.safetensors"],
     );
@@ -86,10 +88,11 @@ fn missing_and_corrupt_files_are_named() {
     )
     .unwrap();
     assert_fails(
-        &l3d(&["decompose", "--arch", a, "--weights", w]),
+        &l3d(&["decompose", "--arch", a, "--weights", w, "--out", o]),
         1,
         &["model.safetensors"],
     );
+    assert!(!out.exists(), "a failed run wrote its output folder");
     let missing = dir.join("nowhere/config.json");
     assert_fails(
         &l3d(&["decompose", "--config", missing.to_str().unwrap()]),
