@@ -12,9 +12,12 @@
 //!   of `v`'s mean impact that falls on its top feature's samples.
 //! - *Live*: in the top k of at least one held-out sample (`P_act > 0`).
 //! - *Recovered* feature `f`: some live subnetwork has top feature `f` and purity >= 0.8.
-//! - *Selectivity* of `v` at `delta`: mean output change `|f(x, W0 +- delta v) - f(x, W0)|`
-//!   (averaged over both signs, since `v` and `-v` are the same direction) on the probe samples
-//!   where `v` has the highest impact, divided by the same on all other probe samples.
+//! - *Selectivity* of `v` at `delta`: mean output change `|f(x, W0 + s delta v) - f(x, W0)|`
+//!   on the probe samples where `v` has the highest impact, divided by the same on all other
+//!   probe samples, for the sign `s` (+1 or -1) that gives the larger ratio. Subnetworks have
+//!   no preferred sign, and the two directions act differently: one turns the circuit off
+//!   (the other samples barely move), the other turns it on for every sample (through its
+//!   bias), so averaging them would measure neither.
 
 use crate::models::ToyModel;
 use l3d::intervene::{intervene, ratio_of_means};
@@ -46,7 +49,7 @@ impl Default for AnalysisConfig {
             probe_samples: 2000,
             n_refs: 8,
             eval_samples: 1000,
-            delta_fraction: 0.5,
+            delta_fraction: 0.1,
             seed: 1_000_003,
         }
     }
@@ -254,20 +257,25 @@ fn selectivities(
     let base = model.evaluate_w0(probe)?;
     (0..d.n_v)
         .map(|v| {
-            let mut change = vec![0.0; probe.shape()[0]];
+            let mut best: Option<f64> = None;
             for sign in [1.0, -1.0] {
                 let y = intervene(model, d, probe, &[(v, sign * delta)])?;
-                for ((c, a), b) in change.iter_mut().zip(y.rows()).zip(base.rows()) {
-                    let dist: f64 = a
-                        .iter()
-                        .zip(b)
-                        .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
-                        .sum::<f64>()
-                        .sqrt();
-                    *c += dist / 2.0;
+                let change: Vec<f64> = y
+                    .rows()
+                    .zip(base.rows())
+                    .map(|(a, b)| {
+                        a.iter()
+                            .zip(b)
+                            .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
+                            .sum::<f64>()
+                            .sqrt()
+                    })
+                    .collect();
+                if let Some(r) = ratio_of_means(&change, |i| top[i] == v) {
+                    best = Some(best.map_or(r, |b| b.max(r)));
                 }
             }
-            Ok(ratio_of_means(&change, |i| top[i] == v))
+            Ok(best)
         })
         .collect()
 }

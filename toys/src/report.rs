@@ -313,7 +313,7 @@ pub fn write_figures(
         "The model's weights (top row) and each subnetwork's decoder tensors".into(),
         heatmaps_svg(&format!("{name}: model and subnetworks"), model, d)?,
     ));
-    let delta = analysis.map_or_else(|| 0.5 * decomposed_norm(model, d), |a| a.delta);
+    let delta = analysis.map_or_else(|| 0.1 * decomposed_norm(model, d), |a| a.delta);
     figs.push((
         "sweeps.svg".into(),
         format!(
