@@ -75,7 +75,7 @@ pub fn sweep<T: Float>(
 }
 
 /// Euclidean distance between corresponding rows of two `[N, m]` tensors.
-fn row_distances<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Vec<f64> {
+pub fn row_distances<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Vec<f64> {
     a.rows()
         .zip(b.rows())
         .map(|(x, y)| {

@@ -20,7 +20,7 @@
 //!   bias), so averaging them would measure neither.
 
 use crate::models::ToyModel;
-use l3d::intervene::{intervene, ratio_of_means};
+use l3d::intervene::{intervene, ratio_of_means, row_distances};
 use l3d::measure::{evaluate, impacts, Evaluation};
 use l3d::{Decomposition, L3dConfig, Model};
 use serde::{Deserialize, Serialize};
@@ -236,7 +236,7 @@ fn argmax(values: &[f64]) -> usize {
 }
 
 /// `|W0|` over the decomposed tensors.
-fn decomposed_norm(model: &dyn Model<f32>, d: &Decomposition<f32>) -> f64 {
+pub fn decomposed_norm(model: &dyn Model<f32>, d: &Decomposition<f32>) -> f64 {
     let params = model.params();
     d.param_index
         .iter()
@@ -260,17 +260,7 @@ fn selectivities(
             let mut best: Option<f64> = None;
             for sign in [1.0, -1.0] {
                 let y = intervene(model, d, probe, &[(v, sign * delta)])?;
-                let change: Vec<f64> = y
-                    .rows()
-                    .zip(base.rows())
-                    .map(|(a, b)| {
-                        a.iter()
-                            .zip(b)
-                            .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
-                            .sum::<f64>()
-                            .sqrt()
-                    })
-                    .collect();
+                let change = row_distances(&y, &base);
                 if let Some(r) = ratio_of_means(&change, |i| top[i] == v) {
                     best = Some(best.map_or(r, |b| b.max(r)));
                 }

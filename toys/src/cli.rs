@@ -527,13 +527,7 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
         return Err(msg("--steps must be at least 2"));
     }
     let model = &loaded.model;
-    let params = model.params();
-    let norm = d
-        .param_index
-        .iter()
-        .map(|&i| params[i].sum_squares() as f64)
-        .sum::<f64>()
-        .sqrt();
+    let norm = crate::analysis::decomposed_norm(model, d);
     let delta = a.delta.unwrap_or(0.5 * norm);
     let deltas: Vec<f64> = (0..a.steps)
         .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)

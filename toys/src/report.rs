@@ -1,7 +1,7 @@
 //! Reports of a decomposition: the measures every model gets, the tables printed in the
 //! terminal, and the figures with their HTML page.
 
-use crate::analysis::{Analysis, AnalysisConfig};
+use crate::analysis::{decomposed_norm, Analysis, AnalysisConfig};
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
@@ -369,15 +369,6 @@ pub fn write_figures(
     };
     figures::write_html_report(&out.join("report.html"), &report)?;
     Ok(())
-}
-
-fn decomposed_norm(model: &dyn Model<f32>, d: &Decomposition<f32>) -> f64 {
-    let p = model.params();
-    d.param_index
-        .iter()
-        .map(|&i| p[i].sum_squares() as f64)
-        .sum::<f64>()
-        .sqrt()
 }
 
 type Table = (Vec<String>, Vec<Vec<String>>);
