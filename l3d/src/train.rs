@@ -18,6 +18,7 @@ use autodiff::optim::{AdamW, AdamWConfig, StepLr};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
 
@@ -411,7 +412,18 @@ fn check_finite<T: Float>(
             batch,
         });
     }
-    if let Some(g) = factor_grads.iter().find(|g| !g.all_finite()) {
+    // The scan runs in parallel (a yes/no answer, the same for any thread count); the bad
+    // value is then looked up in order.
+    let finite = if rayon::current_num_threads() > 1 {
+        factor_grads.par_iter().all(|g| g.all_finite())
+    } else {
+        factor_grads.iter().all(|g| g.all_finite())
+    };
+    if !finite {
+        let g = factor_grads
+            .iter()
+            .find(|g| !g.all_finite())
+            .expect("some gradient is not finite");
         let bad = g.data().iter().find(|v| !v.is_finite()).copied();
         return Err(L3dError::NonFinite {
             what: "a factor gradient",

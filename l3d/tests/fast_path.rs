@@ -6,6 +6,7 @@
 //! and training on either path gives the same decomposition.
 
 mod random_mlp;
+mod rows_model;
 
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::FastStep;
@@ -15,7 +16,8 @@ use l3d::{
     Decomposition, Divergence, L3dConfig, MlpActivation, Model, Reference, StepPath, Trainer,
 };
 use proptest::prelude::*;
-use random_mlp::{normal_inputs, RandomMlp, RowsModel, ACTIVATIONS};
+use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
+use rows_model::RowsModel;
 use tensor::{rng, Float, Tensor};
 
 /// One batch on the tape path, drawing references from `rng(seed)` as `Trainer` does.
@@ -347,6 +349,34 @@ fn materialised_per_sample_gradients_equal_the_tapes() {
         for (f, t) in out.iter().zip(tape) {
             assert!(relative(f, &t.into_dense()) < 1e-12, "{divergence:?}");
         }
+    }
+}
+
+#[test]
+fn a_wide_model_with_several_chunks_and_packed_operands_agrees() {
+    // Three chunks of the batch; layers large enough for the weights, and the factors shared
+    // by the chunks, to be packed once; both the MLP pass and the tape's gradients.
+    let acts = [
+        MlpActivation::Gelu,
+        MlpActivation::Tanh,
+        MlpActivation::Identity,
+    ];
+    for view in [true, false] {
+        let mut model = RandomMlp::<f64>::new(&[40, 72, 64, 8], &acts, &[true, false, true], 9);
+        model.view = view;
+        let config = L3dConfig {
+            n_subnetworks: 8,
+            rank: 3,
+            top_k: 0.2,
+            batch_size: 70,
+            ..Default::default()
+        };
+        let d = Decomposition::new(&model, &config).unwrap();
+        let x = normal_inputs::<f64>(70, 40, 10);
+        let rule = MaskRule::TopK(0.2);
+        let tape = tape_batch(&model, &d, &config, &x, 11, rule);
+        let fast = fast_batch(&model, &d, &config, &x, 11, rule);
+        assert_agree(&fast, &tape, 1e-9, 1e-4).unwrap();
     }
 }
 

@@ -2,7 +2,7 @@
 //! samples: `out[i, v] += <V[v], g_i>` (`c` with the encoder's factors, `d` with the
 //! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
 
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use super::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use crate::cp::CpTensor;
 use tensor::Float;
 
@@ -24,9 +24,11 @@ pub(crate) enum GradRows<'a, T> {
 
 /// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_1: [n M, C]` are kept in `p_buf`
 /// and `q_buf` for the backward; then `out[i, v] += sum_m sum_r P[i M + m, vR + r] Q[.., vR + r]`.
+/// `packed` holds `F_0` and `F_1` packed beforehand, where they were.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_outer<T: Float>(
     cp: &CpTensor<T>,
+    packed: [Option<&PackedB<T>>; 2],
     left: &[T],
     right: &[T],
     n: usize,
@@ -38,16 +40,18 @@ pub(crate) fn encode_outer<T: Float>(
 ) {
     let (cols, rank) = (cp.columns(), cp.rank);
     let rows = n * m;
-    for (buf, x, f) in [
-        (&mut *p_buf, left, &cp.factors[0]),
-        (&mut *q_buf, right, &cp.factors[1]),
-    ] {
+    let operands = [
+        (&mut *p_buf, left, &cp.factors[0], packed[0]),
+        (&mut *q_buf, right, &cp.factors[1], packed[1]),
+    ];
+    for (buf, x, f, packed) in operands {
         let width = f.shape()[0];
         fit(buf, rows * cols);
-        gemm(
+        gemm_maybe_packed(
             T::one(),
             MatRef::rows(x, rows, width),
             MatRef::rows(f.data(), width, cols),
+            packed,
             T::zero(),
             MatMut::rows(buf, rows, cols),
             scratch,

@@ -224,8 +224,144 @@ pub fn gemm_with<T: Float>(
     if m * n * k <= SMALL_MAX {
         small_path(isa, alpha, &a, &b, beta, &mut c, scratch);
     } else {
-        packed(isa, alpha, &a, &b, beta, &mut c, scratch);
+        packed(isa, alpha, &a, BSource::Strided(b), beta, &mut c, scratch);
     }
+}
+
+/// B as the blocked algorithm reads it: strided (packed on every call), or packed beforehand.
+#[derive(Debug, Clone, Copy)]
+enum BSource<'a, T> {
+    Strided(MatRef<'a, T>),
+    Packed(&'a PackedB<T>),
+}
+
+impl<T> BSource<'_, T> {
+    /// `(k, n)`.
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            BSource::Strided(b) => (b.rows, b.cols),
+            BSource::Packed(b) => (b.k, b.n),
+        }
+    }
+}
+
+/// A right operand B packed once for many products `A B` (the panels the blocked algorithm
+/// would otherwise pack on every call): model weights for every step, a factor for every
+/// chunk of a step.
+///
+/// Invariant: `data` holds the `NR`-wide panels of `isa`'s kernel for each `NC x KC` block of
+/// the `k x n` matrix, blocks in the order the blocked algorithm visits them.
+#[derive(Debug, Clone, Default)]
+pub struct PackedB<T> {
+    isa: Option<Isa>,
+    k: usize,
+    n: usize,
+    data: Vec<T>,
+}
+
+impl<T: Float> PackedB<T> {
+    /// Packs `b` for this CPU's kernel, reusing the allocation.
+    pub fn pack(&mut self, b: MatRef<T>) {
+        let isa = Isa::detect();
+        let wide = std::mem::size_of::<T>() == 4;
+        // The NR of `packed`'s kernel for this instruction set and element size.
+        let nr = match (isa, wide) {
+            (Isa::Avx512, true) => 32,
+            (Isa::Avx512, false) | (Isa::Avx2, true) => 16,
+            (Isa::Avx2, false) | (Isa::Baseline, true) => 8,
+            (Isa::Baseline, false) => 4,
+        };
+        self.isa = Some(isa);
+        (self.k, self.n) = (b.rows, b.cols);
+        match nr {
+            32 => self.pack_blocks::<32>(&b),
+            16 => self.pack_blocks::<16>(&b),
+            8 => self.pack_blocks::<8>(&b),
+            _ => self.pack_blocks::<4>(&b),
+        }
+    }
+
+    fn pack_blocks<const NR: usize>(&mut self, b: &MatRef<T>) {
+        let (k, n) = (self.k, self.n);
+        resize(&mut self.data, n.div_ceil(NR) * NR * k);
+        let mut offset = 0;
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let len = nc.div_ceil(NR) * NR * kc;
+                pack_b::<T, NR>(b, pc, kc, jc, nc, &mut self.data[offset..offset + len]);
+                offset += len;
+            }
+        }
+    }
+}
+
+/// Whether an `m x k` by `k x n` product takes the packed kernel (and so gains from a
+/// [`PackedB`] when B is reused).
+pub fn takes_packing(m: usize, k: usize, n: usize) -> bool {
+    m * k * n > SMALL_MAX
+}
+
+/// [`gemm`], or [`gemm_prepacked`] when `packed` holds `b` packed.
+pub fn gemm_maybe_packed<T: Float>(
+    alpha: T,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    packed: Option<&PackedB<T>>,
+    beta: T,
+    c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    match packed {
+        Some(p) => {
+            debug_assert!(
+                p.k == b.rows && p.n == b.cols,
+                "the packed B is another matrix"
+            );
+            gemm_prepacked(alpha, a, p, beta, c, scratch)
+        }
+        None => gemm(alpha, a, b, beta, c, scratch),
+    }
+}
+
+/// `C <- alpha A B + beta C` with B packed beforehand ([`PackedB`]).
+pub fn gemm_prepacked<T: Float>(
+    alpha: T,
+    a: MatRef<T>,
+    b: &PackedB<T>,
+    beta: T,
+    mut c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    let isa = b.isa.expect("gemm_prepacked: B was never packed");
+    assert!(
+        a.cols == b.k && a.rows == c.rows && b.n == c.cols,
+        "gemm_prepacked: A is {} x {}, B is {} x {}, C is {} x {}",
+        a.rows,
+        a.cols,
+        b.k,
+        b.n,
+        c.rows,
+        c.cols
+    );
+    if a.rows == 0 || b.n == 0 {
+        return;
+    }
+    if b.k == 0 {
+        let cols = c.cols;
+        for i in 0..c.rows {
+            for x in c.row_mut(i, 0, cols) {
+                *x = if beta == T::zero() {
+                    T::zero()
+                } else {
+                    beta * *x
+                };
+            }
+        }
+        return;
+    }
+    packed(isa, alpha, &a, BSource::Packed(b), beta, &mut c, scratch);
 }
 
 /// The small-product kernel of `isa`.
@@ -256,7 +392,7 @@ fn packed<T: Float>(
     isa: Isa,
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -280,7 +416,7 @@ fn packed<T: Float>(
 unsafe fn blocked_avx512<T: Float, const NR: usize>(
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -293,7 +429,7 @@ unsafe fn blocked_avx512<T: Float, const NR: usize>(
 unsafe fn blocked_avx2<T: Float, const NR: usize>(
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -306,7 +442,7 @@ unsafe fn blocked_avx2<T: Float, const NR: usize>(
 unsafe fn blocked_avx512<T: Float, const NR: usize>(
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -318,7 +454,7 @@ unsafe fn blocked_avx512<T: Float, const NR: usize>(
 unsafe fn blocked_avx2<T: Float, const NR: usize>(
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -444,24 +580,37 @@ fn small<T: Float, const L: usize, const FMA: bool>(
 fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
     alpha: T,
     a: &MatRef<T>,
-    b: &MatRef<T>,
+    b: BSource<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, (k, n)) = (a.rows, b.dims());
     debug_assert!(k > 0, "the small kernel serves k = 0");
+    let mut offset = 0;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack_b::<T, NR>(b, pc, kc, jc, nc, &mut scratch.b);
+            let b_block: &[T] = match b {
+                BSource::Strided(b) => {
+                    resize(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
+                    pack_b::<T, NR>(&b, pc, kc, jc, nc, &mut scratch.b);
+                    &scratch.b
+                }
+                BSource::Packed(packed) => {
+                    // Blocks were packed in this loop's order (`PackedB::pack`).
+                    let len = nc.div_ceil(NR) * NR * kc;
+                    offset += len;
+                    &packed.data[offset - len..offset]
+                }
+            };
             // The first slice of k applies the caller's beta; later ones accumulate.
             let beta_now = if pc == 0 { beta } else { T::one() };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 pack_a::<T, MR>(a, ic, mc, pc, kc, &mut scratch.a);
-                for (jp, b_panel) in scratch.b.chunks_exact(kc * NR).enumerate() {
+                for (jp, b_panel) in b_block.chunks_exact(kc * NR).enumerate() {
                     for (ip, a_panel) in scratch.a.chunks_exact(kc * MR).enumerate() {
                         let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
                         let (i0, j0) = (ic + ip * MR, jc + jp * NR);
@@ -525,8 +674,8 @@ fn store_tile<T: Float, const MR: usize, const NR: usize>(
     }
 }
 
-/// Packs `B[k0..k0+kc, j0..j0+nc]` as `ceil(nc / NR)` panels, each `kc` rows of `NR` values
-/// (columns past `nc` are zero).
+/// Packs `B[k0..k0+kc, j0..j0+nc]` into `out` (`ceil(nc / NR) kc NR` values) as
+/// `ceil(nc / NR)` panels, each `kc` rows of `NR` values (columns past `nc` are zero).
 #[inline(always)]
 fn pack_b<T: Float, const NR: usize>(
     b: &MatRef<T>,
@@ -534,10 +683,8 @@ fn pack_b<T: Float, const NR: usize>(
     kc: usize,
     j0: usize,
     nc: usize,
-    out: &mut Vec<T>,
+    out: &mut [T],
 ) {
-    let panels = nc.div_ceil(NR);
-    resize(out, panels * kc * NR);
     for (panel, dst) in out.chunks_exact_mut(kc * NR).enumerate() {
         let j = j0 + panel * NR;
         let width = NR.min(j0 + nc - j);
@@ -660,7 +807,9 @@ mod tests {
         s: &mut GemmScratch<f64>,
     ) {
         match path {
-            Path::Packed(isa) if a.cols > 0 => packed(isa, alpha, &a, &b, beta, &mut c, s),
+            Path::Packed(isa) if a.cols > 0 => {
+                packed(isa, alpha, &a, BSource::Strided(b), beta, &mut c, s)
+            }
             Path::Packed(isa) | Path::Small(isa) => small_path(isa, alpha, &a, &b, beta, &mut c, s),
         }
     }
@@ -741,6 +890,48 @@ mod tests {
                     };
                     assert_eq!(c[at], want, "{isa:?} ({i}, {j})");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn prepacked_b_gives_the_same_bits() {
+        let mut pre = PackedB::default();
+        for (m, k, n) in [(7, 3, 5), (40, 300, 530), (101, 17, 33), (3, 0, 4)] {
+            let (ad, bd) = (ints(m * k, 5), ints(k * n, 6));
+            for tb in [false, true] {
+                let b = if tb {
+                    MatRef::rows(&bd, n, k).t()
+                } else {
+                    MatRef::rows(&bd, k, n)
+                };
+                let a = MatRef::rows(&ad, m, k);
+                let mut want = vec![1.0; m * n];
+                let mut got = vec![1.0; m * n];
+                let mut scratch = GemmScratch::default();
+                if k > 0 {
+                    packed(
+                        Isa::detect(),
+                        1.0,
+                        &a,
+                        BSource::Strided(b),
+                        0.5,
+                        &mut MatMut::rows(&mut want, m, n),
+                        &mut scratch,
+                    );
+                } else {
+                    want.fill(0.5);
+                }
+                pre.pack(b);
+                gemm_prepacked(
+                    1.0,
+                    a,
+                    &pre,
+                    0.5,
+                    MatMut::rows(&mut got, m, n),
+                    &mut scratch,
+                );
+                assert_eq!(got, want, "{m}x{k}x{n} {tb}");
             }
         }
     }

@@ -17,7 +17,8 @@
 //! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
 //! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
 
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use super::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
+use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use crate::model::{MlpActivation, MlpView, Model};
@@ -28,7 +29,8 @@ use tensor::{Float, Tensor};
 /// `1 / sqrt(2 pi)`, the standard normal density at 0 (as `tensor::elementwise`).
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-/// One dense layer with its values.
+/// One dense layer with its values, and for large layers `W^T` and `W` packed once for the
+/// forward and backward products (the weights never change).
 #[derive(Debug, Clone)]
 pub(crate) struct NetLayer<'m, T: Float> {
     pub w: &'m Tensor<T>,
@@ -36,6 +38,20 @@ pub(crate) struct NetLayer<'m, T: Float> {
     pub act: MlpActivation,
     pub n_in: usize,
     pub n_out: usize,
+    w_t_packed: Option<PackedB<T>>,
+    w_packed: Option<PackedB<T>>,
+}
+
+impl<T: Float> NetLayer<'_, T> {
+    /// `W^T: [d_in, d_out]`, the forward product's right operand.
+    fn w_t(&self) -> MatRef<'_, T> {
+        MatRef::rows(self.w.data(), self.n_out, self.n_in).t()
+    }
+
+    /// `W: [d_out, d_in]`, the backward product's right operand.
+    fn w(&self) -> MatRef<'_, T> {
+        MatRef::rows(self.w.data(), self.n_out, self.n_in)
+    }
 }
 
 /// What a parameter tensor is to the network.
@@ -101,13 +117,24 @@ impl<'m, T: Float> MlpNet<'m, T> {
                 }
                 None => None,
             };
-            layers.push(NetLayer {
+            let mut layer = NetLayer {
                 w,
                 b,
                 act: layer.activation,
                 n_in: width,
                 n_out,
-            });
+                w_t_packed: None,
+                w_packed: None,
+            };
+            if takes_packing(CHUNK_ROWS, width, n_out) {
+                let mut packed = PackedB::default();
+                packed.pack(layer.w_t());
+                layer.w_t_packed = Some(packed);
+                let mut packed = PackedB::default();
+                packed.pack(layer.w());
+                layer.w_packed = Some(packed);
+            }
+            layers.push(layer);
             width = n_out;
         }
         if layers.is_empty() || width != output_dim {
@@ -207,10 +234,11 @@ impl<T: Float> MlpChunk<T> {
             let input: &[T] = if l == 0 { &self.x } else { &below[l - 1] };
             let z = &mut self.z[l][..n * layer.n_out];
             // z = input W^T: [n, d_in] @ [d_in, d_out].
-            gemm(
+            gemm_maybe_packed(
                 T::one(),
                 MatRef::rows(input, n, layer.n_in),
-                MatRef::rows(layer.w.data(), layer.n_out, layer.n_in).t(),
+                layer.w_t(),
+                layer.w_t_packed.as_ref(),
                 T::zero(),
                 MatMut::rows(z, n, layer.n_out),
                 &mut self.gemm,
@@ -253,10 +281,11 @@ impl<T: Float> MlpChunk<T> {
             let (lower, upper) = self.delta.split_at_mut(l);
             let out = &mut lower[l - 1][..n * layer.n_in];
             // delta_{l-1} = (delta_l W_l) * act'(z_{l-1}): [n, d_out] @ [d_out, d_in].
-            gemm(
+            gemm_maybe_packed(
                 T::one(),
                 MatRef::rows(&upper[0][..n * layer.n_out], n, layer.n_out),
-                MatRef::rows(layer.w.data(), layer.n_out, layer.n_in),
+                layer.w(),
+                layer.w_packed.as_ref(),
                 T::zero(),
                 MatMut::rows(out, n, layer.n_in),
                 &mut self.gemm,

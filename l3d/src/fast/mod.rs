@@ -56,8 +56,8 @@
 //! batch (the factor gradients) run as one task per factor gradient, adding the chunks'
 //! contributions in chunk order, and the loss's sums run serially. Nothing depends on the
 //! number of threads, so one thread and two give the same bits (`tests/fast_path.rs`). Steps
-//! below [`PARALLEL_WORK`] multiply-adds run on the calling thread (a choice made from the
-//! problem's size, never from the thread count).
+//! below [`PARALLEL_WORK`] multiply-adds, and every step in a one-thread pool, run on the
+//! calling thread without rayon (the same tasks in the same order, so the same numbers).
 //!
 //! # No allocation in steady state
 //!
@@ -88,7 +88,7 @@ use crate::step::{MaskRule, StepResult};
 use autodiff::Grad;
 use backward::FactorTask;
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
-use gemm::GemmScratch;
+use gemm::{takes_packing, GemmScratch, MatRef, PackedB};
 use gram::{add_subnetwork_gram, dense_form, mode_gram, DenseScratch};
 use loss::LossState;
 use mlp::{MlpChunk, MlpNet, Role};
@@ -181,6 +181,16 @@ impl<T: Float> Chunk<T> {
     }
 }
 
+/// Factor `m` of tensor `t` on one side, packed once per step for the chunks' products with
+/// it (only for factored tensors, several chunks, and products large enough to pack).
+struct FactorPack<T> {
+    side: Side,
+    t: usize,
+    m: usize,
+    packed: PackedB<T>,
+    active: bool,
+}
+
 /// One decoder mode Gram `K_m = F_m^T F_m` of tensor `t`.
 struct ModeGram<T> {
     t: usize,
@@ -260,10 +270,19 @@ pub(crate) struct FastContext<'a, T: Float> {
     param_index: &'a [usize],
     dense: &'a [DenseForm<T>],
     grams: &'a [ModeGram<T>],
+    packs: &'a [FactorPack<T>],
     loss: &'a LossState<T>,
 }
 
 impl<'a, T: Float> FastContext<'a, T> {
+    /// Factor `m` of tensor `t` packed for this step, if it was.
+    fn packed(&self, side: Side, t: usize, m: usize) -> Option<&'a PackedB<T>> {
+        self.packs
+            .iter()
+            .find(|p| p.side == side && p.t == t && p.m == m && p.active)
+            .map(|p| &p.packed)
+    }
+
     fn cp(&self, side: Side, t: usize) -> &'a CpTensor<T> {
         match side {
             Side::Encoder => &self.d.encoder[t],
@@ -360,6 +379,7 @@ pub struct FastStep<'m, T: Float> {
     chunks: Vec<Chunk<T>>,
     grams: Vec<ModeGram<T>>,
     dense: Vec<DenseForm<T>>,
+    packs: Vec<FactorPack<T>>,
     loss: LossState<T>,
     tasks: Vec<FactorTask<T>>,
     grads: Vec<Tensor<T>>,
@@ -438,10 +458,18 @@ impl<'m, T: Float> FastStep<'m, T> {
                 });
             }
         }
+        let mut packs = Vec::new();
         for side in [Side::Encoder, Side::Decoder] {
             for (t, (shape, _)) in layout.iter().enumerate() {
                 for m in 0..shape.len() {
                     tasks.push(FactorTask::new(side, t, m));
+                    packs.push(FactorPack {
+                        side,
+                        t,
+                        m,
+                        packed: PackedB::default(),
+                        active: false,
+                    });
                 }
             }
         }
@@ -461,6 +489,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             chunks: Vec::new(),
             grams,
             dense,
+            packs,
             loss: LossState::default(),
             tasks,
             grads,
@@ -525,7 +554,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             chunk.len = CHUNK_ROWS.min(b - chunk.start);
         }
         let n_chunks = b.div_ceil(CHUNK_ROWS);
-        let parallel = self.work(b) >= PARALLEL_WORK;
+        let parallel = worth_threads(self.work(b), PARALLEL_WORK);
 
         let clock = Instant::now();
         self.gradients(rows, rng, n_chunks, parallel)?;
@@ -670,8 +699,32 @@ impl<'m, T: Float> FastStep<'m, T> {
         Ok(())
     }
 
+    /// Packs the factors of `side` that several chunks multiply by (see [`FactorPack`]).
+    fn pack_factors(&mut self, d: &Decomposition<T>, side: Side, n_chunks: usize, parallel: bool) {
+        let forms = &self.forms;
+        each(&mut self.packs, parallel, |p| {
+            p.active = false;
+            if p.side != side || n_chunks < 2 {
+                return;
+            }
+            if let Form::Outer { m: rows, .. } = forms[p.t] {
+                let cp = match side {
+                    Side::Encoder => &d.encoder[p.t],
+                    Side::Decoder => &d.decoder[p.t],
+                };
+                let f = &cp.factors[p.m];
+                let (width, cols) = (f.shape()[0], f.shape()[1]);
+                if takes_packing(CHUNK_ROWS * rows, width, cols) {
+                    p.packed.pack(MatRef::rows(f.data(), width, cols));
+                    p.active = true;
+                }
+            }
+        });
+    }
+
     /// The dense forms of dense tensors, then `c` and `s` per chunk.
     fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        self.pack_factors(d, Side::Encoder, n_chunks, parallel);
         let forms = &self.forms;
         each(&mut self.dense, parallel, |f| {
             if matches!(forms[f.t], Form::Dense { .. }) {
@@ -689,6 +742,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             param_index: &self.param_index,
             dense: &self.dense,
             grams: &self.grams,
+            packs: &self.packs,
             loss: &self.loss,
         };
         each(&mut self.chunks[..n_chunks], parallel, |c| {
@@ -699,6 +753,7 @@ impl<'m, T: Float> FastStep<'m, T> {
 
     /// `d` per chunk beside the decoder's mode Grams, then `G`.
     fn decode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        self.pack_factors(d, Side::Decoder, n_chunks, parallel);
         let ctx = FastContext {
             d,
             source: &self.source,
@@ -706,6 +761,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             param_index: &self.param_index,
             dense: &self.dense,
             grams: &[],
+            packs: &self.packs,
             loss: &self.loss,
         };
         let chunks = &mut self.chunks[..n_chunks];
@@ -740,6 +796,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             param_index: &self.param_index,
             dense: &self.dense,
             grams: &self.grams,
+            packs: &self.packs,
             loss: &self.loss,
         };
         let chunks = &self.chunks[..n_chunks];
@@ -797,7 +854,19 @@ fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side
                     Side::Decoder => (p_dec, q_dec),
                 };
                 let cp = ctx.cp(side, t);
-                encode_outer(cp, left, right, len, m, p, q, &mut out, &mut scratch);
+                let packed = [ctx.packed(side, t, 0), ctx.packed(side, t, 1)];
+                encode_outer(
+                    cp,
+                    packed,
+                    left,
+                    right,
+                    len,
+                    m,
+                    p,
+                    q,
+                    &mut out,
+                    &mut scratch,
+                );
             }
             GradRows::Dense { g, numel } => {
                 let v = ctx.dense_form(t, side);
@@ -815,6 +884,13 @@ fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side
     chunk.products = products;
     chunk.gemm = scratch;
     chunk.s = s;
+}
+
+/// Whether work of size `work` goes to rayon: it is at least `min`, and the pool has more than
+/// one thread. Either way every task computes the same numbers (so results never depend on
+/// it); the point is to spend no time, and allocate nothing, in rayon when it cannot help.
+pub(crate) fn worth_threads(work: usize, min: usize) -> bool {
+    work >= min && rayon::current_num_threads() > 1
 }
 
 /// Runs `f` on every item, in parallel or in order on this thread.

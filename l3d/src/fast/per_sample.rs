@@ -68,7 +68,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
             .iter()
             .map(|s| s.iter().product::<usize>())
             .sum::<usize>();
-        let parallel = values >= PARALLEL_VALUES;
+        let parallel = super::worth_threads(values, PARALLEL_VALUES);
         let chunks = &mut self.chunks[..n_chunks];
         let (d_in, d_out) = (net.input_dim, net.output_dim);
         let start = |k: usize| k * CHUNK_ROWS;

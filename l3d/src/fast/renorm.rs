@@ -7,50 +7,61 @@
 //! products per mode instead of the full `[n_v R, n_v R]` Gram of `CpTensor::term_gram`.
 
 use super::encode::fit;
+use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
+use rayon::prelude::*;
 use tensor::Float;
+
+/// Decoders with fewer factor entries than this are renormalised on the calling thread.
+const PARALLEL_ENTRIES: usize = 1 << 15;
 
 /// Scratch for [`renormalise_decoder`]: reused, it only grows.
 #[derive(Debug, Clone, Default)]
 pub struct RenormScratch<T> {
+    /// Per decoder tensor: its `|V_t[v]|^2` (`n_v`), and its shifted products.
+    tensors: Vec<TensorNorms<T>>,
     sq: Vec<T>,
-    blocks: Vec<T>,
     scale: Vec<T>,
-    per_mode: Vec<T>,
 }
 
-/// Scales each decoder subnetwork of `d` to unit norm (a subnetwork of norm 0 is left as it is).
+#[derive(Debug, Clone, Default)]
+struct TensorNorms<T> {
+    sq: Vec<T>,
+    shifted: Vec<T>,
+}
+
+/// Scales each decoder subnetwork of `d` to unit norm (a subnetwork of norm 0 is left as it
+/// is). Each tensor's part of the norms is computed on its own (in parallel for large
+/// decoders) and the parts are added in tensor order, so the result does not depend on the
+/// number of threads.
 pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut RenormScratch<T>) {
     let n_v = d.n_v;
+    let entries = d
+        .decoder
+        .iter()
+        .map(|cp| cp.columns() * cp.shape.iter().sum::<usize>())
+        .sum();
+    let parallel = super::worth_threads(entries, PARALLEL_ENTRIES);
+    if scratch.tensors.len() < d.decoder.len() {
+        scratch
+            .tensors
+            .resize_with(d.decoder.len(), Default::default);
+    }
+    let tensors = &mut scratch.tensors[..d.decoder.len()];
+    let norms = |(cp, t): (&CpTensor<T>, &mut TensorNorms<T>)| tensor_sq_norms(cp, t);
+    if parallel {
+        d.decoder
+            .par_iter()
+            .zip(tensors.par_iter_mut())
+            .for_each(norms);
+    } else {
+        d.decoder.iter().zip(tensors.iter_mut()).for_each(norms);
+    }
     fit(&mut scratch.sq, n_v);
     scratch.sq.fill(T::zero());
-    for cp in &d.decoder {
-        let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
-        let block = rank * rank;
-        fit(&mut scratch.blocks, modes * n_v * block);
-        scratch.blocks.fill(T::zero());
-        for (f, blocks) in cp
-            .factors
-            .iter()
-            .zip(scratch.blocks.chunks_exact_mut(n_v * block))
-        {
-            for row in f.data().chunks_exact(cols) {
-                for (x, b) in row.chunks_exact(rank).zip(blocks.chunks_exact_mut(block)) {
-                    for (&xr, b_row) in x.iter().zip(b.chunks_exact_mut(rank)) {
-                        for (bs, &xs) in b_row.iter_mut().zip(x) {
-                            *bs += xr * xs;
-                        }
-                    }
-                }
-            }
-        }
-        for v in 0..n_v {
-            for k in 0..block {
-                let at = v * block + k;
-                let product =
-                    (0..modes).fold(T::one(), |p, m| p * scratch.blocks[m * n_v * block + at]);
-                scratch.sq[v] += product;
-            }
+    for t in tensors.iter() {
+        for (s, &x) in scratch.sq.iter_mut().zip(&t.sq) {
+            *s += x;
         }
     }
     fit(&mut scratch.scale, n_v);
@@ -62,20 +73,68 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
             T::one()
         };
     }
-    fit(&mut scratch.per_mode, n_v);
-    for cp in &mut d.decoder {
-        let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
-        // As `CpTensor::scale_subnetworks`: scale^(1 / modes) on every mode (the scale is
-        // positive here, so no sign goes to the first mode).
-        for (p, s) in scratch.per_mode.iter_mut().zip(&scratch.scale) {
-            *p = T::from_f64(s.to_f64().powf(1.0 / modes as f64));
+    let scale = &scratch.scale;
+    let apply = |(cp, t): (&mut CpTensor<T>, &mut TensorNorms<T>)| scale_tensor(cp, scale, t);
+    if parallel {
+        d.decoder
+            .par_iter_mut()
+            .zip(tensors.par_iter_mut())
+            .for_each(apply);
+    } else {
+        d.decoder.iter_mut().zip(tensors.iter_mut()).for_each(apply);
+    }
+}
+
+/// `out.sq[v] = |V[v]|^2` of one tensor: `sum_{r, s} prod_m <F_m[:, vR + r], F_m[:, vR + s]>`.
+///
+/// The inner products come from shifted products of each factor's rows,
+/// `P_m[delta, c] = sum_j F_m[j, c] F_m[j, c + delta]` for `delta < R` (contiguous loops the
+/// compiler vectorises): `<F_m[:, vR + r], F_m[:, vR + s]> = P_m[|s - r|, vR + min(r, s)]`.
+fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
+    let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
+    fit(&mut out.shifted, modes * rank * cols);
+    out.shifted.fill(T::zero());
+    for (f, shifted) in cp
+        .factors
+        .iter()
+        .zip(out.shifted.chunks_exact_mut(rank * cols))
+    {
+        for row in f.data().chunks_exact(cols) {
+            for (delta, acc) in shifted.chunks_exact_mut(cols).enumerate() {
+                for ((a, &x), &y) in acc.iter_mut().zip(row).zip(&row[delta..]) {
+                    *a += x * y;
+                }
+            }
         }
-        for f in cp.factors.iter_mut() {
-            for row in f.data_mut().chunks_exact_mut(cols) {
-                for (x, &p) in row.chunks_exact_mut(rank).zip(&scratch.per_mode) {
-                    for xi in x.iter_mut() {
-                        *xi *= p;
-                    }
+    }
+    fit(&mut out.sq, cp.n_v);
+    for (v, sq) in out.sq.iter_mut().enumerate() {
+        let mut total = T::zero();
+        for r in 0..rank {
+            for s in 0..rank {
+                let at = r.abs_diff(s) * cols + v * rank + r.min(s);
+                let product =
+                    (0..modes).fold(T::one(), |p, m| p * out.shifted[m * rank * cols + at]);
+                total += product;
+            }
+        }
+        *sq = total;
+    }
+}
+
+/// Multiplies subnetwork `v` of one tensor by `scale[v]`, `scale[v]^(1 / modes)` on every mode,
+/// as `CpTensor::scale_subnetworks` does (the scales are positive, so no sign moves).
+fn scale_tensor<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
+    let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
+    let per_mode = &mut scratch.sq;
+    for (p, s) in per_mode.iter_mut().zip(scale) {
+        *p = T::from_f64(s.to_f64().powf(1.0 / modes as f64));
+    }
+    for f in cp.factors.iter_mut() {
+        for row in f.data_mut().chunks_exact_mut(cols) {
+            for (x, &p) in row.chunks_exact_mut(rank).zip(per_mode.iter()) {
+                for xi in x.iter_mut() {
+                    *xi *= p;
                 }
             }
         }

@@ -1,7 +1,6 @@
-//! Models for the fast-path tests: random MLPs (with an MLP view, so the fast path runs its own
-//! forward and backward), the same models hidden behind a wrapper without the view (so it
-//! takes the tape's factored per-sample gradients), and a model whose first layer acts on `M`
-//! rows per sample (so the tape's factored gradients have `M > 1`).
+//! Random MLPs for the fast-path tests: with their MLP view, the fast path runs its own forward
+//! and backward; with the view hidden (`view = false`), it takes the tape's factored per-sample
+//! gradients.
 
 use autodiff::{Tape, Var};
 use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
@@ -97,59 +96,6 @@ impl<T: Float> Model<T> for RandomMlp<T> {
             params: self.params.iter().collect(),
             layers: self.layers.clone(),
         })
-    }
-}
-
-/// `x: [B, M d] -> [B, M, d]`, `h = tanh(x W1^T + b1): [B, M, h]`, `y = [B, M h] W2^T`: the
-/// per-sample gradient of `W1` is a sum of `M` outer products.
-pub struct RowsModel<T: Float> {
-    params: Vec<Tensor<T>>,
-    m: usize,
-    d: usize,
-    h: usize,
-    out: usize,
-}
-
-impl<T: Float> RowsModel<T> {
-    pub fn new(m: usize, d: usize, h: usize, out: usize, seed: u64) -> Self {
-        let mut r = rng(seed);
-        Self {
-            params: vec![
-                Tensor::randn(&[h, d], 0.7, &mut r),
-                Tensor::randn(&[h], 0.3, &mut r),
-                Tensor::randn(&[out, m * h], 0.5, &mut r),
-            ],
-            m,
-            d,
-            h,
-            out,
-        }
-    }
-}
-
-impl<T: Float> Model<T> for RowsModel<T> {
-    fn param_names(&self) -> Vec<String> {
-        ["w1", "b1", "w2"].map(String::from).to_vec()
-    }
-    fn params(&self) -> Vec<&Tensor<T>> {
-        self.params.iter().collect()
-    }
-    fn input_dim(&self) -> usize {
-        self.m * self.d
-    }
-    fn output_dim(&self) -> usize {
-        self.out
-    }
-    fn output_kind(&self) -> OutputKind {
-        OutputKind::Regression
-    }
-    fn forward(&self, tape: &mut Tape<T>, p: &[Var], x: Var) -> autodiff::Result<Var> {
-        let b = tape.shape(x)[0];
-        let rows = tape.try_reshape(x, &[b, self.m, self.d])?;
-        let z = tape.try_linear(rows, p[0], Some(p[1]))?;
-        let h = tape.tanh(z);
-        let flat = tape.try_reshape(h, &[b, self.m * self.h])?;
-        tape.try_linear(flat, p[2], None)
     }
 }
 

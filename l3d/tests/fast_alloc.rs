@@ -1,0 +1,208 @@
+//! The fast path allocates nothing in steady state: a counting global allocator sees zero
+//! allocations across fast steps after a warm-up, for a model with an MLP view (at a size that
+//! runs serially and at one that runs in parallel) and for given gradients; a whole training
+//! epoch then allocates a fixed number of times however many batches it has (its own
+//! bookkeeping: the shuffled order, the epoch's statistics), so nothing is allocated per batch.
+//!
+//! The allocator counts what the worker threads of the test's rayon pool allocate (the fast
+//! path runs there); threads outside it (the test harness, workers of a pool shutting down) are
+//! not counted. The exact claim is made for a one-thread pool, where the fast path does not
+//! call rayon at all. With two threads, rayon's work stealing now and then allocates for its
+//! own bookkeeping (crossbeam-epoch garbage bags of its deques, about 2 KB, a few times per
+//! hundred steps, none of the fast path's doing): that case checks that allocations stay far
+//! below one per step.
+
+mod random_mlp;
+
+use l3d::fast::{renormalise_decoder, FastStep, RenormScratch};
+use l3d::step::MaskRule;
+use l3d::{Decomposition, L3dConfig, Trainer};
+use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tensor::{rng, Tensor};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on the worker threads of the pools this test builds.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts one allocation if the current thread is a counted one.
+fn count() {
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the counter is an atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Allocations made while `f` runs.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+/// A model with an MLP view, a config and data: `wide` is past `fast::PARALLEL_WORK` (so the
+/// step runs in parallel), with several chunks of a batch.
+fn setup(wide: bool) -> (RandomMlp<f32>, L3dConfig, Tensor<f32>) {
+    let (widths, n_v, batch): (&[usize], usize, usize) = if wide {
+        (&[48, 96, 96, 24], 16, 80)
+    } else {
+        (&[5, 4, 5], 5, 32)
+    };
+    let layers = widths.len() - 1;
+    // GELU, ReLU, then a linear output (the last `layers` of them).
+    let acts = [ACTIVATIONS[2], ACTIVATIONS[1], ACTIVATIONS[0]];
+    let model = RandomMlp::new(
+        widths,
+        &acts[3 - layers..],
+        &[true, false, true][..layers],
+        1,
+    );
+    let config = L3dConfig {
+        n_subnetworks: n_v,
+        rank: 2,
+        batch_size: batch,
+        top_k: 0.2,
+        ..Default::default()
+    };
+    let x = normal_inputs(5 * batch + 7, widths[0], 2);
+    (model, config, x)
+}
+
+/// Fast steps over batches of every size the data gives (a last, shorter batch too), and the
+/// decoder renormalisation, `passes` times over the data after a warm-up pass.
+fn steady_state_steps(wide: bool, passes: usize) -> usize {
+    let (model, config, x) = setup(wide);
+    let mut d = Decomposition::new(&model, &config).unwrap();
+    let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
+    let mut renorm = RenormScratch::default();
+    let n = x.shape()[0];
+    let rows: Vec<usize> = (0..n).map(|i| (i * 13) % n).collect();
+    let mut r = rng(3);
+    let mut pass = |d: &mut Decomposition<f32>| {
+        for batch in rows.chunks(config.batch_size) {
+            let out = fast
+                .run(d, batch, &mut r, MaskRule::TopK(0.2), true)
+                .unwrap();
+            assert!(out.unwrap().sq_norm > 0.0);
+            renormalise_decoder(d, &mut renorm);
+        }
+    };
+    pass(&mut d);
+    allocations(|| {
+        for _ in 0..passes {
+            pass(&mut d);
+        }
+    })
+}
+
+/// Allocations of one training epoch on the fast path, after a warm-up epoch, for data of
+/// `batches` full batches plus a short one.
+fn epoch_allocations(batches: usize) -> usize {
+    let (model, config, _) = setup(true);
+    let x = normal_inputs(batches * config.batch_size + 5, 48, 4);
+    let config = L3dConfig {
+        epochs: 2,
+        ..config
+    };
+    let mut trainer = Trainer::new(&model, config, &x).unwrap();
+    trainer.run_epoch().unwrap();
+    allocations(|| {
+        trainer.run_epoch().unwrap();
+    })
+}
+
+fn given_gradient_steps() -> usize {
+    let shapes = [vec![6, 5], vec![6]];
+    let names: Vec<String> = ["w", "b"].map(String::from).to_vec();
+    let grads: Vec<Tensor<f32>> = shapes
+        .iter()
+        .map(|s| Tensor::randn(&[&[100], &s[..]].concat(), 1.0, &mut rng(5)))
+        .collect();
+    let config = L3dConfig {
+        n_subnetworks: 4,
+        rank: 2,
+        ..Default::default()
+    };
+    let d = Decomposition::for_shapes(&names, &shapes, vec![0, 1], &config).unwrap();
+    let mut fast = FastStep::on_gradients(&grads, &d, &config).unwrap();
+    let rows: Vec<usize> = (0..100).collect();
+    let mut pass = || {
+        for batch in rows.chunks(32) {
+            let rule = MaskRule::TopK(0.1);
+            fast.run(&d, batch, &mut rng(6), rule, true).unwrap();
+        }
+    };
+    pass();
+    allocations(pass)
+}
+
+/// Runs `f` in a pool of `threads` counted threads, once every worker has started (a starting
+/// thread allocates its own bookkeeping).
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .build()
+        .unwrap();
+    pool.broadcast(|_| ());
+    pool.install(f)
+}
+
+#[test]
+fn the_fast_path_allocates_nothing_in_steady_state() {
+    // The counter sees the pool's allocations, and no others.
+    let seen = in_pool(1, || {
+        allocations(|| drop(std::hint::black_box(vec![0u8; 10])))
+    });
+    assert_eq!(seen, 1);
+    assert_eq!(allocations(|| drop(std::hint::black_box(vec![0u8; 10]))), 0);
+    for wide in [false, true] {
+        let count = in_pool(1, || steady_state_steps(wide, 1));
+        assert_eq!(count, 0, "wide {wide}: {count} allocations");
+    }
+    assert_eq!(in_pool(1, given_gradient_steps), 0, "given gradients");
+    // An epoch allocates the same, whatever its number of batches.
+    let (short, long) = in_pool(1, || (epoch_allocations(2), epoch_allocations(6)));
+    assert_eq!(
+        short, long,
+        "an epoch of 3 batches allocates {short} times, of 7 {long}"
+    );
+    // Two threads, 60 parallel steps: rayon's occasional bookkeeping only.
+    let count = in_pool(2, || steady_state_steps(true, 10));
+    assert!(count <= 6, "two threads: {count} allocations in 60 steps");
+}
