@@ -1,7 +1,15 @@
 //! Optimisers over a list of parameter tensors: AdamW (decoupled weight decay, as PyTorch
 //! defines it) and SGD with momentum, and a step learning-rate schedule.
 
+use rayon::prelude::*;
 use tensor::{Float, Tensor};
+
+/// Elements per parallel chunk of an optimiser update (tensors of fewer than twice this many
+/// are updated on the calling thread).
+const UPDATE_CHUNK: usize = 1 << 13;
+
+/// One chunk of an AdamW update: parameters, gradients, first and second moments.
+type Update<'a, T> = (((&'a mut [T], &'a [T]), &'a mut [T]), &'a mut [T]);
 
 /// `lr(epoch) = base * gamma^floor(epoch / step)`: the learning rate multiplied by `gamma`
 /// every `step` epochs (`step = 0`: constant).
@@ -106,16 +114,30 @@ impl<T: Float> AdamW<T> {
         let step = T::from_f64(lr / bc1);
         let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
         let eps = T::from_f64(c.eps);
+        let update = |(((p, g), m), v): Update<T>| {
+            for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m).zip(v) {
+                *pj *= decay;
+                *mj = b1 * *mj + one_b1 * gj;
+                *vj = b2 * *vj + one_b2 * gj * gj;
+                *pj -= step * *mj / (vj.sqrt() * inv_sqrt_bc2 + eps);
+            }
+        };
         let mut count = 0;
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             count += 1;
             assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
             let (m, v) = (self.m[i].data_mut(), self.v[i].data_mut());
-            for (((pj, &gj), mj), vj) in p.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {
-                *pj *= decay;
-                *mj = b1 * *mj + one_b1 * gj;
-                *vj = b2 * *vj + one_b2 * gj * gj;
-                *pj -= step * *mj / (vj.sqrt() * inv_sqrt_bc2 + eps);
+            let (p, g) = (p.data_mut(), g.data());
+            // Every element is updated on its own, so splitting a long tensor into chunks for
+            // rayon changes no result (and with one thread there is nothing to split for).
+            if p.len() >= 2 * UPDATE_CHUNK && rayon::current_num_threads() > 1 {
+                p.par_chunks_mut(UPDATE_CHUNK)
+                    .zip(g.par_chunks(UPDATE_CHUNK))
+                    .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                    .zip(v.par_chunks_mut(UPDATE_CHUNK))
+                    .for_each(update);
+            } else {
+                update((((p, g), m), v));
             }
         }
         assert_eq!(count, self.m.len(), "AdamW: parameter count changed");
