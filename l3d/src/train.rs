@@ -412,9 +412,10 @@ fn check_finite<T: Float>(
             batch,
         });
     }
-    // The scan runs in parallel (a yes/no answer, the same for any thread count); the bad
+    // A long scan runs in parallel (a yes/no answer, the same for any thread count); the bad
     // value is then looked up in order.
-    let finite = if rayon::current_num_threads() > 1 {
+    let entries: usize = factor_grads.iter().map(|g| g.numel()).sum();
+    let finite = if crate::fast::worth_threads(entries, 1 << 16) {
         factor_grads.par_iter().all(|g| g.all_finite())
     } else {
         factor_grads.iter().all(|g| g.all_finite())

@@ -889,7 +889,7 @@ fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side
 /// Whether work of size `work` goes to rayon: it is at least `min`, and the pool has more than
 /// one thread. Either way every task computes the same numbers (so results never depend on
 /// it); the point is to spend no time, and allocate nothing, in rayon when it cannot help.
-pub(crate) fn worth_threads(work: usize, min: usize) -> bool {
+pub fn worth_threads(work: usize, min: usize) -> bool {
     work >= min && rayon::current_num_threads() > 1
 }
 
