@@ -229,34 +229,65 @@ impl<'a, T: Float> Trainer<'a, T> {
         let (lr, top_k) = (schedule.at(epoch), config.top_k_at(epoch));
         let n_v = self.state.decomposition.n_v;
         let mut acc = EpochAccumulator::new(n_v);
-        for (batch, rows) in order.chunks(config.batch_size).enumerate() {
-            if rows.len() < 2 && config.reference == Reference::RandomSample {
-                continue; // A lone leftover sample has no partner in its batch.
-            }
-            match config.path {
-                StepPath::Tape => {
-                    let step = self.batch_step(rows, top_k, &mut rng)?;
-                    let Some(step) = step else {
-                        acc.skipped += 1;
-                        continue;
-                    };
-                    check_finite(step.loss(), &step.factor_grads, epoch, batch)?;
-                    let d = &mut self.state.decomposition;
-                    self.state
-                        .optimizer
-                        .step_refs(lr, d.factors_mut(), &step.factor_grads);
-                    d.renormalise_decoder();
-                    acc.add(step.loss(), step.sq_error, step.sq_norm, step.mask.data());
+        let mut batches = |trainer: &mut Self, acc: &mut EpochAccumulator| -> Result<()> {
+            for (batch, rows) in order.chunks(config.batch_size).enumerate() {
+                if rows.len() < 2 && config.reference == Reference::RandomSample {
+                    continue; // A lone leftover sample has no partner in its batch.
                 }
-                StepPath::Fast => {
-                    self.fast_batch_step(rows, top_k, lr, &mut rng, &mut acc, (epoch, batch))?
+                let at = (epoch, batch);
+                match config.path {
+                    StepPath::Tape => {
+                        trainer.tape_batch_step(rows, top_k, lr, &mut rng, acc, at)?
+                    }
+                    StepPath::Fast => {
+                        trainer.fast_batch_step(rows, top_k, lr, &mut rng, acc, at)?
+                    }
                 }
             }
+            Ok(())
+        };
+        if self.parallel_steps() {
+            // The whole loop on one of rayon's threads, so the steps' parallel work goes to
+            // the workers' own queues instead of being injected into the pool each time.
+            rayon::scope(|_| batches(self, &mut acc))?;
+        } else {
+            batches(self, &mut acc)?;
         }
         let stats = acc.finish(epoch, lr, top_k);
         self.state.history.push(stats.clone());
         self.state.epoch += 1;
         Ok(stats)
+    }
+
+    /// Whether the fast path's steps run in parallel (see [`FastStep::runs_parallel`]).
+    fn parallel_steps(&self) -> bool {
+        let b = self.state.config.batch_size;
+        self.fast.as_ref().is_some_and(|f| f.runs_parallel(b))
+    }
+
+    /// The tape path's batch: dense per-sample gradients, [`tape_step`], AdamW, decoder
+    /// renormalisation, statistics.
+    fn tape_batch_step(
+        &mut self,
+        rows: &[usize],
+        top_k: f64,
+        lr: f64,
+        rng: &mut ChaCha8Rng,
+        acc: &mut EpochAccumulator,
+        (epoch, batch): (usize, usize),
+    ) -> Result<()> {
+        let Some(step) = self.batch_step(rows, top_k, rng)? else {
+            acc.skipped += 1;
+            return Ok(());
+        };
+        check_finite(step.loss(), &step.factor_grads, epoch, batch)?;
+        let d = &mut self.state.decomposition;
+        self.state
+            .optimizer
+            .step_refs(lr, d.factors_mut(), &step.factor_grads);
+        d.renormalise_decoder();
+        acc.add(step.loss(), step.sq_error, step.sq_norm, step.mask.data());
+        Ok(())
     }
 
     /// The fast path's batch: a [`FastStep`], AdamW, decoder renormalisation, statistics. No
@@ -416,9 +447,9 @@ fn check_finite<T: Float>(
     // value is then looked up in order.
     let entries: usize = factor_grads.iter().map(|g| g.numel()).sum();
     let finite = if crate::fast::worth_threads(entries, 1 << 16) {
-        factor_grads.par_iter().all(|g| g.all_finite())
+        factor_grads.par_iter().all(|g| all_finite(g.data()))
     } else {
-        factor_grads.iter().all(|g| g.all_finite())
+        factor_grads.iter().all(|g| all_finite(g.data()))
     };
     if !finite {
         let g = factor_grads
@@ -434,6 +465,22 @@ fn check_finite<T: Float>(
         });
     }
     Ok(())
+}
+
+/// Whether every value is finite. `x - x` is 0 for a finite `x` and NaN for an infinite or NaN
+/// one, so sixteen lane sums of it stay 0 exactly when every value is finite: a loop the
+/// compiler vectorises, unlike a search that stops at the first bad value.
+fn all_finite<T: Float>(x: &[T]) -> bool {
+    const LANES: usize = 16;
+    let mut acc = [T::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l] - c[l];
+        }
+    }
+    acc.iter().chain(rest).all(|v| v.is_finite())
 }
 
 /// Every parameter of the model finite, or an error naming the first bad tensor and index.
@@ -463,4 +510,24 @@ pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
         mix(v.to_f64().to_bits());
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_finite_finds_a_nan_or_an_infinity_anywhere() {
+        for len in [0, 1, 15, 16, 17, 40] {
+            let x = vec![1.5f32; len];
+            assert!(all_finite(&x));
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut y = x.clone();
+                    y[at] = bad;
+                    assert!(!all_finite(&y), "{bad} at {at} of {len}");
+                }
+            }
+        }
+    }
 }

@@ -128,10 +128,10 @@ pub(crate) fn add_sq_norms<T: Float>(rows: GradRows<T>, n: usize, s: &mut [T]) {
     }
 }
 
-/// `sum_j x_j y_j` in order.
+/// `sum_j x_j y_j` with the tensor crate's lane-wise kernel (vectorised, in a fixed order).
 #[inline]
 pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
-    x.iter().zip(y).fold(T::zero(), |s, (&a, &b)| s + a * b)
+    tensor::kernels::dot(x, y)
 }
 
 /// Sets a buffer's length, allocating only when it must grow.

@@ -283,7 +283,8 @@ impl<T: Float> PackedB<T> {
 
     fn pack_blocks<const NR: usize>(&mut self, b: &MatRef<T>) {
         let (k, n) = (self.k, self.n);
-        resize(&mut self.data, n.div_ceil(NR) * NR * k);
+        let len = n.div_ceil(NR) * NR * k;
+        self.data.resize(len, T::zero());
         let mut offset = 0;
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
@@ -530,8 +531,8 @@ fn small<T: Float, const L: usize, const FMA: bool>(
     }
     let blocks = n.div_ceil(L);
     let width = blocks * L;
-    resize(&mut scratch.b, k * width);
-    for (p, row) in scratch.b.chunks_exact_mut(width).enumerate() {
+    let packed = prefix(&mut scratch.b, k * width);
+    for (p, row) in packed.chunks_exact_mut(width).enumerate() {
         if b.cs == 1 {
             row[..n].copy_from_slice(&b.data[p * b.rs..p * b.rs + n]);
         } else {
@@ -544,7 +545,7 @@ fn small<T: Float, const L: usize, const FMA: bool>(
     for i in 0..a.rows {
         for block in 0..blocks {
             let mut acc = [T::zero(); L];
-            for (p, row) in scratch.b.chunks_exact(width).enumerate() {
+            for (p, row) in packed.chunks_exact(width).enumerate() {
                 let aip = a.at(i, p);
                 let bp: &[T; L] = row[block * L..(block + 1) * L]
                     .try_into()
@@ -594,9 +595,9 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
             let kc = KC.min(k - pc);
             let b_block: &[T] = match b {
                 BSource::Strided(b) => {
-                    resize(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
-                    pack_b::<T, NR>(&b, pc, kc, jc, nc, &mut scratch.b);
-                    &scratch.b
+                    let out = prefix(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
+                    pack_b::<T, NR>(&b, pc, kc, jc, nc, out);
+                    out
                 }
                 BSource::Packed(packed) => {
                     // Blocks were packed in this loop's order (`PackedB::pack`).
@@ -609,9 +610,9 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
             let beta_now = if pc == 0 { beta } else { T::one() };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                pack_a::<T, MR>(a, ic, mc, pc, kc, &mut scratch.a);
+                let a_block = pack_a::<T, MR>(a, ic, mc, pc, kc, &mut scratch.a);
                 for (jp, b_panel) in b_block.chunks_exact(kc * NR).enumerate() {
-                    for (ip, a_panel) in scratch.a.chunks_exact(kc * MR).enumerate() {
+                    for (ip, a_panel) in a_block.chunks_exact(kc * MR).enumerate() {
                         let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
                         let (i0, j0) = (ic + ip * MR, jc + jp * NR);
                         let rows = MR.min(m - i0);
@@ -702,6 +703,14 @@ fn pack_b<T: Float, const NR: usize>(
             continue;
         }
         for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+            if b.cs == 1 && width == NR {
+                // A whole panel row: a fixed-size copy, which compiles to vector moves.
+                let start = (k0 + p) * b.rs + j;
+                let src: &[T; NR] = b.data[start..start + NR].try_into().expect("NR values");
+                let out: &mut [T; NR] = row.try_into().expect("NR values");
+                *out = *src;
+                continue;
+            }
             if b.cs == 1 {
                 let start = (k0 + p) * b.rs + j;
                 for (x, &y) in row[..width].iter_mut().zip(&b.data[start..start + width]) {
@@ -718,18 +727,17 @@ fn pack_b<T: Float, const NR: usize>(
 }
 
 /// Packs `A[i0..i0+mc, k0..k0+kc]` as `ceil(mc / MR)` panels, each `kc` columns of `MR` values
-/// (rows past `mc` are zero).
+/// (rows past `mc` are zero), into the front of `buf`; returns the packed part.
 #[inline(always)]
-fn pack_a<T: Float, const MR: usize>(
+fn pack_a<'b, T: Float, const MR: usize>(
     a: &MatRef<T>,
     i0: usize,
     mc: usize,
     k0: usize,
     kc: usize,
-    out: &mut Vec<T>,
-) {
-    let panels = mc.div_ceil(MR);
-    resize(out, panels * kc * MR);
+    buf: &'b mut Vec<T>,
+) -> &'b [T] {
+    let out = prefix(buf, mc.div_ceil(MR) * kc * MR);
     for (panel, dst) in out.chunks_exact_mut(kc * MR).enumerate() {
         let i = i0 + panel * MR;
         let height = MR.min(i0 + mc - i);
@@ -758,14 +766,16 @@ fn pack_a<T: Float, const MR: usize>(
             col[height..].fill(T::zero());
         }
     }
+    out
 }
 
-/// Sets the length of a packing buffer, allocating only when it must grow.
-fn resize<T: Float>(buf: &mut Vec<T>, len: usize) {
+/// The first `len` values of a buffer, which grows (allocating) only when it is too short and
+/// never shrinks, so a buffer shared by products of several sizes is not refilled each time.
+fn prefix<T: Float>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     if buf.len() < len {
         buf.resize(len, T::zero());
     }
-    buf.truncate(len);
+    &mut buf[..len]
 }
 
 #[cfg(test)]

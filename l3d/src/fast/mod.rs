@@ -502,6 +502,12 @@ impl<'m, T: Float> FastStep<'m, T> {
         Ok(step)
     }
 
+    /// Whether steps of `b` samples run in parallel: past [`PARALLEL_WORK`], with more than
+    /// one thread.
+    pub fn runs_parallel(&self, b: usize) -> bool {
+        worth_threads(self.work(b), PARALLEL_WORK)
+    }
+
     /// Whether the gradients come from the hand-written MLP pass (no tape).
     pub fn uses_mlp(&self) -> bool {
         matches!(self.source, Source::Mlp { .. })
@@ -554,7 +560,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             chunk.len = CHUNK_ROWS.min(b - chunk.start);
         }
         let n_chunks = b.div_ceil(CHUNK_ROWS);
-        let parallel = worth_threads(self.work(b), PARALLEL_WORK);
+        let parallel = self.runs_parallel(b);
 
         let clock = Instant::now();
         self.gradients(rows, rng, n_chunks, parallel)?;

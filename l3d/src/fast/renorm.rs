@@ -126,16 +126,17 @@ fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
 /// as `CpTensor::scale_subnetworks` does (the scales are positive, so no sign moves).
 fn scale_tensor<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
     let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
-    let per_mode = &mut scratch.sq;
-    for (p, s) in per_mode.iter_mut().zip(scale) {
-        *p = T::from_f64(s.to_f64().powf(1.0 / modes as f64));
+    // One factor per column (`vR + r` gets subnetwork `v`'s), so each row is scaled by one
+    // contiguous, vectorisable product.
+    let per_column = &mut scratch.shifted;
+    fit(per_column, cols);
+    for (block, s) in per_column.chunks_exact_mut(rank).zip(scale) {
+        block.fill(T::from_f64(s.to_f64().powf(1.0 / modes as f64)));
     }
     for f in cp.factors.iter_mut() {
         for row in f.data_mut().chunks_exact_mut(cols) {
-            for (x, &p) in row.chunks_exact_mut(rank).zip(per_mode.iter()) {
-                for xi in x.iter_mut() {
-                    *xi *= p;
-                }
+            for (x, &p) in row.iter_mut().zip(per_column.iter()) {
+                *x *= p;
             }
         }
     }
