@@ -467,7 +467,7 @@ fn check_finite<T: Float>(
     Ok(())
 }
 
-/// Whether every value is finite. `x - x` is 0 for a finite `x` and NaN for an infinite or NaN
+/// Whether every value is finite. `0 x` is 0 for a finite `x` and NaN for an infinite or NaN
 /// one, so sixteen lane sums of it stay 0 exactly when every value is finite: a loop the
 /// compiler vectorises, unlike a search that stops at the first bad value.
 fn all_finite<T: Float>(x: &[T]) -> bool {
@@ -477,7 +477,7 @@ fn all_finite<T: Float>(x: &[T]) -> bool {
     let rest = chunks.remainder();
     for c in chunks {
         for l in 0..LANES {
-            acc[l] += c[l] - c[l];
+            acc[l] += c[l] * T::zero();
         }
     }
     acc.iter().chain(rest).all(|v| v.is_finite())
