@@ -78,6 +78,7 @@ fn planted_directions_are_recovered() {
         let best = (0..d.n_v)
             .map(|s| cosine(&d.subnetwork(s), &[m.clone(), v.clone()]).abs())
             .fold(0.0, f64::max);
+        eprintln!("planted direction {k}: best |cos| {best:.5}");
         assert!(
             best > 0.99,
             "direction {k}: best |cos| {best}; history end {last:?}"
