@@ -114,14 +114,17 @@ impl<T: Float> AdamW<T> {
         let step = T::from_f64(lr / bc1);
         let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
         let eps = T::from_f64(c.eps);
-        let update = |(((p, g), m), v): Update<T>| {
-            for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m).zip(v) {
-                *pj *= decay;
-                *mj = b1 * *mj + one_b1 * gj;
-                *vj = b2 * *vj + one_b2 * gj * gj;
-                *pj -= step * *mj / (vj.sqrt() * inv_sqrt_bc2 + eps);
-            }
+        let k = AdamWStep {
+            decay,
+            b1,
+            one_b1,
+            b2,
+            one_b2,
+            step,
+            inv_sqrt_bc2,
+            eps,
         };
+        let update = |chunk: Update<T>| k.apply(chunk);
         let mut count = 0;
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             count += 1;
@@ -141,6 +144,50 @@ impl<T: Float> AdamW<T> {
             }
         }
         assert_eq!(count, self.m.len(), "AdamW: parameter count changed");
+    }
+}
+
+/// The coefficients of one AdamW step (see [`AdamW`]).
+#[derive(Clone, Copy)]
+struct AdamWStep<T> {
+    decay: T,
+    b1: T,
+    one_b1: T,
+    b2: T,
+    one_b2: T,
+    step: T,
+    inv_sqrt_bc2: T,
+    eps: T,
+}
+
+impl<T: Float> AdamWStep<T> {
+    /// Updates one chunk, with the widest vector instructions of this CPU. Each element is
+    /// computed by the same IEEE operations (no fused multiply-add) whatever the instruction
+    /// set, so the result has the same bits on every path.
+    fn apply(&self, chunk: Update<T>) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was just detected; the function's body is safe code.
+            return unsafe { self.apply_avx512(chunk) };
+        }
+        self.apply_portable(chunk);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2")]
+    unsafe fn apply_avx512(&self, chunk: Update<T>) {
+        self.apply_portable(chunk);
+    }
+
+    #[inline(always)]
+    fn apply_portable(&self, (((p, g), m), v): Update<T>) {
+        let k = *self;
+        for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m).zip(v) {
+            *pj *= k.decay;
+            *mj = k.b1 * *mj + k.one_b1 * gj;
+            *vj = k.b2 * *vj + k.one_b2 * gj * gj;
+            *pj -= k.step * *mj / (vj.sqrt() * k.inv_sqrt_bc2 + k.eps);
+        }
     }
 }
 
@@ -205,6 +252,35 @@ mod tests {
             "{:?}",
             p[0]
         );
+    }
+
+    #[test]
+    fn the_vector_update_gives_the_bits_of_the_scalar_one() {
+        let k = AdamWStep {
+            decay: 0.999f32,
+            b1: 0.9,
+            one_b1: 0.1,
+            b2: 0.999,
+            one_b2: 0.001,
+            step: 0.01,
+            inv_sqrt_bc2: 3.0,
+            eps: 1e-8,
+        };
+        let init = |seed: usize| -> Vec<f32> {
+            (0..1000)
+                .map(|i| ((i * 37 + seed) % 101) as f32 / 50.0 - 1.0)
+                .collect()
+        };
+        let g = init(3);
+        let (mut p1, mut m1, mut v1) = (
+            init(1),
+            init(2),
+            init(4).iter().map(|x| x * x).collect::<Vec<_>>(),
+        );
+        let (mut p2, mut m2, mut v2) = (p1.clone(), m1.clone(), v1.clone());
+        k.apply((((&mut p1, &g), &mut m1), &mut v1));
+        k.apply_portable((((&mut p2, &g), &mut m2), &mut v2));
+        assert_eq!((p1, m1, v1), (p2, m2, v2));
     }
 
     #[test]

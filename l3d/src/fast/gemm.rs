@@ -755,6 +755,14 @@ fn pack_a<'b, T: Float, const MR: usize>(
             continue;
         }
         for (p, col) in dst.chunks_exact_mut(MR).enumerate() {
+            if a.rs == 1 && height == MR {
+                // A whole panel column: a fixed-size copy, which compiles to vector moves.
+                let start = i + (k0 + p) * a.cs;
+                let src: &[T; MR] = a.data[start..start + MR].try_into().expect("MR values");
+                let out: &mut [T; MR] = col.try_into().expect("MR values");
+                *out = *src;
+                continue;
+            }
             if a.rs == 1 {
                 let start = i + (k0 + p) * a.cs;
                 col[..height].copy_from_slice(&a.data[start..start + height]);

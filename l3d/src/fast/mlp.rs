@@ -22,6 +22,7 @@ use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use crate::model::{MlpActivation, MlpView, Model};
+use std::any::Any;
 use std::f64::consts::FRAC_1_SQRT_2;
 use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};
 use tensor::{Float, Tensor};
@@ -250,10 +251,16 @@ impl<T: Float> MlpChunk<T> {
                     }
                 }
             }
-            let a = &mut rest[0][..n * layer.n_out];
-            let da = &mut self.da[l][..n * layer.n_out];
-            for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z.iter()) {
-                (*ai, *dai) = activate(layer.act, zi);
+            let len = n * layer.n_out;
+            if !f32_gelu(layer.act, &self.z[l], &mut rest[0], &mut self.da[l], len) {
+                let (z, a, da) = (
+                    &self.z[l][..len],
+                    &mut rest[0][..len],
+                    &mut self.da[l][..len],
+                );
+                for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z) {
+                    (*ai, *dai) = activate(layer.act, zi);
+                }
             }
         }
     }
@@ -309,6 +316,32 @@ impl<T: Float> MlpChunk<T> {
     /// `delta_l` rows.
     pub fn layer_delta(&self, net: &MlpNet<T>, l: usize) -> &[T] {
         &self.delta[l][..self.n * net.layers[l].n_out]
+    }
+}
+
+/// For GELU in `f32`, `a` and `da` from `z` (their first `len` values) by the vectorised pass
+/// of [`super::gelu`]; `false` (nothing done) otherwise. (The buffers come as `Vec`s because
+/// `Any` can tell a `Vec<f32>` from a `Vec<f64>`, not a slice.)
+#[allow(clippy::ptr_arg)]
+fn f32_gelu<T: Float>(
+    act: MlpActivation,
+    z: &Vec<T>,
+    a: &mut Vec<T>,
+    da: &mut Vec<T>,
+    len: usize,
+) -> bool {
+    if act != MlpActivation::Gelu {
+        return false;
+    }
+    let z = (z as &dyn Any).downcast_ref::<Vec<f32>>();
+    let a = (a as &mut dyn Any).downcast_mut::<Vec<f32>>();
+    let da = (da as &mut dyn Any).downcast_mut::<Vec<f32>>();
+    match (z, a, da) {
+        (Some(z), Some(a), Some(da)) => {
+            super::gelu::gelu_f32(&z[..len], &mut a[..len], &mut da[..len]);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -69,6 +69,7 @@
 
 mod backward;
 mod encode;
+mod gelu;
 pub mod gemm;
 mod gram;
 mod loss;
@@ -378,6 +379,8 @@ pub struct FastStep<'m, T: Float> {
     forms: Vec<Form>,
     chunks: Vec<Chunk<T>>,
     grams: Vec<ModeGram<T>>,
+    /// `(t, G_t)`: each tensor's part of `G`.
+    tensor_grams: Vec<(usize, Vec<T>)>,
     dense: Vec<DenseForm<T>>,
     packs: Vec<FactorPack<T>>,
     loss: LossState<T>,
@@ -488,6 +491,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             forms,
             chunks: Vec::new(),
             grams,
+            tensor_grams: (0..d.decoder.len()).map(|t| (t, Vec::new())).collect(),
             dense,
             packs,
             loss: LossState::default(),
@@ -785,11 +789,21 @@ impl<'m, T: Float> FastStep<'m, T> {
             run_grams();
         }
         self.gather_rows(n_chunks, Side::Decoder);
+        // G_t per tensor (in parallel), then their sum in tensor order.
+        let grams = &self.grams;
+        each(&mut self.tensor_grams, parallel, |(t, g)| {
+            let cp = &d.decoder[*t];
+            fit(g, cp.n_v * cp.n_v);
+            g.fill(T::zero());
+            let start = grams.partition_point(|k| k.t < *t);
+            let end = grams.partition_point(|k| k.t <= *t);
+            add_subnetwork_gram(&grams[start..end], cp.n_v, cp.rank, g);
+        });
         self.loss.g.fill(T::zero());
-        for (t, cp) in d.decoder.iter().enumerate() {
-            let start = self.grams.partition_point(|g| g.t < t);
-            let end = self.grams.partition_point(|g| g.t <= t);
-            add_subnetwork_gram(&self.grams[start..end], cp.n_v, cp.rank, &mut self.loss.g);
+        for (_, g_t) in &self.tensor_grams {
+            for (g, &x) in self.loss.g.iter_mut().zip(g_t) {
+                *g += x;
+            }
         }
     }
 
@@ -812,6 +826,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             self.tasks
                 .par_iter_mut()
                 .zip(self.grads.par_iter_mut())
+                .with_max_len(1)
                 .for_each(body);
         } else {
             self.tasks
@@ -902,7 +917,8 @@ pub fn worth_threads(work: usize, min: usize) -> bool {
 /// Runs `f` on every item, in parallel or in order on this thread.
 fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Send) {
     if parallel {
-        items.par_iter_mut().for_each(f);
+        // One item per job: tasks of unequal size are stolen one by one.
+        items.par_iter_mut().with_max_len(1).for_each(f);
     } else {
         items.iter_mut().for_each(f);
     }

@@ -53,6 +53,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
         d.decoder
             .par_iter()
             .zip(tensors.par_iter_mut())
+            .with_max_len(1)
             .for_each(norms);
     } else {
         d.decoder.iter().zip(tensors.iter_mut()).for_each(norms);
@@ -79,6 +80,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
         d.decoder
             .par_iter_mut()
             .zip(tensors.par_iter_mut())
+            .with_max_len(1)
             .for_each(apply);
     } else {
         d.decoder.iter_mut().zip(tensors.iter_mut()).for_each(apply);
