@@ -128,10 +128,15 @@ pub(crate) fn add_sq_norms<T: Float>(rows: GradRows<T>, n: usize, s: &mut [T]) {
     }
 }
 
-/// `sum_j x_j y_j` with the tensor crate's lane-wise kernel (vectorised, in a fixed order).
+/// `sum_j x_j y_j`: a plain loop for short vectors, the tensor crate's lane-wise kernel
+/// (vectorised, in a fixed order) for long ones.
 #[inline]
 pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
-    tensor::kernels::dot(x, y)
+    if x.len() < 64 {
+        x.iter().zip(y).fold(T::zero(), |s, (&a, &b)| s + a * b)
+    } else {
+        tensor::kernels::dot(x, y)
+    }
 }
 
 /// Sets a buffer's length, allocating only when it must grow.
