@@ -236,6 +236,9 @@ pub struct BenchTable {
     pub fast_gemm_gflops: f64,
     /// The tape path's large products on `mlp-wide` (empty if the case was not run).
     pub products: Vec<ProductRow>,
+    /// The fast path's peak heap on `mlp-wide` with batches of 64 and 256: `(batch, bytes)`
+    /// (empty if the case was not run or memory was not tracked).
+    pub peak_by_batch: Vec<(usize, usize)>,
     pub threads: usize,
     pub tracking: bool,
 }
@@ -258,8 +261,14 @@ pub fn run(options: &BenchOptions) -> BenchTable {
             row
         })
         .collect();
-    let products = if options.cases.contains(&BenchCase::MlpWide) {
+    let wide = options.cases.contains(&BenchCase::MlpWide);
+    let products = if wide {
         tape_products(options.fast_repeats.clamp(1, 3))
+    } else {
+        Vec::new()
+    };
+    let peak_by_batch = if wide && tracking {
+        [64, 256].map(|b| (b, fast_peak_at_batch(b))).to_vec()
     } else {
         Vec::new()
     };
@@ -268,6 +277,7 @@ pub fn run(options: &BenchOptions) -> BenchTable {
         sgemm_gflops: sgemm_gflops(1024, options.fast_repeats.clamp(1, 5)),
         fast_gemm_gflops: fast_gemm_gflops(256, options.fast_repeats.clamp(1, 5)),
         products,
+        peak_by_batch,
         threads: rayon::current_num_threads(),
         tracking,
     }
@@ -333,6 +343,22 @@ fn epoch_row(case: BenchCase, options: &BenchOptions) -> BenchRow {
         fast_gflops: flops.fast / fast.as_secs_f64() / 1e9,
         tape_gflops: flops.tape / tape.as_secs_f64() / 1e9,
     }
+}
+
+/// The fast path's peak heap over building a trainer and one epoch of `mlp-wide` with batches
+/// of `batch`.
+fn fast_peak_at_batch(batch: usize) -> usize {
+    let case = BenchCase::MlpWide;
+    let (model, x) = (case.model(), case.data());
+    let config = L3dConfig {
+        batch_size: batch,
+        ..case.config(StepPath::Fast)
+    };
+    peak_during(|| {
+        let mut trainer = Trainer::new(&model, config, &x).expect("a benchmark trainer");
+        trainer.run_epoch().expect("an epoch");
+    })
+    .1
 }
 
 /// `per-sample-grad`: the fast path's materialised gradients against the tape's.
@@ -628,6 +654,98 @@ fn share(part: Duration, total: Duration) -> String {
     }
 }
 
+impl BenchTable {
+    fn write_cases(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "| case | fast | tape | tape / fast | fast peak | tape peak | gradients | encode \
+             | decode | backward | rest | 2 threads vs 1 | fast GFLOP/s | tape GFLOP/s |"
+        )?;
+        writeln!(f, "|---|{}", "---:|".repeat(13))?;
+        for r in &self.rows {
+            let s = &r.split;
+            let phases = s.gradients + s.encode + s.decode + s.backward;
+            let rest = if phases.is_zero() {
+                Duration::ZERO
+            } else {
+                r.fast.saturating_sub(phases)
+            };
+            let shares = [s.gradients, s.encode, s.decode, s.backward, rest]
+                .map(|part| share(part, r.fast))
+                .join(" | ");
+            writeln!(
+                f,
+                "| {} | {} | {} | {:.0}x | {} | {} | {shares} | {:.2}x | {:.1} | {:.1} |",
+                r.case.name(),
+                time(r.fast),
+                time(r.tape),
+                r.tape.as_secs_f64() / r.fast.as_secs_f64(),
+                bytes(r.fast_peak),
+                bytes(r.tape_peak),
+                r.speedup_2_threads,
+                r.fast_gflops,
+                r.tape_gflops,
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Times per epoch (per call for per-sample-grad), median. The split is the share of \
+             the fast path's epoch in each phase; the rest is AdamW, decoder renormalisation \
+             and batching. Peak: heap above the start, over building, warm-up and timed runs."
+        )
+    }
+
+    fn write_peaks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.peak_by_batch.is_empty() {
+            return Ok(());
+        }
+        let parts: Vec<String> = self
+            .peak_by_batch
+            .iter()
+            .map(|&(b, p)| format!("batch {b}: {}", bytes(Some(p))))
+            .collect();
+        writeln!(
+            f,
+            "mlp-wide fast-path peak by batch size: {} (B x n_params floats would be {} and {}).",
+            parts.join(", "),
+            bytes(Some(64 * 98_880 * 4)),
+            bytes(Some(256 * 98_880 * 4))
+        )
+    }
+
+    fn write_products(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.products.is_empty() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Tape path's large products on mlp-wide, Tensor::matmul_t vs raw sgemm:"
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "| product | m x k x n | tensor GFLOP/s | sgemm GFLOP/s | ratio |"
+        )?;
+        writeln!(f, "|---|---|---:|---:|---:|")?;
+        for p in &self.products {
+            writeln!(
+                f,
+                "| {} | {} x {} x {} | {:.1} | {:.1} | {:.2} |",
+                p.role,
+                p.m,
+                p.k,
+                p.n,
+                p.tensor_gflops,
+                p.sgemm_gflops,
+                p.tensor_gflops / p.sgemm_gflops
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for BenchTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -637,67 +755,8 @@ impl fmt::Display for BenchTable {
             self.threads, self.sgemm_gflops, self.fast_gemm_gflops
         )?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "| case | fast | tape | tape / fast | fast peak | tape peak | gradients | encode | \
-             decode | backward | 2 threads vs 1 | fast GFLOP/s | tape GFLOP/s |"
-        )?;
-        writeln!(
-            f,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        )?;
-        for r in &self.rows {
-            let s = &r.split;
-            writeln!(
-                f,
-                "| {} | {} | {} | {:.0}x | {} | {} | {} | {} | {} | {} | {:.2}x | {:.1} | {:.1} |",
-                r.case.name(),
-                time(r.fast),
-                time(r.tape),
-                r.tape.as_secs_f64() / r.fast.as_secs_f64(),
-                bytes(r.fast_peak),
-                bytes(r.tape_peak),
-                share(s.gradients, r.fast),
-                share(s.encode, r.fast),
-                share(s.decode, r.fast),
-                share(s.backward, r.fast),
-                r.speedup_2_threads,
-                r.fast_gflops,
-                r.tape_gflops,
-            )?;
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Times per epoch (per call for per-sample-grad), median; the split is the fast \
-             path's share of its epoch (the rest: AdamW, renormalisation, batching)."
-        )?;
-        if !self.products.is_empty() {
-            writeln!(f)?;
-            writeln!(
-                f,
-                "Tape path's large products on mlp-wide, Tensor::matmul_t vs raw sgemm:"
-            )?;
-            writeln!(f)?;
-            writeln!(
-                f,
-                "| product | m x k x n | tensor GFLOP/s | sgemm GFLOP/s | ratio |"
-            )?;
-            writeln!(f, "|---|---|---:|---:|---:|")?;
-            for p in &self.products {
-                writeln!(
-                    f,
-                    "| {} | {} x {} x {} | {:.1} | {:.1} | {:.2} |",
-                    p.role,
-                    p.m,
-                    p.k,
-                    p.n,
-                    p.tensor_gflops,
-                    p.sgemm_gflops,
-                    p.tensor_gflops / p.sgemm_gflops
-                )?;
-            }
-        }
-        Ok(())
+        self.write_cases(f)?;
+        self.write_peaks(f)?;
+        self.write_products(f)
     }
 }
