@@ -17,34 +17,35 @@ pub fn batch_top_k<T: Float>(c: &Tensor<T>, fraction: f64) -> TopK<T> {
 }
 
 /// [`batch_top_k`] without allocating: writes the 0/1 mask of `c` (flat, `[B, n_v]`) into
-/// `mask` and returns how many were kept. `order` is scratch (reused; it only grows). The
-/// order is the tensor crate's: larger magnitude first, ties to the lower flat index, NaN last,
-/// a total order, so the kept set is exactly [`batch_top_k`]'s.
+/// `mask` and returns how many were kept. `order` is scratch (reused; it only grows).
+///
+/// The order is the tensor crate's: larger magnitude first, ties to the lower flat index, NaN
+/// last, a total order, so the kept set is exactly [`batch_top_k`]'s. Each entry becomes one
+/// integer that sorts the same way (the magnitude's `f64` bits, which order non-negative
+/// numbers, above the complemented index), so the selection compares integers only.
 pub fn batch_top_k_into<T: Float>(
     c: &[T],
     fraction: f64,
-    order: &mut Vec<usize>,
+    order: &mut Vec<u128>,
     mask: &mut [T],
 ) -> usize {
     assert_eq!(c.len(), mask.len(), "batch_top_k_into: mask length");
     let count = top_k_count(fraction, c.len());
-    let key = |v: T| {
-        if v.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            v.abs().to_f64()
-        }
-    };
     order.clear();
-    order.extend(0..c.len());
+    order.extend(c.iter().enumerate().map(|(i, v)| {
+        let magnitude = if v.is_nan() {
+            0
+        } else {
+            v.abs().to_f64().to_bits() as u128 + 1
+        };
+        (magnitude << 64) | (u64::MAX - i as u64) as u128
+    }));
     if count < c.len() {
-        order.select_nth_unstable_by(count - 1, |&i, &j| {
-            key(c[j]).total_cmp(&key(c[i])).then(i.cmp(&j))
-        });
+        order.select_nth_unstable_by(count - 1, |a, b| b.cmp(a));
     }
     mask.fill(T::zero());
-    for &i in &order[..count] {
-        mask[i] = T::one();
+    for &key in &order[..count] {
+        mask[(u64::MAX - key as u64) as usize] = T::one();
     }
     count
 }
@@ -55,9 +56,11 @@ mod tests {
 
     #[test]
     fn the_allocation_free_form_keeps_the_same_entries() {
-        // Ties (values repeat every 7), signs, a NaN and a zero.
+        // Ties (values repeat every 7), signs, a NaN, zeros of both signs, an infinity.
         let mut c = Tensor::<f32>::from_fn(&[16, 5], |i| ((i * 37) % 7) as f32 - 3.0);
         c.data_mut()[11] = f32::NAN;
+        c.data_mut()[12] = -0.0;
+        c.data_mut()[40] = f32::NEG_INFINITY;
         let mut order = Vec::new();
         for k in [0.01, 0.1, 0.33, 0.5, 1.0] {
             let mut mask = vec![f32::NAN; 80];

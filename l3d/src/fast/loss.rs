@@ -23,7 +23,7 @@ pub(crate) struct LossState<T> {
     /// `G[v, w] = <V_out[v], V_out[w]>`.
     pub g: Vec<T>,
     pub mask: Vec<T>,
-    order: Vec<usize>,
+    order: Vec<u128>,
     /// `ct = mask * c`, and `ct G`.
     ct: Vec<T>,
     ct_g: Vec<T>,
