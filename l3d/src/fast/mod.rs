@@ -76,6 +76,7 @@ mod loss;
 mod mlp;
 pub mod per_sample;
 mod renorm;
+mod source;
 
 pub use renorm::{renormalise_decoder, RenormScratch};
 
@@ -84,17 +85,17 @@ use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::model::Model;
-use crate::pairs::{check_data, draw_partners_into, per_sample_gradients, reference_outputs};
+use crate::pairs::check_data;
 use crate::step::{MaskRule, StepResult};
-use autodiff::Grad;
 use backward::FactorTask;
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
 use gemm::{takes_packing, GemmScratch, MatRef, PackedB};
 use gram::{add_subnetwork_gram, dense_form, mode_gram, DenseScratch};
 use loss::LossState;
-use mlp::{MlpChunk, MlpNet, Role};
+use mlp::{MlpChunk, MlpNet};
 use rand::Rng;
 use rayon::prelude::*;
+use source::{initial_form, Form, Source};
 use std::time::{Duration, Instant};
 use tensor::{Float, Tensor};
 
@@ -118,44 +119,6 @@ impl Side {
             Side::Decoder => 1,
         }
     }
-}
-
-/// How one decomposed tensor's per-sample gradient arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
-    /// `g_i = sum_{m < M} left_im (x) right_im` for a `[p, q]` tensor.
-    Outer { p: usize, q: usize, m: usize },
-    /// `g_i` dense, `numel` values.
-    Dense { numel: usize },
-}
-
-/// Where the per-sample gradients come from.
-enum Source<'m, T: Float> {
-    /// A model with an MLP view: the hand-written forward and backward of `mlp`.
-    Mlp {
-        net: MlpNet<'m, T>,
-        data: &'m Tensor<T>,
-        lowest: usize,
-    },
-    /// Any other model: the tape's per-sample gradients of the batch.
-    Tape {
-        model: &'m dyn Model<T>,
-        data: &'m Tensor<T>,
-        grads: Vec<TapeGrad<T>>,
-    },
-    /// Given per-sample gradients `[N, ..shape]` per tensor, gathered by row into `rows`.
-    Given {
-        grads: &'m [Tensor<T>],
-        rows: Vec<Vec<T>>,
-    },
-}
-
-/// One tensor's per-sample gradient of the batch from the tape.
-enum TapeGrad<T: Float> {
-    /// `left: [B, M, p]`, `right: [B, M, q]`.
-    Outer { left: Tensor<T>, right: Tensor<T> },
-    /// `[B, numel]`.
-    Dense(Tensor<T>),
 }
 
 /// The buffers of one chunk of the batch: rows `start..start + len`.
@@ -321,49 +284,6 @@ impl<'a, T: Float> FastContext<'a, T> {
             .find(|f| f.t == t && f.side == side)
             .expect("every dense tensor has a dense form per side");
         &form.v
-    }
-
-    /// Tensor `t`'s per-sample gradients for the rows of `chunk`.
-    fn grad_rows<'c>(&'c self, chunk: &'c Chunk<T>, t: usize) -> GradRows<'c, T> {
-        let (start, len) = (chunk.start, chunk.len);
-        match (self.source, self.forms[t]) {
-            (Source::Mlp { net, .. }, form) => match (net.roles[self.param_index[t]], form) {
-                (Role::Weight(l), Form::Outer { p, q, .. }) => GradRows::Outer {
-                    left: chunk.mlp.layer_delta(net, l),
-                    right: chunk.mlp.layer_input(net, l),
-                    m: 1,
-                    p,
-                    q,
-                },
-                (Role::Bias(l), Form::Dense { numel }) => GradRows::Dense {
-                    g: chunk.mlp.layer_delta(net, l),
-                    numel,
-                },
-                _ => unreachable!("forms follow roles (FastStep::new)"),
-            },
-            (Source::Tape { grads, .. }, Form::Outer { p, q, m }) => match &grads[t] {
-                TapeGrad::Outer { left, right } => GradRows::Outer {
-                    left: &left.data()[start * m * p..(start + len) * m * p],
-                    right: &right.data()[start * m * q..(start + len) * m * q],
-                    m,
-                    p,
-                    q,
-                },
-                TapeGrad::Dense(_) => unreachable!("forms follow the tape's gradients"),
-            },
-            (Source::Tape { grads, .. }, Form::Dense { numel }) => match &grads[t] {
-                TapeGrad::Dense(g) => GradRows::Dense {
-                    g: &g.data()[start * numel..(start + len) * numel],
-                    numel,
-                },
-                TapeGrad::Outer { .. } => unreachable!("forms follow the tape's gradients"),
-            },
-            (Source::Given { rows, .. }, Form::Dense { numel }) => GradRows::Dense {
-                g: &rows[t][start * numel..(start + len) * numel],
-                numel,
-            },
-            (Source::Given { .. }, Form::Outer { .. }) => unreachable!("given gradients are dense"),
-        }
     }
 }
 
@@ -639,76 +559,6 @@ impl<'m, T: Float> FastStep<'m, T> {
             .sum()
     }
 
-    /// Per-sample gradients of the batch into the source's buffers.
-    fn gradients(
-        &mut self,
-        rows: &[usize],
-        rng: &mut impl Rng,
-        n_chunks: usize,
-        parallel: bool,
-    ) -> Result<()> {
-        let b = rows.len();
-        if !matches!(self.source, Source::Given { .. }) && self.reference == Reference::RandomSample
-        {
-            draw_partners_into(b, rng, &mut self.partners);
-        }
-        let chunks = &mut self.chunks[..n_chunks];
-        match &mut self.source {
-            Source::Mlp { net, data, lowest } => {
-                let (net, data, lowest) = (&*net, *data, *lowest);
-                each(chunks, parallel, |c| {
-                    c.mlp.gather(data, &rows[c.start..c.start + c.len]);
-                    c.mlp.forward(net);
-                });
-                let width = net.output_dim;
-                fit(&mut self.y0, b * width);
-                for c in chunks.iter() {
-                    self.y0[c.start * width..(c.start + c.len) * width]
-                        .copy_from_slice(c.mlp.output(net));
-                }
-                fill_references(
-                    self.reference,
-                    self.divergence,
-                    &self.y0,
-                    width,
-                    &self.partners,
-                    &mut self.references,
-                );
-                let (refs, divergence) = (&self.references, self.divergence);
-                each(chunks, parallel, |c| {
-                    let r = &refs[c.start * width..(c.start + c.len) * width];
-                    c.mlp.backward(net, r, divergence, lowest);
-                });
-            }
-            Source::Tape { model, data, grads } => {
-                let x = data.gather_rows(rows);
-                let y0 = model.evaluate_w0(&x)?;
-                let r = reference_outputs(&y0, self.reference, self.divergence, &self.partners);
-                let tape =
-                    per_sample_gradients(*model, &self.param_index, &x, &r, self.divergence)?;
-                grads.clear();
-                for (t, g) in tape.into_iter().enumerate() {
-                    let (form, grad) = tape_form(g, &self.layout[t].0, b);
-                    self.forms[t] = form;
-                    grads.push(grad);
-                }
-            }
-            Source::Given {
-                grads,
-                rows: gathered,
-            } => {
-                for (all, out) in grads.iter().zip(gathered.iter_mut()) {
-                    let numel = all.row_len();
-                    fit(out, b * numel);
-                    for (dst, &r) in out.chunks_exact_mut(numel).zip(rows) {
-                        dst.copy_from_slice(all.row(r));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Packs the factors of `side` that several chunks multiply by (see [`FactorPack`]).
     fn pack_factors(&mut self, d: &Decomposition<T>, side: Side, n_chunks: usize, parallel: bool) {
         let forms = &self.forms;
@@ -921,109 +771,5 @@ fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Se
         items.par_iter_mut().with_max_len(1).for_each(f);
     } else {
         items.iter_mut().for_each(f);
-    }
-}
-
-/// The form of tensor `t`'s gradients before the first step.
-fn initial_form<T: Float>(source: &Source<T>, param: usize, shape: &[usize]) -> Result<Form> {
-    let numel = shape.iter().product();
-    Ok(match source {
-        Source::Mlp { net, .. } => match net.roles[param] {
-            Role::Weight(_) => Form::Outer {
-                p: shape[0],
-                q: shape[1],
-                m: 1,
-            },
-            Role::Bias(_) => Form::Dense { numel },
-        },
-        Source::Tape { .. } => Form::Dense { numel },
-        Source::Given { grads, .. } => {
-            let g = grads.get(param).ok_or_else(|| {
-                L3dError::Mismatch(format!("no given gradient for tensor {param}"))
-            })?;
-            if g.shape().get(1..) != Some(shape) {
-                return Err(L3dError::Mismatch(format!(
-                    "given gradients of shape {:?} for a tensor of shape {shape:?}",
-                    g.shape()
-                )));
-            }
-            Form::Dense { numel }
-        }
-    })
-}
-
-/// The tape's gradient of one tensor in the fast path's form: factored when the tape kept it
-/// factored and its factors fit the tensor's `[p, q]` shape, dense `[B, numel]` otherwise.
-fn tape_form<T: Float>(g: Grad<T>, shape: &[usize], b: usize) -> (Form, TapeGrad<T>) {
-    let numel = shape.iter().product();
-    match g {
-        Grad::Outer { left, right }
-            if shape.len() == 2
-                && left.ndim() == 3
-                && right.ndim() == 3
-                && left.shape()[..2] == right.shape()[..2]
-                && left.shape()[2] == shape[0]
-                && right.shape()[2] == shape[1] =>
-        {
-            let form = Form::Outer {
-                p: shape[0],
-                q: shape[1],
-                m: left.shape()[1],
-            };
-            (form, TapeGrad::Outer { left, right })
-        }
-        other => {
-            let dense = other.into_dense().reshape(&[b, numel]);
-            (Form::Dense { numel }, TapeGrad::Dense(dense))
-        }
-    }
-}
-
-/// The reference outputs of the batch `y0: [B, width]`, as [`reference_outputs`] computes
-/// them, into `out`.
-fn fill_references<T: Float>(
-    kind: Reference,
-    divergence: Divergence,
-    y0: &[T],
-    width: usize,
-    partners: &[usize],
-    out: &mut Vec<T>,
-) {
-    let b = y0.len() / width;
-    fit(out, b * width);
-    match kind {
-        Reference::RandomSample => {
-            for (dst, &p) in out.chunks_exact_mut(width).zip(partners) {
-                dst.copy_from_slice(&y0[p * width..(p + 1) * width]);
-            }
-        }
-        Reference::Zero => out.fill(T::zero()),
-        Reference::BatchMean => {
-            let (first, rest) = out.split_at_mut(width);
-            first.fill(T::zero());
-            for y in y0.chunks_exact(width) {
-                if divergence == Divergence::Kl {
-                    // The mean distribution: softmax rows summed, then ln of their mean.
-                    let (max, sum) = mlp::exp_sum(y);
-                    for (m, &v) in first.iter_mut().zip(y) {
-                        *m += (v - max).exp() / sum;
-                    }
-                } else {
-                    for (m, &v) in first.iter_mut().zip(y) {
-                        *m += v;
-                    }
-                }
-            }
-            let inv = T::one() / T::from_usize(b);
-            for m in first.iter_mut() {
-                *m *= inv;
-                if divergence == Divergence::Kl {
-                    *m = m.ln();
-                }
-            }
-            for dst in rest.chunks_exact_mut(width) {
-                dst.copy_from_slice(first);
-            }
-        }
     }
 }
