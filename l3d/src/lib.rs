@@ -19,7 +19,9 @@
 //! # One step (Algorithm 1)
 //!
 //! [`pairs`]: references and per-sample gradients; [`step`]: encode, [`topk`], decode, the
-//! relative loss and its gradient; [`train`]: epochs, AdamW, renormalisation, statistics;
+//! relative loss and its gradient, recorded on the tape (the reference); [`fast`]: the same
+//! step with dense layers' gradients kept factored, in reused buffers (the default,
+//! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
 //! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
 
 pub mod config;
