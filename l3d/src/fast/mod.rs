@@ -30,7 +30,7 @@
 //!
 //! `G = sum_t G_t` over the decomposed tensors, and for one tensor with factors `F_m: [d_m, C]`,
 //! `G_t[v, w] = sum_{r, s} prod_m K_m[vR + r, wR + s]` with `K_m = F_m^T F_m`; its adjoint is in
-//! [`gram`]: `dL/dF_m += 2 F_m (dG_E * prod_{m' != m} K_m')`, `dG_E[vR + r, wR + s] = dG[v, w]`.
+//! `fast/gram.rs`: `dL/dF_m += 2 F_m (dG_E * prod_{m' != m} K_m')`, `dG_E[vR + r, wR + s] = dG[v, w]`.
 //!
 //! # Encoding a dense layer's gradient without forming it
 //!
