@@ -30,8 +30,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tensor::{rng, Float, Tensor, Transpose};
 
-/// A benchmark case of WORKLOADS.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A benchmark case of WORKLOADS.md. Names (`name`, clap) are the table's: `tms`, `squared`,
+/// `mlp-wide`, `per-sample-grad`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[value(rename_all = "kebab-case")]
 pub enum BenchCase {
     /// Freshly initialised `tms`, `n_v = 5`, rank 1, batch 32, 1,000 samples per epoch.
     Tms,
@@ -758,5 +760,63 @@ impl fmt::Display for BenchTable {
         self.write_cases(f)?;
         self.write_peaks(f)?;
         self.write_products(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_clap_and_the_cases_build() {
+        for case in BenchCase::ALL {
+            let parsed = <BenchCase as clap::ValueEnum>::from_str(case.name(), false);
+            assert_eq!(parsed, Ok(case));
+            let config = case.config(StepPath::Fast);
+            let (model, x) = (case.model(), case.data());
+            assert_eq!(x.shape()[1], model.input_dim());
+            assert!(x.shape()[0] >= config.batch_size);
+        }
+        let wide = BenchCase::MlpWide.model();
+        let count: usize = wide.params().iter().map(|p| p.numel()).sum();
+        assert_eq!(count, 98_880);
+    }
+
+    #[test]
+    fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {
+        let row = |case| BenchRow {
+            case,
+            fast: Duration::from_micros(450),
+            tape: Duration::from_millis(3),
+            fast_peak: None,
+            tape_peak: None,
+            split: Timings {
+                gradients: Duration::from_micros(45),
+                ..Timings::default()
+            },
+            speedup_2_threads: 1.0,
+            fast_gflops: 2.0,
+            tape_gflops: 0.5,
+        };
+        let table = BenchTable {
+            rows: BenchCase::ALL.iter().map(|&c| row(c)).collect(),
+            sgemm_gflops: 100.0,
+            fast_gemm_gflops: 90.0,
+            products: Vec::new(),
+            peak_by_batch: Vec::new(),
+            threads: 2,
+            tracking: false,
+        };
+        let text = table.to_string();
+        for case in BenchCase::ALL {
+            assert!(
+                text.contains(&format!(
+                    "| {} | 450 µs | 3.00 ms | 7x | n/a | n/a | 10%",
+                    case.name()
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("raw sgemm 1024^3: 100.0 GFLOP/s"));
     }
 }
