@@ -290,6 +290,17 @@ impl<'a, T: Float> FastContext<'a, T> {
 }
 
 /// The fast step's state: the gradient source and every buffer, reused from step to step.
+///
+/// Invariants: `layout`, `forms` and `tensor_grams` have one entry per decomposed tensor;
+/// `grams` one per (tensor, mode), sorted by tensor; `dense` two per tensor (encoder,
+/// decoder); `tasks`, `packs` and `grads` one per factor, in the order of
+/// [`Decomposition::factors`] (the encoder's factors, then the decoder's); `chunks` cover the
+/// largest batch seen, [`CHUNK_ROWS`] rows each.
+///
+/// ```ignore
+/// let mut fast = FastStep::new(&model, &data, &d, &config)?;
+/// let out = fast.run(&d, &rows, &mut rng, MaskRule::TopK(config.top_k), true)?;
+/// ```
 pub struct FastStep<'m, T: Float> {
     source: Source<'m, T>,
     param_index: Vec<usize>,
