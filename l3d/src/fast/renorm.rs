@@ -48,7 +48,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
             .resize_with(d.decoder.len(), Default::default);
     }
     let tensors = &mut scratch.tensors[..d.decoder.len()];
-    let norms = |(cp, t): (&CpTensor<T>, &mut TensorNorms<T>)| tensor_sq_norms(cp, t);
+    let norms = |(cp, t): (&CpTensor<T>, &mut TensorNorms<T>)| sq_norms_wide(cp, t);
     if parallel {
         d.decoder
             .par_iter()
@@ -75,7 +75,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
         };
     }
     let scale = &scratch.scale;
-    let apply = |(cp, t): (&mut CpTensor<T>, &mut TensorNorms<T>)| scale_tensor(cp, scale, t);
+    let apply = |(cp, t): (&mut CpTensor<T>, &mut TensorNorms<T>)| scale_wide(cp, scale, t);
     if parallel {
         d.decoder
             .par_iter_mut()
@@ -87,11 +87,46 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
     }
 }
 
+/// [`tensor_sq_norms`] compiled for AVX-512 where the CPU has it (the crate is built for the
+/// baseline instruction set, and these contiguous loops are the renormalisation's cost). The
+/// arithmetic is the same IEEE operations either way (no fused multiply-add), so the result is.
+fn sq_norms_wide<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
+        // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
+        return unsafe { sq_norms_avx512(cp, out) };
+    }
+    tensor_sq_norms(cp, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2")]
+unsafe fn sq_norms_avx512<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
+    tensor_sq_norms(cp, out);
+}
+
+/// [`scale_tensor`] compiled for AVX-512 where the CPU has it (as [`sq_norms_wide`]).
+fn scale_wide<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
+        // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
+        return unsafe { scale_avx512(cp, scale, scratch) };
+    }
+    scale_tensor(cp, scale, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2")]
+unsafe fn scale_avx512<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
+    scale_tensor(cp, scale, scratch);
+}
+
 /// `out.sq[v] = |V[v]|^2` of one tensor: `sum_{r, s} prod_m <F_m[:, vR + r], F_m[:, vR + s]>`.
 ///
 /// The inner products come from shifted products of each factor's rows,
 /// `P_m[delta, c] = sum_j F_m[j, c] F_m[j, c + delta]` for `delta < R` (contiguous loops the
 /// compiler vectorises): `<F_m[:, vR + r], F_m[:, vR + s]> = P_m[|s - r|, vR + min(r, s)]`.
+#[inline(always)]
 fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
     let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
     fit(&mut out.shifted, modes * rank * cols);
@@ -126,6 +161,7 @@ fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
 
 /// Multiplies subnetwork `v` of one tensor by `scale[v]`, `scale[v]^(1 / modes)` on every mode,
 /// as `CpTensor::scale_subnetworks` does (the scales are positive, so no sign moves).
+#[inline(always)]
 fn scale_tensor<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
     let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
     // One factor per column (`vR + r` gets subnetwork `v`'s), so each row is scaled by one
