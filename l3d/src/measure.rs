@@ -8,9 +8,9 @@ use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::FastStep;
 use crate::model::Model;
-use crate::pairs::{check_data, per_sample_gradients, reference_outputs};
+use crate::pairs::{check_data, draw_partners, per_sample_gradients, reference_outputs};
 use crate::step::{encode, tape_step, MaskRule};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
@@ -30,11 +30,6 @@ pub struct Evaluation {
     /// Fraction of samples in which each subnetwork was in the top k.
     pub p_act: Vec<f64>,
     pub dead: usize,
-}
-
-/// For each row `i` of `n` rows, a partner `j != i` drawn uniformly (needs `n >= 2`).
-fn partners(n: usize, rng: &mut impl Rng) -> Vec<usize> {
-    crate::pairs::draw_partners(n, rng)
 }
 
 /// Dense per-sample gradients of the pairs `(x_i, reference_i)`.
@@ -85,7 +80,7 @@ pub fn evaluate<T: Float>(
                 let x = data.gather_rows(chunk);
                 let y0 = model.evaluate_w0(&x)?;
                 let p = match config.reference {
-                    Reference::RandomSample => partners(chunk.len(), &mut rng),
+                    Reference::RandomSample => draw_partners(chunk.len(), &mut rng),
                     _ => Vec::new(),
                 };
                 let r = reference_outputs(&y0, config.reference, config.divergence, &p);
@@ -162,7 +157,7 @@ pub fn impacts<T: Float>(
     rng.set_stream(EVAL_STREAM - 1);
     let mut total = Tensor::zeros(&[n, d.n_v]);
     for _ in 0..n_refs {
-        let p = partners(n, &mut rng);
+        let p = draw_partners(n, &mut rng);
         let rows: Vec<usize> = (0..n).collect();
         let mut parts = Vec::new();
         for chunk in rows.chunks(CHUNK_ROWS) {

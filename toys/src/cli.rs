@@ -532,8 +532,8 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
     let deltas: Vec<f64> = (0..a.steps)
         .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)
         .collect();
-    let n = data.shape()[0].min(a.samples.max(1));
-    let x = data.gather_rows(&(0..n).collect::<Vec<_>>());
+    let x = crate::report::first_rows(&data, a.samples.max(1));
+    let n = x.shape()[0];
     let mut text = String::new();
     let mut results = Vec::new();
     for &k in &a.subnetworks {

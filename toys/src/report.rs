@@ -86,7 +86,12 @@ pub fn generic_report(
 
 /// The first rows of the data (at most [`PROBE_ROWS`]).
 fn probe_rows(data: &Tensor<f32>) -> Tensor<f32> {
-    let n = data.shape()[0].min(PROBE_ROWS);
+    first_rows(data, PROBE_ROWS)
+}
+
+/// The first `at_most` rows of `data: [N, ..]` (all of them if there are fewer).
+pub fn first_rows(data: &Tensor<f32>, at_most: usize) -> Tensor<f32> {
+    let n = data.shape()[0].min(at_most);
     data.gather_rows(&(0..n).collect::<Vec<_>>())
 }
 
@@ -242,8 +247,8 @@ pub fn sweeps_svg(
     delta: f64,
     settings: &AnalysisConfig,
 ) -> Result<String> {
-    let n = data.shape()[0].min(SWEEP_ROWS);
-    let x = data.gather_rows(&(0..n).collect::<Vec<_>>());
+    let x = first_rows(data, SWEEP_ROWS);
+    let n = x.shape()[0];
     let impact = impacts(model, d, config, &x, settings.n_refs, settings.seed)?;
     let top = impact.argmax_axis(1);
     let deltas: Vec<f64> = (0..=20).map(|i| delta * (i as f64 / 5.0 - 2.0)).collect();

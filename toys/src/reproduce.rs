@@ -120,9 +120,8 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
     let markdown = markdown_table(&result);
     run::write_json(&args.out.join("reproduce.json"), &result)?;
     crate::io::write_atomic(&args.out.join("reproduce.md"), markdown.as_bytes())?;
-    for (file, caption, svg) in &report_figures {
+    for (file, _, svg) in &report_figures {
         crate::io::write_atomic(&args.out.join(file), svg.as_bytes())?;
-        let _ = caption;
     }
     let page = Report {
         title: "L3D: the paper's toy experiments reproduced".into(),
