@@ -380,6 +380,30 @@ fn a_wide_model_with_several_chunks_and_packed_operands_agrees() {
     }
 }
 
+#[test]
+fn row_blocks_and_groups_of_chunks_in_the_backward_agree() {
+    // A 200-wide layer: its factor gradients span three row blocks of the backward (96 rows
+    // each), and 290 samples are ten chunks, more than one product takes at once (8). Equal
+    // to the tape, and the same bits on one thread and two.
+    let acts = [MlpActivation::Tanh, MlpActivation::Identity];
+    let model = RandomMlp::<f64>::new(&[40, 200, 30], &acts, &[true, true], 4);
+    let config = L3dConfig {
+        n_subnetworks: 6,
+        rank: 2,
+        top_k: 0.2,
+        batch_size: 290,
+        ..Default::default()
+    };
+    let d = Decomposition::new(&model, &config).unwrap();
+    let x = normal_inputs::<f64>(290, 40, 5);
+    let rule = MaskRule::TopK(0.2);
+    let tape = tape_batch(&model, &d, &config, &x, 6, rule);
+    let fast = in_pool(2, || fast_batch(&model, &d, &config, &x, 6, rule));
+    assert_agree(&fast, &tape, 1e-9, 1e-4).unwrap();
+    let one = in_pool(1, || fast_batch(&model, &d, &config, &x, 6, rule));
+    assert_eq!(one.factor_grads, fast.factor_grads);
+}
+
 /// A model big enough that the fast step runs in parallel (past `PARALLEL_WORK`).
 fn wide_model(view: bool) -> (RandomMlp<f32>, L3dConfig, Tensor<f32>) {
     let acts = [

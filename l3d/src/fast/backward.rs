@@ -1,6 +1,5 @@
-//! The backward into the CP factors: one task per factor gradient, each owning its output, so
-//! the tasks run in parallel and no sum depends on the number of threads. Each task adds the
-//! chunks' contributions in chunk order (derivation in `fast/mod.rs`).
+//! The backward into the CP factors, in two passes, so that no sum depends on the number of
+//! threads (derivation in `fast/mod.rs`).
 //!
 //! For side `s` (encoder: `dS = dL/dc`; decoder: `dS = dL/dd`), tensor `t`, mode `m`:
 //! - factored gradients: `dL/dF_0 = sum_chunks left^T (dS_E * Q)` and
@@ -8,12 +7,26 @@
 //! - dense gradients: `dV = sum_chunks dS^T g: [n_v, numel]`, then the adjoint of the dense
 //!   form (`gram::dense_form_adjoint`);
 //! - decoder factors also get the Gram term `2 F_m (dG_E * prod_{m' != m} K_m')`.
+//!
+//! Pass 1 ([`FactorTask::prepare`], one task per factor) forms the right operands of a
+//! factored gradient: `dS_E * Q` for every chunk, and for the decoder `2 dG_E * prod K_m'`;
+//! a dense gradient is finished whole in this pass (biases: small). Pass 2
+//! ([`FactorTask::rows`], one task per block of [`BLOCK_ROWS`] rows of a factored gradient)
+//! computes `dL/dF_m[rows] = [left_0^T | left_1^T | .. | F_m] [work_0; work_1; ..; gram]`
+//! as one product ([`gemm_sum`]): every element is the same sum in the same order however
+//! the rows are split, and the tasks are small and even, so two threads share them evenly.
 
 use super::encode::{fit, GradRows};
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use super::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use super::gram::{add_gram_gradient, dense_form_adjoint, gram_adjoint, DenseScratch};
 use super::{Chunk, FastContext, Side};
 use tensor::{Float, Tensor};
+
+/// Rows of a factor gradient per pass-2 task (a multiple of every microkernel's `MR`).
+pub(crate) const BLOCK_ROWS: usize = 96;
+
+/// Parts of `k` per [`gemm_sum`] call: chunks beyond this are added by further calls.
+const MAX_PARTS: usize = 8;
 
 /// Which factor a task differentiates, and its scratch.
 #[derive(Debug, Clone)]
@@ -21,9 +34,10 @@ pub(crate) struct FactorTask<T> {
     pub side: Side,
     pub t: usize,
     pub m: usize,
-    /// `dS_E * Q` (or `* P`) for one chunk, or `dV`.
+    /// Factored: `dS_E * Q` (or `* P`) for the whole batch, `[B M, C]`, then one row of
+    /// scratch. Dense: `dV`.
     work: Vec<T>,
-    /// `dL/dK_m` for the Gram term.
+    /// `dL/dK_m` for the Gram term, doubled for pass 2 (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
     dense: DenseScratch<T>,
     gemm: GemmScratch<T>,
@@ -42,74 +56,133 @@ impl<T: Float> FactorTask<T> {
         }
     }
 
-    /// `grad <- dL/dF_m` of this task's side and tensor.
-    pub fn run(&mut self, ctx: &FastContext<T>, chunks: &[Chunk<T>], grad: &mut Tensor<T>) {
+    /// Whether pass 2 computes this gradient (its tensor's gradients are factored).
+    pub fn by_rows(&self, ctx: &FastContext<T>) -> bool {
+        !ctx.is_dense(self.t)
+    }
+
+    /// Pass 1: the right operands of a factored gradient, or the whole of a dense one.
+    pub fn prepare(&mut self, ctx: &FastContext<T>, chunks: &[Chunk<T>], grad: &mut Tensor<T>) {
         let cp = ctx.cp(self.side, self.t);
         let ds = ctx.coefficient_grad(self.side);
         let (n_v, rank, cols) = (cp.n_v, cp.rank, cp.columns());
+        if self.side == Side::Decoder {
+            // Pass 2 multiplies by this matrix as it is, so it carries the factor 2 of the Gram
+            // term (doubling is exact); the dense case adds it in `add_gram_gradient`.
+            let scale = T::from_f64(if self.by_rows(ctx) { 2.0 } else { 1.0 });
+            let ks = ctx.mode_grams(self.t);
+            let dg = ctx.gram_grad();
+            gram_adjoint(ks, self.m, dg, scale, (n_v, rank), &mut self.gram);
+        }
+        if self.by_rows(ctx) {
+            let total: usize = chunks.iter().map(|c| c.len * outer_m(ctx, c, self.t)).sum();
+            // The products, then one row of scratch: dS_E's row of a sample.
+            fit(&mut self.work, (total + 1) * cols);
+            let (work, expanded) = self.work.split_at_mut(total * cols);
+            let mut at = 0;
+            for chunk in chunks {
+                let GradRows::Outer { m, .. } = ctx.grad_rows(chunk, self.t) else {
+                    unreachable!("a factored tensor has factored rows in every chunk");
+                };
+                let (p, q) = chunk.products(self.t, self.side);
+                // Mode 0 pairs left with Q; mode 1 pairs right with P.
+                let y = if self.m == 0 { q } else { p };
+                let rows = chunk.len * m;
+                let ds_rows = &ds[chunk.start * n_v..(chunk.start + chunk.len) * n_v];
+                let out = &mut work[at * cols..(at + rows) * cols];
+                let per_sample = out.chunks_exact_mut(m * cols).zip(y.chunks_exact(m * cols));
+                for ((w, ys), dsr) in per_sample.zip(ds_rows.chunks_exact(n_v)) {
+                    for (block, &dsv) in expanded.chunks_exact_mut(rank).zip(dsr) {
+                        block.fill(dsv);
+                    }
+                    for (w_row, y_row) in w.chunks_exact_mut(cols).zip(ys.chunks_exact(cols)) {
+                        for ((wj, &yj), &e) in w_row.iter_mut().zip(y_row).zip(expanded.iter()) {
+                            *wj = e * yj;
+                        }
+                    }
+                }
+                at += rows;
+            }
+            return;
+        }
         for (index, chunk) in chunks.iter().enumerate() {
             let beta = if index == 0 { T::zero() } else { T::one() };
             let ds_rows = &ds[chunk.start * n_v..(chunk.start + chunk.len) * n_v];
-            match ctx.grad_rows(chunk, self.t) {
-                GradRows::Outer {
-                    left,
-                    right,
-                    m,
-                    p,
-                    q,
-                } => {
-                    // Mode 0 pairs left with Q; mode 1 pairs right with P.
-                    let (x, width, y) = if self.m == 0 {
-                        (left, p, chunk.products(self.t, self.side).1)
-                    } else {
-                        (right, q, chunk.products(self.t, self.side).0)
-                    };
-                    let rows = chunk.len * m;
-                    fit(&mut self.work, rows * cols);
-                    for (r, (w, yr)) in self
-                        .work
-                        .chunks_exact_mut(cols)
-                        .zip(y.chunks_exact(cols))
-                        .enumerate()
-                    {
-                        let dsr = &ds_rows[(r / m) * n_v..(r / m + 1) * n_v];
-                        let terms = w.chunks_exact_mut(rank).zip(yr.chunks_exact(rank));
-                        for ((wv, yv), &dsv) in terms.zip(dsr) {
-                            for (wj, &yj) in wv.iter_mut().zip(yv) {
-                                *wj = dsv * yj;
-                            }
-                        }
-                    }
-                    gemm(
-                        T::one(),
-                        MatRef::rows(x, rows, width).t(),
-                        MatRef::rows(&self.work, rows, cols),
-                        beta,
-                        MatMut::rows(grad.data_mut(), width, cols),
-                        &mut self.gemm,
-                    );
-                }
-                GradRows::Dense { g, numel } => {
-                    // dV += dS^T g: [n_v, n] @ [n, numel].
-                    fit(&mut self.work, n_v * numel);
-                    gemm(
-                        T::one(),
-                        MatRef::rows(ds_rows, chunk.len, n_v).t(),
-                        MatRef::rows(g, chunk.len, numel),
-                        beta,
-                        MatMut::rows(&mut self.work, n_v, numel),
-                        &mut self.gemm,
-                    );
-                }
-            }
+            let GradRows::Dense { g, numel } = ctx.grad_rows(chunk, self.t) else {
+                unreachable!("a dense tensor has dense rows in every chunk");
+            };
+            // dV += dS^T g: [n_v, n] @ [n, numel].
+            fit(&mut self.work, n_v * numel);
+            gemm(
+                T::one(),
+                MatRef::rows(ds_rows, chunk.len, n_v).t(),
+                MatRef::rows(g, chunk.len, numel),
+                beta,
+                MatMut::rows(&mut self.work, n_v, numel),
+                &mut self.gemm,
+            );
         }
-        if ctx.is_dense(self.t) {
-            dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
-        }
+        dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
         if self.side == Side::Decoder {
-            let ks = ctx.mode_grams(self.t);
-            gram_adjoint(ks, self.m, ctx.gram_grad(), n_v, rank, &mut self.gram);
             add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);
         }
+    }
+
+    /// Pass 2: rows `block * BLOCK_ROWS..` of a factored gradient, into `out` (those rows).
+    pub fn rows(
+        &self,
+        ctx: &FastContext<T>,
+        chunks: &[Chunk<T>],
+        block: usize,
+        out: &mut [T],
+        scratch: &mut GemmScratch<T>,
+    ) {
+        let cp = ctx.cp(self.side, self.t);
+        let (cols, f) = (cp.columns(), &cp.factors[self.m]);
+        let (r0, n_rows) = (block * BLOCK_ROWS, out.len() / cols);
+        let mut parts_a = [MatRef::rows(&[], 0, 0); MAX_PARTS + 1];
+        let mut parts_b = parts_a;
+        let mut n_parts = 0;
+        let mut first = true;
+        let mut at = 0;
+        let mut flush = |parts_a: &[MatRef<T>], parts_b: &[MatRef<T>], out: &mut [T]| {
+            let beta = if first { T::zero() } else { T::one() };
+            first = false;
+            let c = MatMut::rows(out, n_rows, cols);
+            gemm_sum(T::one(), parts_a, parts_b, beta, c, scratch);
+        };
+        for chunk in chunks {
+            let GradRows::Outer { left, right, m, .. } = ctx.grad_rows(chunk, self.t) else {
+                unreachable!("a factored tensor has factored rows in every chunk");
+            };
+            let (x, width) = (if self.m == 0 { left } else { right }, f.shape()[0]);
+            let rows = chunk.len * m;
+            // x^T restricted to rows r0.. of the gradient: columns r0.. of x.
+            parts_a[n_parts] = MatRef::new(&x[r0..], n_rows, rows, 1, width);
+            parts_b[n_parts] = MatRef::rows(&self.work[at * cols..(at + rows) * cols], rows, cols);
+            at += rows;
+            n_parts += 1;
+            if n_parts == MAX_PARTS {
+                flush(&parts_a[..n_parts], &parts_b[..n_parts], out);
+                n_parts = 0;
+            }
+        }
+        if self.side == Side::Decoder {
+            let f_rows = &f.data()[r0 * cols..(r0 + n_rows) * cols];
+            parts_a[n_parts] = MatRef::rows(f_rows, n_rows, cols);
+            parts_b[n_parts] = MatRef::rows(&self.gram[..cols * cols], cols, cols);
+            n_parts += 1;
+        }
+        if n_parts > 0 {
+            flush(&parts_a[..n_parts], &parts_b[..n_parts], out);
+        }
+    }
+}
+
+/// `M`, the rows per sample of tensor `t`'s factored gradients in `chunk`.
+fn outer_m<T: Float>(ctx: &FastContext<T>, chunk: &Chunk<T>, t: usize) -> usize {
+    match ctx.grad_rows(chunk, t) {
+        GradRows::Outer { m, .. } => m,
+        GradRows::Dense { .. } => unreachable!("called for factored tensors only"),
     }
 }

@@ -133,6 +133,16 @@ impl<'a, T: Float> MatMut<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
+    /// The same view, borrowed again (to pass on without giving it up).
+    pub fn reborrow(&mut self) -> MatMut<'_, T> {
+        MatMut {
+            data: &mut *self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs,
+        }
+    }
+
     fn row_mut(&mut self, i: usize, j0: usize, len: usize) -> &mut [T] {
         let start = i * self.rs + j0;
         &mut self.data[start..start + len]
@@ -224,14 +234,116 @@ pub fn gemm_with<T: Float>(
     if m * n * k <= SMALL_MAX {
         small_path(isa, alpha, &a, &b, beta, &mut c, scratch);
     } else {
-        packed(isa, alpha, &a, BSource::Strided(b), beta, &mut c, scratch);
+        let ops = Operands {
+            a: std::slice::from_ref(&a),
+            b: BSource::Strided(std::slice::from_ref(&b)),
+            upper: false,
+        };
+        packed(isa, alpha, ops, beta, &mut c, scratch);
     }
 }
 
-/// B as the blocked algorithm reads it: strided (packed on every call), or packed beforehand.
+/// `C <- alpha sum_j A_j B_j + beta C` for `A_j: m x k_j`, `B_j: k_j x n`: the product of
+/// `[A_0 | A_1 | ..]` and `[B_0; B_1; ..]`, packed side by side so the microkernel runs over
+/// the whole `k` at once (one pass over C instead of one per part). Every element accumulates
+/// over the parts in order. Panics if `parts_a` is empty or the shapes disagree.
+pub fn gemm_sum<T: Float>(
+    alpha: T,
+    parts_a: &[MatRef<T>],
+    parts_b: &[MatRef<T>],
+    beta: T,
+    c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    gemm_sum_with(Isa::detect(), alpha, parts_a, parts_b, beta, c, scratch);
+}
+
+/// [`gemm_sum`] with a chosen instruction set.
+pub fn gemm_sum_with<T: Float>(
+    isa: Isa,
+    alpha: T,
+    parts_a: &[MatRef<T>],
+    parts_b: &[MatRef<T>],
+    beta: T,
+    mut c: MatMut<T>,
+    scratch: &mut GemmScratch<T>,
+) {
+    assert!(isa.supported(), "gemm_sum: this CPU lacks {isa:?}");
+    assert!(
+        !parts_a.is_empty() && parts_a.len() == parts_b.len(),
+        "gemm_sum: {} left and {} right parts",
+        parts_a.len(),
+        parts_b.len()
+    );
+    for (j, (a, b)) in parts_a.iter().zip(parts_b).enumerate() {
+        assert!(
+            a.cols == b.rows && a.rows == c.rows && b.cols == c.cols,
+            "gemm_sum: part {j}: A is {} x {}, B is {} x {}, C is {} x {}",
+            a.rows,
+            a.cols,
+            b.rows,
+            b.cols,
+            c.rows,
+            c.cols
+        );
+    }
+    let k: usize = parts_a.iter().map(|a| a.cols).sum();
+    if c.rows * c.cols * k <= SMALL_MAX {
+        for (j, (a, b)) in parts_a.iter().zip(parts_b).enumerate() {
+            let beta = if j == 0 { beta } else { T::one() };
+            gemm_with(isa, alpha, *a, *b, beta, c.reborrow(), scratch);
+        }
+        return;
+    }
+    let ops = Operands {
+        a: parts_a,
+        b: BSource::Strided(parts_b),
+        upper: false,
+    };
+    packed(isa, alpha, ops, beta, &mut c, scratch);
+}
+
+/// `K <- F^T F` for `F: d x C`, computing only the tiles on or above the diagonal and copying
+/// the rest from them (`K[i, j]` and `K[j, i]` are the same sum of the same products, in the
+/// same order, so the copy changes no bit). `k` must hold `C x C` values.
+pub fn gram<T: Float>(f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
+    gram_with(Isa::detect(), f, k, scratch);
+}
+
+/// [`gram`] with a chosen instruction set.
+pub fn gram_with<T: Float>(isa: Isa, f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
+    assert!(isa.supported(), "gram: this CPU lacks {isa:?}");
+    let (d, cols) = (f.rows, f.cols);
+    let mut out = MatMut::rows(k, cols, cols);
+    if d == 0 || cols * cols * d <= SMALL_MAX {
+        gemm_with(isa, T::one(), f.t(), f, T::zero(), out, scratch);
+        return;
+    }
+    let ft = f.t();
+    let ops = Operands {
+        a: std::slice::from_ref(&ft),
+        b: BSource::Strided(std::slice::from_ref(&f)),
+        upper: true,
+    };
+    packed(isa, T::one(), ops, T::zero(), &mut out, scratch);
+    // Below the diagonal from above it, in square tiles (both reads and writes stay in cache).
+    const TILE: usize = 16;
+    for ib in (0..cols).step_by(TILE) {
+        for jb in (0..=ib).step_by(TILE) {
+            for i in ib..(ib + TILE).min(cols) {
+                for j in jb..(jb + TILE).min(i) {
+                    k[i * cols + j] = k[j * cols + i];
+                }
+            }
+        }
+    }
+}
+
+/// B as the blocked algorithm reads it: strided (packed on every call, from one or more
+/// slices of `k`), or packed beforehand.
 #[derive(Debug, Clone, Copy)]
 enum BSource<'a, T> {
-    Strided(MatRef<'a, T>),
+    Strided(&'a [MatRef<'a, T>]),
     Packed(&'a PackedB<T>),
 }
 
@@ -239,10 +351,20 @@ impl<T> BSource<'_, T> {
     /// `(k, n)`.
     fn dims(&self) -> (usize, usize) {
         match self {
-            BSource::Strided(b) => (b.rows, b.cols),
+            BSource::Strided(parts) => (parts.iter().map(|b| b.rows).sum(), parts[0].cols),
             BSource::Packed(b) => (b.k, b.n),
         }
     }
+}
+
+/// The operands of the blocked algorithm: `A = [A_0 | A_1 | ..]` and `B = [B_0; B_1; ..]`
+/// split along `k` (so `A B = sum_j A_j B_j`, accumulated in one pass over `k`), and whether
+/// only the tiles on or above the diagonal of a symmetric product are wanted.
+#[derive(Debug, Clone, Copy)]
+struct Operands<'a, T> {
+    a: &'a [MatRef<'a, T>],
+    b: BSource<'a, T>,
+    upper: bool,
 }
 
 /// A right operand B packed once for many products `A B` (the panels the blocked algorithm
@@ -291,7 +413,8 @@ impl<T: Float> PackedB<T> {
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let len = nc.div_ceil(NR) * NR * kc;
-                pack_b::<T, NR>(b, pc, kc, jc, nc, &mut self.data[offset..offset + len]);
+                let out = &mut self.data[offset..offset + len];
+                pack_b::<T, NR>(b, pc, kc, jc, nc, out, kc * NR, 0);
                 offset += len;
             }
         }
@@ -362,7 +485,12 @@ pub fn gemm_prepacked<T: Float>(
         }
         return;
     }
-    packed(isa, alpha, &a, BSource::Packed(b), beta, &mut c, scratch);
+    let ops = Operands {
+        a: std::slice::from_ref(&a),
+        b: BSource::Packed(b),
+        upper: false,
+    };
+    packed(isa, alpha, ops, beta, &mut c, scratch);
 }
 
 /// The small-product kernel of `isa`.
@@ -392,8 +520,7 @@ fn small_path<T: Float>(
 fn packed<T: Float>(
     isa: Isa,
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
@@ -402,13 +529,13 @@ fn packed<T: Float>(
     match isa {
         // SAFETY: every caller has checked with `Isa::supported` that the CPU has AVX-512F and
         // FMA, the features these functions are compiled for; their bodies are safe code.
-        Isa::Avx512 if wide => unsafe { blocked_avx512::<T, 32>(alpha, a, b, beta, c, scratch) },
-        Isa::Avx512 => unsafe { blocked_avx512::<T, 16>(alpha, a, b, beta, c, scratch) },
+        Isa::Avx512 if wide => unsafe { blocked_avx512::<T, 32>(alpha, ops, beta, c, scratch) },
+        Isa::Avx512 => unsafe { blocked_avx512::<T, 16>(alpha, ops, beta, c, scratch) },
         // SAFETY: as above, for AVX2 and FMA.
-        Isa::Avx2 if wide => unsafe { blocked_avx2::<T, 16>(alpha, a, b, beta, c, scratch) },
-        Isa::Avx2 => unsafe { blocked_avx2::<T, 8>(alpha, a, b, beta, c, scratch) },
-        Isa::Baseline if wide => blocked::<T, 4, 8, false>(alpha, a, b, beta, c, scratch),
-        Isa::Baseline => blocked::<T, 4, 4, false>(alpha, a, b, beta, c, scratch),
+        Isa::Avx2 if wide => unsafe { blocked_avx2::<T, 16>(alpha, ops, beta, c, scratch) },
+        Isa::Avx2 => unsafe { blocked_avx2::<T, 8>(alpha, ops, beta, c, scratch) },
+        Isa::Baseline if wide => blocked::<T, 4, 8, false>(alpha, ops, beta, c, scratch),
+        Isa::Baseline => blocked::<T, 4, 4, false>(alpha, ops, beta, c, scratch),
     }
 }
 
@@ -416,51 +543,47 @@ fn packed<T: Float>(
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn blocked_avx512<T: Float, const NR: usize>(
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    blocked::<T, 6, NR, true>(alpha, a, b, beta, c, scratch);
+    blocked::<T, 6, NR, true>(alpha, ops, beta, c, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn blocked_avx2<T: Float, const NR: usize>(
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    blocked::<T, 6, NR, true>(alpha, a, b, beta, c, scratch);
+    blocked::<T, 6, NR, true>(alpha, ops, beta, c, scratch);
 }
 
 /// Off x86-64 only the baseline exists; these are never called there.
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn blocked_avx512<T: Float, const NR: usize>(
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    blocked::<T, 4, NR, false>(alpha, a, b, beta, c, scratch);
+    blocked::<T, 4, NR, false>(alpha, ops, beta, c, scratch);
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn blocked_avx2<T: Float, const NR: usize>(
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    blocked::<T, 4, NR, false>(alpha, a, b, beta, c, scratch);
+    blocked::<T, 4, NR, false>(alpha, ops, beta, c, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -580,13 +703,13 @@ fn small<T: Float, const L: usize, const FMA: bool>(
 #[inline(always)]
 fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
     alpha: T,
-    a: &MatRef<T>,
-    b: BSource<T>,
+    ops: Operands<T>,
     beta: T,
     c: &mut MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    let (m, (k, n)) = (a.rows, b.dims());
+    let Operands { a, b, upper } = ops;
+    let (m, (k, n)) = (a[0].rows, b.dims());
     debug_assert!(k > 0, "the small kernel serves k = 0");
     let mut offset = 0;
     for jc in (0..n).step_by(NC) {
@@ -594,9 +717,13 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let b_block: &[T] = match b {
-                BSource::Strided(b) => {
+                BSource::Strided(parts) => {
                     let out = prefix(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
-                    pack_b::<T, NR>(&b, pc, kc, jc, nc, out);
+                    for (part, lo, len) in slices(parts.iter().map(|b| b.rows), pc, kc) {
+                        let (at, panel) = ((lo - pc) * NR, kc * NR);
+                        let local = lo - start_of(parts.iter().map(|b| b.rows), part);
+                        pack_b::<T, NR>(&parts[part], local, len, jc, nc, out, panel, at);
+                    }
                     out
                 }
                 BSource::Packed(packed) => {
@@ -610,19 +737,52 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
             let beta_now = if pc == 0 { beta } else { T::one() };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                let a_block = pack_a::<T, MR>(a, ic, mc, pc, kc, &mut scratch.a);
+                if upper && ic >= jc + nc {
+                    break;
+                }
+                let a_block = prefix(&mut scratch.a, mc.div_ceil(MR) * kc * MR);
+                for (part, lo, len) in slices(a.iter().map(|a| a.cols), pc, kc) {
+                    let (at, panel) = ((lo - pc) * MR, kc * MR);
+                    let local = lo - start_of(a.iter().map(|a| a.cols), part);
+                    pack_a::<T, MR>(&a[part], ic, mc, local, len, a_block, panel, at);
+                }
+                let a_block = &*a_block;
                 for (jp, b_panel) in b_block.chunks_exact(kc * NR).enumerate() {
                     for (ip, a_panel) in a_block.chunks_exact(kc * MR).enumerate() {
-                        let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
                         let (i0, j0) = (ic + ip * MR, jc + jp * NR);
                         let rows = MR.min(m - i0);
                         let cols = NR.min(n - j0);
+                        if upper && i0 >= j0 + cols {
+                            // Strictly below the diagonal: the caller mirrors it.
+                            break;
+                        }
+                        let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
                         store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
                     }
                 }
             }
         }
     }
+}
+
+/// The parts of the slice `[pc, pc + kc)` of a `k` split into parts of lengths `lens`:
+/// `(part, start, len)` with `start` counted over the whole `k`.
+fn slices(
+    lens: impl Iterator<Item = usize>,
+    pc: usize,
+    kc: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let mut start = 0;
+    lens.enumerate().filter_map(move |(part, len)| {
+        let (lo, hi) = (start.max(pc), (start + len).min(pc + kc));
+        start += len;
+        (lo < hi).then_some((part, lo, hi - lo))
+    })
+}
+
+/// Where part `part` starts along the whole `k`.
+fn start_of(lens: impl Iterator<Item = usize>, part: usize) -> usize {
+    lens.take(part).sum()
 }
 
 /// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A and `NR`-column panel of B.
@@ -675,8 +835,10 @@ fn store_tile<T: Float, const MR: usize, const NR: usize>(
     }
 }
 
-/// Packs `B[k0..k0+kc, j0..j0+nc]` into `out` (`ceil(nc / NR) kc NR` values) as
-/// `ceil(nc / NR)` panels, each `kc` rows of `NR` values (columns past `nc` are zero).
+/// Packs `B[k0..k0+kc, j0..j0+nc]` into `ceil(nc / NR)` panels of `out`, each `panel` values
+/// long: rows `kc` of `NR` values (columns past `nc` are zero) from value `at` of each panel.
+/// (`panel > kc NR` when several parts of `k` share a packed block.)
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pack_b<T: Float, const NR: usize>(
     b: &MatRef<T>,
@@ -685,8 +847,12 @@ fn pack_b<T: Float, const NR: usize>(
     j0: usize,
     nc: usize,
     out: &mut [T],
+    panel: usize,
+    at: usize,
 ) {
-    for (panel, dst) in out.chunks_exact_mut(kc * NR).enumerate() {
+    let panels = out.chunks_exact_mut(panel).take(nc.div_ceil(NR));
+    for (panel, whole) in panels.enumerate() {
+        let dst = &mut whole[at..at + kc * NR];
         let j = j0 + panel * NR;
         let width = NR.min(j0 + nc - j);
         if b.rs == 1 && b.cs != 1 {
@@ -726,19 +892,23 @@ fn pack_b<T: Float, const NR: usize>(
     }
 }
 
-/// Packs `A[i0..i0+mc, k0..k0+kc]` as `ceil(mc / MR)` panels, each `kc` columns of `MR` values
-/// (rows past `mc` are zero), into the front of `buf`; returns the packed part.
+/// Packs `A[i0..i0+mc, k0..k0+kc]` into `ceil(mc / MR)` panels of `out`, each `panel` values
+/// long: columns `kc` of `MR` values (rows past `mc` are zero) from value `at` of each panel.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn pack_a<'b, T: Float, const MR: usize>(
+fn pack_a<T: Float, const MR: usize>(
     a: &MatRef<T>,
     i0: usize,
     mc: usize,
     k0: usize,
     kc: usize,
-    buf: &'b mut Vec<T>,
-) -> &'b [T] {
-    let out = prefix(buf, mc.div_ceil(MR) * kc * MR);
-    for (panel, dst) in out.chunks_exact_mut(kc * MR).enumerate() {
+    out: &mut [T],
+    panel: usize,
+    at: usize,
+) {
+    let panels = out.chunks_exact_mut(panel).take(mc.div_ceil(MR));
+    for (panel, whole) in panels.enumerate() {
+        let dst = &mut whole[at..at + kc * MR];
         let i = i0 + panel * MR;
         let height = MR.min(i0 + mc - i);
         if a.cs == 1 && a.rs != 1 {
@@ -774,7 +944,6 @@ fn pack_a<'b, T: Float, const MR: usize>(
             col[height..].fill(T::zero());
         }
     }
-    out
 }
 
 /// The first `len` values of a buffer, which grows (allocating) only when it is too short and
@@ -826,7 +995,12 @@ mod tests {
     ) {
         match path {
             Path::Packed(isa) if a.cols > 0 => {
-                packed(isa, alpha, &a, BSource::Strided(b), beta, &mut c, s)
+                let ops = Operands {
+                    a: std::slice::from_ref(&a),
+                    b: BSource::Strided(std::slice::from_ref(&b)),
+                    upper: false,
+                };
+                packed(isa, alpha, ops, beta, &mut c, s)
             }
             Path::Packed(isa) | Path::Small(isa) => small_path(isa, alpha, &a, &b, beta, &mut c, s),
         }
@@ -928,11 +1102,15 @@ mod tests {
                 let mut got = vec![1.0; m * n];
                 let mut scratch = GemmScratch::default();
                 if k > 0 {
+                    let ops = Operands {
+                        a: std::slice::from_ref(&a),
+                        b: BSource::Strided(std::slice::from_ref(&b)),
+                        upper: false,
+                    };
                     packed(
                         Isa::detect(),
                         1.0,
-                        &a,
-                        BSource::Strided(b),
+                        ops,
                         0.5,
                         &mut MatMut::rows(&mut want, m, n),
                         &mut scratch,
@@ -950,6 +1128,104 @@ mod tests {
                     &mut scratch,
                 );
                 assert_eq!(got, want, "{m}x{k}x{n} {tb}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_sum_of_parts_equals_the_product_of_the_joined_operands() {
+        // Parts of k across a KC = 256 boundary, empty parts, both layouts, beta 0 and not.
+        let (m, n) = (45, 37);
+        for lens in [
+            vec![3, 0, 5],
+            vec![32, 32, 128],
+            vec![200, 0, 100, 7],
+            vec![1],
+        ] {
+            let k: usize = lens.iter().sum();
+            let (ad, bd) = (ints(m * k, 7), ints(k * n, 8));
+            let (whole_a, whole_b) = (MatRef::rows(&ad, m, k), MatRef::rows(&bd, k, n));
+            let expect = naive(&whole_a, &whole_b);
+            // Part j: columns of A (as a column-major copy when j is odd) and rows of B.
+            let mut a_store = Vec::new();
+            let mut start = 0;
+            for (j, &len) in lens.iter().enumerate() {
+                let part: Vec<f64> = if j % 2 == 1 {
+                    (0..len * m)
+                        .map(|x| ad[(x % m) * k + start + x / m])
+                        .collect()
+                } else {
+                    (0..m * len)
+                        .map(|x| ad[(x / len.max(1)) * k + start + x % len.max(1)])
+                        .collect()
+                };
+                a_store.push((part, start, len));
+                start += len;
+            }
+            let parts_a: Vec<MatRef<f64>> = a_store
+                .iter()
+                .enumerate()
+                .map(|(j, (data, _, len))| {
+                    if j % 2 == 1 {
+                        MatRef::rows(data, *len, m).t()
+                    } else {
+                        MatRef::rows(data, m, *len)
+                    }
+                })
+                .collect();
+            let parts_b: Vec<MatRef<f64>> = a_store
+                .iter()
+                .map(|(_, start, len)| MatRef::rows(&bd[start * n..(start + len) * n], *len, n))
+                .collect();
+            for isa in Isa::available() {
+                for beta in [0.0, 0.5] {
+                    let mut c = vec![if beta == 0.0 { f64::NAN } else { 2.0 }; m * n];
+                    let mut scratch = GemmScratch::default();
+                    let out = MatMut::rows(&mut c, m, n);
+                    gemm_sum_with(isa, 2.0, &parts_a, &parts_b, beta, out, &mut scratch);
+                    for (x, y) in c.iter().zip(&expect) {
+                        let want = 2.0 * y + if beta == 0.0 { 0.0 } else { 1.0 };
+                        assert_eq!(*x, want, "{isa:?} parts {lens:?} beta {beta}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_gram_from_its_upper_tiles_is_the_whole_product() {
+        // Exact on integers for every path, past MC = 96 and NR; the f32 result equals the
+        // plain product bit for bit (the same sums), and is symmetric.
+        for (d, cols) in [(1, 1), (5, 3), (40, 7), (17, 33), (300, 128), (64, 130)] {
+            let fd = ints(d * cols, 9);
+            let f = MatRef::rows(&fd, d, cols);
+            let expect = naive(&f.t(), &f);
+            for isa in Isa::available() {
+                let mut k = vec![f64::NAN; cols * cols];
+                gram_with(isa, f, &mut k, &mut GemmScratch::default());
+                assert_eq!(k, expect, "{isa:?} {d} x {cols}");
+            }
+            let f32s: Vec<f32> = (0..d * cols)
+                .map(|i| ((i * 37 % 101) as f32).sin())
+                .collect();
+            let f = MatRef::rows(&f32s, d, cols);
+            let mut plain = vec![0f32; cols * cols];
+            let mut scratch = GemmScratch::default();
+            gemm(
+                1.0,
+                f.t(),
+                f,
+                0.0,
+                MatMut::rows(&mut plain, cols, cols),
+                &mut scratch,
+            );
+            let mut k = vec![f32::NAN; cols * cols];
+            gram(f, &mut k, &mut scratch);
+            for i in 0..cols {
+                for j in 0..cols {
+                    assert_eq!(k[i * cols + j].to_bits(), k[j * cols + i].to_bits());
+                    assert_eq!(k[i * cols + j].to_bits(), plain[i * cols + j].to_bits());
+                }
             }
         }
     }

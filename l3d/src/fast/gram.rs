@@ -14,72 +14,95 @@
 //!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
 
 use super::encode::fit;
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use super::gemm::{gemm, gram, GemmScratch, MatMut, MatRef};
 use crate::cp::CpTensor;
 use tensor::{Float, Tensor};
 
-/// `k <- F^T F: [C, C]` for a factor `F: [d, C]`. (Computing only the lower triangle by panels
-/// saves 3/8 of the multiply-adds at `C = 128` but was no faster here: the narrow panels pack
-/// their operands less efficiently.)
+/// `k <- F^T F: [C, C]` for a factor `F: [d, C]`, from the tiles on and above the diagonal
+/// ([`super::gemm::gram`]).
 pub(crate) fn mode_gram<T: Float>(f: &Tensor<T>, k: &mut Vec<T>, scratch: &mut GemmScratch<T>) {
     let (d, cols) = (f.shape()[0], f.shape()[1]);
     fit(k, cols * cols);
-    let fm = MatRef::rows(f.data(), d, cols);
-    gemm(
-        T::one(),
-        fm.t(),
-        fm,
-        T::zero(),
-        MatMut::rows(k, cols, cols),
-        scratch,
-    );
+    gram(MatRef::rows(f.data(), d, cols), k, scratch);
 }
 
 /// `g[v, w] += sum_{r, s} prod_m K_m[vR + r, wR + s]` for one tensor's mode Grams `ks`.
+/// `row` is scratch. Row by row: the Hadamard product of the Grams' rows (a vector loop), then
+/// its `R`-wide blocks added in `(r, s)` order, as a scalar loop over `(r, s)` would.
 pub(crate) fn add_subnetwork_gram<T: Float, K: AsRef<[T]>>(
     ks: &[K],
     n_v: usize,
     rank: usize,
     g: &mut [T],
+    row: &mut Vec<T>,
 ) {
     let cols = n_v * rank;
+    fit(row, cols + n_v);
+    let (h, total) = row.split_at_mut(cols);
     for v in 0..n_v {
-        for w in 0..n_v {
-            let mut total = T::zero();
-            for r in 0..rank {
-                for s in 0..rank {
-                    let at = (v * rank + r) * cols + w * rank + s;
-                    total += ks.iter().fold(T::one(), |p, k| p * k.as_ref()[at]);
+        total.fill(T::zero());
+        for r in 0..rank {
+            let span = (v * rank + r) * cols..(v * rank + r + 1) * cols;
+            h.copy_from_slice(&ks[0].as_ref()[span.clone()]);
+            for k in &ks[1..] {
+                for (x, &y) in h.iter_mut().zip(&k.as_ref()[span.clone()]) {
+                    *x *= y;
                 }
             }
-            g[v * n_v + w] += total;
+            for (t, block) in total.iter_mut().zip(h.chunks_exact(rank)) {
+                for &x in block {
+                    *t += x;
+                }
+            }
+        }
+        for (gw, &t) in g[v * n_v..(v + 1) * n_v].iter_mut().zip(total.iter()) {
+            *gw += t;
         }
     }
 }
 
-/// `out = dG_E * prod_{m' != skip} K_m'`: `[C, C]`, the gradient of the loss with respect to
-/// `K_skip`.
+/// `out = scale dG_E * prod_{m' != skip} K_m'`: `[C, C]`, `scale` times the gradient of the
+/// loss with respect to `K_skip`. (`scale` is 1 or 2: an exact scaling.)
 pub(crate) fn gram_adjoint<T: Float, K: AsRef<[T]>>(
     ks: &[K],
     skip: usize,
     dg: &[T],
-    n_v: usize,
-    rank: usize,
+    scale: T,
+    (n_v, rank): (usize, usize),
     out: &mut Vec<T>,
 ) {
     let cols = n_v * rank;
-    fit(out, cols * cols);
-    // dG_E: each dG[v, w] fills an R x R block.
-    for (row, out_row) in out.chunks_exact_mut(cols).enumerate() {
-        let dg_row = &dg[(row / rank) * n_v..(row / rank + 1) * n_v];
-        for (block, &x) in out_row.chunks_exact_mut(rank).zip(dg_row) {
-            block.fill(x);
+    fit(out, cols * cols + cols);
+    let (out, expanded) = out.split_at_mut(cols * cols);
+    for (v, rows) in out.chunks_exact_mut(rank * cols).enumerate() {
+        // dG_E's rows vR..vR + R: each dG[v, w], scaled, repeated R times.
+        for (block, &x) in expanded
+            .chunks_exact_mut(rank)
+            .zip(&dg[v * n_v..(v + 1) * n_v])
+        {
+            block.fill(scale * x);
         }
-    }
-    for (m, k) in ks.iter().enumerate() {
-        if m != skip {
-            for (o, &km) in out.iter_mut().zip(k.as_ref()) {
-                *o *= km;
+        for (r, out_row) in rows.chunks_exact_mut(cols).enumerate() {
+            let span = (v * rank + r) * cols..(v * rank + r + 1) * cols;
+            let mut first = true;
+            for (m, k) in ks.iter().enumerate() {
+                if m == skip {
+                    continue;
+                }
+                let k_row = &k.as_ref()[span.clone()];
+                if first {
+                    for ((o, &e), &y) in out_row.iter_mut().zip(expanded.iter()).zip(k_row) {
+                        *o = e * y;
+                    }
+                    first = false;
+                } else {
+                    for (o, &y) in out_row.iter_mut().zip(k_row) {
+                        *o *= y;
+                    }
+                }
+            }
+            if first {
+                out_row.copy_from_slice(expanded);
             }
         }
     }
@@ -220,7 +243,7 @@ mod tests {
             })
             .collect();
         let mut g = vec![0.0; 9];
-        add_subnetwork_gram(&ks, 3, 2, &mut g);
+        add_subnetwork_gram(&ks, 3, 2, &mut g, &mut Vec::new());
         let mut v = Vec::new();
         dense_form(&cp, &mut v, &mut DenseScratch::default());
         for a in 0..3 {

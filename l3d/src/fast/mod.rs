@@ -89,7 +89,7 @@ use crate::error::{L3dError, Result};
 use crate::model::Model;
 use crate::pairs::check_data;
 use crate::step::{MaskRule, StepResult};
-use backward::FactorTask;
+use backward::{FactorTask, BLOCK_ROWS};
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
 use gemm::{takes_packing, GemmScratch, MatRef, PackedB};
 use gram::{add_subnetwork_gram, dense_form, mode_gram, DenseScratch};
@@ -98,6 +98,7 @@ use mlp::{MlpChunk, MlpNet};
 use rand::Rng;
 use rayon::prelude::*;
 use source::{initial_form, Form, Source};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tensor::{Float, Tensor};
 
@@ -312,12 +313,14 @@ pub struct FastStep<'m, T: Float> {
     forms: Vec<Form>,
     chunks: Vec<Chunk<T>>,
     grams: Vec<ModeGram<T>>,
-    /// `(t, G_t)`: each tensor's part of `G`.
-    tensor_grams: Vec<(usize, Vec<T>)>,
+    /// `(t, G_t, scratch)`: each tensor's part of `G`.
+    tensor_grams: Vec<(usize, Vec<T>, Vec<T>)>,
     dense: Vec<DenseForm<T>>,
     packs: Vec<FactorPack<T>>,
     loss: LossState<T>,
     tasks: Vec<FactorTask<T>>,
+    /// GEMM scratch of the backward's row blocks, one per thread.
+    row_scratch: Vec<Mutex<GemmScratch<T>>>,
     grads: Vec<Tensor<T>>,
     partners: Vec<usize>,
     y0: Vec<T>,
@@ -424,11 +427,14 @@ impl<'m, T: Float> FastStep<'m, T> {
             forms,
             chunks: Vec::new(),
             grams,
-            tensor_grams: (0..d.decoder.len()).map(|t| (t, Vec::new())).collect(),
+            tensor_grams: (0..d.decoder.len())
+                .map(|t| (t, Vec::new(), Vec::new()))
+                .collect(),
             dense,
             packs,
             loss: LossState::default(),
             tasks,
+            row_scratch: Vec::new(),
             grads,
             partners: Vec::new(),
             y0: Vec::new(),
@@ -654,23 +660,24 @@ impl<'m, T: Float> FastStep<'m, T> {
         self.gather_rows(n_chunks, Side::Decoder);
         // G_t per tensor (in parallel), then their sum in tensor order.
         let grams = &self.grams;
-        each(&mut self.tensor_grams, parallel, |(t, g)| {
+        each(&mut self.tensor_grams, parallel, |(t, g, row)| {
             let cp = &d.decoder[*t];
             fit(g, cp.n_v * cp.n_v);
             g.fill(T::zero());
             let start = grams.partition_point(|k| k.t < *t);
             let end = grams.partition_point(|k| k.t <= *t);
-            add_subnetwork_gram(&grams[start..end], cp.n_v, cp.rank, g);
+            add_subnetwork_gram(&grams[start..end], cp.n_v, cp.rank, g, row);
         });
         self.loss.g.fill(T::zero());
-        for (_, g_t) in &self.tensor_grams {
+        for (_, g_t, _) in &self.tensor_grams {
             for (g, &x) in self.loss.g.iter_mut().zip(g_t) {
                 *g += x;
             }
         }
     }
 
-    /// Every factor gradient, one task each.
+    /// Every factor gradient: pass 1 one task per factor, pass 2 one task per block of rows
+    /// of a factored gradient (`fast/backward.rs`).
     fn backward(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
         let ctx = FastContext {
             d,
@@ -683,19 +690,57 @@ impl<'m, T: Float> FastStep<'m, T> {
             loss: &self.loss,
         };
         let chunks = &self.chunks[..n_chunks];
-        let body =
-            |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| task.run(&ctx, chunks, grad);
+        let prepare =
+            |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| task.prepare(&ctx, chunks, grad);
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        while self.row_scratch.len() < threads {
+            self.row_scratch.push(Mutex::new(GemmScratch::default()));
+        }
+        let scratch = &self.row_scratch;
+        let rows = |task: &FactorTask<T>, block: usize, out: &mut [T]| {
+            // One scratch per thread: only this thread takes this lock, so it is always free.
+            let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
+            let mut s = scratch[slot]
+                .lock()
+                .expect("a scratch lock is never poisoned");
+            task.rows(&ctx, chunks, block, out, &mut s);
+        };
         if parallel {
             self.tasks
                 .par_iter_mut()
                 .zip(self.grads.par_iter_mut())
                 .with_max_len(1)
-                .for_each(body);
+                .for_each(prepare);
+            self.tasks
+                .par_iter()
+                .zip(self.grads.par_iter_mut())
+                .with_max_len(1)
+                .filter(|(task, _)| task.by_rows(&ctx))
+                .for_each(|(task, grad)| {
+                    let block = BLOCK_ROWS * grad.shape()[1];
+                    grad.data_mut()
+                        .par_chunks_mut(block)
+                        .with_max_len(1)
+                        .enumerate()
+                        .for_each(|(b, out)| rows(task, b, out));
+                });
         } else {
             self.tasks
                 .iter_mut()
                 .zip(self.grads.iter_mut())
-                .for_each(body);
+                .for_each(prepare);
+            for (task, grad) in self.tasks.iter().zip(self.grads.iter_mut()) {
+                if task.by_rows(&ctx) {
+                    let block = BLOCK_ROWS * grad.shape()[1];
+                    for (b, out) in grad.data_mut().chunks_mut(block).enumerate() {
+                        rows(task, b, out);
+                    }
+                }
+            }
         }
     }
 
