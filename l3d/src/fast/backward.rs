@@ -4,8 +4,8 @@
 //! For side `s` (encoder: `dS = dL/dc`; decoder: `dS = dL/dd`), tensor `t`, mode `m`:
 //! - factored gradients: `dL/dF_0 = sum_chunks left^T (dS_E * Q)` and
 //!   `dL/dF_1 = sum_chunks right^T (dS_E * P)`, with `dS_E[i M + m', vR + r] = dS[i, v]`;
-//! - dense gradients: `dV = sum_chunks dS^T g: [n_v, numel]`, then the adjoint of the dense
-//!   form (`gram::dense_form_adjoint`);
+//! - dense gradients: `dV^T = sum_chunks g^T dS: [numel, n_v]`, then the adjoint of the dense
+//!   form (`gram::dense_form_adjoint`; nothing for a vector of rank 1, whose factor is `V^T`);
 //! - decoder factors also get the Gram term `2 F_m (dG_E * prod_{m' != m} K_m')`.
 //!
 //! Pass 1 ([`FactorTask::prepare`], one task per factor) forms the right operands of a
@@ -18,7 +18,9 @@
 
 use super::encode::{fit, GradRows};
 use super::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
-use super::gram::{add_gram_gradient, dense_form_adjoint, gram_adjoint, DenseScratch};
+use super::gram::{
+    add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
+};
 use super::{Chunk, FastContext, Side};
 use tensor::{Float, Tensor};
 
@@ -35,7 +37,7 @@ pub(crate) struct FactorTask<T> {
     pub t: usize,
     pub m: usize,
     /// Factored: `dS_E * Q` (or `* P`) for the whole batch, `[B M, C]`, then one row of
-    /// scratch. Dense: `dV`.
+    /// scratch. Dense: `dV^T`.
     work: Vec<T>,
     /// `dL/dK_m` for the Gram term, doubled for pass 2 (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
@@ -105,24 +107,36 @@ impl<T: Float> FactorTask<T> {
             }
             return;
         }
+        // dV^T = sum_chunks g^T dS: [numel, n_v], straight into the gradient for a vector of
+        // rank 1 (whose factor is V^T).
+        let direct = dense_form_is_factor(cp);
+        let numel = cp.numel();
+        if !direct {
+            fit(&mut self.work, numel * n_v);
+        }
         for (index, chunk) in chunks.iter().enumerate() {
             let beta = if index == 0 { T::zero() } else { T::one() };
             let ds_rows = &ds[chunk.start * n_v..(chunk.start + chunk.len) * n_v];
-            let GradRows::Dense { g, numel } = ctx.grad_rows(chunk, self.t) else {
+            let GradRows::Dense { g, .. } = ctx.grad_rows(chunk, self.t) else {
                 unreachable!("a dense tensor has dense rows in every chunk");
             };
-            // dV += dS^T g: [n_v, n] @ [n, numel].
-            fit(&mut self.work, n_v * numel);
+            let out = if direct {
+                grad.data_mut()
+            } else {
+                &mut self.work[..]
+            };
             gemm(
                 T::one(),
-                MatRef::rows(ds_rows, chunk.len, n_v).t(),
-                MatRef::rows(g, chunk.len, numel),
+                MatRef::rows(g, chunk.len, numel).t(),
+                MatRef::rows(ds_rows, chunk.len, n_v),
                 beta,
-                MatMut::rows(&mut self.work, n_v, numel),
+                MatMut::rows(out, numel, n_v),
                 &mut self.gemm,
             );
         }
-        dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
+        if !direct {
+            dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
+        }
         if self.side == Side::Decoder {
             add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);
         }

@@ -74,9 +74,9 @@ pub(crate) fn encode_outer<T: Float>(
     }
 }
 
-/// Dense encode: `out += g V^T` with `v_dense: [n_v, numel]` the side's dense subnetworks.
+/// Dense encode: `out += g V^T` with `vt = V^T: [numel, n_v]`, the side's dense subnetworks.
 pub(crate) fn encode_dense<T: Float>(
-    v_dense: &[T],
+    vt: &[T],
     g: &[T],
     n: usize,
     numel: usize,
@@ -87,7 +87,7 @@ pub(crate) fn encode_dense<T: Float>(
     gemm(
         T::one(),
         MatRef::rows(g, n, numel),
-        MatRef::rows(v_dense, n_v, numel).t(),
+        MatRef::rows(vt, numel, n_v),
         T::one(),
         MatMut::rows(out, n, n_v),
         scratch,

@@ -756,8 +756,18 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                             // Strictly below the diagonal: the caller mirrors it.
                             break;
                         }
-                        let acc = microkernel::<T, MR, NR, FMA>(a_panel, b_panel);
-                        store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
+                        // A short last panel of A runs a kernel of fewer rows (the padding rows
+                        // would be computed and thrown away): 2 or 4 rows, else all MR.
+                        if rows <= 2 && MR > 2 {
+                            let acc = microkernel::<T, MR, 2, NR, FMA>(a_panel, b_panel);
+                            store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
+                        } else if rows <= 4 && MR > 4 {
+                            let acc = microkernel::<T, MR, 4, NR, FMA>(a_panel, b_panel);
+                            store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
+                        } else {
+                            let acc = microkernel::<T, MR, MR, NR, FMA>(a_panel, b_panel);
+                            store_tile(alpha, &acc, beta_now, c, i0, j0, rows, cols);
+                        }
                     }
                 }
             }
@@ -785,17 +795,18 @@ fn start_of(lens: impl Iterator<Item = usize>, part: usize) -> usize {
     lens.take(part).sum()
 }
 
-/// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A and `NR`-column panel of B.
+/// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A (its first `ROWS <= MR` rows) and
+/// `NR`-column panel of B.
 #[inline(always)]
-fn microkernel<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+fn microkernel<T: Float, const MR: usize, const ROWS: usize, const NR: usize, const FMA: bool>(
     a_panel: &[T],
     b_panel: &[T],
-) -> [[T; NR]; MR] {
-    let mut acc = [[T::zero(); NR]; MR];
+) -> [[T; NR]; ROWS] {
+    let mut acc = [[T::zero(); NR]; ROWS];
     for (ap, bp) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)) {
-        let ap: &[T; MR] = ap.try_into().expect("chunks_exact gives MR values");
+        let ap: &[T; ROWS] = ap[..ROWS].try_into().expect("ROWS <= MR values");
         let bp: &[T; NR] = bp.try_into().expect("chunks_exact gives NR values");
-        for i in 0..MR {
+        for i in 0..ROWS {
             for j in 0..NR {
                 acc[i][j] = if FMA {
                     ap[i].mul_add(bp[j], acc[i][j])
@@ -811,9 +822,9 @@ fn microkernel<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
 /// Writes the valid `rows x cols` corner of a tile: `C <- alpha acc + beta C`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn store_tile<T: Float, const MR: usize, const NR: usize>(
+fn store_tile<T: Float, const ROWS: usize, const NR: usize>(
     alpha: T,
-    acc: &[[T; NR]; MR],
+    acc: &[[T; NR]; ROWS],
     beta: T,
     c: &mut MatMut<T>,
     i0: usize,

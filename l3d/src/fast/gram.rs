@@ -167,35 +167,51 @@ pub(crate) struct DenseScratch<T> {
     tmp: Vec<T>,
 }
 
-/// `out <- V: [n_v, numel]`, every subnetwork's full tensor, flattened:
-/// `V[v, idx] = sum_r KR[idx, vR + r]` with `KR` the Khatri-Rao product of all the factors.
+/// Whether the dense form of `cp` is its only factor as it is (a vector of rank 1:
+/// `V^T = F`), so nothing needs computing.
+pub(crate) fn dense_form_is_factor<T: Float>(cp: &CpTensor<T>) -> bool {
+    cp.factors.len() == 1 && cp.rank == 1
+}
+
+/// `out <- V^T: [numel, n_v]`, every subnetwork's full tensor, flattened, one column each:
+/// `V^T[idx, v] = sum_r KR[idx, vR + r]` with `KR` the Khatri-Rao product of all the factors
+/// (for a vector, `KR` is its factor).
 pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut DenseScratch<T>) {
-    let (numel, rank) = (cp.numel(), cp.rank);
-    khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
-    fit(out, cp.n_v * numel);
-    for (flat, row) in s.before.chunks_exact(cp.columns()).enumerate() {
-        for (v, terms) in row.chunks_exact(rank).enumerate() {
-            out[v * numel + flat] = terms.iter().fold(T::zero(), |a, &x| a + x);
+    let (numel, rank, n_v) = (cp.numel(), cp.rank, cp.n_v);
+    fit(out, numel * n_v);
+    let kr: &[T] = if cp.factors.len() == 1 {
+        cp.factors[0].data()
+    } else {
+        khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
+        &s.before
+    };
+    for (row, out_row) in kr.chunks_exact(cp.columns()).zip(out.chunks_exact_mut(n_v)) {
+        for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
+            *o = terms.iter().fold(T::zero(), |a, &x| a + x);
         }
     }
 }
 
-/// `grad <- dL/dF_m` from `dv = dL/dV: [n_v, numel]` (the adjoint of [`dense_form`]):
-/// `dF_m[j, c] = sum_{a, b} dV[v(c), (a, j, b)] Before[a, c] After[b, c]`, with `Before` and
+/// `grad <- dL/dF_m` from `dvt = dL/dV^T: [numel, n_v]` (the adjoint of [`dense_form`]):
+/// `dF_m[j, c] = sum_{a, b} dV^T[(a, j, b), v(c)] Before[a, c] After[b, c]`, with `Before` and
 /// `After` the Khatri-Rao products of the modes before and after `m`.
 pub(crate) fn dense_form_adjoint<T: Float>(
     cp: &CpTensor<T>,
     m: usize,
-    dv: &[T],
+    dvt: &[T],
     grad: &mut Tensor<T>,
     s: &mut DenseScratch<T>,
 ) {
-    let (numel, cols, rank) = (cp.numel(), cp.columns(), cp.rank);
+    let (n_v, cols, rank) = (cp.n_v, cp.columns(), cp.rank);
     if cp.factors.len() == 1 {
-        // A vector: `V[v, j] = sum_r F[j, vR + r]`, so `dF[j, vR + r] = dV[v, j]`.
-        for (j, row) in grad.data_mut().chunks_exact_mut(cols).enumerate() {
-            for (v, block) in row.chunks_exact_mut(rank).enumerate() {
-                block.fill(dv[v * numel + j]);
+        // A vector: `V^T[j, v] = sum_r F[j, vR + r]`, so `dF[j, vR + r] = dV^T[j, v]`.
+        let rows = grad
+            .data_mut()
+            .chunks_exact_mut(cols)
+            .zip(dvt.chunks_exact(n_v));
+        for (row, d_row) in rows {
+            for (block, &x) in row.chunks_exact_mut(rank).zip(d_row) {
+                block.fill(x);
             }
         }
         return;
@@ -209,12 +225,12 @@ pub(crate) fn dense_form_adjoint<T: Float>(
         for (j, g) in out.chunks_exact_mut(cols).enumerate() {
             for (b, after) in s.after.chunks_exact(cols).enumerate() {
                 let flat = (a * d_m + j) * after_rows + b;
+                let d_row = &dvt[flat * n_v..(flat + 1) * n_v];
                 let terms = g
                     .chunks_exact_mut(rank)
                     .zip(before.chunks_exact(rank))
                     .zip(after.chunks_exact(rank));
-                for (v, ((gv, xv), yv)) in terms.enumerate() {
-                    let dvv = dv[v * numel + flat];
+                for (((gv, xv), yv), &dvv) in terms.zip(d_row) {
                     for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
                         *gc += dvv * x * y;
                     }
@@ -247,7 +263,8 @@ mod tests {
         let mut v = Vec::new();
         dense_form(&cp, &mut v, &mut DenseScratch::default());
         for a in 0..3 {
-            assert_eq!(&v[a * 24..(a + 1) * 24], cp.dense_subnetwork(a).data());
+            let column: Vec<f64> = (0..24).map(|flat| v[flat * 3 + a]).collect();
+            assert_eq!(column, cp.dense_subnetwork(a).data());
             for b in 0..3 {
                 let want = cp.dense_subnetwork(a).dot(&cp.dense_subnetwork(b));
                 assert!((g[a * 3 + b] - want).abs() < 1e-12, "G[{a}, {b}]");

@@ -92,7 +92,7 @@ use crate::step::{MaskRule, StepResult};
 use backward::{FactorTask, BLOCK_ROWS};
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
 use gemm::{takes_packing, GemmScratch, MatRef, PackedB};
-use gram::{add_subnetwork_gram, dense_form, mode_gram, DenseScratch};
+use gram::{add_subnetwork_gram, dense_form, dense_form_is_factor, mode_gram, DenseScratch};
 use loss::LossState;
 use mlp::{MlpChunk, MlpNet};
 use rand::Rng;
@@ -172,7 +172,8 @@ impl<T> AsRef<[T]> for ModeGram<T> {
     }
 }
 
-/// The dense form `V: [n_v, numel]` of one side of tensor `t` (dense tensors only).
+/// The dense form `V^T: [numel, n_v]` of one side of tensor `t` (dense tensors other than
+/// vectors of rank 1, whose factor is their dense form).
 struct DenseForm<T> {
     t: usize,
     side: Side,
@@ -280,7 +281,12 @@ impl<'a, T: Float> FastContext<'a, T> {
         &self.grams[start..end]
     }
 
+    /// `V^T: [numel, n_v]` of a dense tensor: its factor itself for a vector of rank 1.
     fn dense_form(&self, t: usize, side: Side) -> &'a [T] {
+        let cp = self.cp(side, t);
+        if dense_form_is_factor(cp) {
+            return cp.factors[0].data();
+        }
         let form = self
             .dense
             .iter()
@@ -605,13 +611,23 @@ impl<'m, T: Float> FastStep<'m, T> {
     fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
         self.pack_factors(d, Side::Encoder, n_chunks, parallel);
         let forms = &self.forms;
-        each(&mut self.dense, parallel, |f| {
-            if matches!(forms[f.t], Form::Dense { .. }) {
-                let cp = match f.side {
-                    Side::Encoder => &d.encoder[f.t],
-                    Side::Decoder => &d.decoder[f.t],
-                };
-                dense_form(cp, &mut f.v, &mut f.scratch);
+        let cp_of = |f: &DenseForm<T>| match f.side {
+            Side::Encoder => &d.encoder[f.t],
+            Side::Decoder => &d.decoder[f.t],
+        };
+        let needed = |f: &DenseForm<T>| {
+            matches!(forms[f.t], Form::Dense { .. }) && !dense_form_is_factor(cp_of(f))
+        };
+        // Work of the dense forms: worth threads only for large tensors of given gradients.
+        let work: usize = self
+            .dense
+            .iter()
+            .filter(|f| needed(f))
+            .map(|f| cp_of(f).numel() * cp_of(f).columns())
+            .sum();
+        each(&mut self.dense, parallel && work >= 1 << 16, |f| {
+            if needed(f) {
+                dense_form(cp_of(f), &mut f.v, &mut f.scratch);
             }
         });
         let ctx = FastContext {

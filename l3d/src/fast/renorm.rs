@@ -130,19 +130,12 @@ unsafe fn scale_avx512<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mu
 fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
     let (rank, cols, modes) = (cp.rank, cp.columns(), cp.factors.len());
     fit(&mut out.shifted, modes * rank * cols);
-    out.shifted.fill(T::zero());
     for (f, shifted) in cp
         .factors
         .iter()
         .zip(out.shifted.chunks_exact_mut(rank * cols))
     {
-        for row in f.data().chunks_exact(cols) {
-            for (delta, acc) in shifted.chunks_exact_mut(cols).enumerate() {
-                for ((a, &x), &y) in acc.iter_mut().zip(row).zip(&row[delta..]) {
-                    *a += x * y;
-                }
-            }
-        }
+        shifted_products(f.data(), cols, rank, shifted);
     }
     fit(&mut out.sq, cp.n_v);
     for (v, sq) in out.sq.iter_mut().enumerate() {
@@ -156,6 +149,66 @@ fn tensor_sq_norms<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
             }
         }
         *sq = total;
+    }
+}
+
+/// Columns of a block of [`shifted_products`]: accumulators that stay in registers.
+const LANES: usize = 16;
+
+/// `out[delta * cols + c] = sum_j f[j, c] f[j, c + delta]` for `delta < rank` and
+/// `c + delta < cols` (0 past that), each a sum over the rows in order. For ranks up to 4
+/// the accumulators of a `LANES`-wide block of columns, all shifts at once, live in
+/// registers while the rows stream past; the same sums in the same order as the plain loop.
+#[inline(always)]
+fn shifted_products<T: Float>(f: &[T], cols: usize, rank: usize, out: &mut [T]) {
+    match rank {
+        1 => shifted_blocks::<T, 1>(f, cols, out),
+        2 => shifted_blocks::<T, 2>(f, cols, out),
+        3 => shifted_blocks::<T, 3>(f, cols, out),
+        4 => shifted_blocks::<T, 4>(f, cols, out),
+        _ => shifted_plain(f, cols, rank, 0, out),
+    }
+}
+
+/// The blocks of columns whose every shift stays inside a row by registers, the rest plainly.
+#[inline(always)]
+fn shifted_blocks<T: Float, const R: usize>(f: &[T], cols: usize, out: &mut [T]) {
+    // Blocks [cb, cb + LANES) with cb + LANES + R - 1 <= cols.
+    let full = (cols + 1).saturating_sub(R) / LANES;
+    for block in 0..full {
+        let cb = block * LANES;
+        let mut acc = [[T::zero(); LANES]; R];
+        for row in f.chunks_exact(cols) {
+            let x: &[T; LANES] = row[cb..cb + LANES].try_into().expect("LANES values");
+            for (delta, acc) in acc.iter_mut().enumerate() {
+                let y: &[T; LANES] = row[cb + delta..cb + delta + LANES]
+                    .try_into()
+                    .expect("LANES values");
+                for l in 0..LANES {
+                    acc[l] += x[l] * y[l];
+                }
+            }
+        }
+        for (delta, acc) in acc.iter().enumerate() {
+            out[delta * cols + cb..delta * cols + cb + LANES].copy_from_slice(acc);
+        }
+    }
+    shifted_plain(f, cols, R, full * LANES, out);
+}
+
+/// [`shifted_products`] for the columns from `start` on, row by row.
+#[inline(always)]
+fn shifted_plain<T: Float>(f: &[T], cols: usize, rank: usize, start: usize, out: &mut [T]) {
+    for delta in 0..rank {
+        out[delta * cols + start..(delta + 1) * cols].fill(T::zero());
+    }
+    for row in f.chunks_exact(cols) {
+        for (delta, acc) in out.chunks_exact_mut(cols).enumerate().take(rank) {
+            let (acc, x) = (&mut acc[start..], &row[start..]);
+            for ((a, &x), &y) in acc.iter_mut().zip(x).zip(&row[(start + delta).min(cols)..]) {
+                *a += x * y;
+            }
+        }
     }
 }
 
@@ -185,6 +238,32 @@ mod tests {
     use super::*;
     use crate::cp::CpTensor;
     use tensor::rng;
+
+    #[test]
+    fn shifted_products_are_the_plain_sums() {
+        // Ranks 1 to 5 (registers, and the plain loop), widths around the block size.
+        let mut r = rng(3);
+        for rank in 1..=5 {
+            for cols in [1, 7, 16, 19, 20, 36, 128] {
+                let f = tensor::Tensor::<f32>::randn(&[11, cols], 1.0, &mut r);
+                let f = f.data();
+                let mut out = vec![f32::NAN; rank * cols];
+                shifted_products(f, cols, rank, &mut out);
+                for delta in 0..rank {
+                    for c in 0..cols {
+                        let want = if c + delta < cols {
+                            f.chunks_exact(cols)
+                                .fold(0f32, |a, row| a + row[c] * row[c + delta])
+                        } else {
+                            0.0
+                        };
+                        let got = out[delta * cols + c];
+                        assert_eq!(got.to_bits(), want.to_bits(), "rank {rank} cols {cols}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn equals_the_reference_renormalisation() {
