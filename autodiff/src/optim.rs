@@ -4,8 +4,8 @@
 use rayon::prelude::*;
 use tensor::{Float, Tensor};
 
-/// Elements per parallel chunk of an optimiser update (tensors of fewer than twice this many
-/// are updated on the calling thread).
+/// Elements per parallel chunk of an optimiser update (steps of fewer than twice this many
+/// elements in all run on the calling thread).
 const UPDATE_CHUNK: usize = 1 << 13;
 
 /// One chunk of an AdamW update: parameters, gradients, first and second moments.
@@ -124,26 +124,46 @@ impl<T: Float> AdamW<T> {
             inv_sqrt_bc2,
             eps,
         };
-        let update = |chunk: Update<T>| k.apply(chunk);
-        let mut count = 0;
-        for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
-            count += 1;
-            assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
-            let (m, v) = (self.m[i].data_mut(), self.v[i].data_mut());
-            let (p, g) = (p.data_mut(), g.data());
-            // Every element is updated on its own, so splitting a long tensor into chunks for
-            // rayon changes no result (and with one thread there is nothing to split for).
-            if p.len() >= 2 * UPDATE_CHUNK && rayon::current_num_threads() > 1 {
-                p.par_chunks_mut(UPDATE_CHUNK)
-                    .zip(g.par_chunks(UPDATE_CHUNK))
-                    .zip(m.par_chunks_mut(UPDATE_CHUNK))
-                    .zip(v.par_chunks_mut(UPDATE_CHUNK))
-                    .for_each(update);
+        // The tensors are cut into chunks of at most UPDATE_CHUNK elements, gathered (on the
+        // stack) into batches of UNITS, and each batch is updated as one parallel loop: one
+        // fork and join for many small tensors. Every element is updated on its own, so how
+        // the work is cut changes no result.
+        const UNITS: usize = 128;
+        let parallel = rayon::current_num_threads() > 1;
+        let mut units: [Option<Update<T>>; UNITS] = [const { None }; UNITS];
+        let mut queued = 0;
+        let mut elements = 0;
+        let flush = |units: &mut [Option<Update<T>>], elements: usize| {
+            let run = |u: &mut Option<Update<T>>| k.apply(u.take().expect("a queued chunk"));
+            if parallel && elements >= 2 * UPDATE_CHUNK {
+                units.par_iter_mut().with_max_len(1).for_each(run);
             } else {
-                update((((p, g), m), v));
+                units.iter_mut().for_each(run);
+            }
+        };
+        let state = self.m.iter_mut().zip(self.v.iter_mut());
+        let mut params = params.into_iter();
+        for (i, (g, (m, v))) in grads.iter().zip(state).enumerate() {
+            let p = params.next().expect("AdamW: parameter count changed");
+            assert_eq!(p.shape(), g.shape(), "AdamW: gradient {i} shape");
+            let chunks = p
+                .data_mut()
+                .chunks_mut(UPDATE_CHUNK)
+                .zip(g.data().chunks(UPDATE_CHUNK))
+                .zip(m.data_mut().chunks_mut(UPDATE_CHUNK))
+                .zip(v.data_mut().chunks_mut(UPDATE_CHUNK));
+            for unit in chunks {
+                elements += unit.0 .0 .0.len();
+                units[queued] = Some(unit);
+                queued += 1;
+                if queued == UNITS {
+                    flush(&mut units[..queued], elements);
+                    (queued, elements) = (0, 0);
+                }
             }
         }
-        assert_eq!(count, self.m.len(), "AdamW: parameter count changed");
+        flush(&mut units[..queued], elements);
+        assert!(params.next().is_none(), "AdamW: parameter count changed");
     }
 }
 

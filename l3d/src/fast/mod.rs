@@ -98,6 +98,7 @@ use mlp::{MlpChunk, MlpNet};
 use rand::Rng;
 use rayon::prelude::*;
 use source::{initial_form, Form, Source};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tensor::{Float, Tensor};
@@ -207,6 +208,8 @@ pub struct FastOutput<'a, T: Float> {
     pub mask: &'a [T],
     /// In the order of [`Decomposition::factors`]; empty when the step ran without backward.
     pub factor_grads: &'a [Tensor<T>],
+    /// Whether every factor gradient is finite (each block is checked as it is written).
+    pub grads_finite: bool,
     pub batch: usize,
     pub n_v: usize,
 }
@@ -327,6 +330,8 @@ pub struct FastStep<'m, T: Float> {
     tasks: Vec<FactorTask<T>>,
     /// GEMM scratch of the backward's row blocks, one per thread.
     row_scratch: Vec<Mutex<GemmScratch<T>>>,
+    /// Cleared by a backward task that wrote a non-finite value.
+    finite: AtomicBool,
     grads: Vec<Tensor<T>>,
     partners: Vec<usize>,
     y0: Vec<T>,
@@ -441,6 +446,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             loss: LossState::default(),
             tasks,
             row_scratch: Vec::new(),
+            finite: AtomicBool::new(true),
             grads,
             partners: Vec::new(),
             y0: Vec::new(),
@@ -537,6 +543,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             coefficients: &self.loss.c,
             mask: &self.loss.mask,
             factor_grads: if backward { &self.grads } else { &[] },
+            grads_finite: !backward || self.finite.load(Ordering::Relaxed),
             batch: b,
             n_v: self.n_v,
         }))
@@ -706,8 +713,19 @@ impl<'m, T: Float> FastStep<'m, T> {
             loss: &self.loss,
         };
         let chunks = &self.chunks[..n_chunks];
-        let prepare =
-            |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| task.prepare(&ctx, chunks, grad);
+        self.finite.store(true, Ordering::Relaxed);
+        let finite = &self.finite;
+        let check = |values: &[T]| {
+            if !all_finite(values) {
+                finite.store(false, Ordering::Relaxed);
+            }
+        };
+        let prepare = |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| {
+            task.prepare(&ctx, chunks, grad);
+            if !task.by_rows(&ctx) {
+                check(grad.data());
+            }
+        };
         let threads = if parallel {
             rayon::current_num_threads()
         } else {
@@ -724,6 +742,7 @@ impl<'m, T: Float> FastStep<'m, T> {
                 .lock()
                 .expect("a scratch lock is never poisoned");
             task.rows(&ctx, chunks, block, out, &mut s);
+            check(out);
         };
         if parallel {
             self.tasks
@@ -838,6 +857,22 @@ pub fn worth_threads(work: usize, min: usize) -> bool {
     work >= min && rayon::current_num_threads() > 1
 }
 
+/// Whether every value is finite. `0 x` is 0 for a finite `x` and NaN for an infinite or NaN
+/// one, so sixteen lane sums of it stay 0 exactly when every value is finite: a loop the
+/// compiler vectorises, unlike a search that stops at the first bad value.
+pub(crate) fn all_finite<T: Float>(x: &[T]) -> bool {
+    const LANES: usize = 16;
+    let mut acc = [T::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l] * T::zero();
+        }
+    }
+    acc.iter().chain(rest).all(|v| v.is_finite())
+}
+
 /// Runs `f` on every item, in parallel or in order on this thread.
 fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Send) {
     if parallel {
@@ -845,5 +880,25 @@ fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Se
         items.par_iter_mut().with_max_len(1).for_each(f);
     } else {
         items.iter_mut().for_each(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_finite_finds_a_nan_or_an_infinity_anywhere() {
+        for len in [0, 1, 15, 16, 17, 40] {
+            let x = vec![1.5f32; len];
+            assert!(all_finite(&x));
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut y = x.clone();
+                    y[at] = bad;
+                    assert!(!all_finite(&y), "{bad} at {at} of {len}");
+                }
+            }
+        }
     }
 }
