@@ -153,6 +153,11 @@ impl<T: Float> AdamW<T> {
                 .zip(m.data_mut().chunks_mut(UPDATE_CHUNK))
                 .zip(v.data_mut().chunks_mut(UPDATE_CHUNK));
             for unit in chunks {
+                if !parallel {
+                    // One thread: nothing to gather for.
+                    k.apply(unit);
+                    continue;
+                }
                 elements += unit.0 .0 .0.len();
                 units[queued] = Some(unit);
                 queued += 1;

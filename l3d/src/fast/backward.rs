@@ -21,6 +21,7 @@ use super::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use super::gram::{
     add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
 };
+use super::source::Form;
 use super::{Chunk, FastContext, Side};
 use tensor::{Float, Tensor};
 
@@ -42,7 +43,7 @@ pub(crate) struct FactorTask<T> {
     /// `dL/dK_m` for the Gram term, doubled for pass 2 (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
     dense: DenseScratch<T>,
-    gemm: GemmScratch<T>,
+    pub gemm: GemmScratch<T>,
 }
 
 impl<T: Float> FactorTask<T> {
@@ -77,7 +78,10 @@ impl<T: Float> FactorTask<T> {
             gram_adjoint(ks, self.m, dg, scale, (n_v, rank), &mut self.gram);
         }
         if self.by_rows(ctx) {
-            let total: usize = chunks.iter().map(|c| c.len * outer_m(ctx, c, self.t)).sum();
+            let Form::Outer { m: per_sample, .. } = ctx.forms[self.t] else {
+                unreachable!("by_rows: the tensor's gradients are factored");
+            };
+            let total = chunks.iter().map(|c| c.len).sum::<usize>() * per_sample;
             // The products, then one row of scratch: dS_E's row of a sample.
             fit(&mut self.work, (total + 1) * cols);
             let (work, expanded) = self.work.split_at_mut(total * cols);
@@ -94,11 +98,15 @@ impl<T: Float> FactorTask<T> {
                 let out = &mut work[at * cols..(at + rows) * cols];
                 let per_sample = out.chunks_exact_mut(m * cols).zip(y.chunks_exact(m * cols));
                 for ((w, ys), dsr) in per_sample.zip(ds_rows.chunks_exact(n_v)) {
-                    for (block, &dsv) in expanded.chunks_exact_mut(rank).zip(dsr) {
-                        block.fill(dsv);
-                    }
+                    // dS_E's row: dsr itself at rank 1.
+                    let e: &[T] = if rank == 1 {
+                        dsr
+                    } else {
+                        expand(dsr, rank, expanded);
+                        expanded
+                    };
                     for (w_row, y_row) in w.chunks_exact_mut(cols).zip(ys.chunks_exact(cols)) {
-                        for ((wj, &yj), &e) in w_row.iter_mut().zip(y_row).zip(expanded.iter()) {
+                        for ((wj, &yj), &e) in w_row.iter_mut().zip(y_row).zip(e) {
                             *wj = e * yj;
                         }
                     }
@@ -193,10 +201,22 @@ impl<T: Float> FactorTask<T> {
     }
 }
 
-/// `M`, the rows per sample of tensor `t`'s factored gradients in `chunk`.
-fn outer_m<T: Float>(ctx: &FastContext<T>, chunk: &Chunk<T>, t: usize) -> usize {
-    match ctx.grad_rows(chunk, t) {
-        GradRows::Outer { m, .. } => m,
-        GradRows::Dense { .. } => unreachable!("called for factored tensors only"),
+/// `out[vR + r] = x[v]` for `r < R`: each value repeated `rank` times (unrolled for the
+/// common ranks).
+pub(crate) fn expand<T: Float>(x: &[T], rank: usize, out: &mut [T]) {
+    fn fixed<T: Float, const R: usize>(x: &[T], out: &mut [T]) {
+        for (block, &v) in out.chunks_exact_mut(R).zip(x) {
+            *<&mut [T; R]>::try_from(block).expect("R values") = [v; R];
+        }
+    }
+    match rank {
+        2 => fixed::<T, 2>(x, out),
+        3 => fixed::<T, 3>(x, out),
+        4 => fixed::<T, 4>(x, out),
+        _ => {
+            for (block, &v) in out.chunks_exact_mut(rank).zip(x) {
+                block.fill(v);
+            }
+        }
     }
 }

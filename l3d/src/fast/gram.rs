@@ -13,6 +13,7 @@
 //!   multi-index `idx`), and its adjoint
 //!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
 
+use super::backward::expand;
 use super::encode::fit;
 use super::gemm::{gemm, gram, GemmScratch, MatMut, MatRef};
 use crate::cp::CpTensor;
@@ -49,14 +50,35 @@ pub(crate) fn add_subnetwork_gram<T: Float, K: AsRef<[T]>>(
                     *x *= y;
                 }
             }
+            add_blocks(h, rank, total);
+        }
+        for (gw, &t) in g[v * n_v..(v + 1) * n_v].iter_mut().zip(total.iter()) {
+            *gw += t;
+        }
+    }
+}
+
+/// `total[w] += h[wR] + .. + h[wR + R - 1]`, added one by one in order (unrolled for the
+/// common ranks).
+fn add_blocks<T: Float>(h: &[T], rank: usize, total: &mut [T]) {
+    fn fixed<T: Float, const R: usize>(h: &[T], total: &mut [T]) {
+        for (t, block) in total.iter_mut().zip(h.chunks_exact(R)) {
+            for &x in block {
+                *t += x;
+            }
+        }
+    }
+    match rank {
+        1 => total.iter_mut().zip(h).for_each(|(t, &x)| *t += x),
+        2 => fixed::<T, 2>(h, total),
+        3 => fixed::<T, 3>(h, total),
+        4 => fixed::<T, 4>(h, total),
+        _ => {
             for (t, block) in total.iter_mut().zip(h.chunks_exact(rank)) {
                 for &x in block {
                     *t += x;
                 }
             }
-        }
-        for (gw, &t) in g[v * n_v..(v + 1) * n_v].iter_mut().zip(total.iter()) {
-            *gw += t;
         }
     }
 }
@@ -76,11 +98,9 @@ pub(crate) fn gram_adjoint<T: Float, K: AsRef<[T]>>(
     let (out, expanded) = out.split_at_mut(cols * cols);
     for (v, rows) in out.chunks_exact_mut(rank * cols).enumerate() {
         // dG_E's rows vR..vR + R: each dG[v, w], scaled, repeated R times.
-        for (block, &x) in expanded
-            .chunks_exact_mut(rank)
-            .zip(&dg[v * n_v..(v + 1) * n_v])
-        {
-            block.fill(scale * x);
+        expand(&dg[v * n_v..(v + 1) * n_v], rank, expanded);
+        if scale != T::one() {
+            expanded.iter_mut().for_each(|e| *e = scale * *e);
         }
         for (r, out_row) in rows.chunks_exact_mut(cols).enumerate() {
             let span = (v * rank + r) * cols..(v * rank + r + 1) * cols;

@@ -764,16 +764,17 @@ impl<'m, T: Float> FastStep<'m, T> {
                         .for_each(|(b, out)| rows(task, b, out));
                 });
         } else {
-            self.tasks
-                .iter_mut()
-                .zip(self.grads.iter_mut())
-                .for_each(prepare);
-            for (task, grad) in self.tasks.iter().zip(self.grads.iter_mut()) {
+            for (task, grad) in self.tasks.iter_mut().zip(self.grads.iter_mut()) {
+                prepare((&mut *task, &mut *grad));
                 if task.by_rows(&ctx) {
+                    // On this thread alone: the task's own scratch, no lock.
+                    let mut own = std::mem::take(&mut task.gemm);
                     let block = BLOCK_ROWS * grad.shape()[1];
                     for (b, out) in grad.data_mut().chunks_mut(block).enumerate() {
-                        rows(task, b, out);
+                        task.rows(&ctx, chunks, b, out, &mut own);
+                        check(out);
                     }
+                    task.gemm = own;
                 }
             }
         }
