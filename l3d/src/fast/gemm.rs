@@ -656,14 +656,26 @@ fn small<T: Float, const L: usize, const FMA: bool>(
     let width = blocks * L;
     let packed = prefix(&mut scratch.b, k * width);
     for (p, row) in packed.chunks_exact_mut(width).enumerate() {
-        if b.cs == 1 {
-            row[..n].copy_from_slice(&b.data[p * b.rs..p * b.rs + n]);
-        } else {
-            for (j, x) in row[..n].iter_mut().enumerate() {
-                *x = b.at(p, j);
+        for (block, dst) in row.chunks_exact_mut(L).enumerate() {
+            let dst: &mut [T; L] = dst.try_into().expect("a block holds L values");
+            let j0 = block * L;
+            // Fixed trip counts with a guard (no call to memcpy or memset for a few values).
+            if b.cs == 1 {
+                let start = p * b.rs + j0;
+                let src = &b.data[start..start + (n - j0).min(L)];
+                for l in 0..L {
+                    dst[l] = if l < src.len() { src[l] } else { T::zero() };
+                }
+            } else {
+                for l in 0..L {
+                    dst[l] = if j0 + l < n {
+                        b.at(p, j0 + l)
+                    } else {
+                        T::zero()
+                    };
+                }
             }
         }
-        row[n..].fill(T::zero());
     }
     for i in 0..a.rows {
         for block in 0..blocks {
