@@ -663,8 +663,8 @@ fn small<T: Float, const L: usize, const FMA: bool>(
             if b.cs == 1 {
                 let start = p * b.rs + j0;
                 let src = &b.data[start..start + (n - j0).min(L)];
-                for l in 0..L {
-                    dst[l] = if l < src.len() { src[l] } else { T::zero() };
+                for (l, d) in dst.iter_mut().enumerate() {
+                    *d = if l < src.len() { src[l] } else { T::zero() };
                 }
             } else {
                 for l in 0..L {
