@@ -667,8 +667,8 @@ fn small<T: Float, const L: usize, const FMA: bool>(
                     *d = if l < src.len() { src[l] } else { T::zero() };
                 }
             } else {
-                for l in 0..L {
-                    dst[l] = if j0 + l < n {
+                for (l, d) in dst.iter_mut().enumerate() {
+                    *d = if j0 + l < n {
                         b.at(p, j0 + l)
                     } else {
                         T::zero()
