@@ -133,16 +133,6 @@ impl<'a, T: Float> MatMut<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
-    /// The same view, borrowed again (to pass on without giving it up).
-    pub fn reborrow(&mut self) -> MatMut<'_, T> {
-        MatMut {
-            data: &mut *self.data,
-            rows: self.rows,
-            cols: self.cols,
-            rs: self.rs,
-        }
-    }
-
     fn row_mut(&mut self, i: usize, j0: usize, len: usize) -> &mut [T] {
         let start = i * self.rs + j0;
         &mut self.data[start..start + len]
@@ -216,31 +206,11 @@ pub fn gemm_with<T: Float>(
     a: MatRef<T>,
     b: MatRef<T>,
     beta: T,
-    mut c: MatMut<T>,
+    c: MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    assert!(
-        a.cols == b.rows && a.rows == c.rows && b.cols == c.cols,
-        "gemm: A is {} x {}, B is {} x {}, C is {} x {}",
-        a.rows,
-        a.cols,
-        b.rows,
-        b.cols,
-        c.rows,
-        c.cols
-    );
-    assert!(isa.supported(), "gemm: this CPU lacks {isa:?}");
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m * n * k <= SMALL_MAX {
-        small_path(isa, alpha, &a, &b, beta, &mut c, scratch);
-    } else {
-        let ops = Operands {
-            a: std::slice::from_ref(&a),
-            b: BSource::Strided(std::slice::from_ref(&b)),
-            upper: false,
-        };
-        packed(isa, alpha, ops, beta, &mut c, scratch);
-    }
+    let (a, b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
+    gemm_sum_with(isa, alpha, a, b, beta, c, scratch);
 }
 
 /// `C <- alpha sum_j A_j B_j + beta C` for `A_j: m x k_j`, `B_j: k_j x n`: the product of
@@ -268,17 +238,17 @@ pub fn gemm_sum_with<T: Float>(
     mut c: MatMut<T>,
     scratch: &mut GemmScratch<T>,
 ) {
-    assert!(isa.supported(), "gemm_sum: this CPU lacks {isa:?}");
+    assert!(isa.supported(), "gemm: this CPU lacks {isa:?}");
     assert!(
         !parts_a.is_empty() && parts_a.len() == parts_b.len(),
-        "gemm_sum: {} left and {} right parts",
+        "gemm: {} left and {} right parts",
         parts_a.len(),
         parts_b.len()
     );
     for (j, (a, b)) in parts_a.iter().zip(parts_b).enumerate() {
         assert!(
             a.cols == b.rows && a.rows == c.rows && b.cols == c.cols,
-            "gemm_sum: part {j}: A is {} x {}, B is {} x {}, C is {} x {}",
+            "gemm: part {j}: A is {} x {}, B is {} x {}, C is {} x {}",
             a.rows,
             a.cols,
             b.rows,
@@ -291,7 +261,7 @@ pub fn gemm_sum_with<T: Float>(
     if c.rows * c.cols * k <= SMALL_MAX {
         for (j, (a, b)) in parts_a.iter().zip(parts_b).enumerate() {
             let beta = if j == 0 { beta } else { T::one() };
-            gemm_with(isa, alpha, *a, *b, beta, c.reborrow(), scratch);
+            small_path(isa, alpha, a, b, beta, &mut c, scratch);
         }
         return;
     }

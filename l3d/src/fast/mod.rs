@@ -47,14 +47,19 @@
 //!
 //! with `dS = dL/dc` for the encoder's factors and `dL/dd` for the decoder's. Tensors whose
 //! gradient arrives dense (biases, or anything the tape could not keep factored) use the dense
-//! form `V: [n_v, numel]`: `c += g V^T`, `dV = dS^T g`, and the adjoint of the dense form.
+//! form, stored transposed, `V^T: [numel, n_v]`: `c += g V^T`, `dV^T = g^T dS`, and the adjoint
+//! of the dense form (a vector of rank 1 is its own dense form: nothing to form or undo).
 //!
 //! # Parallel and deterministic
 //!
 //! Per-sample work (the model's forward and backward, encode, decode) runs over fixed chunks of
 //! [`CHUNK_ROWS`] samples, each chunk owning its rows of every buffer. The reductions over the
-//! batch (the factor gradients) run as one task per factor gradient, adding the chunks'
-//! contributions in chunk order, and the loss's sums run serially. Nothing depends on the
+//! batch (the factor gradients) run in two passes (`fast/backward.rs`): one task per factor
+//! forms the right operands, then one task per block of rows of a factor gradient computes
+//! those rows as a single product over every chunk and the Gram term, so each element is the
+//! same sum in the same order however the work is cut; the loss's sums run serially. The
+//! decoder's mode Grams are computed from the tiles on and above their diagonal
+//! ([`gemm::gram`]). Nothing depends on the
 //! number of threads, so one thread and two give the same bits (`tests/fast_path.rs`). Steps
 //! below [`PARALLEL_WORK`] multiply-adds, and every step in a one-thread pool, run on the
 //! calling thread without rayon (the same tasks in the same order, so the same numbers).
