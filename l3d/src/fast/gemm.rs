@@ -282,21 +282,57 @@ pub fn gram<T: Float>(f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
 
 /// [`gram`] with a chosen instruction set.
 pub fn gram_with<T: Float>(isa: Isa, f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
+    gram_rows_with(isa, f, 0, k, scratch);
+    mirror_upper(k, f.cols);
+}
+
+/// Rows `r0..r0 + n` of `K = F^T F` (`F: d x C`), on and above the diagonal: `rows` holds
+/// those `n` rows, `C` values each, and only entries `(i, j)` with `j >= i` are written (with
+/// others of the diagonal's tiles). Blocks of rows are independent tasks; [`mirror_upper`]
+/// completes `K` once every block is done.
+pub fn gram_rows<T: Float>(f: MatRef<T>, r0: usize, rows: &mut [T], scratch: &mut GemmScratch<T>) {
+    gram_rows_with(Isa::detect(), f, r0, rows, scratch);
+}
+
+/// [`gram_rows`] with a chosen instruction set.
+pub fn gram_rows_with<T: Float>(
+    isa: Isa,
+    f: MatRef<T>,
+    r0: usize,
+    rows: &mut [T],
+    scratch: &mut GemmScratch<T>,
+) {
     assert!(isa.supported(), "gram: this CPU lacks {isa:?}");
     let (d, cols) = (f.rows, f.cols);
-    let mut out = MatMut::rows(k, cols, cols);
-    if d == 0 || cols * cols * d <= SMALL_MAX {
-        gemm_with(isa, T::one(), f.t(), f, T::zero(), out, scratch);
+    let n = rows.len() / cols.max(1);
+    assert!(
+        rows.len() == n * cols && r0 + n <= cols,
+        "gram: rows {r0}.. of a {cols} x {cols} Gram in {} values",
+        rows.len()
+    );
+    if n == 0 {
         return;
     }
-    let ft = f.t();
+    // F^T's rows r0.. (F's columns r0..) times F's columns r0..: the square from (r0, r0).
+    let start = &f.data[r0 * f.cs..];
+    let a = MatRef::new(start, n, d, f.cs, f.rs);
+    let b = MatRef::new(start, d, cols - r0, f.rs, f.cs);
+    let mut out = MatMut::new(&mut rows[r0..], n, cols - r0, cols);
+    if d == 0 || n * (cols - r0) * d <= SMALL_MAX {
+        gemm_with(isa, T::one(), a, b, T::zero(), out, scratch);
+        return;
+    }
     let ops = Operands {
-        a: std::slice::from_ref(&ft),
-        b: BSource::Strided(std::slice::from_ref(&f)),
+        a: std::slice::from_ref(&a),
+        b: BSource::Strided(std::slice::from_ref(&b)),
         upper: true,
     };
     packed(isa, T::one(), ops, T::zero(), &mut out, scratch);
-    // Below the diagonal from above it, in square tiles (both reads and writes stay in cache).
+}
+
+/// `K[i, j] <- K[j, i]` below the diagonal of a `C x C` matrix, in square tiles (both reads and
+/// writes stay in cache).
+pub fn mirror_upper<T: Float>(k: &mut [T], cols: usize) {
     const TILE: usize = 16;
     for ib in (0..cols).step_by(TILE) {
         for jb in (0..=ib).step_by(TILE) {
@@ -1182,6 +1218,31 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_gram_from_blocks_of_rows_is_the_same() {
+        // Blocks of 1, 7 and 32 rows of a 70-column Gram (some end mid-tile), then the mirror.
+        let (d, cols) = (90, 70);
+        let fd: Vec<f32> = (0..d * cols)
+            .map(|i| ((i * 29 % 97) as f32).cos())
+            .collect();
+        let f = MatRef::rows(&fd, d, cols);
+        let mut whole = vec![0f32; cols * cols];
+        let mut scratch = GemmScratch::default();
+        gram(f, &mut whole, &mut scratch);
+        for block in [1, 7, 32] {
+            let mut k = vec![f32::NAN; cols * cols];
+            for (b, rows) in k.chunks_mut(block * cols).enumerate() {
+                gram_rows(f, b * block, rows, &mut scratch);
+            }
+            mirror_upper(&mut k, cols);
+            let same = k
+                .iter()
+                .zip(&whole)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "blocks of {block} rows");
         }
     }
 

@@ -15,17 +15,9 @@
 
 use super::backward::expand;
 use super::encode::fit;
-use super::gemm::{gemm, gram, GemmScratch, MatMut, MatRef};
+use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use crate::cp::CpTensor;
 use tensor::{Float, Tensor};
-
-/// `k <- F^T F: [C, C]` for a factor `F: [d, C]`, from the tiles on and above the diagonal
-/// ([`super::gemm::gram`]).
-pub(crate) fn mode_gram<T: Float>(f: &Tensor<T>, k: &mut Vec<T>, scratch: &mut GemmScratch<T>) {
-    let (d, cols) = (f.shape()[0], f.shape()[1]);
-    fit(k, cols * cols);
-    gram(MatRef::rows(f.data(), d, cols), k, scratch);
-}
 
 /// `g[v, w] += sum_{r, s} prod_m K_m[vR + r, wR + s]` for one tensor's mode Grams `ks`.
 /// `row` is scratch. Row by row: the Hadamard product of the Grams' rows (a vector loop), then
@@ -273,8 +265,10 @@ mod tests {
             .factors
             .iter()
             .map(|f| {
-                let mut k = Vec::new();
-                mode_gram(f, &mut k, &mut scratch);
+                let cols = f.shape()[1];
+                let mut k = vec![0.0; cols * cols];
+                let fm = MatRef::rows(f.data(), f.shape()[0], cols);
+                crate::fast::gemm::gram(fm, &mut k, &mut scratch);
                 k
             })
             .collect();

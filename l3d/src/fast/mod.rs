@@ -96,8 +96,8 @@ use crate::pairs::check_data;
 use crate::step::{MaskRule, StepResult};
 use backward::{FactorTask, BLOCK_ROWS};
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
-use gemm::{takes_packing, GemmScratch, MatRef, PackedB};
-use gram::{add_subnetwork_gram, dense_form, dense_form_is_factor, mode_gram, DenseScratch};
+use gemm::{gram_rows, mirror_upper, takes_packing, GemmScratch, MatRef, PackedB};
+use gram::{add_subnetwork_gram, dense_form, dense_form_is_factor, DenseScratch};
 use loss::LossState;
 use mlp::{MlpChunk, MlpNet};
 use rand::Rng;
@@ -164,12 +164,10 @@ struct FactorPack<T> {
     active: bool,
 }
 
-/// One decoder mode Gram `K_m = F_m^T F_m` of tensor `t`.
+/// One decoder mode Gram `K_m = F_m^T F_m` (`[C, C]`).
+#[derive(Default)]
 struct ModeGram<T> {
-    t: usize,
-    m: usize,
     k: Vec<T>,
-    gemm: GemmScratch<T>,
 }
 
 impl<T> AsRef<[T]> for ModeGram<T> {
@@ -177,6 +175,18 @@ impl<T> AsRef<[T]> for ModeGram<T> {
         &self.k
     }
 }
+
+/// The decoder's Grams of tensor `t`: its mode Grams, its part `G_t` of `G`, and scratch.
+struct TensorGrams<T> {
+    t: usize,
+    modes: Vec<ModeGram<T>>,
+    g: Vec<T>,
+    row: Vec<T>,
+}
+
+/// Rows of a mode Gram per task (`K_m` is computed in blocks of rows on and above its
+/// diagonal, then mirrored).
+const GRAM_ROWS: usize = 32;
 
 /// The dense form `V^T: [numel, n_v]` of one side of tensor `t` (dense tensors other than
 /// vectors of rank 1, whose factor is their dense form).
@@ -245,7 +255,7 @@ pub(crate) struct FastContext<'a, T: Float> {
     forms: &'a [Form],
     param_index: &'a [usize],
     dense: &'a [DenseForm<T>],
-    grams: &'a [ModeGram<T>],
+    grams: &'a [TensorGrams<T>],
     packs: &'a [FactorPack<T>],
     loss: &'a LossState<T>,
 }
@@ -284,9 +294,7 @@ impl<'a, T: Float> FastContext<'a, T> {
 
     /// The decoder's mode Grams of tensor `t`, in mode order.
     fn mode_grams(&self, t: usize) -> &'a [ModeGram<T>] {
-        let start = self.grams.partition_point(|g| g.t < t);
-        let end = self.grams.partition_point(|g| g.t <= t);
-        &self.grams[start..end]
+        &self.grams[t].modes
     }
 
     /// `V^T: [numel, n_v]` of a dense tensor: its factor itself for a vector of rank 1.
@@ -326,9 +334,7 @@ pub struct FastStep<'m, T: Float> {
     layout: Vec<(Vec<usize>, usize)>,
     forms: Vec<Form>,
     chunks: Vec<Chunk<T>>,
-    grams: Vec<ModeGram<T>>,
-    /// `(t, G_t, scratch)`: each tensor's part of `G`.
-    tensor_grams: Vec<(usize, Vec<T>, Vec<T>)>,
+    grams: Vec<TensorGrams<T>>,
     dense: Vec<DenseForm<T>>,
     packs: Vec<FactorPack<T>>,
     loss: LossState<T>,
@@ -396,14 +402,12 @@ impl<'m, T: Float> FastStep<'m, T> {
         let mut dense = Vec::new();
         let mut tasks = Vec::new();
         for (t, (shape, _)) in layout.iter().enumerate() {
-            for m in 0..shape.len() {
-                grams.push(ModeGram {
-                    t,
-                    m,
-                    k: Vec::new(),
-                    gemm: GemmScratch::default(),
-                });
-            }
+            grams.push(TensorGrams {
+                t,
+                modes: (0..shape.len()).map(|_| ModeGram::default()).collect(),
+                g: Vec::new(),
+                row: Vec::new(),
+            });
             for side in [Side::Encoder, Side::Decoder] {
                 dense.push(DenseForm {
                     t,
@@ -443,9 +447,6 @@ impl<'m, T: Float> FastStep<'m, T> {
             forms,
             chunks: Vec::new(),
             grams,
-            tensor_grams: (0..d.decoder.len())
-                .map(|t| (t, Vec::new(), Vec::new()))
-                .collect(),
             dense,
             packs,
             loss: LossState::default(),
@@ -673,11 +674,45 @@ impl<'m, T: Float> FastStep<'m, T> {
         };
         let chunks = &mut self.chunks[..n_chunks];
         let grams = &mut self.grams;
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        while self.row_scratch.len() < threads {
+            self.row_scratch.push(Mutex::new(GemmScratch::default()));
+        }
+        let scratch = &self.row_scratch;
         let mut run_chunks = || each(chunks, parallel, |c| encode_chunk(&ctx, c, Side::Decoder));
         let mut run_grams = || {
-            each(grams, parallel, |g| {
-                mode_gram(&d.decoder[g.t].factors[g.m], &mut g.k, &mut g.gemm)
-            })
+            // Blocks of rows of every mode Gram: even tasks.
+            let block = |f: &Tensor<T>, b: usize, rows: &mut [T]| {
+                with_scratch(scratch, |s| {
+                    gram_rows(matrix(f), b * GRAM_ROWS, rows, s);
+                })
+            };
+            let blocks = |tg: &mut TensorGrams<T>| {
+                let cp = &d.decoder[tg.t];
+                let cols = cp.columns();
+                for (mg, f) in tg.modes.iter_mut().zip(&cp.factors) {
+                    fit(&mut mg.k, cols * cols);
+                    if parallel {
+                        mg.k.par_chunks_mut(GRAM_ROWS * cols)
+                            .with_max_len(1)
+                            .enumerate()
+                            .for_each(|(b, rows)| block(f, b, rows));
+                    } else {
+                        for (b, rows) in mg.k.chunks_mut(GRAM_ROWS * cols).enumerate() {
+                            block(f, b, rows);
+                        }
+                    }
+                }
+            };
+            if parallel {
+                grams.par_iter_mut().with_max_len(1).for_each(blocks);
+            } else {
+                grams.iter_mut().for_each(blocks);
+            }
         };
         if parallel {
             rayon::join(run_chunks, run_grams);
@@ -686,19 +721,19 @@ impl<'m, T: Float> FastStep<'m, T> {
             run_grams();
         }
         self.gather_rows(n_chunks, Side::Decoder);
-        // G_t per tensor (in parallel), then their sum in tensor order.
-        let grams = &self.grams;
-        each(&mut self.tensor_grams, parallel, |(t, g, row)| {
-            let cp = &d.decoder[*t];
-            fit(g, cp.n_v * cp.n_v);
-            g.fill(T::zero());
-            let start = grams.partition_point(|k| k.t < *t);
-            let end = grams.partition_point(|k| k.t <= *t);
-            add_subnetwork_gram(&grams[start..end], cp.n_v, cp.rank, g, row);
+        // Each tensor's Grams completed and G_t formed (in parallel), then G in tensor order.
+        each(&mut self.grams, parallel, |tg| {
+            let cp = &d.decoder[tg.t];
+            for mg in &mut tg.modes {
+                mirror_upper(&mut mg.k, cp.columns());
+            }
+            fit(&mut tg.g, cp.n_v * cp.n_v);
+            tg.g.fill(T::zero());
+            add_subnetwork_gram(&tg.modes, cp.n_v, cp.rank, &mut tg.g, &mut tg.row);
         });
         self.loss.g.fill(T::zero());
-        for (_, g_t, _) in &self.tensor_grams {
-            for (g, &x) in self.loss.g.iter_mut().zip(g_t) {
+        for tg in &self.grams {
+            for (g, &x) in self.loss.g.iter_mut().zip(&tg.g) {
                 *g += x;
             }
         }
@@ -731,22 +766,9 @@ impl<'m, T: Float> FastStep<'m, T> {
                 check(grad.data());
             }
         };
-        let threads = if parallel {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        while self.row_scratch.len() < threads {
-            self.row_scratch.push(Mutex::new(GemmScratch::default()));
-        }
         let scratch = &self.row_scratch;
         let rows = |task: &FactorTask<T>, block: usize, out: &mut [T]| {
-            // One scratch per thread: only this thread takes this lock, so it is always free.
-            let slot = rayon::current_thread_index().unwrap_or(0) % scratch.len();
-            let mut s = scratch[slot]
-                .lock()
-                .expect("a scratch lock is never poisoned");
-            task.rows(&ctx, chunks, block, out, &mut s);
+            with_scratch(scratch, |s| task.rows(&ctx, chunks, block, out, s));
             check(out);
         };
         if parallel {
@@ -861,6 +883,19 @@ fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side
 /// it); the point is to spend no time, and allocate nothing, in rayon when it cannot help.
 pub fn worth_threads(work: usize, min: usize) -> bool {
     work >= min && rayon::current_num_threads() > 1
+}
+
+/// Runs `f` with this thread's GEMM scratch from `pool` (one per thread of the pool, so the
+/// lock is always free; the calling thread outside a pool takes the first).
+fn with_scratch<T: Float>(pool: &[Mutex<GemmScratch<T>>], f: impl FnOnce(&mut GemmScratch<T>)) {
+    let slot = rayon::current_thread_index().unwrap_or(0) % pool.len();
+    let mut s = pool[slot].lock().expect("a scratch lock is never poisoned");
+    f(&mut s);
+}
+
+/// A factor `[d, C]` as a row-major matrix.
+fn matrix<T: Float>(f: &Tensor<T>) -> MatRef<'_, T> {
+    MatRef::rows(f.data(), f.shape()[0], f.shape()[1])
 }
 
 /// Whether every value is finite. `0 x` is 0 for a finite `x` and NaN for an infinite or NaN
