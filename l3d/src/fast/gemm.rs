@@ -146,6 +146,19 @@ pub struct GemmScratch<T> {
     b: Vec<T>,
 }
 
+impl<T: Float> GemmScratch<T> {
+    /// Buffers large enough for the blocked product of any `m x k` by `k x n` with `n <= cols`
+    /// (and any small product), so that such products never grow them: for scratch shared by
+    /// tasks that threads take in no fixed order.
+    pub fn for_columns(cols: usize) -> Self {
+        let panels = cols.min(NC).div_ceil(32) * 32;
+        Self {
+            a: vec![T::zero(); MC * KC],
+            b: vec![T::zero(); (KC * panels).max(16 * SMALL_MAX)],
+        }
+    }
+}
+
 /// The instruction sets the microkernel is compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {

@@ -661,6 +661,12 @@ impl<'m, T: Float> FastStep<'m, T> {
 
     /// `d` per chunk beside the decoder's mode Grams, then `G`.
     fn decode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        self.grow_scratch_pool(threads, d);
         self.pack_factors(d, Side::Decoder, n_chunks, parallel);
         let ctx = FastContext {
             d,
@@ -674,14 +680,6 @@ impl<'m, T: Float> FastStep<'m, T> {
         };
         let chunks = &mut self.chunks[..n_chunks];
         let grams = &mut self.grams;
-        let threads = if parallel {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        while self.row_scratch.len() < threads {
-            self.row_scratch.push(Mutex::new(GemmScratch::default()));
-        }
         let scratch = &self.row_scratch;
         let mut run_chunks = || each(chunks, parallel, |c| encode_chunk(&ctx, c, Side::Decoder));
         let mut run_grams = || {
@@ -804,6 +802,17 @@ impl<'m, T: Float> FastStep<'m, T> {
                     task.gemm = own;
                 }
             }
+        }
+    }
+
+    /// One scratch per thread for the tasks that threads take in no fixed order (the Grams'
+    /// and the backward's blocks of rows), sized for every such product up front: whichever
+    /// thread takes a task, nothing grows in steady state.
+    fn grow_scratch_pool(&mut self, threads: usize, d: &Decomposition<T>) {
+        let cols = d.decoder.iter().map(|cp| cp.columns()).max().unwrap_or(0);
+        while self.row_scratch.len() < threads {
+            let scratch = GemmScratch::for_columns(cols);
+            self.row_scratch.push(Mutex::new(scratch));
         }
     }
 
