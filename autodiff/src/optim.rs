@@ -128,7 +128,7 @@ impl<T: Float> AdamW<T> {
         // stack) into batches of UNITS, and each batch is updated as one parallel loop: one
         // fork and join for many small tensors. Every element is updated on its own, so how
         // the work is cut changes no result.
-        const UNITS: usize = 128;
+        const UNITS: usize = 64;
         let parallel = rayon::current_num_threads() > 1;
         let mut units: [Option<Update<T>>; UNITS] = [const { None }; UNITS];
         let mut queued = 0;

@@ -444,7 +444,12 @@ fn per_sample_row(options: &BenchOptions) -> BenchRow {
     });
     let speedup = thread_speedup(
         options.fast_repeats,
-        || (MlpPerSample::new(&model).expect("mlp-wide is an MLP"), Vec::new()),
+        || {
+            (
+                MlpPerSample::new(&model).expect("mlp-wide is an MLP"),
+                Vec::new(),
+            )
+        },
         |(pass, out)| {
             pass.gradients_into(&x, &r, Divergence::Mse, out)
                 .expect("per-sample gradients");

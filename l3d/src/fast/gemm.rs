@@ -147,14 +147,14 @@ pub struct GemmScratch<T> {
 }
 
 impl<T: Float> GemmScratch<T> {
-    /// Buffers large enough for the blocked product of any `m x k` by `k x n` with `n <= cols`
-    /// (and any small product), so that such products never grow them: for scratch shared by
-    /// tasks that threads take in no fixed order.
+    /// Buffers large enough for the blocked product of any `m x k` by `k x n` with `n <= cols`,
+    /// so that such products never grow them: for scratch shared by tasks that threads take
+    /// in no fixed order.
     pub fn for_columns(cols: usize) -> Self {
         let panels = cols.min(NC).div_ceil(32) * 32;
         Self {
             a: vec![T::zero(); MC * KC],
-            b: vec![T::zero(); (KC * panels).max(16 * SMALL_MAX)],
+            b: vec![T::zero(); KC * panels],
         }
     }
 }

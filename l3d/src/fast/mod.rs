@@ -661,12 +661,7 @@ impl<'m, T: Float> FastStep<'m, T> {
 
     /// `d` per chunk beside the decoder's mode Grams, then `G`.
     fn decode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
-        let threads = if parallel {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        self.grow_scratch_pool(threads, d);
+        self.grow_scratch_pool(parallel, d);
         self.pack_factors(d, Side::Decoder, n_chunks, parallel);
         let ctx = FastContext {
             d,
@@ -808,10 +803,20 @@ impl<'m, T: Float> FastStep<'m, T> {
     /// One scratch per thread for the tasks that threads take in no fixed order (the Grams'
     /// and the backward's blocks of rows), sized for every such product up front: whichever
     /// thread takes a task, nothing grows in steady state.
-    fn grow_scratch_pool(&mut self, threads: usize, d: &Decomposition<T>) {
+    /// (A step on one thread takes its tasks in a fixed order: its scratch grows on demand.)
+    fn grow_scratch_pool(&mut self, parallel: bool, d: &Decomposition<T>) {
         let cols = d.decoder.iter().map(|cp| cp.columns()).max().unwrap_or(0);
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
         while self.row_scratch.len() < threads {
-            let scratch = GemmScratch::for_columns(cols);
+            let scratch = if parallel {
+                GemmScratch::for_columns(cols)
+            } else {
+                GemmScratch::default()
+            };
             self.row_scratch.push(Mutex::new(scratch));
         }
     }
