@@ -817,7 +817,7 @@ fn slices(
     lens.enumerate().filter_map(move |(part, len)| {
         let (lo, hi) = (start.max(pc), (start + len).min(pc + kc));
         start += len;
-        (lo < hi).then_some((part, lo, hi - lo))
+        (lo < hi).then(|| (part, lo, hi - lo))
     })
 }
 
