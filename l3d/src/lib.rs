@@ -24,6 +24,7 @@
 //! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
 //! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
 
+pub mod atomic;
 pub mod config;
 pub mod cp;
 pub mod decomposition;

@@ -7,6 +7,7 @@
 //! a temporary file and renamed into place, and the JSON records a hash of the tensor file, so
 //! a reader never sees a half-written file and notices a pair from two different saves.
 
+use crate::atomic::{fnv1a, write_atomic_io};
 use crate::config::L3dConfig;
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
@@ -18,7 +19,6 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tensor::{Float, Tensor};
 
@@ -80,39 +80,18 @@ pub fn tensors_path(json: &Path) -> PathBuf {
     json.with_extension("safetensors")
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
-/// synced, then renamed over `path`. On error the temporary file is removed and `path` is
-/// untouched.
+/// Writes `bytes` to `path` atomically ([`crate::atomic::write_atomic_io`]): on error `path`
+/// is untouched and no temporary file is left.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| L3dError::Io {
+    write_atomic_io(path, bytes).map_err(|e| L3dError::Io {
         path: path.display().to_string(),
         msg: e.to_string(),
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }
 
+/// FNV-1a over the bytes of a file.
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    fnv1a(bytes.iter().map(|&b| b as u64))
 }
 
 fn dtype_of<T: Float>() -> Dtype {

@@ -488,16 +488,6 @@ pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
 
 /// A hash of the data's shape and bits (FNV-1a), to recognise the same data on resume.
 pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |x: u64| {
-        h ^= x;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    for &d in data.shape() {
-        mix(d as u64);
-    }
-    for v in data.data() {
-        mix(v.to_f64().to_bits());
-    }
-    h
+    let shape = data.shape().iter().map(|&d| d as u64);
+    crate::atomic::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
 }
