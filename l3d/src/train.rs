@@ -229,10 +229,13 @@ impl<'a, T: Float> Trainer<'a, T> {
         let (lr, top_k) = (schedule.at(epoch), config.top_k_at(epoch));
         let n_v = self.state.decomposition.n_v;
         let mut acc = EpochAccumulator::new(n_v);
+        // A lone leftover sample has no partner in its batch: it is skipped.
+        let kept = |rows: &&[usize]| rows.len() >= 2 || config.reference != Reference::RandomSample;
         let mut batches = |trainer: &mut Self, acc: &mut EpochAccumulator| -> Result<()> {
-            for (batch, rows) in order.chunks(config.batch_size).enumerate() {
-                if rows.len() < 2 && config.reference == Reference::RandomSample {
-                    continue; // A lone leftover sample has no partner in its batch.
+            let mut chunks = order.chunks(config.batch_size).enumerate().peekable();
+            while let Some((batch, rows)) = chunks.next() {
+                if !kept(&rows) {
+                    continue;
                 }
                 let at = (epoch, batch);
                 match config.path {
@@ -240,7 +243,9 @@ impl<'a, T: Float> Trainer<'a, T> {
                         trainer.tape_batch_step(rows, top_k, lr, &mut rng, acc, at)?
                     }
                     StepPath::Fast => {
-                        trainer.fast_batch_step(rows, top_k, lr, &mut rng, acc, at)?
+                        let next = chunks.peek().map(|&(_, r)| r).filter(kept);
+                        let step = (rows, next);
+                        trainer.fast_batch_step(step, top_k, lr, &mut rng, acc, at)?
                     }
                 }
             }
@@ -295,7 +300,7 @@ impl<'a, T: Float> Trainer<'a, T> {
     /// gradients).
     fn fast_batch_step(
         &mut self,
-        rows: &[usize],
+        (rows, next): (&[usize], Option<&[usize]>),
         top_k: f64,
         lr: f64,
         rng: &mut ChaCha8Rng,
@@ -312,17 +317,29 @@ impl<'a, T: Float> Trainer<'a, T> {
         let fast = self.fast.as_mut().expect("built above");
         let state = &mut self.state;
         let rule = MaskRule::TopK(top_k);
+        // Parallel steps of an MLP compute the next batch's per-sample gradients beside this
+        // step's update (see `FastStep::prefetch_alongside`).
+        let pipeline = next.is_some_and(|n| fast.uses_mlp() && fast.runs_parallel(n.len()));
         let Some(out) = fast.run(&state.decomposition, rows, rng, rule, true)? else {
             acc.skipped += 1;
             return Ok(());
         };
         check_finite(out.loss(), out.factor_grads, out.grads_finite, epoch, batch)?;
-        let d = &mut state.decomposition;
-        state
-            .optimizer
-            .step_iter(lr, d.factors_iter_mut(), out.factor_grads);
-        renormalise_decoder(d, &mut self.renorm);
         acc.add(out.loss(), out.sq_error, out.sq_norm, out.mask);
+        let (d, optimizer, renorm) = (
+            &mut state.decomposition,
+            &mut state.optimizer,
+            &mut self.renorm,
+        );
+        let mut update = |grads: &[Tensor<T>]| {
+            optimizer.step_iter(lr, d.factors_iter_mut(), grads);
+            renormalise_decoder(d, renorm);
+        };
+        match next.filter(|_| pipeline) {
+            // The next batch's per-sample gradients beside this update.
+            Some(next) => fast.prefetch_alongside(next, rng, update)?,
+            None => update(out.factor_grads),
+        }
         Ok(())
     }
 

@@ -748,8 +748,10 @@ impl BenchTable {
             f,
             "Times per epoch (per call for per-sample-grad), median. The split is the share of \
              the fast path's epoch in each phase; the rest is AdamW, decoder renormalisation \
-             and batching. Peak: heap above the start, over building, warm-up and timed runs. \
-             2 threads vs 1: medians of epochs run in turn in a one-thread and a two-thread pool."
+             and batching (in parallel steps the next batch's gradients run beside AdamW and \
+             the renormalisation, and count as gradients). Peak: heap above the start, over \
+             building, warm-up and timed runs. 2 threads vs 1: medians of epochs run in turn \
+             in a one-thread and a two-thread pool."
         )
     }
 

@@ -200,7 +200,8 @@ struct DenseForm<T> {
 /// Wall time spent in each phase since the last [`FastStep::take_timings`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
-    /// Per-sample gradients (the model's forward and backward, references).
+    /// Per-sample gradients (the model's forward and backward, references), including those
+    /// computed beside the previous step's update ([`FastStep::prefetch_alongside`]).
     pub gradients: Duration,
     /// `c` and `|g_i|^2`.
     pub encode: Duration,
@@ -343,6 +344,9 @@ pub struct FastStep<'m, T: Float> {
     row_scratch: Vec<Mutex<GemmScratch<T>>>,
     /// Cleared by a backward task that wrote a non-finite value.
     finite: AtomicBool,
+    /// Whether the chunks hold the per-sample gradients of `prefetched_rows` already.
+    prefetched: bool,
+    prefetched_rows: Vec<usize>,
     grads: Vec<Tensor<T>>,
     partners: Vec<usize>,
     y0: Vec<T>,
@@ -453,6 +457,8 @@ impl<'m, T: Float> FastStep<'m, T> {
             tasks,
             row_scratch: Vec::new(),
             finite: AtomicBool::new(true),
+            prefetched: false,
+            prefetched_rows: Vec::new(),
             grads,
             partners: Vec::new(),
             y0: Vec::new(),
@@ -515,16 +521,14 @@ impl<'m, T: Float> FastStep<'m, T> {
     ) -> Result<Option<FastOutput<'_, T>>> {
         self.check(d, rows)?;
         let b = rows.len();
-        self.reserve(b);
-        for (k, chunk) in self.chunks.iter_mut().enumerate() {
-            chunk.start = (k * CHUNK_ROWS).min(b);
-            chunk.len = CHUNK_ROWS.min(b - chunk.start);
-        }
         let n_chunks = b.div_ceil(CHUNK_ROWS);
         let parallel = self.runs_parallel(b);
-
         let clock = Instant::now();
-        self.gradients(rows, rng, n_chunks, parallel)?;
+        if !(self.prefetched && self.prefetched_rows == rows) {
+            self.size_chunks(b);
+            self.gradients(rows, rng, n_chunks, parallel)?;
+        }
+        self.prefetched = false;
         let encoded = Instant::now();
         self.timings.gradients += encoded - clock;
 
@@ -553,6 +557,52 @@ impl<'m, T: Float> FastStep<'m, T> {
             batch: b,
             n_v: self.n_v,
         }))
+    }
+
+    /// Sizes the buffers and the chunks for a batch of `b` rows.
+    fn size_chunks(&mut self, b: usize) {
+        self.reserve(b);
+        for (k, chunk) in self.chunks.iter_mut().enumerate() {
+            chunk.start = (k * CHUNK_ROWS).min(b);
+            chunk.len = CHUNK_ROWS.min(b - chunk.start);
+        }
+    }
+
+    /// Runs `with_grads` on the last step's factor gradients (the optimiser's update) while
+    /// the per-sample gradients of the next batch, `next`, are computed beside it, drawing
+    /// references from `rng` as [`FastStep::run`] would; the next `run` on `next` then starts
+    /// from them. The per-sample gradients need only the model and the data, not the factors
+    /// that `with_grads` changes, and they come out the same either way; the overlap lets the
+    /// update, bound by memory bandwidth, share the cores with arithmetic.
+    pub fn prefetch_alongside<R: Send>(
+        &mut self,
+        next: &[usize],
+        rng: &mut (impl Rng + Send),
+        with_grads: impl FnOnce(&[Tensor<T>]) -> R + Send,
+    ) -> Result<R> {
+        let grads = std::mem::take(&mut self.grads);
+        let b = next.len();
+        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        let parallel = self.runs_parallel(b);
+        let mut prefetch = || -> Result<()> {
+            // Counted under the gradients, though it overlaps the update.
+            let clock = Instant::now();
+            self.size_chunks(b);
+            self.prefetched_rows.clear();
+            self.prefetched_rows.extend_from_slice(next);
+            self.gradients(next, rng, n_chunks, parallel)?;
+            self.prefetched = true;
+            self.timings.gradients += clock.elapsed();
+            Ok(())
+        };
+        let (out, fetched) = if parallel {
+            rayon::join(|| with_grads(&grads), prefetch)
+        } else {
+            let out = with_grads(&grads);
+            (out, prefetch())
+        };
+        self.grads = grads;
+        fetched.map(|()| out)
     }
 
     /// The decomposition must be laid out as the one the step was built for.
