@@ -27,8 +27,8 @@ use l3d::step::{tape_step, MaskRule};
 use l3d::{Decomposition, Divergence, Model, Reference, StepPath, Trainer};
 use std::hint::black_box;
 use std::time::Duration;
-use tensor::{rng, Float, Tensor};
-use toys::bench::BenchCase;
+use tensor::{rng, Tensor};
+use toys::bench::{raw_sgemm, BenchCase};
 
 const STEP_CASES: [BenchCase; 3] = [BenchCase::Tms, BenchCase::Squared, BenchCase::MlpWide];
 
@@ -165,26 +165,7 @@ fn fast_gemm(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("sgemm", &id), |bench| {
             bench.iter(|| {
-                // SAFETY: `a` is `m x k`, `b` is `k x n` and `out` is `m x n`, all row-major
-                // with unit column stride; `out` is a distinct allocation.
-                unsafe {
-                    <f32 as Float>::gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.data().as_ptr(),
-                        k as isize,
-                        1,
-                        b.data().as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        out.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                };
+                raw_sgemm((m, k, n), a.data(), (k, 1), b.data(), (n, 1), &mut out);
                 black_box(out[0])
             })
         });

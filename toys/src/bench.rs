@@ -543,8 +543,9 @@ fn sgemm_gflops(n: usize, repeats: usize) -> f64 {
 }
 
 /// `c = a b` through `matrixmultiply::sgemm` (`Float::gemm` of `f32`, the tensor crate's
-/// GEMM, called directly), operands with `(row, column)` strides.
-fn raw_sgemm(
+/// GEMM, called directly), operands with `(row, column)` strides; `c` row-major `m x n`.
+/// Panics if an operand is too short for its shape and strides.
+pub fn raw_sgemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
     (rsa, csa): (usize, usize),

@@ -43,7 +43,7 @@ pub(crate) struct FactorTask<T> {
     /// `dL/dK_m` for the Gram term, doubled for pass 2 (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
     dense: DenseScratch<T>,
-    pub gemm: GemmScratch<T>,
+    gemm: GemmScratch<T>,
 }
 
 impl<T: Float> FactorTask<T> {

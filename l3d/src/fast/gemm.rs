@@ -750,9 +750,8 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
             let b_block: &[T] = match b {
                 BSource::Strided(parts) => {
                     let out = prefix(&mut scratch.b, nc.div_ceil(NR) * NR * kc);
-                    for (part, lo, len) in slices(parts.iter().map(|b| b.rows), pc, kc) {
-                        let (at, panel) = ((lo - pc) * NR, kc * NR);
-                        let local = lo - start_of(parts.iter().map(|b| b.rows), part);
+                    for (part, local, at, len) in slices(parts.iter().map(|b| b.rows), pc, kc) {
+                        let (at, panel) = (at * NR, kc * NR);
                         pack_b::<T, NR>(&parts[part], local, len, jc, nc, out, panel, at);
                     }
                     out
@@ -772,9 +771,8 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                     break;
                 }
                 let a_block = prefix(&mut scratch.a, mc.div_ceil(MR) * kc * MR);
-                for (part, lo, len) in slices(a.iter().map(|a| a.cols), pc, kc) {
-                    let (at, panel) = ((lo - pc) * MR, kc * MR);
-                    let local = lo - start_of(a.iter().map(|a| a.cols), part);
+                for (part, local, at, len) in slices(a.iter().map(|a| a.cols), pc, kc) {
+                    let (at, panel) = (at * MR, kc * MR);
                     pack_a::<T, MR>(&a[part], ic, mc, local, len, a_block, panel, at);
                 }
                 let a_block = &*a_block;
@@ -807,23 +805,19 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
 }
 
 /// The parts of the slice `[pc, pc + kc)` of a `k` split into parts of lengths `lens`:
-/// `(part, start, len)` with `start` counted over the whole `k`.
+/// `(part, start within the part, start within the slice, len)`.
 fn slices(
     lens: impl Iterator<Item = usize>,
     pc: usize,
     kc: usize,
-) -> impl Iterator<Item = (usize, usize, usize)> {
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
     let mut start = 0;
     lens.enumerate().filter_map(move |(part, len)| {
         let (lo, hi) = (start.max(pc), (start + len).min(pc + kc));
+        let here = start;
         start += len;
-        (lo < hi).then(|| (part, lo, hi - lo))
+        (lo < hi).then(|| (part, lo - here, lo - pc, hi - lo))
     })
-}
-
-/// Where part `part` starts along the whole `k`.
-fn start_of(lens: impl Iterator<Item = usize>, part: usize) -> usize {
-    lens.take(part).sum()
 }
 
 /// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A (its first `ROWS <= MR` rows) and

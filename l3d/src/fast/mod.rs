@@ -128,6 +128,14 @@ impl Side {
             Side::Decoder => 1,
         }
     }
+
+    /// This side's CP tensor `t` of `d`.
+    fn of<T: Float>(self, d: &Decomposition<T>, t: usize) -> &CpTensor<T> {
+        match self {
+            Side::Encoder => &d.encoder[t],
+            Side::Decoder => &d.decoder[t],
+        }
+    }
 }
 
 /// The buffers of one chunk of the batch: rows `start..start + len`.
@@ -271,10 +279,7 @@ impl<'a, T: Float> FastContext<'a, T> {
     }
 
     fn cp(&self, side: Side, t: usize) -> &'a CpTensor<T> {
-        match side {
-            Side::Encoder => &self.d.encoder[t],
-            Side::Decoder => &self.d.decoder[t],
-        }
+        side.of(self.d, t)
     }
 
     /// `dL/dc` or `dL/dd`: `[B, n_v]`.
@@ -315,9 +320,9 @@ impl<'a, T: Float> FastContext<'a, T> {
 
 /// The fast step's state: the gradient source and every buffer, reused from step to step.
 ///
-/// Invariants: `layout`, `forms` and `tensor_grams` have one entry per decomposed tensor;
-/// `grams` one per (tensor, mode), sorted by tensor; `dense` two per tensor (encoder,
-/// decoder); `tasks`, `packs` and `grads` one per factor, in the order of
+/// Invariants: `layout`, `forms` and `grams` have one entry per decomposed tensor (`grams[t]`
+/// one mode Gram per mode); `dense` two per tensor (encoder, decoder); `tasks`, `packs` and
+/// `grads` one per factor, in the order of
 /// [`Decomposition::factors`] (the encoder's factors, then the decoder's); `chunks` cover the
 /// largest batch seen, [`CHUNK_ROWS`] rows each.
 ///
@@ -344,8 +349,8 @@ pub struct FastStep<'m, T: Float> {
     row_scratch: Vec<Mutex<GemmScratch<T>>>,
     /// Cleared by a backward task that wrote a non-finite value.
     finite: AtomicBool,
-    /// Whether the chunks hold the per-sample gradients of `prefetched_rows` already.
-    prefetched: bool,
+    /// The rows whose per-sample gradients the chunks hold already (empty: none; a batch is
+    /// never empty).
     prefetched_rows: Vec<usize>,
     grads: Vec<Tensor<T>>,
     partners: Vec<usize>,
@@ -457,7 +462,6 @@ impl<'m, T: Float> FastStep<'m, T> {
             tasks,
             row_scratch: Vec::new(),
             finite: AtomicBool::new(true),
-            prefetched: false,
             prefetched_rows: Vec::new(),
             grads,
             partners: Vec::new(),
@@ -524,11 +528,11 @@ impl<'m, T: Float> FastStep<'m, T> {
         let n_chunks = b.div_ceil(CHUNK_ROWS);
         let parallel = self.runs_parallel(b);
         let clock = Instant::now();
-        if !(self.prefetched && self.prefetched_rows == rows) {
+        if self.prefetched_rows != rows {
             self.size_chunks(b);
             self.gradients(rows, rng, n_chunks, parallel)?;
         }
-        self.prefetched = false;
+        self.prefetched_rows.clear();
         let encoded = Instant::now();
         self.timings.gradients += encoded - clock;
 
@@ -589,9 +593,8 @@ impl<'m, T: Float> FastStep<'m, T> {
             let clock = Instant::now();
             self.size_chunks(b);
             self.prefetched_rows.clear();
-            self.prefetched_rows.extend_from_slice(next);
             self.gradients(next, rng, n_chunks, parallel)?;
-            self.prefetched = true;
+            self.prefetched_rows.extend_from_slice(next);
             self.timings.gradients += clock.elapsed();
             Ok(())
         };
@@ -650,20 +653,22 @@ impl<'m, T: Float> FastStep<'m, T> {
     /// Packs the factors of `side` that several chunks multiply by (see [`FactorPack`]).
     fn pack_factors(&mut self, d: &Decomposition<T>, side: Side, n_chunks: usize, parallel: bool) {
         let forms = &self.forms;
-        each(&mut self.packs, parallel, |p| {
+        // The encoder's packs come first, then the decoder's, as many each.
+        let half = self.packs.len() / 2;
+        let packs = match side {
+            Side::Encoder => &mut self.packs[..half],
+            Side::Decoder => &mut self.packs[half..],
+        };
+        each(packs, parallel, |p| {
             p.active = false;
-            if p.side != side || n_chunks < 2 {
+            if n_chunks < 2 {
                 return;
             }
             if let Form::Outer { m: rows, .. } = forms[p.t] {
-                let cp = match side {
-                    Side::Encoder => &d.encoder[p.t],
-                    Side::Decoder => &d.decoder[p.t],
-                };
-                let f = &cp.factors[p.m];
+                let f = &side.of(d, p.t).factors[p.m];
                 let (width, cols) = (f.shape()[0], f.shape()[1]);
                 if takes_packing(CHUNK_ROWS * rows, width, cols) {
-                    p.packed.pack(MatRef::rows(f.data(), width, cols));
+                    p.packed.pack(matrix(f));
                     p.active = true;
                 }
             }
@@ -674,10 +679,7 @@ impl<'m, T: Float> FastStep<'m, T> {
     fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
         self.pack_factors(d, Side::Encoder, n_chunks, parallel);
         let forms = &self.forms;
-        let cp_of = |f: &DenseForm<T>| match f.side {
-            Side::Encoder => &d.encoder[f.t],
-            Side::Decoder => &d.decoder[f.t],
-        };
+        let cp_of = |f: &DenseForm<T>| f.side.of(d, f.t);
         let needed = |f: &DenseForm<T>| {
             matches!(forms[f.t], Form::Dense { .. }) && !dense_form_is_factor(cp_of(f))
         };
@@ -729,33 +731,16 @@ impl<'m, T: Float> FastStep<'m, T> {
         let mut run_chunks = || each(chunks, parallel, |c| encode_chunk(&ctx, c, Side::Decoder));
         let mut run_grams = || {
             // Blocks of rows of every mode Gram: even tasks.
-            let block = |f: &Tensor<T>, b: usize, rows: &mut [T]| {
-                with_scratch(scratch, |s| {
-                    gram_rows(matrix(f), b * GRAM_ROWS, rows, s);
-                })
-            };
-            let blocks = |tg: &mut TensorGrams<T>| {
+            each(grams, parallel, |tg| {
                 let cp = &d.decoder[tg.t];
                 let cols = cp.columns();
                 for (mg, f) in tg.modes.iter_mut().zip(&cp.factors) {
                     fit(&mut mg.k, cols * cols);
-                    if parallel {
-                        mg.k.par_chunks_mut(GRAM_ROWS * cols)
-                            .with_max_len(1)
-                            .enumerate()
-                            .for_each(|(b, rows)| block(f, b, rows));
-                    } else {
-                        for (b, rows) in mg.k.chunks_mut(GRAM_ROWS * cols).enumerate() {
-                            block(f, b, rows);
-                        }
-                    }
+                    each_block(&mut mg.k, GRAM_ROWS * cols, parallel, |b, rows| {
+                        with_scratch(scratch, |s| gram_rows(matrix(f), b * GRAM_ROWS, rows, s));
+                    });
                 }
-            };
-            if parallel {
-                grams.par_iter_mut().with_max_len(1).for_each(blocks);
-            } else {
-                grams.iter_mut().for_each(blocks);
-            }
+            });
         };
         if parallel {
             rayon::join(run_chunks, run_grams);
@@ -814,39 +799,26 @@ impl<'m, T: Float> FastStep<'m, T> {
             with_scratch(scratch, |s| task.rows(&ctx, chunks, block, out, s));
             check(out);
         };
-        if parallel {
-            self.tasks
-                .par_iter_mut()
-                .zip(self.grads.par_iter_mut())
-                .with_max_len(1)
-                .for_each(prepare);
-            self.tasks
-                .par_iter()
-                .zip(self.grads.par_iter_mut())
-                .with_max_len(1)
-                .filter(|(task, _)| task.by_rows(&ctx))
-                .for_each(|(task, grad)| {
-                    let block = BLOCK_ROWS * grad.shape()[1];
-                    grad.data_mut()
-                        .par_chunks_mut(block)
-                        .with_max_len(1)
-                        .enumerate()
-                        .for_each(|(b, out)| rows(task, b, out));
+        let blocks = |(task, grad): (&FactorTask<T>, &mut Tensor<T>)| {
+            if task.by_rows(&ctx) {
+                let block = BLOCK_ROWS * grad.shape()[1];
+                each_block(grad.data_mut(), block, parallel, |b, out| {
+                    rows(task, b, out)
                 });
-        } else {
-            for (task, grad) in self.tasks.iter_mut().zip(self.grads.iter_mut()) {
-                prepare((&mut *task, &mut *grad));
-                if task.by_rows(&ctx) {
-                    // On this thread alone: the task's own scratch, no lock.
-                    let mut own = std::mem::take(&mut task.gemm);
-                    let block = BLOCK_ROWS * grad.shape()[1];
-                    for (b, out) in grad.data_mut().chunks_mut(block).enumerate() {
-                        task.rows(&ctx, chunks, b, out, &mut own);
-                        check(out);
-                    }
-                    task.gemm = own;
-                }
             }
+        };
+        if parallel {
+            let pairs = self.tasks.par_iter_mut().zip(self.grads.par_iter_mut());
+            pairs.with_max_len(1).for_each(prepare);
+            let pairs = self.tasks.par_iter().zip(self.grads.par_iter_mut());
+            pairs.with_max_len(1).for_each(blocks);
+        } else {
+            let pairs = self.tasks.iter_mut().zip(self.grads.iter_mut());
+            pairs.for_each(prepare);
+            self.tasks
+                .iter()
+                .zip(self.grads.iter_mut())
+                .for_each(blocks);
         }
     }
 
@@ -985,6 +957,24 @@ fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Se
         items.par_iter_mut().with_max_len(1).for_each(f);
     } else {
         items.iter_mut().for_each(f);
+    }
+}
+
+/// Runs `f(index, block)` on every block of `len` values of `data` (the last may be shorter),
+/// in parallel or in order on this thread.
+fn each_block<T: Send>(
+    data: &mut [T],
+    len: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    if parallel {
+        let blocks = data.par_chunks_mut(len).with_max_len(1).enumerate();
+        blocks.for_each(|(b, block)| f(b, block));
+    } else {
+        data.chunks_mut(len)
+            .enumerate()
+            .for_each(|(b, block)| f(b, block));
     }
 }
 
