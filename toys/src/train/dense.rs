@@ -21,7 +21,7 @@
 //! axpys of batch rows, `dW` and `db` are dot products and sums over the batch.
 
 use crate::arch::{Activation, Architecture, Layer};
-use tensor::elementwise::{relu, relu_grad};
+use tensor::elementwise::{elu, relu, relu_grad};
 use tensor::{Float, Tensor};
 
 /// The activations the fast path knows.
@@ -30,6 +30,7 @@ enum Act {
     Identity,
     Relu,
     Gelu,
+    Elu,
 }
 
 impl Act {
@@ -50,6 +51,15 @@ impl Act {
                     a.push(value);
                     d.push(grad);
                 }
+            }
+            Act::Elu => {
+                // elu'(z) = e^z = elu(z) + 1 for z <= 0: one exp per element.
+                a.extend(z.iter().map(|&v| elu(v, 1.0)));
+                d.extend(
+                    z.iter()
+                        .zip(a.iter())
+                        .map(|(&v, &y)| if v > 0.0 { 1.0 } else { y + 1.0 }),
+                );
             }
         }
     }
@@ -104,7 +114,7 @@ pub struct DenseMlp {
 
 impl DenseMlp {
     /// The fast path for `arch`, or why it cannot run it: every layer must be linear, followed
-    /// by at most one ReLU, GELU or identity.
+    /// by at most one ReLU, GELU, ELU or identity.
     pub fn new(arch: &Architecture) -> Result<Self, String> {
         let mut layers: Vec<DenseLayer> = Vec::new();
         let mut next_param = 0;
@@ -134,6 +144,7 @@ impl DenseMlp {
                     let act = match function {
                         Activation::Relu => Act::Relu,
                         Activation::Gelu => Act::Gelu,
+                        Activation::Elu => Act::Elu,
                         Activation::Identity => Act::Identity,
                         other => return Err(format!("no fast path for the activation {other:?}")),
                     };
