@@ -18,7 +18,7 @@
 
 use crate::arch::Sequential;
 use crate::data;
-use crate::models::{mlp_wide, mlp_wide_data, ToyKind, ToyModel};
+use crate::models::{gelu_squared_bench, mlp_wide, mlp_wide_data, ToyKind, ToyModel};
 use l3d::fast::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::Timings;
@@ -37,7 +37,8 @@ use tensor::{rng, Float, Tensor, Transpose};
 pub enum BenchCase {
     /// Freshly initialised `tms`, `n_v = 5`, rank 1, batch 32, 1,000 samples per epoch.
     Tms,
-    /// Freshly initialised `squared`, `n_v = 5`, rank 2, batch 32, 1,000 samples.
+    /// The earlier GELU `squared` network (`5 -> 5 x 4 -> 5`, [`gelu_squared_bench`]) freshly
+    /// initialised, `n_v = 5`, rank 2, batch 32, 1,000 samples.
     Squared,
     /// `mlp-wide` (seed 0), `n_v = 32`, rank 4, batch 64, 1,024 N(0, 1) samples.
     MlpWide,
@@ -66,7 +67,7 @@ impl BenchCase {
     pub fn model(self) -> Sequential<f32> {
         match self {
             BenchCase::Tms => ToyModel::untrained(ToyKind::Tms, 0).model,
-            BenchCase::Squared => ToyModel::untrained(ToyKind::Squared, 0).model,
+            BenchCase::Squared => gelu_squared_bench(0),
             BenchCase::MlpWide | BenchCase::PerSampleGrad => mlp_wide(crate::models::MLP_WIDE_SEED),
         }
     }

@@ -43,7 +43,8 @@ pub enum ToyKind {
     Tmcs,
     /// Circuits of rank > 1: 25 features active in groups of 5, 10 hidden units, `t = A x`.
     HighRank,
-    /// A GELU MLP with 4 hidden layers of 5 units computing `t = x^2` on signed inputs.
+    /// An ELU MLP `5 -> 10 -> 10 -> 10 -> 10 -> 5` (ELU after every layer, the output's
+    /// included) computing `t = x^2` on signed inputs.
     Squared,
 }
 
@@ -67,14 +68,78 @@ impl ToyKind {
     }
 
     /// The architecture, with PyTorch-style parameter names: `hidden.weight`, `out.weight`,
-    /// `out.bias` for the TMS-like toys; `layers.0` .. `layers.4` for `squared`.
+    /// `out.bias` for the TMS-like toys; `layers.0` .. `layers.4` for `squared`. `tms` is
+    /// trained tied ([`ToyKind::tie`]) but decomposed in this untied form.
     pub fn architecture(self) -> Architecture {
         match self {
             ToyKind::Tms => tms_like(5, 2),
             ToyKind::TmsParallel => tms_like(15, 6),
             ToyKind::Tmcs => tms_like(10, 5),
             ToyKind::HighRank => tms_like(25, 10),
-            ToyKind::Squared => mlp(&[5, 5, 5, 5, 5, 5], Activation::Gelu),
+            ToyKind::Squared => mlp(&[5, 10, 10, 10, 10, 5], Activation::Elu, true),
+        }
+    }
+
+    /// The parameters tied during training: `tms` is trained as `y = ReLU(W^T W x + b)`, so
+    /// `out.weight` is the transpose of `hidden.weight` throughout.
+    pub fn tie(self) -> Option<Tie> {
+        match self {
+            ToyKind::Tms => Some(Tie {
+                source: 0,
+                transposed: 1,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The initial parameters of a training run from `seed`'s initialisation stream, as the
+    /// authors initialise each toy (WORKLOADS.md):
+    /// - `tms`: `W: [2, 5]` Xavier-normal, `N(0, 2 / (2 + 5))`; `hidden.weight = W`,
+    ///   `out.weight = W^T`, `b = 0`.
+    /// - `tmcs`, `high-rank`: `W_in` and `W_out` from `N(0, 1)`, `b = 0`.
+    /// - `squared`: weights Kaiming-normal (fan in), `N(0, 2 / fan_in)`; biases `U(0.01, 1)`.
+    /// - `tms-parallel`: three copies of one `tms` block (see [`parallel_tms`]).
+    pub fn initial_params(self, seed: u64) -> Vec<Tensor<f32>> {
+        let mut rng = seeded(seed, Stream::Init);
+        let arch = self.architecture();
+        match self {
+            ToyKind::Tms => {
+                let w = Tensor::randn(&[2, 5], (2.0f64 / 7.0).sqrt(), &mut rng);
+                let w_out = w.transpose();
+                vec![w, w_out, Tensor::zeros(&[5])]
+            }
+            ToyKind::TmsParallel => {
+                use l3d::Model;
+                let block = Sequential::new(
+                    ToyKind::Tms.architecture(),
+                    ToyKind::Tms.initial_params(seed),
+                )
+                .expect("tms parameters follow tms slots");
+                let model = parallel_tms(&[block.clone(), block.clone(), block]);
+                model.params().into_iter().cloned().collect()
+            }
+            ToyKind::Tmcs | ToyKind::HighRank => {
+                let (slots, _) = arch.slots().expect("toy widths fit");
+                slots
+                    .iter()
+                    .map(|slot| match slot.shape.len() {
+                        2 => Tensor::randn(&slot.shape, 1.0, &mut rng),
+                        _ => Tensor::zeros(&slot.shape),
+                    })
+                    .collect()
+            }
+            ToyKind::Squared => {
+                let (slots, _) = arch.slots().expect("toy widths fit");
+                slots
+                    .iter()
+                    .map(|slot| match slot.shape[..] {
+                        [_, fan_in] => {
+                            Tensor::randn(&slot.shape, (2.0 / fan_in as f64).sqrt(), &mut rng)
+                        }
+                        _ => Tensor::uniform(&slot.shape, 0.01, 1.0, &mut rng),
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -193,14 +258,15 @@ fn tms_like(n: usize, h: usize) -> Architecture {
 }
 
 /// An MLP with widths `widths[0] -> .. -> widths[L]`, layers `layers.0` .. `layers.{L-1}`
-/// (all with biases), `hidden` after every layer but the last, linear output.
-fn mlp(widths: &[usize], hidden: Activation) -> Architecture {
+/// (all with biases), `act` after every layer but the last, and after the last too if
+/// `on_output`.
+fn mlp(widths: &[usize], act: Activation, on_output: bool) -> Architecture {
     let last = widths.len() - 2;
     let mut layers = Vec::new();
     for (l, w) in widths.windows(2).enumerate() {
         layers.push(linear(&format!("layers.{l}"), w[0], w[1], true));
-        if l < last {
-            layers.push(Layer::Activation { function: hidden });
+        if l < last || on_output {
+            layers.push(Layer::Activation { function: act });
         }
     }
     Architecture {
@@ -290,11 +356,12 @@ pub fn training_seeds(seed: u64) -> impl Iterator<Item = u64> {
     (0..MAX_SEEDS_PER_SEARCH as u64).map(move |k| base.wrapping_add(k))
 }
 
-/// The seeds of the three `tms` blocks of `tms-parallel` from `seed`: `3 seed + b` for block
-/// `b`, so that blocks, and the blocks of nearby seeds, search disjoint training seeds.
-pub fn block_seeds(seed: u64) -> [u64; 3] {
-    let base = seed.wrapping_mul(3);
-    [0, 1, 2].map(|b| base.wrapping_add(b))
+/// Two parameters tied in training: `params[transposed]` is `params[source]^T` throughout
+/// (the gradient of the shared weight is the sum of both uses' gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tie {
+    pub source: usize,
+    pub transposed: usize,
 }
 
 /// PyTorch's default `nn.Linear` initialisation for every linear layer of `arch`, in slot
@@ -329,21 +396,10 @@ pub fn kaiming_uniform(arch: &Architecture, rng: &mut impl Rng) -> Vec<Tensor<f3
     params
 }
 
-/// A freshly initialised model of `arch` from `seed`'s initialisation stream.
-pub(crate) fn initialised(arch: Architecture, seed: u64) -> Sequential<f32> {
-    let mut params = kaiming_uniform(&arch, &mut seeded(seed, Stream::Init));
-    if arch == ToyKind::Tms.architecture() {
-        tied_start(&mut params);
-    }
-    Sequential::new(arch, params).expect("kaiming_uniform follows the architecture's slots")
-}
-
-/// The start of Elhage et al.'s TMS for `tms`: `W_out = W_in^T` and `b = 0` (training then
-/// moves them apart). From the Kaiming start about 1 seed in 40 keeps all five features; from
-/// this one, about 25 in 40 (measured on seeds 0..40 at 300 epochs).
-fn tied_start(params: &mut [Tensor<f32>]) {
-    params[1] = params[0].transpose();
-    params[2] = Tensor::zeros(params[2].shape());
+/// The toy `kind` freshly initialised from `seed` ([`ToyKind::initial_params`]).
+pub(crate) fn initialised(kind: ToyKind, seed: u64) -> Sequential<f32> {
+    Sequential::new(kind.architecture(), kind.initial_params(seed))
+        .expect("initial_params follows the architecture's slots")
 }
 
 /// `tms-parallel` from three `tms` models: `W_in` `[6, 15]` and `W_out` `[15, 6]`
@@ -384,7 +440,7 @@ pub const MLP_WIDE_SEED: u64 = 0;
 /// on the hidden layers, linear output, 98,880 parameters. Weights Kaiming-normal,
 /// `N(0, 2 / fan_in)`; biases 0 (the usual companion of a Kaiming-normal weight init).
 pub fn mlp_wide(seed: u64) -> Sequential<f32> {
-    let arch = mlp(&[64, 256, 256, 64], Activation::Gelu);
+    let arch = mlp(&[64, 256, 256, 64], Activation::Gelu, false);
     let mut rng = seeded(seed, Stream::Init);
     let (slots, _) = arch.slots().expect("mlp-wide's widths fit");
     let params = slots
@@ -395,6 +451,15 @@ pub fn mlp_wide(seed: u64) -> Sequential<f32> {
         })
         .collect();
     Sequential::new(arch, params).expect("the parameters follow the slots")
+}
+
+/// The `squared` benchmark case's model (WORKLOADS.md, kept for comparable speed
+/// measurements; not the toy): `5 -> 5 -> 5 -> 5 -> 5 -> 5`, GELU after each hidden layer,
+/// linear output, PyTorch's default initialisation from `seed`.
+pub fn gelu_squared_bench(seed: u64) -> Sequential<f32> {
+    let arch = mlp(&[5, 5, 5, 5, 5, 5], Activation::Gelu, false);
+    let params = kaiming_uniform(&arch, &mut seeded(seed, Stream::Init));
+    Sequential::new(arch, params).expect("kaiming_uniform follows the architecture's slots")
 }
 
 /// `mlp-wide`'s inputs: `N(0, 1)`, 64 wide.
@@ -449,19 +514,10 @@ pub struct ToyModel {
 }
 
 impl ToyModel {
-    /// The toy with its initial weights, untrained (for `tms-parallel`, three initial `tms`
-    /// blocks from [`block_seeds`]), checked on samples from `seed`.
+    /// The toy with its initial weights, untrained (for `tms-parallel`, three copies of one
+    /// initial `tms` block), checked on samples from `seed`.
     pub fn untrained(kind: ToyKind, seed: u64) -> Self {
-        let model = match kind {
-            ToyKind::TmsParallel => {
-                let blocks: Vec<_> = block_seeds(seed)
-                    .into_iter()
-                    .map(|s| initialised(ToyKind::Tms.architecture(), s))
-                    .collect();
-                parallel_tms(&blocks)
-            }
-            _ => initialised(kind.architecture(), seed),
-        };
+        let model = initialised(kind, seed);
         let target = kind.target(seed);
         let check = check::check_model(&model, &target, &kind.data(), seed);
         let report = ToyReport {
@@ -513,7 +569,7 @@ mod tests {
 
     #[test]
     fn parameter_names_follow_pytorch() {
-        let names = |k: ToyKind| initialised(k.architecture(), 0).param_names();
+        let names = |k: ToyKind| initialised(k, 0).param_names();
         assert_eq!(
             names(ToyKind::Tms),
             ["hidden.weight", "out.weight", "out.bias"]
@@ -539,6 +595,36 @@ mod tests {
             .all(|v| v.abs() <= bound));
         assert_eq!(p, kaiming_uniform(&arch, &mut seeded(3, Stream::Init)));
         assert_ne!(p, kaiming_uniform(&arch, &mut seeded(4, Stream::Init)));
+    }
+
+    #[test]
+    fn initial_parameters_follow_the_authors_initialisations() {
+        // tms: tied, b = 0.
+        let p = ToyKind::Tms.initial_params(3);
+        assert_eq!(p[1], p[0].transpose());
+        assert_eq!(p[2].sum_squares(), 0.0);
+        // squared: biases in [0.01, 1); weights N(0, 2 / fan_in): over the 3 x 100 weights
+        // of the 10-wide layers the sample variance is within 25% of 0.2 (its relative sigma
+        // is sqrt(2 / 300) = 8%).
+        let p = ToyKind::Squared.initial_params(3);
+        assert_eq!(p.len(), 10);
+        for b in p.iter().filter(|t| t.ndim() == 1) {
+            assert!(b.data().iter().all(|v| (0.01..1.0).contains(v)), "{b:?}");
+        }
+        let sq: f32 = (1..4).map(|l| p[2 * l].sum_squares()).sum();
+        assert!((sq / 300.0 / 0.2 - 1.0).abs() < 0.25, "{}", sq / 300.0);
+        // tmcs: N(0, 1) weights, zero bias.
+        let p = ToyKind::Tmcs.initial_params(3);
+        let var = (p[0].sum_squares() + p[1].sum_squares()) / 100.0;
+        assert!((var - 1.0).abs() < 0.3, "{var}");
+        assert_eq!(p[2].sum_squares(), 0.0);
+        // tms-parallel: three copies of one tms block.
+        let p = ToyKind::TmsParallel.initial_params(3);
+        let block = ToyKind::Tms.initial_params(3);
+        for k in 0..3 {
+            assert_eq!(&p[0].row(2 * k)[5 * k..5 * k + 5], block[0].row(0));
+        }
+        assert_ne!(ToyKind::Tms.initial_params(4), ToyKind::Tms.initial_params(3));
     }
 
     #[test]
@@ -573,8 +659,6 @@ mod tests {
         assert_eq!(first.len(), MAX_SEEDS_PER_SEARCH);
         assert_eq!((first[0], first[1], second[0]), (0, 1, 1000));
         assert!(first.iter().all(|s| !second.contains(s)));
-        assert_eq!(block_seeds(0), [0, 1, 2]);
-        assert_eq!(block_seeds(1), [3, 4, 5]);
     }
 
     #[test]
