@@ -25,10 +25,54 @@ pub enum Reference {
     /// other samples (`r != i`, so no pair has a zero gradient by construction). The paper's
     /// choice.
     RandomSample,
+    /// `r = f(x_r, W0)` for a sample `x_r` drawn uniformly from the whole batch, the sample
+    /// itself included, as the authors' code draws it (a pair `(i, i)` has a zero gradient
+    /// under the paper's MSE and KL). Offered to compare with the authors' numbers.
+    RandomWithSelf,
     /// The batch's mean output (for KL: the mean of the softmaxes).
     BatchMean,
     /// The zero output (for KL: the uniform distribution).
     Zero,
+}
+
+impl Reference {
+    /// Whether each sample's reference is another sample's output (drawn per batch).
+    pub fn draws_partners(self) -> bool {
+        matches!(self, Reference::RandomSample | Reference::RandomWithSelf)
+    }
+
+    /// The fewest samples a batch needs: 2 when the partner must be another sample.
+    pub fn min_batch(self) -> usize {
+        if self == Reference::RandomSample {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// How many of the `N = B n_v` coefficients batch top-k keeps for a fraction `k`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopKCount {
+    /// `ceil(k N)` (at least 1): exactly the fraction where `k N` is whole.
+    #[default]
+    Ceil,
+    /// `floor(k N) + 1`, as the authors' code counts (one more than the fraction where `k N`
+    /// is whole). Offered to compare with the authors' numbers.
+    FloorPlusOne,
+}
+
+/// How `k` moves during the warm start (the first `warm_start_epochs` epochs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarmStart {
+    /// `k` falls linearly from 1 to `top_k`.
+    #[default]
+    Linear,
+    /// `k` is held at 0.999 (nearly every coefficient kept), then drops to `top_k`, as in the
+    /// authors' code. Offered to compare with the authors' numbers.
+    Hold,
 }
 
 /// How a training step is computed. Both give the same numbers up to floating-point rounding
@@ -66,8 +110,11 @@ pub struct L3dConfig {
     pub lr_gamma: f64,
     pub lr_step: usize,
     pub weight_decay: f64,
-    /// During the first `warm_start_epochs` epochs, `k` falls linearly from 1 to `top_k`.
+    /// During the first `warm_start_epochs` epochs, `k` follows `warm_start` towards `top_k`.
     pub warm_start_epochs: usize,
+    pub warm_start: WarmStart,
+    /// How `k` turns into a count of kept coefficients.
+    pub top_k_count: TopKCount,
     pub divergence: Divergence,
     pub reference: Reference,
     /// Parameter tensors to decompose, by name; empty means all of them.
@@ -93,6 +140,8 @@ impl Default for L3dConfig {
             lr_step: 100,
             weight_decay: 0.0,
             warm_start_epochs: 0,
+            warm_start: WarmStart::Linear,
+            top_k_count: TopKCount::Ceil,
             divergence: Divergence::Mse,
             reference: Reference::RandomSample,
             decompose: Vec::new(),
@@ -135,11 +184,11 @@ impl L3dConfig {
         if !(self.top_k > 0.0 && self.top_k <= 1.0) {
             return Err(bad("top_k", self.top_k, "must lie in (0, 1]"));
         }
-        if self.batch_size < 2 && self.reference == Reference::RandomSample {
+        if self.batch_size < self.reference.min_batch() {
             return Err(bad(
                 "batch_size",
                 self.batch_size,
-                "a random in-batch reference needs batches of at least 2",
+                "a random reference among the other samples needs batches of at least 2",
             ));
         }
         if self.batch_size == 0 {
@@ -166,13 +215,18 @@ impl L3dConfig {
         }
     }
 
-    /// The top-k fraction in force at `epoch` (linear warm start from 1 to `top_k`).
+    /// The top-k fraction in force at `epoch` (see [`WarmStart`]).
     pub fn top_k_at(&self, epoch: usize) -> f64 {
         if epoch >= self.warm_start_epochs {
             return self.top_k;
         }
-        let t = epoch as f64 / self.warm_start_epochs as f64;
-        1.0 - (1.0 - self.top_k) * t
+        match self.warm_start {
+            WarmStart::Linear => {
+                let t = epoch as f64 / self.warm_start_epochs as f64;
+                1.0 - (1.0 - self.top_k) * t
+            }
+            WarmStart::Hold => 0.999,
+        }
     }
 }
 
@@ -251,5 +305,11 @@ mod tests {
         assert_eq!(c.top_k_at(0), 1.0);
         assert!((c.top_k_at(2) - 0.6).abs() < 1e-12);
         assert_eq!(c.top_k_at(4), 0.2);
+        let held = L3dConfig {
+            warm_start: WarmStart::Hold,
+            ..c
+        };
+        assert_eq!((held.top_k_at(0), held.top_k_at(3)), (0.999, 0.999));
+        assert_eq!(held.top_k_at(4), 0.2);
     }
 }

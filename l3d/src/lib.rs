@@ -39,7 +39,7 @@ pub mod step;
 pub mod topk;
 pub mod train;
 
-pub use config::{Divergence, L3dConfig, Reference, StepPath};
+pub use config::{Divergence, L3dConfig, Reference, StepPath, TopKCount, WarmStart};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
 pub use model::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};

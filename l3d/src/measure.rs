@@ -3,12 +3,14 @@
 //! Impact of subnetwork `v_k` on a pair: `I(x_i, x_j, v_k) = |<V_in[k], g(x_i, x_j)>|`; on a
 //! sample: `I(x_i, v_k)`, the mean of `I(x_i, x_j, v_k)` over `n` references `x_j`.
 
-use crate::config::{L3dConfig, Reference, StepPath};
+use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::FastStep;
 use crate::model::Model;
-use crate::pairs::{check_data, draw_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{
+    check_data, draw_partners, draw_reference_partners, per_sample_gradients, reference_outputs,
+};
 use crate::step::{encode, tape_step, MaskRule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -67,9 +69,9 @@ pub fn evaluate<T: Float>(
         StepPath::Tape => None,
     };
     let rows: Vec<usize> = (0..data.shape()[0]).collect();
-    let rule = MaskRule::TopK(config.top_k);
+    let rule = MaskRule::top_k_for(config, config.top_k);
     for chunk in rows.chunks(config.batch_size) {
-        if chunk.len() < 2 && config.reference == Reference::RandomSample {
+        if chunk.len() < config.reference.min_batch() {
             continue;
         }
         let step = match &mut fast {
@@ -79,10 +81,8 @@ pub fn evaluate<T: Float>(
             None => {
                 let x = data.gather_rows(chunk);
                 let y0 = model.evaluate_w0(&x)?;
-                let p = match config.reference {
-                    Reference::RandomSample => draw_partners(chunk.len(), &mut rng),
-                    _ => Vec::new(),
-                };
+                let mut p = Vec::new();
+                draw_reference_partners(config.reference, chunk.len(), &mut rng, &mut p);
                 let r = reference_outputs(&y0, config.reference, config.divergence, &p);
                 let grads = dense_grads(model, d, config, &x, &r)?;
                 let step = tape_step(d, &grads, rule)?;

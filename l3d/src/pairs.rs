@@ -36,8 +36,28 @@ pub fn draw_partners_into(b: usize, rng: &mut impl Rng, out: &mut Vec<usize>) {
     }));
 }
 
+/// The partners of a batch of `b` samples under `reference`, into `out` (reused): for
+/// [`Reference::RandomSample`] another sample each ([`draw_partners_into`]), for
+/// [`Reference::RandomWithSelf`] any sample of the batch, itself included; left empty for
+/// references that are not another sample's output.
+pub fn draw_reference_partners(
+    reference: Reference,
+    b: usize,
+    rng: &mut impl Rng,
+    out: &mut Vec<usize>,
+) {
+    match reference {
+        Reference::RandomSample => draw_partners_into(b, rng, out),
+        Reference::RandomWithSelf => {
+            out.clear();
+            out.extend((0..b).map(|_| rng.gen_range(0..b)));
+        }
+        Reference::BatchMean | Reference::Zero => out.clear(),
+    }
+}
+
 /// The reference outputs `r: [B, d_out]` for a batch whose outputs at `W0` are `y0: [B, d_out]`.
-/// `partners` is used by [`Reference::RandomSample`] only.
+/// `partners` is used by the references that draw them ([`Reference::draws_partners`]).
 pub fn reference_outputs<T: Float>(
     y0: &Tensor<T>,
     kind: Reference,
@@ -46,7 +66,7 @@ pub fn reference_outputs<T: Float>(
 ) -> Tensor<T> {
     let b = y0.shape()[0];
     match kind {
-        Reference::RandomSample => y0.gather_rows(partners),
+        Reference::RandomSample | Reference::RandomWithSelf => y0.gather_rows(partners),
         Reference::Zero => Tensor::zeros(y0.shape()),
         Reference::BatchMean if divergence == Divergence::Kl => {
             // The mean distribution, as logits: ln(mean_i softmax(y0_i)).
@@ -154,5 +174,26 @@ mod tests {
                 assert_eq!(s, i != j, "pair ({i}, {j})");
             }
         }
+    }
+
+    #[test]
+    fn partners_with_self_cover_every_pair_and_others_draw_none() {
+        let mut r = rng(3);
+        let mut seen = [[false; 3]; 3];
+        let mut p = Vec::new();
+        for _ in 0..200 {
+            draw_reference_partners(Reference::RandomWithSelf, 3, &mut r, &mut p);
+            for (i, &j) in p.iter().enumerate() {
+                seen[i][j] = true;
+            }
+        }
+        assert!(seen.iter().flatten().all(|&s| s), "{seen:?}");
+        draw_reference_partners(Reference::RandomWithSelf, 1, &mut r, &mut p);
+        assert_eq!(p, [0]);
+        draw_reference_partners(Reference::BatchMean, 3, &mut r, &mut p);
+        assert!(p.is_empty());
+        // RandomSample draws exactly what draw_partners draws.
+        draw_reference_partners(Reference::RandomSample, 5, &mut rng(9), &mut p);
+        assert_eq!(p, draw_partners(5, &mut rng(9)));
     }
 }

@@ -5,6 +5,7 @@
 //! Legend: `B` batch, `n_v` subnetworks, `R` rank, `K` modes of a tensor, `P` its element
 //! count, `g_i` the per-sample gradient, `c[i, v] = <V_in[v], g_i>` the coefficients.
 
+use crate::config::{L3dConfig, TopKCount};
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
@@ -12,12 +13,31 @@ use crate::topk::batch_top_k;
 use autodiff::{Tape, Var};
 use tensor::{Float, Tensor, Transpose};
 
-/// Which coefficients survive: batch top-k with a fraction, or a given 0/1 mask `[B, n_v]`
-/// (to hold the mask fixed, as finite-difference checks need).
+/// Which coefficients survive: batch top-k at a fraction `k` of the `N = B n_v`
+/// coefficients (keeping `count.of(k, N)` of them, see [`TopKCount`]), or a given 0/1 mask
+/// `[B, n_v]` (to hold the mask fixed, as finite-difference checks need).
 #[derive(Debug, Clone, Copy)]
 pub enum MaskRule<'a, T: Float> {
-    TopK(f64),
+    TopK { fraction: f64, count: TopKCount },
     Given(&'a Tensor<T>),
+}
+
+impl<T: Float> MaskRule<'_, T> {
+    /// Batch top-k at fraction `k`, keeping `ceil(k N)`.
+    pub fn top_k(k: f64) -> Self {
+        MaskRule::TopK {
+            fraction: k,
+            count: TopKCount::Ceil,
+        }
+    }
+
+    /// Batch top-k at fraction `k` with the count rule of `config`.
+    pub fn top_k_for(config: &L3dConfig, k: f64) -> Self {
+        MaskRule::TopK {
+            fraction: k,
+            count: config.top_k_count,
+        }
+    }
 }
 
 /// What one step computed.
@@ -167,7 +187,9 @@ pub fn tape_step<T: Float>(
     let (c, enc, g) = record_encode_all(&mut tape, d, grads, true)?;
     let coefficients = tape.value(c).clone();
     let mask = match rule {
-        MaskRule::TopK(fraction) => batch_top_k(&coefficients, fraction).mask,
+        MaskRule::TopK { fraction, count } => {
+            batch_top_k(&coefficients, count.of(fraction, coefficients.numel())).mask
+        }
         MaskRule::Given(m) => m.clone(),
     };
     let kept = tape.try_mask(c, &mask)?;

@@ -1,5 +1,6 @@
 //! Batch top-k: one threshold for the whole batch of coefficients.
 
+use crate::config::TopKCount;
 use tensor::{Float, Tensor, TopK};
 
 /// How many of `n` coefficients a fraction `k` keeps: `ceil(k n)`, at least 1 and at most
@@ -10,10 +11,22 @@ pub fn top_k_count(fraction: f64, n: usize) -> usize {
     (wanted.max(1.0) as usize).min(n)
 }
 
-/// Keeps the [`top_k_count`] entries of `c: [B, n_v]` of largest magnitude, over the whole
-/// batch; ties go to the lower flat index (sample-major), so the choice is deterministic.
-pub fn batch_top_k<T: Float>(c: &Tensor<T>, fraction: f64) -> TopK<T> {
-    c.top_k_abs(top_k_count(fraction, c.numel()))
+impl TopKCount {
+    /// How many of `n` coefficients a fraction `k` keeps under this rule, at most `n`:
+    /// [`top_k_count`] for `Ceil`; `floor(k n) + 1` for `FloorPlusOne` (the product nudged up
+    /// by 1e-9, so that `0.1 * 320` counts as 32, as in exact arithmetic).
+    pub fn of(self, fraction: f64, n: usize) -> usize {
+        match self {
+            TopKCount::Ceil => top_k_count(fraction, n),
+            TopKCount::FloorPlusOne => ((fraction * n as f64 + 1e-9).floor() as usize + 1).min(n),
+        }
+    }
+}
+
+/// Keeps the `count` entries of `c: [B, n_v]` of largest magnitude, over the whole batch;
+/// ties go to the lower flat index (sample-major), so the choice is deterministic.
+pub fn batch_top_k<T: Float>(c: &Tensor<T>, count: usize) -> TopK<T> {
+    c.top_k_abs(count)
 }
 
 /// [`batch_top_k`] without allocating: writes the 0/1 mask of `c` (flat, `[B, n_v]`) into
@@ -25,12 +38,16 @@ pub fn batch_top_k<T: Float>(c: &Tensor<T>, fraction: f64) -> TopK<T> {
 /// numbers, above the complemented index), so the selection compares integers only.
 pub fn batch_top_k_into<T: Float>(
     c: &[T],
-    fraction: f64,
+    count: usize,
     order: &mut Vec<u128>,
     mask: &mut [T],
 ) -> usize {
     assert_eq!(c.len(), mask.len(), "batch_top_k_into: mask length");
-    let count = top_k_count(fraction, c.len());
+    assert!(
+        (1..=c.len()).contains(&count),
+        "batch_top_k_into: keeps {count} of {}",
+        c.len()
+    );
     order.clear();
     order.extend(c.iter().enumerate().map(|(i, v)| {
         let magnitude = if v.is_nan() {
@@ -64,8 +81,9 @@ mod tests {
         let mut order = Vec::new();
         for k in [0.01, 0.1, 0.33, 0.5, 1.0] {
             let mut mask = vec![f32::NAN; 80];
-            let kept = batch_top_k_into(c.data(), k, &mut order, &mut mask);
-            let reference = batch_top_k(&c, k);
+            let count = top_k_count(k, 80);
+            let kept = batch_top_k_into(c.data(), count, &mut order, &mut mask);
+            let reference = batch_top_k(&c, count);
             assert_eq!(mask, reference.mask.data(), "k = {k}");
             assert_eq!(kept, reference.kept);
         }
@@ -78,13 +96,20 @@ mod tests {
         assert_eq!(top_k_count(0.1, 25), 3);
         assert_eq!(top_k_count(0.001, 10), 1);
         assert_eq!(top_k_count(1.0, 10), 10);
+        // The authors' count: int(k N) + 1.
+        let authors = TopKCount::FloorPlusOne;
+        assert_eq!(authors.of(0.1, 320), 33);
+        assert_eq!(authors.of(0.1, 25), 3);
+        assert_eq!(authors.of(0.001, 10), 1);
+        assert_eq!(authors.of(1.0, 10), 10);
+        assert_eq!(TopKCount::Ceil.of(0.1, 320), 32);
     }
 
     #[test]
     fn keeps_exactly_the_count() {
         let c = Tensor::<f32>::from_fn(&[32, 5], |i| ((i * 37) % 101) as f32 - 50.0);
         for k in [0.05, 0.1, 0.33, 1.0] {
-            let top = batch_top_k(&c, k);
+            let top = batch_top_k(&c, top_k_count(k, 160));
             assert_eq!(top.mask.sum_all() as usize, top_k_count(k, 160));
         }
     }

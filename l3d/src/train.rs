@@ -7,12 +7,12 @@
 //! `e`, so an epoch's randomness does not depend on what came before it, and resuming from a
 //! checkpoint repeats exactly what an uninterrupted run would have done.
 
-use crate::config::{L3dConfig, Reference, StepPath};
+use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::{all_finite, renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
-use crate::pairs::{check_data, draw_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{check_data, draw_reference_partners, per_sample_gradients, reference_outputs};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
 use rand::seq::SliceRandom;
@@ -230,7 +230,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         let n_v = self.state.decomposition.n_v;
         let mut acc = EpochAccumulator::new(n_v);
         // A lone leftover sample has no partner in its batch: it is skipped.
-        let kept = |rows: &&[usize]| rows.len() >= 2 || config.reference != Reference::RandomSample;
+        let kept = |rows: &&[usize]| rows.len() >= config.reference.min_batch();
         let mut batches = |trainer: &mut Self, acc: &mut EpochAccumulator| -> Result<()> {
             let mut chunks = order.chunks(config.batch_size).enumerate().peekable();
             while let Some((batch, rows)) = chunks.next() {
@@ -316,7 +316,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         }
         let fast = self.fast.as_mut().expect("built above");
         let state = &mut self.state;
-        let rule = MaskRule::TopK(top_k);
+        let rule = MaskRule::top_k_for(&state.config, top_k);
         // Parallel steps of an MLP compute the next batch's per-sample gradients beside this
         // step's update (see `FastStep::prefetch_alongside`).
         let pipeline = next.is_some_and(|n| fast.uses_mlp() && fast.runs_parallel(n.len()));
@@ -363,7 +363,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         Ok(Some(tape_step(
             &self.state.decomposition,
             &grads,
-            MaskRule::TopK(top_k),
+            MaskRule::top_k_for(&self.state.config, top_k),
         )?))
     }
 }
@@ -377,10 +377,8 @@ fn pair_gradients<T: Float>(
 ) -> Result<Vec<Tensor<T>>> {
     let config = &state.config;
     let y0 = model.evaluate_w0(x)?;
-    let partners = match config.reference {
-        Reference::RandomSample => draw_partners(x.shape()[0], rng),
-        _ => Vec::new(),
-    };
+    let mut partners = Vec::new();
+    draw_reference_partners(config.reference, x.shape()[0], rng, &mut partners);
     let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
     let d = &state.decomposition;
     Ok(

@@ -116,7 +116,7 @@ fn steady_state_steps(wide: bool, passes: usize) -> usize {
     let mut pass = |d: &mut Decomposition<f32>| {
         for batch in rows.chunks(config.batch_size) {
             let out = fast
-                .run(d, batch, &mut r, MaskRule::TopK(0.2), true)
+                .run(d, batch, &mut r, MaskRule::top_k(0.2), true)
                 .unwrap();
             assert!(out.unwrap().sq_norm > 0.0);
             renormalise_decoder(d, &mut renorm);
@@ -163,7 +163,7 @@ fn given_gradient_steps() -> usize {
     let rows: Vec<usize> = (0..100).collect();
     let mut pass = || {
         for batch in rows.chunks(32) {
-            let rule = MaskRule::TopK(0.1);
+            let rule = MaskRule::top_k(0.1);
             fast.run(&d, batch, &mut rng(6), rule, true).unwrap();
         }
     };

@@ -13,7 +13,8 @@ use l3d::fast::FastStep;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
 use l3d::step::{tape_step, MaskRule, StepResult};
 use l3d::{
-    Decomposition, Divergence, L3dConfig, MlpActivation, Model, Reference, StepPath, Trainer,
+    Decomposition, Divergence, L3dConfig, MlpActivation, Model, Reference, StepPath, TopKCount,
+    Trainer, WarmStart,
 };
 use proptest::prelude::*;
 use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
@@ -235,7 +236,7 @@ fn check_case<T: Float>(
     let config = case.config(model);
     let d = Decomposition::new(model, &config).unwrap();
     let x = normal_inputs::<T>(case.b, case.widths[0], case.seed + 1);
-    let rule = MaskRule::TopK(case.top_k);
+    let rule = MaskRule::top_k(case.top_k);
     let tape = tape_batch(model, &d, &config, &x, case.seed + 2, rule);
     prop_assume!(tape.sq_norm.to_f64() > 1e-20);
     let fast = fast_batch(model, &d, &config, &x, case.seed + 2, rule);
@@ -295,7 +296,7 @@ fn several_rows_per_sample_stay_factored_and_agree() {
         };
         let d = Decomposition::new(&model, &config).unwrap();
         let x = normal_inputs::<f64>(37, 12, 12);
-        let rule = MaskRule::TopK(0.4);
+        let rule = MaskRule::top_k(0.4);
         let tape = tape_batch(&model, &d, &config, &x, 13, rule);
         let fast = fast_batch(&model, &d, &config, &x, 13, rule);
         assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
@@ -321,10 +322,10 @@ fn given_gradients_of_one_two_and_three_modes_agree() {
     let d = Decomposition::for_shapes(&names, &shapes, vec![0, 1, 2], &config).unwrap();
     let rows: Vec<usize> = (0..n).rev().step_by(2).collect();
     let batch: Vec<Tensor<f64>> = grads.iter().map(|g| g.gather_rows(&rows)).collect();
-    let tape = tape_step(&d, &batch, MaskRule::TopK(0.3)).unwrap();
+    let tape = tape_step(&d, &batch, MaskRule::top_k(0.3)).unwrap();
     let mut fast = FastStep::on_gradients(&grads, &d, &config).unwrap();
     let out = fast
-        .run(&d, &rows, &mut rng(0), MaskRule::TopK(0.3), true)
+        .run(&d, &rows, &mut rng(0), MaskRule::top_k(0.3), true)
         .unwrap()
         .unwrap();
     assert_agree(&out.to_step_result(), &tape, 1e-10, 1e-6).unwrap();
@@ -373,7 +374,7 @@ fn a_wide_model_with_several_chunks_and_packed_operands_agrees() {
         };
         let d = Decomposition::new(&model, &config).unwrap();
         let x = normal_inputs::<f64>(70, 40, 10);
-        let rule = MaskRule::TopK(0.2);
+        let rule = MaskRule::top_k(0.2);
         let tape = tape_batch(&model, &d, &config, &x, 11, rule);
         let fast = fast_batch(&model, &d, &config, &x, 11, rule);
         assert_agree(&fast, &tape, 1e-9, 1e-4).unwrap();
@@ -396,7 +397,7 @@ fn row_blocks_and_groups_of_chunks_in_the_backward_agree() {
     };
     let d = Decomposition::new(&model, &config).unwrap();
     let x = normal_inputs::<f64>(290, 40, 5);
-    let rule = MaskRule::TopK(0.2);
+    let rule = MaskRule::top_k(0.2);
     let tape = tape_batch(&model, &d, &config, &x, 6, rule);
     let fast = in_pool(2, || fast_batch(&model, &d, &config, &x, 6, rule));
     assert_agree(&fast, &tape, 1e-9, 1e-4).unwrap();
@@ -440,7 +441,7 @@ fn one_thread_and_two_give_the_same_bits() {
         let rows: Vec<usize> = (0..80).map(|i| (i * 7) % 240).collect();
         let run = || {
             let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
-            let out = fast.run(&d, &rows, &mut rng(3), MaskRule::TopK(0.1), true);
+            let out = fast.run(&d, &rows, &mut rng(3), MaskRule::top_k(0.1), true);
             out.unwrap().unwrap().to_step_result()
         };
         let (one, two) = (in_pool(1, run), in_pool(2, run));
@@ -459,6 +460,21 @@ fn one_thread_and_two_give_the_same_bits() {
 
 #[test]
 fn training_on_either_path_gives_the_same_decomposition() {
+    training_agrees(L3dConfig::default());
+    // The options of the authors' code: a warm start held at k = 0.999, int(k N) + 1 kept,
+    // references drawn among all samples of the batch.
+    training_agrees(L3dConfig {
+        warm_start_epochs: 2,
+        warm_start: WarmStart::Hold,
+        top_k_count: TopKCount::FloorPlusOne,
+        reference: Reference::RandomWithSelf,
+        divergence: Divergence::MseAuthors,
+        ..Default::default()
+    });
+}
+
+/// Three epochs of training on each path from `base` (with a small MLP's settings).
+fn training_agrees(base: L3dConfig) {
     let acts = [MlpActivation::Tanh, MlpActivation::Identity];
     let model = RandomMlp::<f64>::new(&[3, 5, 2], &acts, &[true, true], 1);
     let x = normal_inputs::<f64>(100, 3, 2);
@@ -469,7 +485,7 @@ fn training_on_either_path_gives_the_same_decomposition() {
             top_k: 0.3,
             epochs: 3,
             path,
-            ..Default::default()
+            ..base.clone()
         };
         let mut trainer = Trainer::new(&model, config, &x).unwrap();
         trainer.train(|_| true).unwrap();

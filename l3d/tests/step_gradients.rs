@@ -49,7 +49,7 @@ proptest! {
         let config = L3dConfig { n_subnetworks: n_v, rank, seed, top_k: 0.5, ..Default::default() };
         let d = Decomposition::new(&model, &config).unwrap();
         let grads = pair_grads(&model, &d, div, b, seed);
-        let step = tape_step(&d, &grads, MaskRule::TopK(0.5)).unwrap();
+        let step = tape_step(&d, &grads, MaskRule::top_k(0.5)).unwrap();
         let mask = step.mask.clone();
         let factors: Vec<Tensor<f64>> = d.factors().into_iter().cloned().collect();
         for (f, analytic) in factors.iter().zip(&step.factor_grads) {

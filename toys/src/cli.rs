@@ -7,7 +7,7 @@ use crate::report::{generic_table, toy_table};
 use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
 use crate::ui::{Mode, Ui};
 use clap::{Args, Parser, Subcommand};
-use l3d::{Divergence, L3dConfig, Model, Reference};
+use l3d::{Divergence, L3dConfig, Model, Reference, TopKCount, WarmStart};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -118,9 +118,17 @@ pub struct Settings {
     /// Epochs between learning-rate decays (paper: 100; 0 for none).
     #[arg(long)]
     pub lr_step: Option<usize>,
-    /// Epochs over which k falls linearly from 1 to --top-k.
+    /// Epochs of warm start before k reaches --top-k.
     #[arg(long)]
     pub warm_start: Option<usize>,
+    /// How k moves during the warm start: linear (from 1 down to --top-k; the default) or
+    /// hold (k = 0.999 throughout, then --top-k, as the authors' code does).
+    #[arg(long, value_parser = parse_warm_start)]
+    pub warm_start_schedule: Option<WarmStart>,
+    /// How many of the N = batch x n_v coefficients top-k keeps: ceil (ceil(k N); the
+    /// default) or floor-plus-one (int(k N) + 1, as the authors' code counts).
+    #[arg(long, value_parser = parse_top_k_count)]
+    pub top_k_count: Option<TopKCount>,
     /// Seed of the decomposition (initialisation, shuffling, references) and of a toy.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -129,7 +137,8 @@ pub struct Settings {
     #[arg(long, value_parser = parse_divergence)]
     pub divergence: Option<Divergence>,
     /// The reference output each sample is compared with: random (another sample of the
-    /// batch; the paper's choice and the default), mean (the batch mean), zero.
+    /// batch; the paper's choice and the default), random-with-self (any sample of the batch,
+    /// itself included, as the authors' code draws it), mean (the batch mean), zero.
     #[arg(long, value_parser = parse_reference)]
     pub reference: Option<Reference>,
     /// Parameter tensors to decompose (comma-separated names); the rest stay frozen at W0.
@@ -155,9 +164,28 @@ fn parse_divergence(s: &str) -> std::result::Result<Divergence, String> {
 fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
     match s {
         "random" => Ok(Reference::RandomSample),
+        "random-with-self" => Ok(Reference::RandomWithSelf),
         "mean" => Ok(Reference::BatchMean),
         "zero" => Ok(Reference::Zero),
-        _ => Err(format!("unknown reference '{s}' (random, mean, zero)")),
+        _ => Err(format!(
+            "unknown reference '{s}' (random, random-with-self, mean, zero)"
+        )),
+    }
+}
+
+fn parse_warm_start(s: &str) -> std::result::Result<WarmStart, String> {
+    match s {
+        "linear" => Ok(WarmStart::Linear),
+        "hold" => Ok(WarmStart::Hold),
+        _ => Err(format!("unknown warm-start schedule '{s}' (linear, hold)")),
+    }
+}
+
+fn parse_top_k_count(s: &str) -> std::result::Result<TopKCount, String> {
+    match s {
+        "ceil" => Ok(TopKCount::Ceil),
+        "floor-plus-one" => Ok(TopKCount::FloorPlusOne),
+        _ => Err(format!("unknown top-k count '{s}' (ceil, floor-plus-one)")),
     }
 }
 
@@ -400,6 +428,8 @@ fn apply_settings(run: &mut RunConfig, s: &Settings) {
     set(&mut c.lr_gamma, &s.lr_gamma);
     set(&mut c.lr_step, &s.lr_step);
     set(&mut c.warm_start_epochs, &s.warm_start);
+    set(&mut c.warm_start, &s.warm_start_schedule);
+    set(&mut c.top_k_count, &s.top_k_count);
     set(&mut c.seed, &s.seed);
     set(&mut c.divergence, &s.divergence);
     set(&mut c.reference, &s.reference);

@@ -624,7 +624,10 @@ mod tests {
         for k in 0..3 {
             assert_eq!(&p[0].row(2 * k)[5 * k..5 * k + 5], block[0].row(0));
         }
-        assert_ne!(ToyKind::Tms.initial_params(4), ToyKind::Tms.initial_params(3));
+        assert_ne!(
+            ToyKind::Tms.initial_params(4),
+            ToyKind::Tms.initial_params(3)
+        );
     }
 
     #[test]

@@ -70,8 +70,9 @@ impl<T: Float> LossState<T> {
             return Ok(None);
         }
         match rule {
-            MaskRule::TopK(fraction) => {
-                batch_top_k_into(&self.c, fraction, &mut self.order, &mut self.mask);
+            MaskRule::TopK { fraction, count } => {
+                let count = count.of(fraction, b * n_v);
+                batch_top_k_into(&self.c, count, &mut self.order, &mut self.mask);
             }
             MaskRule::Given(m) => {
                 if m.shape() != [b, n_v] {

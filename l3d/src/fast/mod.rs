@@ -328,7 +328,7 @@ impl<'a, T: Float> FastContext<'a, T> {
 ///
 /// ```ignore
 /// let mut fast = FastStep::new(&model, &data, &d, &config)?;
-/// let out = fast.run(&d, &rows, &mut rng, MaskRule::TopK(config.top_k), true)?;
+/// let out = fast.run(&d, &rows, &mut rng, MaskRule::top_k(config.top_k), true)?;
 /// ```
 pub struct FastStep<'m, T: Float> {
     source: Source<'m, T>,
@@ -623,13 +623,14 @@ impl<'m, T: Float> FastStep<'m, T> {
                 "the decomposition differs from the one the fast step was built for".into(),
             ));
         }
-        let needs_pair = !matches!(self.source, Source::Given { .. })
-            && self.reference == Reference::RandomSample;
-        if rows.is_empty() || (needs_pair && rows.len() < 2) {
+        let least = match self.source {
+            Source::Given { .. } => 1,
+            _ => self.reference.min_batch(),
+        };
+        if rows.len() < least {
             return Err(L3dError::Mismatch(format!(
-                "a batch of {} samples; it needs at least {}",
+                "a batch of {} samples; it needs at least {least}",
                 rows.len(),
-                if needs_pair { 2 } else { 1 }
             )));
         }
         Ok(())

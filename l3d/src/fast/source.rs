@@ -12,7 +12,7 @@ use super::{each, Chunk, FastContext, FastStep};
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
 use crate::model::Model;
-use crate::pairs::{draw_partners_into, per_sample_gradients, reference_outputs};
+use crate::pairs::{draw_reference_partners, per_sample_gradients, reference_outputs};
 use autodiff::Grad;
 use rand::Rng;
 use tensor::{Float, Tensor};
@@ -110,9 +110,8 @@ impl<T: Float> FastStep<'_, T> {
         parallel: bool,
     ) -> Result<()> {
         let b = rows.len();
-        if !matches!(self.source, Source::Given { .. }) && self.reference == Reference::RandomSample
-        {
-            draw_partners_into(b, rng, &mut self.partners);
+        if !matches!(self.source, Source::Given { .. }) {
+            draw_reference_partners(self.reference, b, rng, &mut self.partners);
         }
         let chunks = &mut self.chunks[..n_chunks];
         match &mut self.source {
@@ -244,7 +243,7 @@ fn fill_references<T: Float>(
     let b = y0.len() / width;
     fit(out, b * width);
     match kind {
-        Reference::RandomSample => {
+        Reference::RandomSample | Reference::RandomWithSelf => {
             for (dst, &p) in out.chunks_exact_mut(width).zip(partners) {
                 dst.copy_from_slice(&y0[p * width..(p + 1) * width]);
             }
