@@ -1,7 +1,7 @@
 //! Reports of a decomposition: the measures every model gets, the tables printed in the
 //! terminal, and the figures with their HTML page.
 
-use crate::analysis::{decomposed_norm, Analysis, AnalysisConfig};
+use crate::analysis::{decomposed_norm, Analysis, AnalysisConfig, EFFECT_SHARE, STRUCTURE_SHARE};
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
@@ -103,65 +103,40 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     }
 }
 
-/// The table of a toy's decomposition: one row per subnetwork, then the summary.
+/// The table of a toy's decomposition: one row per subnetwork ([`toy_rows`]), then the
+/// summary.
 pub fn toy_table(name: &str, a: &Analysis, paper_error: Option<f64>) -> String {
-    let mut s = String::new();
-    let feature = if a.n_features < a.subnetworks.len() && name == "high-rank" {
+    let word = if name == "high-rank" {
         "group"
     } else {
         "feature"
     };
+    let mut s = text_table(&toy_rows(a, word));
     let _ = writeln!(
         s,
-        "{:>10} | {:>11} | {:>6} | {:>6} | {:>11} | {:>9}",
-        "subnetwork",
-        format!("top {feature}"),
-        "purity",
-        "P_act",
-        "selectivity",
-        "enc. |cos|"
-    );
-    let _ = writeln!(s, "{}", "-".repeat(70));
-    for sub in &a.subnetworks {
-        let recovered = a.recovered.contains(&Some(sub.index));
-        let _ = writeln!(
-            s,
-            "{:>10} | {:>11} | {:>6.3} | {:>6.3} | {:>11} | {:>9}{}",
-            sub.index,
-            if sub.live {
-                sub.top_feature.to_string()
-            } else {
-                "(dead)".into()
-            },
-            sub.purity,
-            sub.p_act,
-            fmt_opt(sub.selectivity, 1),
-            fmt_opt(sub.encoder_cosine, 3),
-            if recovered { "  *" } else { "" }
-        );
-    }
-    let _ = writeln!(s, "{}", "-".repeat(70));
-    let _ = writeln!(
-        s,
-        "reconstruction error (held-out): {:.4}   paper: {}   last epoch: {}",
+        "reconstruction error (held-out, {} samples): {:.4}   paper: {}   last epoch: {}",
+        a.held_out_samples,
         a.evaluation.reconstruction_error,
         fmt_opt(paper_error, 3),
         fmt_opt(a.train_error, 4)
     );
     let _ = writeln!(
         s,
-        "recovered {feature}s: {}/{} (* = recovering subnetwork, purity >= 0.8)   live: {}/{}   dead: {}",
-        a.recovered_count(),
+        "recovered {word}s: {}/{} by structure (a live subnetwork with >= {:.0}% of its input-layer norm^2 on the {word}), {}/{} by intervention (>= {:.0}% of its effect on the {word}'s samples)   live: {}/{}",
+        a.structure_count(),
         a.n_features,
+        100.0 * STRUCTURE_SHARE,
+        a.intervention_count(),
+        a.n_features,
+        100.0 * EFFECT_SHARE,
         a.live_count(),
         a.subnetworks.len(),
-        a.subnetworks.len() - a.live_count()
     );
     if let Some(da) = &a.derived_a {
         let _ = writeln!(
             s,
-            "derived A vs true A: r^2 = {:.3} ({} distinct subnetworks serve the {} columns)",
-            da.r_squared, da.covered, da.n
+            "derived A vs true A: r = {:.3} as the authors compute it (one column per subnetwork, unscaled; {} columns uncovered), r^2 = {:.3} with least-squares scale ({} subnetworks serve the {} columns)",
+            da.r_authors, da.uncovered_authors, da.r_squared, da.covered, da.n
         );
     }
     s
@@ -328,12 +303,12 @@ pub fn write_figures(
         ),
         sweeps_svg(model, d, config, data, delta, settings)?,
     ));
+    let word = if name == "high-rank" {
+        "group"
+    } else {
+        "feature"
+    };
     if let Some(a) = analysis {
-        let word = if name == "high-rank" {
-            "group"
-        } else {
-            "feature"
-        };
         figs.push((
             "impact.svg".into(),
             format!("Subnetwork x input-{word} impact"),
@@ -360,7 +335,7 @@ pub fn write_figures(
         crate::io::write_atomic(&dir.join(file), svg.as_bytes())?;
     }
     let table = match analysis {
-        Some(a) => toy_rows(a),
+        Some(a) => toy_rows(a, word),
         None => generic_rows(generic),
     };
     let report = Report {
@@ -378,42 +353,84 @@ pub fn write_figures(
 
 type Table = (Vec<String>, Vec<Vec<String>>);
 
-fn toy_rows(a: &Analysis) -> Table {
+/// One row per subnetwork of a toy's decomposition: its feature (the one it is built on, with
+/// that share of its input-layer norm^2), activity, the intervention measures, and which
+/// recoveries it counts in.
+fn toy_rows(a: &Analysis, word: &str) -> Table {
     let header = [
-        "subnetwork",
-        "top feature",
-        "purity",
-        "P_act",
-        "selectivity",
-        "encoder |cos|",
-        "recovers",
+        "subnetwork".to_string(),
+        format!("built on {word}"),
+        "P_act".into(),
+        "effect share".into(),
+        "channel sel.".into(),
+        "sample sel.".into(),
+        "purity".into(),
+        "enc. |cos|".into(),
+        "recovers".into(),
     ]
-    .map(String::from)
     .to_vec();
     let rows = a
         .subnetworks
         .iter()
         .map(|s| {
+            let recovers = [
+                ("structure", &a.recovered_by_structure),
+                ("intervention", &a.recovered_by_intervention),
+            ]
+            .iter()
+            .filter(|(_, r)| r.contains(&Some(s.index)))
+            .map(|(w, _)| *w)
+            .collect::<Vec<_>>()
+            .join(", ");
             vec![
                 s.index.to_string(),
-                if s.live {
-                    s.top_feature.to_string()
-                } else {
-                    "dead".into()
+                match (s.live, s.built_on_one) {
+                    (false, _) => "dead".into(),
+                    (true, true) => format!("{} ({:.2})", s.structure_feature, s.structure_share),
+                    (true, false) => format!("- ({:.2})", s.structure_share),
                 },
-                format!("{:.3}", s.purity),
                 format!("{:.3}", s.p_act),
-                fmt_opt(s.selectivity, 1),
+                fmt_opt(s.effect_share, 2),
+                fmt_opt(s.channel_selectivity, 1),
+                fmt_opt(s.sample_selectivity, 1),
+                format!("{:.2}", s.purity),
                 fmt_opt(s.encoder_cosine, 3),
-                if a.recovered.contains(&Some(s.index)) {
-                    "yes".into()
-                } else {
-                    String::new()
-                },
+                recovers,
             ]
         })
         .collect();
     (header, rows)
+}
+
+/// A table as aligned text: columns right-aligned to their widest cell, a rule under the
+/// header and after the last row.
+pub fn text_table((header, rows): &Table) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let rule = "-".repeat(widths.iter().sum::<usize>() + 3 * widths.len().saturating_sub(1));
+    let mut s = format!("{}\n{rule}\n", line(header));
+    for r in rows {
+        s.push_str(&line(r));
+        s.push('\n');
+    }
+    s.push_str(&rule);
+    s.push('\n');
+    s
 }
 
 fn generic_rows(r: &GenericReport) -> Table {

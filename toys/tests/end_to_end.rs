@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use toys::analysis::AnalysisConfig;
-use toys::cli::paper_config;
 use toys::models::ToyKind;
 use toys::run::{decompose, DataSource, ModelSource, RunConfig};
 use toys::ui::{Mode, Ui};
@@ -35,7 +34,7 @@ fn run_toy(
             top_k,
             epochs,
             lr_step: epochs / 10,
-            ..paper_config(kind, seed)
+            ..kind.paper_config(seed)
         },
         analysis: AnalysisConfig {
             probe_samples: 1000,
@@ -47,28 +46,33 @@ fn run_toy(
     (run, out, outcome)
 }
 
-/// `tms` at 300 epochs and k = 0.2 (one coefficient per sample on average: most samples have
-/// one active feature). At the paper's k = 0.1 only half the samples of a batch get a
-/// coefficient, and this toy's weakest feature (its gradients are several times smaller than
-/// the strongest feature's) can go without a subnetwork; the reproduction reports that case.
+/// `tms` (trained tied, as the authors train it) at the paper's settings: every
+/// feature has a subnetwork built on it, moving along which acts on that feature's samples,
+/// with the encoder parallel to the feature's embedding.
 #[test]
 fn tms_recovers_every_feature_and_its_files_parse_back() {
-    let (_, out, outcome) = run_toy(ToyKind::Tms, 0.2, 300, 0);
+    let (_, out, outcome) = run_toy(ToyKind::Tms, 0.1, 1000, 0);
     let a = outcome.analysis.as_ref().unwrap();
-    assert_eq!(a.recovered_count(), 5, "{:#?}", a.subnetworks);
+    assert_eq!(a.structure_count(), 5, "{:#?}", a.subnetworks);
+    assert_eq!(a.intervention_count(), 5, "{:#?}", a.subnetworks);
+    assert!(
+        a.min_encoder_cosine().unwrap() >= 0.95,
+        "{:#?}",
+        a.subnetworks
+    );
     assert!(a.evaluation.reconstruction_error < 0.19);
 
     let json = |name: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(out.join(name)).unwrap()).unwrap()
     };
     assert_eq!(json("analysis.json")["n_features"], 5);
-    assert_eq!(json("config.json")["l3d"]["top_k"], 0.2);
+    assert_eq!(json("config.json")["l3d"]["top_k"], 0.1);
     assert_eq!(
         json("decomposition.json")["history"]
             .as_array()
             .unwrap()
             .len(),
-        300
+        1000
     );
     let saved = l3d::persist::load_decomposition::<f32>(&out.join("decomposition.json")).unwrap();
     assert_eq!(&saved.decomposition, &outcome.trained.decomposition);
@@ -92,12 +96,15 @@ fn tms_recovers_every_feature_and_its_files_parse_back() {
 }
 
 /// `tmcs` at the paper's settings (1,000 epochs are only seconds on the fast path), seed 1:
-/// the `A` derived from the subnetworks matches the true `A` with r^2 >= 0.8. (Over seeds 0 to
-/// 3 this toy gives r^2 from 0.72 to 0.81: where two features share a subnetwork, their
-/// columns share one path.)
+/// every feature has a subnetwork built on it, and the `A` derived from the subnetworks
+/// matches the true `A` (over 3 toys x 5 seeds, `l3d reproduce` measured the authors' r from
+/// 0.78 to 0.95, median 0.92, and our r^2 from 0.86 to 0.92).
 #[test]
 fn tmcs_subnetworks_give_back_the_matrix_a() {
     let (_, _, outcome) = run_toy(ToyKind::Tmcs, 0.1, 1000, 1);
-    let da = outcome.analysis.unwrap().derived_a.unwrap();
+    let a = outcome.analysis.unwrap();
+    assert!(a.structure_count() >= 9, "{:#?}", a.subnetworks);
+    let da = a.derived_a.unwrap();
     assert!(da.r_squared >= 0.8, "r^2 = {}", da.r_squared);
+    assert!(da.r_authors >= 0.85, "r = {}", da.r_authors);
 }
