@@ -223,8 +223,20 @@ pub struct ReproduceArgs {
     /// Output folder.
     #[arg(long, default_value = "out/reproduce")]
     pub out: PathBuf,
+    /// The first toy seed and the first decomposition seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Toy models trained per toy (seeds --seed, --seed + 1, ..; for tmcs and high-rank each
+    /// is another draw of A).
+    #[arg(long, default_value_t = 3)]
+    pub toy_seeds: usize,
+    /// Decompositions per trained toy (seeds --seed, --seed + 1, ..). Every row of the table
+    /// is the median and range over all toy seeds x decomposition seeds.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+    /// The toys to reproduce (comma-separated; default all five).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub toys: Vec<ToyKind>,
     /// Divergence of the main decompositions: the variant of the authors' toy scripts
     /// (mse-authors, behind the paper's toy numbers) or the paper's definition (mse). The
     /// table also gives the reconstruction error under the other one.
@@ -269,20 +281,6 @@ fn dispatch(command: Option<Command>, ui: &Ui) -> Result<()> {
     }
 }
 
-/// The paper's settings for a toy, with the MSE variant of the authors' toy scripts
-/// (`Divergence::MseAuthors`), which their published toy numbers come from; pass
-/// `--divergence mse` for the paper's own definition.
-pub fn paper_config(kind: ToyKind, seed: u64) -> L3dConfig {
-    let paper = kind.paper();
-    L3dConfig {
-        n_subnetworks: paper.n_v,
-        rank: paper.rank,
-        seed,
-        divergence: Divergence::MseAuthors,
-        ..Default::default()
-    }
-}
-
 fn default_run(ui: &Ui) -> Result<()> {
     ui.info("l3d: training the TMS toy model and decomposing it at the paper's settings");
     let run = RunConfig {
@@ -295,7 +293,7 @@ fn default_run(ui: &Ui) -> Result<()> {
             samples: 1000,
             seed: 1,
         },
-        l3d: paper_config(ToyKind::Tms, 0),
+        l3d: ToyKind::Tms.paper_config(0),
         analysis: AnalysisConfig::default(),
     };
     finish_decompose(&run, Path::new("out/default"), None, ui)
@@ -338,13 +336,13 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                         seed: s.seed.unwrap_or(0),
                         train_epochs: 1000,
                     },
-                    paper_config(kind, 0),
+                    kind.paper_config(0),
                 )
             } else if let Some(dir) = &a.model_dir {
                 let record: run::ToyRecord = run::read_json(&dir.join("toy.json"))?;
                 (
                     ModelSource::ToyDir { dir: dir.clone() },
-                    paper_config(record.kind, 0),
+                    record.kind.paper_config(0),
                 )
             } else if let (Some(arch), Some(weights)) = (&a.arch, &a.weights) {
                 let defaults = L3dConfig {

@@ -21,7 +21,7 @@ pub mod check;
 use crate::arch::{Activation, Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use check::ModelCheck;
-use l3d::OutputKind;
+use l3d::{Divergence, L3dConfig, OutputKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,22 @@ impl ToyKind {
             rank,
             reconstruction_error,
             other_result,
+        }
+    }
+}
+
+impl ToyKind {
+    /// The paper's L3D settings for this toy with decomposition seed `seed`, with the MSE
+    /// variant of the authors' toy scripts (`Divergence::MseAuthors`), which their published
+    /// toy numbers come from; `--divergence mse` gives the paper's own definition.
+    pub fn paper_config(self, seed: u64) -> L3dConfig {
+        let paper = self.paper();
+        L3dConfig {
+            n_subnetworks: paper.n_v,
+            rank: paper.rank,
+            seed,
+            divergence: Divergence::MseAuthors,
+            ..Default::default()
         }
     }
 }

@@ -203,3 +203,98 @@ fn a_model_in_pytorch_layout_decomposes_through_the_program() {
     let b = std::fs::read(again.join("decomposition.safetensors")).unwrap();
     assert_eq!(a, b, "the same config gave different factors");
 }
+
+#[test]
+fn reproduce_reports_medians_and_ranges_over_toys_and_seeds() {
+    let out = scratch("reproduce");
+    let result = l3d(&[
+        "--quiet",
+        "reproduce",
+        "--scale",
+        "0.02",
+        "--toys",
+        "tms,tmcs",
+        "--toy-seeds",
+        "2",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    // Per toy: 2 toy seeds x 2 seeds main runs, and 2 runs under the other divergence.
+    let runs = json["runs"].as_array().unwrap();
+    let main = |toy: &str| {
+        runs.iter()
+            .filter(|r| r["toy"] == toy && r["purpose"] == "main")
+            .count()
+    };
+    assert_eq!((main("tms"), main("tmcs")), (4, 4));
+    assert_eq!(runs.len(), 12);
+    let md = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
+    // A median with its range, for the error row of each toy.
+    for toy in ["tms", "tmcs"] {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {toy} | reconstruction error (n_v")))
+            .unwrap_or_else(|| panic!("no error row for {toy}: {md}"));
+        assert!(line.contains(" [") && line.contains("] |"), "{line}");
+    }
+    assert!(md.contains("Pearson r, as the authors compute it"), "{md}");
+    // The first toy seed and seed wrote a full decomposition folder, every toy its model.
+    assert!(out.join("tms/config.json").exists());
+    assert!(out.join("tms/report.html").exists());
+    assert!(out.join("tmcs/toy-1/model.safetensors").exists());
+    // --seeds 0 is refused.
+    let refused = l3d(&["reproduce", "--seeds", "0", "--out", out.to_str().unwrap()]);
+    assert_fails(&refused, 1, &["--seeds"]);
+}
+
+#[test]
+fn the_authors_options_reach_the_config() {
+    let out = scratch("authors-options");
+    let result = l3d(&[
+        "--quiet",
+        "decompose",
+        "--toy",
+        "tms",
+        "--train-epochs",
+        "50",
+        "--epochs",
+        "4",
+        "--warm-start",
+        "2",
+        "--warm-start-schedule",
+        "hold",
+        "--top-k-count",
+        "floor-plus-one",
+        "--reference",
+        "random-with-self",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let l3d_config = &config["l3d"];
+    assert_eq!(l3d_config["warm_start"], "hold");
+    assert_eq!(l3d_config["top_k_count"], "floor_plus_one");
+    assert_eq!(l3d_config["reference"], "random_with_self");
+    let decomposition: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("decomposition.json")).unwrap()).unwrap();
+    let history = decomposition["history"].as_array().unwrap();
+    assert_eq!(history[0]["top_k"], 0.999);
+    assert_eq!(history[2]["top_k"], 0.1);
+    assert_fails(
+        &l3d(&["decompose", "--toy", "tms", "--top-k-count", "round"]),
+        2,
+        &["unknown top-k count 'round'"],
+    );
+}
