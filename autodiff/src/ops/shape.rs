@@ -7,20 +7,19 @@ use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
     /// The same elements under another shape.
+    ///
+    /// The vjp is the reverse reshape. In per-sample mode a factored gradient
+    /// ([`Grad::Outer`](crate::Grad)) passes through unformed, read under `x`'s shape.
     pub fn try_reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
         let old = self.shape(x).to_vec();
         let value = self.value(x).clone().try_reshape(shape)?;
         if old.first() != shape.first() {
             self.note_batch_mixing(x, "reshape across the batch axis");
         }
-        // The vjp of a reshape is the reverse reshape.
-        Ok(self.push(
-            "reshape",
-            value,
-            &[x],
-            false,
-            Box::new(move |c| vec![Some(c.grad_out.clone().reshape(&old).into())]),
-        ))
+        // The vjp of a reshape is the reverse reshape; the tape applies it to dense and
+        // factored gradients alike, so a shared weight reshaped before a batched matmul keeps
+        // its per-sample gradient factored.
+        Ok(self.push_reshape(value, x))
     }
 
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
