@@ -1,7 +1,9 @@
 //! Bad input to the tape's fallible ops, to `grad` and to the per-sample gradients: an error
 //! (never a panic) whose message names the op and the shapes involved.
 
-use autodiff::{per_sample_grads, per_sample_grads_loop, Result, Tape, Var};
+use autodiff::{
+    per_sample_grads, per_sample_grads_loop, Conv2dOptions, Result, Tape, Var, Window2d,
+};
 use std::fmt::Display;
 use tensor::{Tensor, Transpose};
 
@@ -69,6 +71,69 @@ fn products_and_layers() {
     assert_error(t.try_linear(x, w, None), &["matmul", "[5, 3]", "[4, 2]"]);
     let w = t.param(z(&[4, 3]));
     assert_error(t.try_linear(x, w, Some(bias)), &["add", "[5, 4]", "[3]"]);
+}
+
+#[test]
+fn image_layers() {
+    let mut t = Tape::<f64>::new();
+    let x = t.input(z(&[2, 3, 5, 5]));
+    let flat = t.input(z(&[2, 75]));
+    let k = t.param(z(&[4, 3, 3, 3]));
+    let plain = Conv2dOptions::default();
+    // Channels: the input has 3, the kernel expects 2.
+    let k2 = t.param(z(&[4, 2, 3, 3]));
+    assert_error(
+        t.try_conv2d(x, k2, None, plain),
+        &["conv2d", "[2, 3, 5, 5]", "[4, 2, 3, 3]", "3 channels"],
+    );
+    assert_error(
+        t.try_conv2d(flat, k, None, plain),
+        &["conv2d", "[2, 75]", "[4, 3, 3, 3]"],
+    );
+    let k3 = t.param(z(&[4, 3, 9]));
+    assert_error(
+        t.try_conv2d(x, k3, None, plain),
+        &["conv2d", "[2, 3, 5, 5]", "[4, 3, 9]"],
+    );
+    let bias = t.param(z(&[3]));
+    assert_error(
+        t.try_conv2d(x, k, Some(bias), plain),
+        &["conv2d", "[3]", "[4, 3, 3, 3]"],
+    );
+    // A 3x3 kernel at dilation 3 spans 7x7 pixels; the input padded by 1 is 7x7, by 0 is 5x5.
+    let dilated = Conv2dOptions {
+        dilation: (3, 3),
+        ..plain
+    };
+    assert_error(
+        t.try_conv2d(x, k, None, dilated),
+        &["conv2d", "7x7", "5x5", "[2, 3, 5, 5]"],
+    );
+    let padded = Conv2dOptions {
+        padding: (1, 1),
+        ..dilated
+    };
+    assert!(t.try_conv2d(x, k, None, padded).is_ok());
+    let zero_stride = Conv2dOptions {
+        stride: (0, 1),
+        ..plain
+    };
+    assert_error(
+        t.try_conv2d(x, k, None, zero_stride),
+        &["conv2d", "stride 0x1", "at least 1"],
+    );
+    let w6 = Window2d::new((6, 1));
+    assert_error(
+        t.try_unfold2d(x, &w6),
+        &["unfold2d", "6x1", "5x5", "[2, 3, 5, 5]"],
+    );
+    assert_error(t.try_unfold2d(flat, &w6), &["unfold2d", "[2, 75]"]);
+    let cols = t.input(z(&[2, 9, 27]));
+    let w3 = Window2d::new((3, 3));
+    assert_error(
+        t.try_fold2d(cols, &w3, [3, 5, 6]),
+        &["fold2d", "[2, 9, 27]", "[3, 5, 6]"],
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! denominator of div get inputs bounded away from 0.
 
 use autodiff::check::check_vjp;
-use autodiff::{Result, Tape, Var};
+use autodiff::{Conv2dOptions, Result, Tape, Var, Window2d};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use rand::Rng;
@@ -158,6 +158,37 @@ fn with_batch(b: usize, shape: Vec<usize>) -> Vec<usize> {
 
 fn transpose() -> impl Strategy<Value = Transpose> {
     prop_oneof![Just(Transpose::No), Just(Transpose::Yes)]
+}
+
+/// A window drawn from `(kernel, stride, padding, dilation)` and an image size `extra` pixels
+/// larger (per axis) than the smallest the window fits, so that sizes 1 and odd sizes occur.
+fn window_and_image(
+    (kernel, stride, padding, dilation): Geometry,
+    extra: (usize, usize),
+) -> (Window2d, (usize, usize)) {
+    let g = Window2d {
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let least = |k: usize, d: usize, p: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+    let h = least(kernel.0, dilation.0, padding.0) + extra.0;
+    let w = least(kernel.1, dilation.1, padding.1) + extra.1;
+    (g, (h, w))
+}
+
+type Geometry = (
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+);
+
+/// Kernel 1 to 3, stride 1 to 3, padding 0 to 2, dilation 1 to 2, each drawn per axis.
+fn geometry() -> impl Strategy<Value = Geometry> {
+    let pair = |lo: usize, hi: usize| (lo..=hi, lo..=hi);
+    (pair(1, 3), pair(1, 3), pair(0, 2), pair(1, 2))
 }
 
 proptest! {
@@ -328,5 +359,41 @@ proptest! {
         // Both arguments take gradients here (the checker makes every input a parameter).
         assert_vjp("mse", |t, v| t.try_mse(v[0], v[1]), &[y.clone(), reference.clone()], seed)?;
         assert_vjp("kl_div", |t, v| t.try_kl_div(v[0], v[1]), &[y, reference], seed)?;
+    }
+
+    #[test]
+    fn unfold_and_fold(
+        (n, c) in (1usize..=2, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (g, (h, w)) = window_and_image(geometry, extra);
+        let x = values(&[n, c, h, w], Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp(&format!("unfold2d ({g})"), |t, v| t.try_unfold2d(v[0], &g),
+            std::slice::from_ref(&x), seed)?;
+        let cols = Tensor::<f64>::zeros(&[n, c, h, w]).unfold2d(&g);
+        let u = values(cols.shape(), Domain::Any, &mut rng(seed ^ 2));
+        assert_vjp(&format!("fold2d ({g})"), |t, v| t.try_fold2d(v[0], &g, [c, h, w]),
+            &[u], seed)?;
+    }
+
+    #[test]
+    fn conv2d_with_and_without_bias(
+        (n, c, out) in (1usize..=2, 1usize..=3, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (g, (h, w)) = window_and_image(geometry, extra);
+        let options = Conv2dOptions { stride: g.stride, padding: g.padding, dilation: g.dilation };
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&[n, c, h, w], Domain::Any, &mut values_rng);
+        let k = values(&[out, c, g.kernel.0, g.kernel.1], Domain::Any, &mut values_rng);
+        let bias = values(&[out], Domain::Any, &mut values_rng);
+        assert_vjp(&format!("conv2d ({g})"), |t, v| t.try_conv2d(v[0], v[1], Some(v[2]), options),
+            &[x.clone(), k.clone(), bias], seed)?;
+        assert_vjp(&format!("conv2d without bias ({g})"),
+            |t, v| t.try_conv2d(v[0], v[1], None, options), &[x, k], seed)?;
     }
 }

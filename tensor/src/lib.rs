@@ -37,4 +37,4 @@ pub use random::rng;
 pub use shape::{broadcast_shape, numel};
 pub use tensor::Tensor;
 pub use topk::TopK;
-pub use unfold::Window2d;
+pub use unfold::{conv2d_naive, Window2d};

@@ -260,6 +260,56 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+/// The direct convolution of images `x: [N, C, H, W]` with a kernel `w: [out, C, kh, kw]`
+/// under `window` (whose `kernel` is taken from `w`), `[N, out, OH, OW]`:
+///
+/// ```text
+/// y[n, o, p, q] = sum_{c, i, j} w[o, c, i, j] x[n, c, p sh + i dh - ph, q sw + j dw - pw]
+/// ```
+///
+/// with `x` read as 0 outside the image. One multiply-add per tap, taps in `(c, i, j)` order;
+/// no unfold, no GEMM: the reference the unfold-and-GEMM convolution is tested against. Panics
+/// on shapes that do not fit (it is for tests).
+pub fn conv2d_naive<T: Float>(x: &Tensor<T>, w: &Tensor<T>, window: &Window2d) -> Tensor<T> {
+    let (&[n, c, h, wd], &[out, wc, kh, kw]) = (x.shape(), w.shape()) else {
+        panic!("conv2d_naive: shapes {:?} and {:?}", x.shape(), w.shape());
+    };
+    assert_eq!(
+        c,
+        wc,
+        "conv2d_naive: channels of {:?} and {:?}",
+        x.shape(),
+        w.shape()
+    );
+    let window = Window2d {
+        kernel: (kh, kw),
+        ..*window
+    };
+    let (oh, ow) = ok(window.try_output_size("conv2d_naive", x.shape()));
+    let (sh, sw) = window.stride;
+    let (dh, dw) = window.dilation;
+    let (ph, pw) = window.padding;
+    let pixel =
+        |b: usize, ch: usize, y: usize, z: usize| match (y.checked_sub(ph), z.checked_sub(pw)) {
+            (Some(y), Some(z)) if y < h && z < wd => x.data()[((b * c + ch) * h + y) * wd + z],
+            _ => T::zero(),
+        };
+    Tensor::from_fn(&[n, out, oh, ow], |flat| {
+        let (b, o) = (flat / (out * oh * ow), flat / (oh * ow) % out);
+        let (p, q) = (flat / ow % oh, flat % ow);
+        let mut sum = T::zero();
+        for ch in 0..c {
+            for i in 0..kh {
+                for j in 0..kw {
+                    let tap = w.data()[((o * c + ch) * kh + i) * kw + j];
+                    sum += tap * pixel(b, ch, p * sh + i * dh, q * sw + j * dw);
+                }
+            }
+        }
+        sum
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

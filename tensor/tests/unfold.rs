@@ -4,43 +4,10 @@
 
 use proptest::prelude::*;
 use tensor::kernels::PARALLEL_MIN;
-use tensor::{Tensor, Window2d};
+use tensor::{conv2d_naive, Tensor, Window2d};
 
 fn ints(shape: &[usize], seed: usize) -> Tensor<f64> {
     Tensor::from_fn(shape, |i| ((i * 7 + seed) % 9) as f64 - 4.0)
-}
-
-/// The direct convolution `y[n, o, oy, ox] = sum_{c, i, j} w[o, c, i, j] x_pad[n, c, oy sh +
-/// i dh, ox sw + j dw]`, with `x_pad` the image with `ph`, `pw` zeros on each side. The
-/// reference: no unfold, no GEMM, one multiply-add per tap in tap order.
-fn conv2d_naive(x: &Tensor<f64>, w: &Tensor<f64>, g: &Window2d) -> Tensor<f64> {
-    let &[n, c, h, wd] = x.shape() else { panic!() };
-    let &[out, _, kh, kw] = w.shape() else {
-        panic!()
-    };
-    let (oh, ow) = g.try_output_size("conv2d_naive", x.shape()).unwrap();
-    let pixel = |b: usize, ch: usize, y: isize, z: isize| {
-        if y < 0 || z < 0 || y >= h as isize || z >= wd as isize {
-            0.0
-        } else {
-            x.data()[((b * c + ch) * h + y as usize) * wd + z as usize]
-        }
-    };
-    Tensor::from_fn(&[n, out, oh, ow], |flat| {
-        let (b, o) = (flat / (out * oh * ow), flat / (oh * ow) % out);
-        let (oy, ox) = (flat / ow % oh, flat % ow);
-        let mut sum = 0.0;
-        for ch in 0..c {
-            for i in 0..kh {
-                for j in 0..kw {
-                    let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.padding.0 as isize;
-                    let z = (ox * g.stride.1 + j * g.dilation.1) as isize - g.padding.1 as isize;
-                    sum += w.data()[((o * c + ch) * kh + i) * kw + j] * pixel(b, ch, y, z);
-                }
-            }
-        }
-        sum
-    })
 }
 
 /// The convolution as unfold, one GEMM `cols @ w^T`, and a transpose back to `[N, out, .., ..]`.

@@ -1,10 +1,11 @@
 //! The ops, one file per family: forward, vector-Jacobian product right below it, per-sample
 //! rule where there is one, and tests.
 //!
-//! Primitives only get hand-written vjps; composed ops (`mse`, `kl_div`, `mean_axis`, ...) are
-//! written with primitives and need none.
+//! Primitives only get hand-written vjps; composed ops (`mse`, `kl_div`, `mean_axis`,
+//! `conv2d`, ...) are written with primitives and need none.
 
 pub mod arith;
+pub mod conv;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
