@@ -79,6 +79,7 @@ fn image_layers() {
     let x = t.input(z(&[2, 3, 5, 5]));
     let flat = t.input(z(&[2, 75]));
     let k = t.param(z(&[4, 3, 3, 3]));
+    let s = t.param(z(&[]));
     let plain = Conv2dOptions::default();
     // Channels: the input has 3, the kernel expects 2.
     let k2 = t.param(z(&[4, 2, 3, 3]));
@@ -134,6 +135,33 @@ fn image_layers() {
         t.try_fold2d(cols, &w3, [3, 5, 6]),
         &["fold2d", "[2, 9, 27]", "[3, 5, 6]"],
     );
+    assert_error(
+        t.try_max_pool2d(x, (6, 2), (2, 2)),
+        &["max_pool2d", "6x2", "5x5", "[2, 3, 5, 5]"],
+    );
+    assert_error(
+        t.try_max_pool2d(x, (2, 2), (0, 2)),
+        &["max_pool2d", "stride 0x2", "at least 1"],
+    );
+    assert_error(
+        t.try_max_pool2d(flat, (2, 2), (2, 2)),
+        &["max_pool2d", "[2, 75]"],
+    );
+    assert_error(
+        t.try_avg_pool2d(x, (8, 8), (1, 1), (1, 1)),
+        &["avg_pool2d", "8x8", "7x7", "[2, 3, 5, 5]"],
+    );
+    assert_error(
+        t.try_avg_pool2d(s, (1, 1), (1, 1), (0, 0)),
+        &["avg_pool2d", "[]"],
+    );
+    assert_error(t.try_flatten(s), &["flatten", "[]"]);
+    assert_error(
+        t.try_max_axis(x, 4),
+        &["max_axis", "axis 4", "[2, 3, 5, 5]"],
+    );
+    let empty = t.input(z(&[2, 0]));
+    assert_error(t.try_max_axis(empty, 1), &["max_axis", "[2, 0]"]);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use autodiff::check::check_vjp;
 use autodiff::{Conv2dOptions, Result, Tape, Var, Window2d};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use tensor::{rng, Tensor, Transpose};
 
@@ -36,6 +37,9 @@ enum Domain {
     Positive,
     /// Uniform on (-2, -0.5] or [0.5, 2): for denominators.
     NonZero,
+    /// Distinct values at least `4 / numel` apart (a shuffled grid on [-2, 2)), for maxima:
+    /// the checker moves each input by at most `h |d| < 1e-5`, so no two entries swap order.
+    Distinct,
 }
 
 fn values(shape: &[usize], domain: Domain, r: &mut impl Rng) -> Tensor<f64> {
@@ -46,6 +50,12 @@ fn values(shape: &[usize], domain: Domain, r: &mut impl Rng) -> Tensor<f64> {
         Domain::NonZero => {
             let sign = Tensor::randn(shape, 1.0, r).map(f64::signum);
             Tensor::uniform(shape, 0.5, 2.0, r).mul(&sign)
+        }
+        Domain::Distinct => {
+            let n = shape.iter().product::<usize>();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(r);
+            Tensor::from_fn(shape, |i| 4.0 * order[i] as f64 / n as f64 - 2.0)
         }
     }
 }
@@ -395,5 +405,33 @@ proptest! {
             &[x.clone(), k.clone(), bias], seed)?;
         assert_vjp(&format!("conv2d without bias ({g})"),
             |t, v| t.try_conv2d(v[0], v[1], None, options), &[x, k], seed)?;
+    }
+
+    #[test]
+    fn pools_and_flatten(
+        (n, c) in (1usize..=2, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (kernel, stride, padding, _) = geometry;
+        // Max pooling has neither padding nor dilation; average pooling has padding.
+        let (g, (h, w)) = window_and_image((kernel, stride, (0, 0), (1, 1)), extra);
+        let x = values(&[n, c, h, w], Domain::Distinct, &mut rng(seed ^ 1));
+        assert_vjp(&format!("max_pool2d ({g})"), |t, v| t.try_max_pool2d(v[0], kernel, stride),
+            std::slice::from_ref(&x), seed)?;
+        let (g, (h, w)) = window_and_image((kernel, stride, padding, (1, 1)), extra);
+        let x = values(&[n, c, h, w], Domain::Any, &mut rng(seed ^ 2));
+        assert_vjp(&format!("avg_pool2d ({g})"),
+            |t, v| t.try_avg_pool2d(v[0], kernel, stride, padding),
+            std::slice::from_ref(&x), seed)?;
+        assert_vjp("flatten", |t, v| t.try_flatten(v[0]), &[x], seed)?;
+    }
+
+    #[test]
+    fn max_over_an_axis(shape in dims(1, 4), axis in any::<Index>(), seed in any::<u64>()) {
+        let axis = axis.index(shape.len());
+        let x = values(&shape, Domain::Distinct, &mut rng(seed ^ 1));
+        assert_vjp("max_axis", |t, v| t.try_max_axis(v[0], axis), &[x], seed)?;
     }
 }

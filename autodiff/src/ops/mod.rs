@@ -2,12 +2,13 @@
 //! rule where there is one, and tests.
 //!
 //! Primitives only get hand-written vjps; composed ops (`mse`, `kl_div`, `mean_axis`,
-//! `conv2d`, ...) are written with primitives and need none.
+//! `conv2d`, the pools, ...) are written with primitives and need none.
 
 pub mod arith;
 pub mod conv;
 pub mod loss;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

@@ -1,8 +1,8 @@
-//! Shape ops: reshape, transposes, row gathers, concatenation. Their vjps move gradients back
+//! Shape ops: reshape and flatten, transposes, row gathers, concatenation. Their vjps move gradients back
 //! to where the values came from.
 
 use super::arith::expect;
-use crate::tape::{Result, Tape, Var};
+use crate::tape::{AutodiffError, Result, Tape, Var};
 use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
@@ -24,6 +24,24 @@ impl<T: Float> Tape<T> {
 
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
         expect(self.try_reshape(x, shape))
+    }
+
+    /// Every axis after the first merged into one: `[N, ..] -> [N, prod(..)]` (PyTorch's
+    /// `nn.Flatten()`; `[N] -> [N, 1]`). A reshape, so its vjp is the reverse reshape.
+    pub fn try_flatten(&mut self, x: Var) -> Result<Var> {
+        let shape = self.shape(x);
+        let Some((&n, rest)) = shape.split_first() else {
+            return Err(AutodiffError::Invalid {
+                op: "flatten",
+                msg: format!("needs a leading (batch) axis, got shape {shape:?}"),
+            });
+        };
+        let width = rest.iter().product();
+        self.try_reshape(x, &[n, width])
+    }
+
+    pub fn flatten(&mut self, x: Var) -> Var {
+        expect(self.try_flatten(x))
     }
 
     /// Axes reordered: `out.shape[i] = x.shape[axes[i]]`.

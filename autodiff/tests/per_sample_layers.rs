@@ -1,0 +1,144 @@
+//! Per-sample gradients of real layers: one batched pass ([`per_sample_grads`]) equals B
+//! single-sample passes ([`per_sample_grads_loop`]), in f64, for a small CNN (conv, relu, max
+//! pool, flatten, linear).
+//!
+//! The two paths do the same arithmetic on differently shaped products (a batch of B images
+//! against one at a time), so they differ by rounding only: a few eps relative to the largest
+//! entry. Every op's gradient itself is checked against finite differences in `vjp.rs`.
+
+use autodiff::{per_sample_grads, per_sample_grads_loop, Conv2dOptions, Grad, Result, Tape, Var};
+use proptest::prelude::*;
+use tensor::{rng, Tensor};
+
+/// `max |a - b| <= TOL max(max |b|, FLOOR)`: rounding of sums of at most a few hundred terms
+/// is far below 1e-12 relative, while a wrong or missing term is O(1).
+const TOL: f64 = 1e-12;
+
+/// Below this scale the bound is absolute (1e-13), for gradients that are all near zero.
+const FLOOR: f64 = 0.1;
+
+fn relative_error(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    let scale = b.data().iter().fold(FLOOR, |m, v| m.max(v.abs()));
+    a.max_abs_diff(b) / scale
+}
+
+/// Runs both paths and compares every parameter's gradient, densified, at `[B, ..shape]`.
+/// Returns the batched path's gradients as they came (factored or dense).
+fn batched_equals_loop<F>(
+    f: F,
+    p: &[Tensor<f64>],
+    batch: &[&Tensor<f64>],
+) -> std::result::Result<Vec<Grad<f64>>, TestCaseError>
+where
+    F: Fn(&mut Tape<f64>, &[Var], &[Var]) -> Result<Var> + Sync,
+{
+    let b = batch[0].shape()[0];
+    let batched = per_sample_grads(p, batch, &f).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let looped =
+        per_sample_grads_loop(p, batch, &f).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    for (i, (g, l)) in batched.iter().zip(&looped).enumerate() {
+        let g = g.clone().into_dense();
+        let mut expected_shape = vec![b];
+        expected_shape.extend_from_slice(p[i].shape());
+        prop_assert_eq!(g.shape(), &expected_shape[..], "param {}", i);
+        let err = relative_error(&g, l);
+        prop_assert!(
+            err < TOL,
+            "param {i}: batched vs loop, relative error {err:e}"
+        );
+    }
+    Ok(batched)
+}
+
+/// A CNN's layer sizes: `c_in` channels of `h x w` pixels, `c_out` filters of 3x3 under
+/// `conv`, 2x2 max pooling with stride 2, `classes` logits.
+#[derive(Debug, Clone, Copy)]
+struct Cnn {
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    conv: Conv2dOptions,
+    classes: usize,
+}
+
+impl Cnn {
+    /// Width after flatten: `c_out` pooled planes.
+    fn flat(&self) -> usize {
+        let out = |n: usize, s: usize, p: usize, d: usize| (n + 2 * p - 2 * d - 1) / s + 1;
+        let oh = out(
+            self.h,
+            self.conv.stride.0,
+            self.conv.padding.0,
+            self.conv.dilation.0,
+        );
+        let ow = out(
+            self.w,
+            self.conv.stride.1,
+            self.conv.padding.1,
+            self.conv.dilation.1,
+        );
+        self.c_out * (oh / 2) * (ow / 2)
+    }
+
+    /// Kernel `[c_out, c_in, 3, 3]`, its bias, the linear layer's weight and bias.
+    fn params(&self, seed: u64) -> Vec<Tensor<f64>> {
+        let mut r = rng(seed);
+        vec![
+            Tensor::randn(&[self.c_out, self.c_in, 3, 3], 0.5, &mut r),
+            Tensor::randn(&[self.c_out], 0.3, &mut r),
+            Tensor::randn(&[self.classes, self.flat()], 0.5, &mut r),
+            Tensor::randn(&[self.classes], 0.3, &mut r),
+        ]
+    }
+
+    /// `x[0]: [B, c_in, h, w]` -> conv -> relu -> max pool 2x2 -> flatten -> linear -> logits,
+    /// and the per-sample KL divergence to the reference logits `x[1]: [B, classes]`.
+    fn loss(&self, tape: &mut Tape<f64>, p: &[Var], x: &[Var]) -> Result<Var> {
+        let h = tape.try_conv2d(x[0], p[0], Some(p[1]), self.conv)?;
+        let h = tape.relu(h);
+        let h = tape.try_max_pool2d(h, (2, 2), (2, 2))?;
+        let h = tape.try_flatten(h)?;
+        let logits = tape.try_linear(h, p[2], Some(p[3]))?;
+        tape.try_kl_div(logits, x[1])
+    }
+}
+
+fn options() -> impl Strategy<Value = Conv2dOptions> {
+    (
+        (1usize..=2, 1usize..=2),
+        (0usize..=1, 0usize..=1),
+        (1usize..=2, 1usize..=2),
+    )
+        .prop_map(|(stride, padding, dilation)| Conv2dOptions {
+            stride,
+            padding,
+            dilation,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn cnn_batched_equals_loop(
+        (b, c_in, c_out, classes) in (1usize..=4, 1usize..=3, 1usize..=4, 1usize..=4),
+        (h, w) in (8usize..=11, 8usize..=11),
+        conv in options(),
+        seed in any::<u64>(),
+    ) {
+        let cnn = Cnn { c_in, c_out, h, w, conv, classes };
+        let p = cnn.params(seed);
+        let mut r = rng(seed ^ 1);
+        let x = Tensor::<f64>::uniform(&[b, c_in, h, w], 0.0, 1.0, &mut r);
+        let reference = Tensor::<f64>::randn(&[b, classes], 1.0, &mut r);
+        let grads = batched_equals_loop(|t, p, x| cnn.loss(t, p, x), &p, &[&x, &reference])?;
+        // The kernel's gradient came factored: one outer product per output position.
+        let Grad::Outer { left, right, shape } = &grads[0] else {
+            return Err(TestCaseError::fail("the kernel's per-sample gradient was formed"));
+        };
+        prop_assert_eq!(shape, p[0].shape());
+        prop_assert_eq!(left.shape()[2], c_out);
+        prop_assert_eq!(right.shape()[2], c_in * 9);
+    }
+}
