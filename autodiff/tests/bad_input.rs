@@ -45,6 +45,14 @@ fn tape_ops() {
         &["gather_rows", "2", "[2, 3]"],
     );
     assert_error(t.try_gather_rows(s, &[0]), &["gather_rows", "[]"]);
+    assert_error(
+        t.try_slice_axis(a, 2, 0..1),
+        &["slice_axis", "axis 2", "[2, 3]"],
+    );
+    assert_error(
+        t.try_slice_axis(a, 1, 1..4),
+        &["slice_axis", "1..4", "[2, 3]"],
+    );
     assert_error(t.try_concat(&[a, b], 0), &["concat", "[2, 3]", "[4]"]);
     assert_error(t.try_concat(&[a, a], 2), &["concat", "axis 2", "[2, 3]"]);
     assert_error(t.try_concat(&[], 0), &["concat", "empty"]);

@@ -268,6 +268,11 @@ const MIXING: &[(&str, Mixing)] = &[
         let both = t.try_concat(&[h, h], 0)?;
         t.try_sum_axis(both, 0)
     }),
+    ("slice_axis along the batch axis", |t, h| {
+        let first = t.try_slice_axis(h, 0, 0..1)?;
+        t.try_sum_axis(first, 0)
+    }),
+    ("max_axis(0)", |t, h| t.try_max_axis(h, 0)),
     ("log_softmax over the batch axis", |t, h| {
         t.try_log_softmax(h)
     }),

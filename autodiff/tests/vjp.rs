@@ -362,6 +362,28 @@ proptest! {
     }
 
     #[test]
+    fn slice_along_each_axis(
+        shape in dims(1, 3),
+        axis in any::<Index>(),
+        cut in (any::<Index>(), any::<Index>()),
+        seed in any::<u64>(),
+    ) {
+        let axis = axis.index(shape.len());
+        let n = shape[axis];
+        let (a, b) = (cut.0.index(n + 1), cut.1.index(n + 1));
+        let range = a.min(b)..a.max(b);
+        let x = values(&shape, Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp("slice_axis", |t, v| t.try_slice_axis(v[0], axis, range.clone()),
+            std::slice::from_ref(&x), seed)?;
+        // Two overlapping slices of one value, joined: the overlap gets both gradients.
+        assert_vjp("concat [x[..b], x[a..]]", |t, v| {
+            let head = t.try_slice_axis(v[0], axis, 0..range.end)?;
+            let tail = t.try_slice_axis(v[0], axis, range.start..n)?;
+            t.try_concat(&[head, tail], axis)
+        }, &[x], seed)?;
+    }
+
+    #[test]
     fn divergences(shape in dims(2, 3), seed in any::<u64>()) {
         let mut values_rng = rng(seed ^ 1);
         let y = values(&shape, Domain::Any, &mut values_rng);

@@ -134,6 +134,20 @@ fn axes_and_rows() {
     );
     assert_error(z(&[0, 3]).try_gather_rows(&[0]), &["gather_rows", "[0, 3]"]);
     assert_error(z(&[]).try_gather_rows(&[0]), &["gather_rows", "[]"]);
+    assert_error(
+        t.try_slice_axis(3, 0..1),
+        &["slice_axis", "axis 3", "[2, 3, 4]"],
+    );
+    assert_error(
+        t.try_slice_axis(1, 2..4),
+        &["slice_axis", "2..4", "axis 1", "[2, 3, 4]"],
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 2..1;
+    assert_error(
+        t.try_slice_axis(2, backwards),
+        &["slice_axis", "2..1", "[2, 3, 4]"],
+    );
     assert_error(t.try_row_tensor(2), &["row_tensor", "[2, 3, 4]"]);
     assert_error(z(&[]).try_row_tensor(0), &["row_tensor", "[]"]);
     assert_error(

@@ -1,8 +1,9 @@
-//! Shape ops: reshape and flatten, transposes, row gathers, concatenation. Their vjps move gradients back
-//! to where the values came from.
+//! Shape ops: reshape and flatten, transposes, row gathers, slices, concatenation. Their vjps
+//! move gradients back to where the values came from.
 
 use super::arith::expect;
-use crate::tape::{AutodiffError, Result, Tape, Var};
+use crate::tape::{AutodiffError, Grad, Result, Tape, Var};
+use std::ops::Range;
 use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
@@ -105,6 +106,33 @@ impl<T: Float> Tape<T> {
         expect(self.try_gather_rows(x, indices))
     }
 
+    /// The entries of `x` whose index along `axis` is in `range`, the other axes whole
+    /// (`[.., n, ..] -> [.., range.len(), ..]`); along the batch axis of a batched value it
+    /// picks samples, which mixes them. Cuts a fused projection into its parts (q, k and v of
+    /// `[B, T, 3d]`).
+    ///
+    /// vjp: the gradient placed back at `range`, zeros elsewhere along the axis.
+    pub fn try_slice_axis(&mut self, x: Var, axis: usize, range: Range<usize>) -> Result<Var> {
+        let value = self.value(x).try_slice_axis(axis, range.clone())?;
+        if axis == 0 {
+            self.note_batch_mixing(x, "slice_axis along the batch axis");
+        }
+        Ok(self.push(
+            "slice_axis",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| {
+                let whole = c.inputs[0].shape();
+                vec![Some(place_along(c.grad_out, axis, &range, whole).into())]
+            }),
+        ))
+    }
+
+    pub fn slice_axis(&mut self, x: Var, axis: usize, range: Range<usize>) -> Var {
+        expect(self.try_slice_axis(x, axis, range))
+    }
+
     /// Values joined along `axis`; all other axes must agree.
     pub fn try_concat(&mut self, xs: &[Var], axis: usize) -> Result<Var> {
         let refs: Vec<&Tensor<T>> = xs.iter().map(|v| self.value(*v)).collect();
@@ -131,28 +159,31 @@ impl<T: Float> Tape<T> {
 }
 
 /// Cuts `g` along `axis` into consecutive pieces of the given sizes.
-fn split_along<T: Float>(
-    g: &Tensor<T>,
-    axis: usize,
-    sizes: &[usize],
-) -> Vec<Option<crate::tape::Grad<T>>> {
-    let shape = g.shape();
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let total = shape[axis];
+fn split_along<T: Float>(g: &Tensor<T>, axis: usize, sizes: &[usize]) -> Vec<Option<Grad<T>>> {
     let mut start = 0;
     sizes
         .iter()
         .map(|&len| {
-            let mut piece_shape = shape.to_vec();
-            piece_shape[axis] = len;
-            let mut data = Vec::with_capacity(outer * len * inner);
-            for o in 0..outer {
-                let from = (o * total + start) * inner;
-                data.extend_from_slice(&g.data()[from..from + len * inner]);
-            }
+            let piece = g.slice_axis(axis, start..start + len);
             start += len;
-            Some(Tensor::from_vec(&piece_shape, data).into())
+            Some(piece.into())
         })
         .collect()
+}
+
+/// `g` placed at `range` along `axis` of a tensor of shape `shape`, zeros elsewhere: the
+/// adjoint of slicing.
+fn place_along<T: Float>(
+    g: &Tensor<T>,
+    axis: usize,
+    range: &Range<usize>,
+    shape: &[usize],
+) -> Tensor<T> {
+    let zeros = |len: usize| {
+        let mut s = shape.to_vec();
+        s[axis] = len;
+        Tensor::zeros(&s)
+    };
+    let (before, after) = (zeros(range.start), zeros(shape[axis] - range.end));
+    Tensor::concat(&[&before, g, &after], axis)
 }
