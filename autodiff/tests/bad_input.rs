@@ -173,6 +173,41 @@ fn image_layers() {
 }
 
 #[test]
+fn embedding_ids() {
+    let mut t = Tape::<f64>::new();
+    let table = t.param(z(&[64, 16]));
+    let ids = |t: &mut Tape<f64>, v: Vec<f64>| t.input(Tensor::from_vec(&[2, 3], v));
+    let out_of_range = ids(&mut t, vec![0.0, 1.0, 2.0, 3.0, 4.0, 70.0]);
+    assert_error(
+        t.try_embedding(table, out_of_range),
+        &[
+            "embedding",
+            "id 70",
+            "position [1, 2]",
+            "[2, 3]",
+            "0..64",
+            "vocabulary size 64",
+        ],
+    );
+    let negative = ids(&mut t, vec![0.0, -1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_error(
+        t.try_embedding(table, negative),
+        &["embedding", "id -1", "position [0, 1]"],
+    );
+    let fractional = ids(&mut t, vec![0.0, 1.0, 2.5, 3.0, 4.0, 5.0]);
+    assert_error(
+        t.try_embedding(table, fractional),
+        &["embedding", "id 2.5", "position [0, 2]"],
+    );
+    let flat_table = t.param(z(&[64]));
+    let good = ids(&mut t, vec![0.0; 6]);
+    assert_error(
+        t.try_embedding(flat_table, good),
+        &["embedding", "[64]", "[2, 3]"],
+    );
+}
+
+#[test]
 fn divergences() {
     let mut t = Tape::<f64>::new();
     let y = t.input(z(&[5, 3]));

@@ -1,6 +1,6 @@
 //! Per-sample gradients of real layers: one batched pass ([`per_sample_grads`]) equals B
 //! single-sample passes ([`per_sample_grads_loop`]), in f64, for a small CNN (conv, relu, max
-//! pool, flatten, linear).
+//! pool, flatten, linear) and for token and positional embeddings.
 //!
 //! The two paths do the same arithmetic on differently shaped products (a batch of B images
 //! against one at a time), so they differ by rounding only: a few eps relative to the largest
@@ -8,6 +8,7 @@
 
 use autodiff::{per_sample_grads, per_sample_grads_loop, Conv2dOptions, Grad, Result, Tape, Var};
 use proptest::prelude::*;
+use rand::Rng;
 use tensor::{rng, Tensor};
 
 /// `max |a - b| <= TOL max(max |b|, FLOOR)`: rounding of sums of at most a few hundred terms
@@ -117,6 +118,36 @@ fn options() -> impl Strategy<Value = Conv2dOptions> {
         })
 }
 
+/// How a learned positional embedding `p[1]` enters.
+#[derive(Debug, Clone, Copy)]
+enum Positions {
+    /// `p[1]: [T_max, d]` looked up by the constant ids `0..T` (a shared `[T]`).
+    Lookup,
+    /// `p[1]: [T, d]` added to the batch `[B, T, d]` by broadcasting.
+    Broadcast,
+    /// `p[1]: [T_max, d]`, its first `T` rows sliced off and added.
+    Slice,
+}
+
+/// Tokens `x[0]: [B, T]` embedded by `p[0]: [V, d]`, plus positions, read out by
+/// `p[2]: [V, d]` to logits `[B, T, V]`; the loss is the KL divergence to `x[2]`'s softmax,
+/// summed over positions.
+fn embedded(positions: Positions, tape: &mut Tape<f64>, p: &[Var], x: &[Var]) -> Result<Var> {
+    let t = tape.shape(x[0])[1];
+    let tokens = tape.try_embedding(p[0], x[0])?;
+    let pos = match positions {
+        Positions::Lookup => {
+            let ids = tape.constant(Tensor::from_fn(&[t], |i| i as f64));
+            tape.try_embedding(p[1], ids)?
+        }
+        Positions::Broadcast => p[1],
+        Positions::Slice => tape.try_slice_axis(p[1], 0, 0..t)?,
+    };
+    let h = tape.try_add(tokens, pos)?;
+    let logits = tape.try_linear(h, p[2], None)?;
+    tape.try_kl_div(logits, x[1])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -140,5 +171,32 @@ proptest! {
         prop_assert_eq!(shape, p[0].shape());
         prop_assert_eq!(left.shape()[2], c_out);
         prop_assert_eq!(right.shape()[2], c_in * 9);
+    }
+
+    #[test]
+    fn embeddings_batched_equal_loop(
+        (b, t, vocab, d) in (1usize..=4, 1usize..=5, 1usize..=6, 1usize..=4),
+        extra_positions in 0usize..=3,
+        positions in prop_oneof![
+            Just(Positions::Lookup), Just(Positions::Broadcast), Just(Positions::Slice)
+        ],
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let t_max = match positions {
+            Positions::Broadcast => t,
+            _ => t + extra_positions,
+        };
+        let p = vec![
+            Tensor::<f64>::randn(&[vocab, d], 1.0, &mut r),
+            Tensor::randn(&[t_max, d], 1.0, &mut r),
+            Tensor::randn(&[vocab, d], 0.5, &mut r),
+        ];
+        let ids = Tensor::<f64>::from_fn(&[b, t], |_| r.gen_range(0..vocab) as f64);
+        let reference = Tensor::<f64>::randn(&[b, t, vocab], 1.0, &mut r);
+        let grads = batched_equals_loop(|tape, p, x| embedded(positions, tape, p, x), &p,
+            &[&ids, &reference])?;
+        // The table's per-sample gradient is scattered dense (see ops/embedding.rs).
+        prop_assert!(matches!(grads[0], Grad::Dense(_)));
     }
 }

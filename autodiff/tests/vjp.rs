@@ -384,6 +384,27 @@ proptest! {
     }
 
     #[test]
+    fn embedding_lookups_with_repeated_ids(
+        (vocab, d) in (1usize..=5, 1usize..=4),
+        ids_shape in dims(1, 2),
+        seed in any::<u64>(),
+    ) {
+        let mut values_rng = rng(seed ^ 1);
+        let table = values(&[vocab, d], Domain::Any, &mut values_rng);
+        let count = ids_shape.iter().product();
+        let mut picks: Vec<f64> = (0..count).map(|_| values_rng.gen_range(0..vocab) as f64).collect();
+        // At least one id looked up twice when there are two positions, so its row adds both.
+        if count > 1 {
+            picks[count - 1] = picks[0];
+        }
+        let ids = Tensor::from_vec(&ids_shape, picks);
+        assert_vjp("embedding", |t, v| {
+            let ids = t.constant(ids.clone());
+            t.try_embedding(v[0], ids)
+        }, &[table], seed)?;
+    }
+
+    #[test]
     fn divergences(shape in dims(2, 3), seed in any::<u64>()) {
         let mut values_rng = rng(seed ^ 1);
         let y = values(&shape, Domain::Any, &mut values_rng);

@@ -6,6 +6,7 @@
 
 pub mod arith;
 pub mod conv;
+pub mod embedding;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
