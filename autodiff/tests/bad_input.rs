@@ -208,6 +208,44 @@ fn embedding_ids() {
 }
 
 #[test]
+fn transformer_blocks() {
+    let mut t = Tape::<f64>::new();
+    let x = t.input(z(&[2, 5, 6]));
+    let scores = t.input(z(&[2, 5, 4]));
+    let row = t.input(z(&[4]));
+    assert_error(t.try_causal_mask(scores), &["causal_mask", "[2, 5, 4]"]);
+    assert_error(t.try_causal_mask(row), &["causal_mask", "[4]"]);
+    let other = t.input(z(&[2, 4, 6]));
+    assert_error(
+        t.try_attention(x, other, x, 2, true),
+        &["attention", "[2, 5, 6]", "[2, 4, 6]"],
+    );
+    assert_error(
+        t.try_attention(x, x, x, 4, true),
+        &["attention", "4 heads", "[2, 5, 6]"],
+    );
+    assert_error(
+        t.try_attention(x, x, x, 0, false),
+        &["attention", "0 heads"],
+    );
+    assert_error(
+        t.try_attention(row, row, row, 1, true),
+        &["attention", "[4]"],
+    );
+    let gamma = t.param(z(&[6]));
+    let short = t.param(z(&[5]));
+    assert_error(
+        t.try_layer_norm(x, gamma, short, 1e-5),
+        &["layer_norm", "[6]", "[5]", "[2, 5, 6]"],
+    );
+    let s = t.input(z(&[]));
+    assert_error(
+        t.try_layer_norm(s, gamma, gamma, 1e-5),
+        &["layer_norm", "scalar"],
+    );
+}
+
+#[test]
 fn divergences() {
     let mut t = Tape::<f64>::new();
     let y = t.input(z(&[5, 3]));

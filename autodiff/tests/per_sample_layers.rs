@@ -1,10 +1,13 @@
 //! Per-sample gradients of real layers: one batched pass ([`per_sample_grads`]) equals B
 //! single-sample passes ([`per_sample_grads_loop`]), in f64, for a small CNN (conv, relu, max
-//! pool, flatten, linear) and for token and positional embeddings.
+//! pool, flatten, linear), token and positional embeddings, causal self-attention (separate
+//! and fused projections, one and two heads) and a small attention-only transformer.
 //!
 //! The two paths do the same arithmetic on differently shaped products (a batch of B images
 //! against one at a time), so they differ by rounding only: a few eps relative to the largest
 //! entry. Every op's gradient itself is checked against finite differences in `vjp.rs`.
+
+mod common;
 
 use autodiff::{per_sample_grads, per_sample_grads_loop, Conv2dOptions, Grad, Result, Tape, Var};
 use proptest::prelude::*;
@@ -148,6 +151,29 @@ fn embedded(positions: Positions, tape: &mut Tape<f64>, p: &[Var], x: &[Var]) ->
     tape.try_kl_div(logits, x[1])
 }
 
+/// The attention workload's model at small sizes: tokens `x[0]: [B, T]` embedded by
+/// `p[0]: [V, d]` plus positions `p[1]: [T, d]`; per layer a residual causal self-attention
+/// with one head and separate `[d, d]` projections (`p[2..6]`, then `p[6..10]`), after a layer
+/// norm (`p[10..12]` and `p[12..14]`) when `layer_norm`; unembedding `p[last]: [V, d]`;
+/// the KL divergence to `x[1]`'s softmax summed over positions.
+fn transformer(layer_norm: bool, tape: &mut Tape<f64>, p: &[Var], x: &[Var]) -> Result<Var> {
+    let tokens = tape.try_embedding(p[0], x[0])?;
+    let mut h = tape.try_add(tokens, p[1])?;
+    for layer in 0..2 {
+        let normed = if layer_norm {
+            let (gamma, beta) = (p[10 + 2 * layer], p[11 + 2 * layer]);
+            tape.try_layer_norm(h, gamma, beta, 1e-5)?
+        } else {
+            h
+        };
+        let weights = &p[2 + 4 * layer..6 + 4 * layer];
+        let mixed = common::self_attention(tape, normed, weights, 1)?;
+        h = tape.try_add(h, mixed)?;
+    }
+    let logits = tape.try_linear(h, p[p.len() - 1], None)?;
+    tape.try_kl_div(logits, x[1])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -198,5 +224,75 @@ proptest! {
             &[&ids, &reference])?;
         // The table's per-sample gradient is scattered dense (see ops/embedding.rs).
         prop_assert!(matches!(grads[0], Grad::Dense(_)));
+    }
+
+    #[test]
+    fn self_attention_batched_equals_loop(
+        (b, t, dh) in (1usize..=4, 1usize..=5, 1usize..=3),
+        heads in 1usize..=2,
+        seed in any::<u64>(),
+    ) {
+        let d = heads * dh;
+        let mut r = rng(seed);
+        let p: Vec<Tensor<f64>> = (0..4).map(|_| Tensor::randn(&[d, d], 0.7, &mut r)).collect();
+        let x = Tensor::<f64>::randn(&[b, t, d], 1.0, &mut r);
+        let target = Tensor::<f64>::randn(&[b, t, d], 1.0, &mut r);
+        let loss = |tape: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+            let y = common::self_attention(tape, x[0], p, heads)?;
+            tape.try_mse(y, x[1])
+        };
+        let grads = batched_equals_loop(loss, &p, &[&x, &target])?;
+        // Each projection's per-sample gradient is one outer product per position.
+        for (i, g) in grads.iter().enumerate() {
+            prop_assert!(matches!(g, Grad::Outer { .. }), "projection {} was formed", i);
+        }
+    }
+
+    #[test]
+    fn fused_multihead_attention_batched_equals_loop(
+        (b, t, dh) in (1usize..=4, 1usize..=5, 1usize..=3),
+        heads in 1usize..=2,
+        seed in any::<u64>(),
+    ) {
+        let d = heads * dh;
+        let mut r = rng(seed);
+        let p = vec![
+            Tensor::<f64>::randn(&[3 * d, d], 0.7, &mut r),
+            Tensor::randn(&[3 * d], 0.3, &mut r),
+            Tensor::randn(&[d, d], 0.7, &mut r),
+            Tensor::randn(&[d], 0.3, &mut r),
+        ];
+        let x = Tensor::<f64>::randn(&[b, t, d], 1.0, &mut r);
+        let target = Tensor::<f64>::randn(&[b, t, d], 1.0, &mut r);
+        let loss = |tape: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+            let y = common::multihead_attention(tape, x[0], p, heads)?;
+            tape.try_mse(y, x[1])
+        };
+        let grads = batched_equals_loop(loss, &p, &[&x, &target])?;
+        // The fused [3d, d] projection stays factored: the slices cut its output, not it.
+        prop_assert!(matches!(grads[0], Grad::Outer { .. }), "in_proj_weight was formed");
+        prop_assert!(matches!(grads[1], Grad::Dense(_)), "in_proj_bias is dense");
+    }
+
+    #[test]
+    fn transformer_batched_equals_loop(
+        (b, t, vocab, d) in (1usize..=3, 1usize..=5, 1usize..=6, 1usize..=4),
+        layer_norm in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut r = rng(seed);
+        let mut p = vec![
+            Tensor::<f64>::randn(&[vocab, d], 1.0, &mut r),
+            Tensor::randn(&[t, d], 1.0, &mut r),
+        ];
+        p.extend((0..8).map(|_| Tensor::randn(&[d, d], 0.5, &mut r)));
+        if layer_norm {
+            p.extend((0..4).map(|_| Tensor::randn(&[d], 0.5, &mut r).add_scalar(0.5)));
+        }
+        p.push(Tensor::randn(&[vocab, d], 0.5, &mut r));
+        let ids = Tensor::<f64>::from_fn(&[b, t], |_| r.gen_range(0..vocab) as f64);
+        let reference = Tensor::<f64>::randn(&[b, t, vocab], 1.0, &mut r);
+        batched_equals_loop(|tape, p, x| transformer(layer_norm, tape, p, x), &p,
+            &[&ids, &reference])?;
     }
 }

@@ -6,6 +6,8 @@
 //! Ops with a kink (relu, abs, elu) get inputs shifted away from it; log, sqrt and the
 //! denominator of div get inputs bounded away from 0.
 
+mod common;
+
 use autodiff::check::check_vjp;
 use autodiff::{Conv2dOptions, Result, Tape, Var, Window2d};
 use proptest::prelude::*;
@@ -269,6 +271,9 @@ proptest! {
         let cases = [
             ("2-D @ 2-D", a2.clone(), b2.clone()),
             ("batched 3-D @ 3-D", with_batch(b, a2.clone()), with_batch(b, b2.clone())),
+            // Two batch axes, as attention's [B, heads, T, dh] @ [B, heads, dh, T].
+            ("batched 4-D @ 4-D", with_batch(b, with_batch(2, a2.clone())),
+                with_batch(b, with_batch(2, b2.clone()))),
             ("3-D @ 2-D", with_batch(b, a2.clone()), b2.clone()),
             ("2-D @ 3-D", a2, with_batch(b, b2)),
         ];
@@ -476,5 +481,53 @@ proptest! {
         let axis = axis.index(shape.len());
         let x = values(&shape, Domain::Distinct, &mut rng(seed ^ 1));
         assert_vjp("max_axis", |t, v| t.try_max_axis(v[0], axis), &[x], seed)?;
+    }
+
+    #[test]
+    fn causal_mask_then_softmax(lead in dims(0, 2), t in 1usize..=5, seed in any::<u64>()) {
+        // The mask writes -inf, so it is checked through the softmax that follows it in
+        // attention (where the masked entries' weights are exactly 0).
+        let mut shape = lead;
+        shape.extend([t, t]);
+        let x = values(&shape, Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp("softmax(causal_mask(x))", |t, v| {
+            let masked = t.try_causal_mask(v[0])?;
+            Ok(t.softmax(masked))
+        }, &[x], seed)?;
+    }
+
+    #[test]
+    fn attention_layers(
+        (b, t, dh) in (1usize..=2, 1usize..=4, 1usize..=3),
+        heads in 1usize..=2,
+        seed in any::<u64>(),
+    ) {
+        let d = heads * dh;
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&[b, t, d], Domain::Any, &mut values_rng);
+        let mut separate = vec![x.clone()];
+        separate.extend((0..4).map(|_| values(&[d, d], Domain::Any, &mut values_rng)));
+        assert_vjp(&format!("self-attention, {heads} heads"),
+            |tape, v| common::self_attention(tape, v[0], &v[1..], heads), &separate, seed)?;
+        let fused = vec![
+            x,
+            values(&[3 * d, d], Domain::Any, &mut values_rng),
+            values(&[3 * d], Domain::Any, &mut values_rng),
+            values(&[d, d], Domain::Any, &mut values_rng),
+            values(&[d], Domain::Any, &mut values_rng),
+        ];
+        assert_vjp(&format!("multi-head attention, fused projection, {heads} heads"),
+            |tape, v| common::multihead_attention(tape, v[0], &v[1..], heads), &fused, seed)?;
+    }
+
+    #[test]
+    fn layer_norm(shape in dims(1, 3), seed in any::<u64>()) {
+        let d = shape[shape.len() - 1];
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&shape, Domain::Any, &mut values_rng);
+        let gamma = values(&[d], Domain::Any, &mut values_rng);
+        let beta = values(&[d], Domain::Any, &mut values_rng);
+        assert_vjp("layer_norm", |t, v| t.try_layer_norm(v[0], v[1], v[2], 1e-5),
+            &[x, gamma, beta], seed)?;
     }
 }
