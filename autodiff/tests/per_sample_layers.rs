@@ -3,7 +3,7 @@
 //! pool, flatten, linear), token and positional embeddings, causal self-attention (separate
 //! and fused projections, one and two heads) and a small attention-only transformer.
 //!
-//! The two paths do the same arithmetic on differently shaped products (a batch of B images
+//! The two paths do the same arithmetic on differently shaped products (B samples at once
 //! against one at a time), so they differ by rounding only: a few eps relative to the largest
 //! entry. Every op's gradient itself is checked against finite differences in `vjp.rs`.
 
