@@ -24,6 +24,7 @@ pub mod optim;
 pub mod per_sample;
 mod tape;
 
+pub use ops::conv::Conv2dOptions;
 pub use per_sample::{per_sample_grads, per_sample_grads_loop, PerSampleGrad};
 pub use tape::{AutodiffError, Ctx, Grad, Result, Tape, Var};
-pub use tensor::{Float, Tensor};
+pub use tensor::{Float, Tensor, Window2d};

@@ -26,23 +26,54 @@ pub enum AutodiffError {
 
 pub type Result<T> = std::result::Result<T, AutodiffError>;
 
-/// A gradient contribution: dense, or, for a shared matrix used by a batched matmul, the
-/// per-sample outer-product form `grad[b] = left[b]^T right[b]` with `left: [B, M, p]`,
-/// `right: [B, M, q]` (never formed until asked for).
+/// A gradient contribution: dense, or, for a shared parameter used by a batched matmul, the
+/// per-sample outer-product form (never formed until asked for).
+///
+/// `Outer` invariants: `left: [B, M, p]` and `right: [B, M, q]` agree on `B` and `M`, and
+/// `shape` (the parameter's own shape, without the batch axis) holds `p q` elements. Sample
+/// `b`'s gradient is `left[b]^T right[b]`, a sum of `M` outer products, read under `shape`:
+/// `[p, q]` for a matrix, `[out, in, kh, kw]` for a convolution kernel that was reshaped to
+/// `[out, in kh kw]` before its matmul (see [`Tape::try_reshape`]).
 #[derive(Clone, Debug)]
 pub enum Grad<T: Float> {
     Dense(Tensor<T>),
-    Outer { left: Tensor<T>, right: Tensor<T> },
+    Outer {
+        left: Tensor<T>,
+        right: Tensor<T>,
+        shape: Vec<usize>,
+    },
 }
 
 impl<T: Float> Grad<T> {
-    /// The dense tensor (for `Outer`, the batched product `left^T right`: `[B, p, q]`).
+    /// The dense tensor (for `Outer`, the batched product `left^T right` under the
+    /// parameter's shape: `[B, ..shape]`).
     pub fn into_dense(self) -> Tensor<T> {
         match self {
             Grad::Dense(t) => t,
-            Grad::Outer { left, right } => {
-                left.matmul_t(tensor::Transpose::Yes, &right, tensor::Transpose::No)
+            Grad::Outer { left, right, shape } => {
+                let product = left.matmul_t(tensor::Transpose::Yes, &right, tensor::Transpose::No);
+                let mut batched = vec![left.shape()[0]];
+                batched.extend_from_slice(&shape);
+                product.reshape(&batched)
             }
+        }
+    }
+
+    /// The vjp of a reshape from `from` to `to`: the same numbers under the input's shape. A
+    /// dense gradient keeps its leading (per-sample) axes in front of `from`; a factored one
+    /// only changes the shape it is read under, and stays factored.
+    fn reshaped(self, from: &[usize], to: &[usize]) -> Grad<T> {
+        match self {
+            Grad::Dense(t) => {
+                let mut shape = t.shape()[..t.ndim() - from.len()].to_vec();
+                shape.extend_from_slice(to);
+                Grad::Dense(t.reshape(&shape))
+            }
+            Grad::Outer { left, right, .. } => Grad::Outer {
+                left,
+                right,
+                shape: to.to_vec(),
+            },
         }
     }
 
@@ -108,7 +139,17 @@ impl<'a, T: Float> Ctx<'a, T> {
 }
 
 /// An op's vector-Jacobian product: one optional gradient per input.
-pub(crate) type Backward<T> = Box<dyn Fn(&Ctx<T>) -> Vec<Option<Grad<T>>> + Send + Sync>;
+pub(crate) type Vjp<T> = Box<dyn Fn(&Ctx<T>) -> Vec<Option<Grad<T>>> + Send + Sync>;
+
+/// How a node's gradient reaches its inputs.
+enum Backward<T: Float> {
+    /// The op's vjp, applied to the dense gradient of its output.
+    Vjp(Vjp<T>),
+    /// A reshape of its one input: the gradient, dense or factored, passes to the input under
+    /// the input's shape ([`Grad::reshaped`]). Kept apart from `Vjp` so that a factored
+    /// per-sample gradient crosses a reshape of a shared parameter without being formed.
+    Reshape,
+}
 
 struct Node<T: Float> {
     value: Tensor<T>,
@@ -214,9 +255,25 @@ impl<T: Float> Tape<T> {
         self.leaf(value, false, true)
     }
 
-    /// Records an op. `per_sample_rule` says whether `backward` honours
+    /// Records an op. `per_sample_rule` says whether `vjp` honours
     /// [`Ctx::per_sample`] for shared inputs next to a batched output.
     pub(crate) fn push(
+        &mut self,
+        op: &'static str,
+        value: Tensor<T>,
+        inputs: &[Var],
+        per_sample_rule: bool,
+        vjp: Vjp<T>,
+    ) -> Var {
+        self.push_node(op, value, inputs, per_sample_rule, Backward::Vjp(vjp))
+    }
+
+    /// Records a reshape of `x` (see [`Backward::Reshape`]).
+    pub(crate) fn push_reshape(&mut self, value: Tensor<T>, x: Var) -> Var {
+        self.push_node("reshape", value, &[x], false, Backward::Reshape)
+    }
+
+    fn push_node(
         &mut self,
         op: &'static str,
         value: Tensor<T>,
@@ -281,6 +338,7 @@ impl<T: Float> Tape<T> {
     /// With `per_sample`, the gradient of every shared node keeps a leading batch axis: an op
     /// whose output is batched hands its shared inputs per-sample gradients (its per-sample
     /// rule), and an op whose output is shared is applied to each sample's gradient in turn.
+    /// A reshape hands a factored gradient on unformed; every other op densifies it first.
     pub(crate) fn backward_from(
         &self,
         root: Var,
@@ -295,11 +353,19 @@ impl<T: Float> Tape<T> {
                 continue;
             };
             let Some(g) = grads[id].take() else { continue };
-            let g = g.into_dense();
-            let contributions = if per_sample && !node.batched {
-                self.backward_each_sample(node, backward, &g)?
-            } else {
-                self.backward_node(node, backward, &g, per_sample)?
+            let contributions = match backward {
+                Backward::Reshape => {
+                    let from = node.value.shape();
+                    vec![Some(g.reshaped(from, self.shape(node.inputs[0])))]
+                }
+                Backward::Vjp(vjp) => {
+                    let g = g.into_dense();
+                    if per_sample && !node.batched {
+                        self.backward_each_sample(node, vjp, &g)?
+                    } else {
+                        self.backward_node(node, vjp, &g, per_sample)?
+                    }
+                }
             };
             for (input, c) in node.inputs.iter().zip(contributions) {
                 if let Some(c) = c {
@@ -340,7 +406,7 @@ impl<T: Float> Tape<T> {
     fn backward_node(
         &self,
         node: &Node<T>,
-        backward: &Backward<T>,
+        vjp: &Vjp<T>,
         grad_out: &Tensor<T>,
         per_sample: bool,
     ) -> Result<Vec<Option<Grad<T>>>> {
@@ -357,7 +423,7 @@ impl<T: Float> Tape<T> {
                 ),
             });
         }
-        Ok(backward(&ctx))
+        Ok(vjp(&ctx))
     }
 
     /// Per-sample mode for an op whose output is shared: `grad_out` is `[B, ..out shape]`;
@@ -365,7 +431,7 @@ impl<T: Float> Tape<T> {
     fn backward_each_sample(
         &self,
         node: &Node<T>,
-        backward: &Backward<T>,
+        vjp: &Vjp<T>,
         grad_out: &Tensor<T>,
     ) -> Result<Vec<Option<Grad<T>>>> {
         let b = grad_out.shape()[0];
@@ -373,7 +439,7 @@ impl<T: Float> Tape<T> {
         for s in 0..b {
             let gs = grad_out.row_tensor(s).reshape(node.value.shape());
             let ctx = self.ctx(node, &gs, false);
-            for (i, c) in backward(&ctx).into_iter().enumerate() {
+            for (i, c) in vjp(&ctx).into_iter().enumerate() {
                 if let Some(c) = c {
                     per_input[i].push(c.into_dense());
                 }

@@ -132,3 +132,46 @@ fn per_sample_gradients() {
         per_sample_grads_loop(&params, &[&x, &y], mlp).expect("per-sample gradients")
     });
 }
+
+/// Two 3x3 convolutions (1 -> 8 -> 8 channels, padding 1) over 8x8 images, relu, 2x2 max
+/// pool, flatten and a linear layer to 10 logits; the per-sample loss is the KL divergence to
+/// `x[1]`. With 128 images both unfold (forward) and fold (the second convolution's input
+/// gradient) pass `PARALLEL_MIN` and split over images.
+fn cnn(tape: &mut Tape<f32>, p: &[Var], x: &[Var]) -> Result<Var> {
+    let same = autodiff::Conv2dOptions {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let h = tape.try_conv2d(x[0], p[0], Some(p[1]), same)?;
+    let h = tape.relu(h);
+    let h = tape.try_conv2d(h, p[2], Some(p[3]), same)?;
+    let h = tape.relu(h);
+    let h = tape.try_max_pool2d(h, (2, 2), (2, 2))?;
+    let h = tape.try_flatten(h)?;
+    let logits = tape.try_linear(h, p[4], Some(p[5]))?;
+    tape.try_kl_div(logits, x[1])
+}
+
+#[test]
+fn convolutions() {
+    let mut r = rng(5);
+    let shapes: [&[usize]; 6] = [&[8, 1, 3, 3], &[8], &[8, 8, 3, 3], &[8], &[10, 128], &[10]];
+    let params: Vec<Tensor<f32>> = shapes
+        .iter()
+        .map(|s| Tensor::randn(s, 0.3, &mut r))
+        .collect();
+    let x = Tensor::<f32>::uniform(&[128, 1, 8, 8], 0.0, 1.0, &mut r);
+    let y = Tensor::<f32>::randn(&[128, 10], 1.0, &mut r);
+    assert!(
+        x.unfold2d(&autodiff::Window2d::new((3, 3)).with_padding((1, 1)))
+            .numel()
+            > PARALLEL_MIN
+    );
+    same_bits_on_one_and_two_threads("conv per_sample_grads", || {
+        per_sample_grads(&params, &[&x, &y], cnn)
+            .expect("per-sample gradients")
+            .into_iter()
+            .map(|g| g.into_dense())
+            .collect()
+    });
+}

@@ -225,6 +225,35 @@ fn tied_norm(tape: &mut Tape<f64>, p: &[Var], x: &[Var]) -> Result<Var> {
     tape.try_add(fit, penalty)
 }
 
+/// A weight stored with more axes than its matmul uses (a convolution kernel is stored
+/// `[out, in, kh, kw]` and multiplied as `[out, in kh kw]`): its per-sample gradient crosses the
+/// reshape still factored, and densifies under the stored shape.
+#[test]
+fn a_reshaped_weight_keeps_its_factored_gradient_under_its_own_shape() {
+    let mut r = rng(5);
+    let p = vec![Tensor::<f64>::randn(&[2, 3, 2], 1.0, &mut r)];
+    let x = Tensor::<f64>::randn(&[4, 5, 6], 1.0, &mut r);
+    let y = Tensor::<f64>::randn(&[4, 5, 2], 1.0, &mut r);
+    let f = |tape: &mut Tape<f64>, p: &[Var], x: &[Var]| {
+        let w = tape.try_reshape(p[0], &[2, 6])?;
+        let h = tape.try_linear(x[0], w, None)?;
+        tape.try_mse(h, x[1])
+    };
+    let batched = per_sample_grads(&p, &[&x, &y], f).expect("per-sample gradients");
+    let looped = per_sample_grads_loop(&p, &[&x, &y], f).expect("per-sample gradients");
+    let Some(autodiff::Grad::Outer { left, right, shape }) = batched.into_iter().next() else {
+        panic!("the weight's per-sample gradient was formed");
+    };
+    assert_eq!(
+        (left.shape(), right.shape()),
+        (&[4, 5, 2][..], &[4, 5, 6][..])
+    );
+    assert_eq!(shape, [2, 3, 2]);
+    let dense = autodiff::Grad::Outer { left, right, shape }.into_dense();
+    assert_eq!(dense.shape(), &[4, 2, 3, 2]);
+    assert!(relative_error(&dense, &looped[0]) < PATHS_TOL);
+}
+
 /// Functions of the batch whose per-sample losses mix samples, each with the op that mixes.
 type Mixing = fn(&mut Tape<f64>, Var) -> Result<Var>;
 
@@ -239,6 +268,11 @@ const MIXING: &[(&str, Mixing)] = &[
         let both = t.try_concat(&[h, h], 0)?;
         t.try_sum_axis(both, 0)
     }),
+    ("slice_axis along the batch axis", |t, h| {
+        let first = t.try_slice_axis(h, 0, 0..1)?;
+        t.try_sum_axis(first, 0)
+    }),
+    ("max_axis(0)", |t, h| t.try_max_axis(h, 0)),
     ("log_softmax over the batch axis", |t, h| {
         t.try_log_softmax(h)
     }),

@@ -6,10 +6,13 @@
 //! Ops with a kink (relu, abs, elu) get inputs shifted away from it; log, sqrt and the
 //! denominator of div get inputs bounded away from 0.
 
+mod common;
+
 use autodiff::check::check_vjp;
-use autodiff::{Result, Tape, Var};
+use autodiff::{Conv2dOptions, Result, Tape, Var, Window2d};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use tensor::{rng, Tensor, Transpose};
 
@@ -36,6 +39,9 @@ enum Domain {
     Positive,
     /// Uniform on (-2, -0.5] or [0.5, 2): for denominators.
     NonZero,
+    /// Distinct values at least `4 / numel` apart (a shuffled grid on [-2, 2)), for maxima:
+    /// the checker moves each input by at most `h |d| < 1e-5`, so no two entries swap order.
+    Distinct,
 }
 
 fn values(shape: &[usize], domain: Domain, r: &mut impl Rng) -> Tensor<f64> {
@@ -46,6 +52,12 @@ fn values(shape: &[usize], domain: Domain, r: &mut impl Rng) -> Tensor<f64> {
         Domain::NonZero => {
             let sign = Tensor::randn(shape, 1.0, r).map(f64::signum);
             Tensor::uniform(shape, 0.5, 2.0, r).mul(&sign)
+        }
+        Domain::Distinct => {
+            let n = shape.iter().product::<usize>();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(r);
+            Tensor::from_fn(shape, |i| 4.0 * order[i] as f64 / n as f64 - 2.0)
         }
     }
 }
@@ -160,6 +172,37 @@ fn transpose() -> impl Strategy<Value = Transpose> {
     prop_oneof![Just(Transpose::No), Just(Transpose::Yes)]
 }
 
+/// A window drawn from `(kernel, stride, padding, dilation)` and an image size `extra` pixels
+/// larger (per axis) than the smallest the window fits, so that sizes 1 and odd sizes occur.
+fn window_and_image(
+    (kernel, stride, padding, dilation): Geometry,
+    extra: (usize, usize),
+) -> (Window2d, (usize, usize)) {
+    let g = Window2d {
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let least = |k: usize, d: usize, p: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+    let h = least(kernel.0, dilation.0, padding.0) + extra.0;
+    let w = least(kernel.1, dilation.1, padding.1) + extra.1;
+    (g, (h, w))
+}
+
+type Geometry = (
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+);
+
+/// Kernel 1 to 3, stride 1 to 3, padding 0 to 2, dilation 1 to 2, each drawn per axis.
+fn geometry() -> impl Strategy<Value = Geometry> {
+    let pair = |lo: usize, hi: usize| (lo..=hi, lo..=hi);
+    (pair(1, 3), pair(1, 3), pair(0, 2), pair(1, 2))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -228,6 +271,9 @@ proptest! {
         let cases = [
             ("2-D @ 2-D", a2.clone(), b2.clone()),
             ("batched 3-D @ 3-D", with_batch(b, a2.clone()), with_batch(b, b2.clone())),
+            // Two batch axes, as attention's [B, heads, T, dh] @ [B, heads, dh, T].
+            ("batched 4-D @ 4-D", with_batch(b, with_batch(2, a2.clone())),
+                with_batch(b, with_batch(2, b2.clone()))),
             ("3-D @ 2-D", with_batch(b, a2.clone()), b2.clone()),
             ("2-D @ 3-D", a2, with_batch(b, b2)),
         ];
@@ -321,6 +367,49 @@ proptest! {
     }
 
     #[test]
+    fn slice_along_each_axis(
+        shape in dims(1, 3),
+        axis in any::<Index>(),
+        cut in (any::<Index>(), any::<Index>()),
+        seed in any::<u64>(),
+    ) {
+        let axis = axis.index(shape.len());
+        let n = shape[axis];
+        let (a, b) = (cut.0.index(n + 1), cut.1.index(n + 1));
+        let range = a.min(b)..a.max(b);
+        let x = values(&shape, Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp("slice_axis", |t, v| t.try_slice_axis(v[0], axis, range.clone()),
+            std::slice::from_ref(&x), seed)?;
+        // Two overlapping slices of one value, joined: the overlap gets both gradients.
+        assert_vjp("concat [x[..b], x[a..]]", |t, v| {
+            let head = t.try_slice_axis(v[0], axis, 0..range.end)?;
+            let tail = t.try_slice_axis(v[0], axis, range.start..n)?;
+            t.try_concat(&[head, tail], axis)
+        }, &[x], seed)?;
+    }
+
+    #[test]
+    fn embedding_lookups_with_repeated_ids(
+        (vocab, d) in (1usize..=5, 1usize..=4),
+        ids_shape in dims(1, 2),
+        seed in any::<u64>(),
+    ) {
+        let mut values_rng = rng(seed ^ 1);
+        let table = values(&[vocab, d], Domain::Any, &mut values_rng);
+        let count = ids_shape.iter().product();
+        let mut picks: Vec<f64> = (0..count).map(|_| values_rng.gen_range(0..vocab) as f64).collect();
+        // At least one id looked up twice when there are two positions, so its row adds both.
+        if count > 1 {
+            picks[count - 1] = picks[0];
+        }
+        let ids = Tensor::from_vec(&ids_shape, picks);
+        assert_vjp("embedding", |t, v| {
+            let ids = t.constant(ids.clone());
+            t.try_embedding(v[0], ids)
+        }, &[table], seed)?;
+    }
+
+    #[test]
     fn divergences(shape in dims(2, 3), seed in any::<u64>()) {
         let mut values_rng = rng(seed ^ 1);
         let y = values(&shape, Domain::Any, &mut values_rng);
@@ -328,5 +417,117 @@ proptest! {
         // Both arguments take gradients here (the checker makes every input a parameter).
         assert_vjp("mse", |t, v| t.try_mse(v[0], v[1]), &[y.clone(), reference.clone()], seed)?;
         assert_vjp("kl_div", |t, v| t.try_kl_div(v[0], v[1]), &[y, reference], seed)?;
+    }
+
+    #[test]
+    fn unfold_and_fold(
+        (n, c) in (1usize..=2, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (g, (h, w)) = window_and_image(geometry, extra);
+        let x = values(&[n, c, h, w], Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp(&format!("unfold2d ({g})"), |t, v| t.try_unfold2d(v[0], &g),
+            std::slice::from_ref(&x), seed)?;
+        let cols = Tensor::<f64>::zeros(&[n, c, h, w]).unfold2d(&g);
+        let u = values(cols.shape(), Domain::Any, &mut rng(seed ^ 2));
+        assert_vjp(&format!("fold2d ({g})"), |t, v| t.try_fold2d(v[0], &g, [c, h, w]),
+            &[u], seed)?;
+    }
+
+    #[test]
+    fn conv2d_with_and_without_bias(
+        (n, c, out) in (1usize..=2, 1usize..=3, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (g, (h, w)) = window_and_image(geometry, extra);
+        let options = Conv2dOptions { stride: g.stride, padding: g.padding, dilation: g.dilation };
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&[n, c, h, w], Domain::Any, &mut values_rng);
+        let k = values(&[out, c, g.kernel.0, g.kernel.1], Domain::Any, &mut values_rng);
+        let bias = values(&[out], Domain::Any, &mut values_rng);
+        assert_vjp(&format!("conv2d ({g})"), |t, v| t.try_conv2d(v[0], v[1], Some(v[2]), options),
+            &[x.clone(), k.clone(), bias], seed)?;
+        assert_vjp(&format!("conv2d without bias ({g})"),
+            |t, v| t.try_conv2d(v[0], v[1], None, options), &[x, k], seed)?;
+    }
+
+    #[test]
+    fn pools_and_flatten(
+        (n, c) in (1usize..=2, 1usize..=3),
+        geometry in geometry(),
+        extra in (0usize..=3, 0usize..=3),
+        seed in any::<u64>(),
+    ) {
+        let (kernel, stride, padding, _) = geometry;
+        // Max pooling has neither padding nor dilation; average pooling has padding.
+        let (g, (h, w)) = window_and_image((kernel, stride, (0, 0), (1, 1)), extra);
+        let x = values(&[n, c, h, w], Domain::Distinct, &mut rng(seed ^ 1));
+        assert_vjp(&format!("max_pool2d ({g})"), |t, v| t.try_max_pool2d(v[0], kernel, stride),
+            std::slice::from_ref(&x), seed)?;
+        let (g, (h, w)) = window_and_image((kernel, stride, padding, (1, 1)), extra);
+        let x = values(&[n, c, h, w], Domain::Any, &mut rng(seed ^ 2));
+        assert_vjp(&format!("avg_pool2d ({g})"),
+            |t, v| t.try_avg_pool2d(v[0], kernel, stride, padding),
+            std::slice::from_ref(&x), seed)?;
+        assert_vjp("flatten", |t, v| t.try_flatten(v[0]), &[x], seed)?;
+    }
+
+    #[test]
+    fn max_over_an_axis(shape in dims(1, 4), axis in any::<Index>(), seed in any::<u64>()) {
+        let axis = axis.index(shape.len());
+        let x = values(&shape, Domain::Distinct, &mut rng(seed ^ 1));
+        assert_vjp("max_axis", |t, v| t.try_max_axis(v[0], axis), &[x], seed)?;
+    }
+
+    #[test]
+    fn causal_mask_then_softmax(lead in dims(0, 2), t in 1usize..=5, seed in any::<u64>()) {
+        // The mask writes -inf, so it is checked through the softmax that follows it in
+        // attention (where the masked entries' weights are exactly 0).
+        let mut shape = lead;
+        shape.extend([t, t]);
+        let x = values(&shape, Domain::Any, &mut rng(seed ^ 1));
+        assert_vjp("softmax(causal_mask(x))", |t, v| {
+            let masked = t.try_causal_mask(v[0])?;
+            Ok(t.softmax(masked))
+        }, &[x], seed)?;
+    }
+
+    #[test]
+    fn attention_layers(
+        (b, t, dh) in (1usize..=2, 1usize..=4, 1usize..=3),
+        heads in 1usize..=2,
+        seed in any::<u64>(),
+    ) {
+        let d = heads * dh;
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&[b, t, d], Domain::Any, &mut values_rng);
+        let mut separate = vec![x.clone()];
+        separate.extend((0..4).map(|_| values(&[d, d], Domain::Any, &mut values_rng)));
+        assert_vjp(&format!("self-attention, {heads} heads"),
+            |tape, v| common::self_attention(tape, v[0], &v[1..], heads), &separate, seed)?;
+        let fused = vec![
+            x,
+            values(&[3 * d, d], Domain::Any, &mut values_rng),
+            values(&[3 * d], Domain::Any, &mut values_rng),
+            values(&[d, d], Domain::Any, &mut values_rng),
+            values(&[d], Domain::Any, &mut values_rng),
+        ];
+        assert_vjp(&format!("multi-head attention, fused projection, {heads} heads"),
+            |tape, v| common::multihead_attention(tape, v[0], &v[1..], heads), &fused, seed)?;
+    }
+
+    #[test]
+    fn layer_norm(shape in dims(1, 3), seed in any::<u64>()) {
+        let d = shape[shape.len() - 1];
+        let mut values_rng = rng(seed ^ 1);
+        let x = values(&shape, Domain::Any, &mut values_rng);
+        let gamma = values(&[d], Domain::Any, &mut values_rng);
+        let beta = values(&[d], Domain::Any, &mut values_rng);
+        assert_vjp("layer_norm", |t, v| t.try_layer_norm(v[0], v[1], v[2], 1e-5),
+            &[x, gamma, beta], seed)?;
     }
 }

@@ -28,6 +28,7 @@ mod reduce;
 mod shape;
 mod tensor;
 mod topk;
+mod unfold;
 
 pub use element::Float;
 pub use error::{Result, TensorError};
@@ -36,3 +37,4 @@ pub use random::rng;
 pub use shape::{broadcast_shape, numel};
 pub use tensor::Tensor;
 pub use topk::TopK;
+pub use unfold::{conv2d_naive, Window2d};

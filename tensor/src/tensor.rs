@@ -361,6 +361,43 @@ impl<T: Float> Tensor<T> {
         ok(Self::try_concat(parts, axis))
     }
 
+    /// The entries whose index along `axis` is in `range`, the other axes whole (a copy):
+    /// `[.., n, ..] -> [.., range.len(), ..]`. Needs `range.start <= range.end <= n`.
+    pub fn try_slice_axis(&self, axis: usize, range: std::ops::Range<usize>) -> Result<Self> {
+        if axis >= self.ndim() {
+            return Err(TensorError::Axis {
+                op: "slice_axis",
+                axis,
+                shape: self.shape.clone(),
+            });
+        }
+        let len = self.shape[axis];
+        if range.start > range.end || range.end > len {
+            return Err(TensorError::Invalid {
+                op: "slice_axis",
+                msg: format!(
+                    "range {range:?} does not fit axis {axis} (size {len}) of shape {:?}",
+                    self.shape
+                ),
+            });
+        }
+        let inner = numel(&self.shape[axis + 1..]);
+        let mut shape = self.shape.clone();
+        shape[axis] = range.len();
+        let mut data = Vec::with_capacity(numel(&shape));
+        // Each block of the outer axes holds `len` slabs of `inner` elements; keep the range.
+        if len * inner > 0 {
+            for block in self.data.chunks_exact(len * inner) {
+                data.extend_from_slice(&block[range.start * inner..range.end * inner]);
+            }
+        }
+        Ok(Self { shape, data })
+    }
+
+    pub fn slice_axis(&self, axis: usize, range: std::ops::Range<usize>) -> Self {
+        ok(self.try_slice_axis(axis, range))
+    }
+
     /// Tensors of one shape stacked along a new first axis.
     pub fn try_stack(parts: &[&Self]) -> Result<Self> {
         let first = parts.first().ok_or(TensorError::Empty {

@@ -134,6 +134,20 @@ fn axes_and_rows() {
     );
     assert_error(z(&[0, 3]).try_gather_rows(&[0]), &["gather_rows", "[0, 3]"]);
     assert_error(z(&[]).try_gather_rows(&[0]), &["gather_rows", "[]"]);
+    assert_error(
+        t.try_slice_axis(3, 0..1),
+        &["slice_axis", "axis 3", "[2, 3, 4]"],
+    );
+    assert_error(
+        t.try_slice_axis(1, 2..4),
+        &["slice_axis", "2..4", "axis 1", "[2, 3, 4]"],
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 2..1;
+    assert_error(
+        t.try_slice_axis(2, backwards),
+        &["slice_axis", "2..1", "[2, 3, 4]"],
+    );
     assert_error(t.try_row_tensor(2), &["row_tensor", "[2, 3, 4]"]);
     assert_error(z(&[]).try_row_tensor(0), &["row_tensor", "[]"]);
     assert_error(
@@ -181,4 +195,44 @@ fn empty_tensors_that_are_fine_stay_fine() {
     assert_eq!(z(&[0, 3]).gather_rows(&[]).shape(), &[0, 3]);
     assert_eq!(z(&[0, 3]).top_k_abs(0).kept, 0);
     assert_eq!(z(&[0, 3]).sum_to_shape(&[3]), z(&[3]));
+}
+
+#[test]
+fn sliding_windows() {
+    use tensor::Window2d;
+    let w3 = Window2d::new((3, 3));
+    assert_error(
+        z(&[2, 3, 4]).try_unfold2d(&w3),
+        &["unfold2d", "[N, C, H, W]", "[2, 3, 4]"],
+    );
+    // A 3x3 window over a 2x5 image, and with dilation 3 (7x7 pixels) over a padded 6x6.
+    assert_error(
+        z(&[1, 1, 2, 5]).try_unfold2d(&w3),
+        &["unfold2d", "3x3", "2x5", "[1, 1, 2, 5]"],
+    );
+    let dilated = w3.with_dilation((3, 3)).with_padding((1, 1));
+    assert_error(
+        z(&[1, 1, 4, 4]).try_unfold2d(&dilated),
+        &["unfold2d", "7x7", "6x6", "[1, 1, 4, 4]"],
+    );
+    for bad in [
+        Window2d::new((0, 3)),
+        w3.with_stride((1, 0)),
+        w3.with_dilation((0, 1)),
+    ] {
+        assert_error(
+            z(&[1, 1, 5, 5]).try_unfold2d(&bad),
+            &["unfold2d", "at least 1", &bad.to_string()],
+        );
+    }
+    // Columns of 3x3 windows over [2, 4, 4] images are [N, 4, 18].
+    assert_error(
+        z(&[1, 4, 17]).try_fold2d(&w3, [2, 4, 4]),
+        &["fold2d", "[1, 4, 17]", "[2, 4, 4]", "[N, 4, 18]"],
+    );
+    assert_error(
+        z(&[1, 4, 18]).try_fold2d(&w3, [2, 2, 4]),
+        &["fold2d", "3x3", "2x4"],
+    );
+    assert_error(z(&[]).try_fold2d(&w3, [2, 4, 4]), &["fold2d", "[]"]);
 }

@@ -107,6 +107,31 @@ proptest! {
         }
     }
 
+    #[test]
+    fn slice_axis_keeps_the_range_and_cuts_concat_back_into_its_parts(
+        shape in prop::collection::vec(0usize..=4, 1..=3),
+        axis in any::<prop::sample::Index>(),
+        cut in (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+    ) {
+        let axis = axis.index(shape.len());
+        let n = shape[axis];
+        let (a, b) = (cut.0.index(n + 1), cut.1.index(n + 1));
+        let (start, end) = (a.min(b), a.max(b));
+        let x = counting(&shape);
+        let s = x.slice_axis(axis, start..end);
+        let mut expect_shape = shape.clone();
+        expect_shape[axis] = end - start;
+        prop_assert_eq!(s.shape(), &expect_shape[..]);
+        for (flat, &v) in s.data().iter().enumerate() {
+            let mut index = unravel(flat, s.shape());
+            index[axis] += start;
+            prop_assert_eq!(v, x.data()[ravel(&index, &shape)]);
+        }
+        let parts = [x.slice_axis(axis, 0..start), s, x.slice_axis(axis, end..n)];
+        let refs: Vec<&Tensor<f64>> = parts.iter().collect();
+        prop_assert_eq!(Tensor::concat(&refs, axis), x);
+    }
+
     /// `<gather(a), g> == <a, scatter_add(g)>`, with repeated indices, and gather's rows.
     #[test]
     fn gather_rows_and_its_adjoint(

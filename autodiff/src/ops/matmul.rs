@@ -120,14 +120,17 @@ fn grad_rhs<T: Float>(
             let m = a.numel() / (samples * k).max(1);
             let a3 = a.clone().reshape(&[samples, m, k]);
             let g3 = g.clone().reshape(&[samples, m, n]);
+            let shape = b.shape().to_vec();
             return match tb {
                 Transpose::No => Grad::Outer {
                     left: a3,
                     right: g3,
+                    shape,
                 },
                 Transpose::Yes => Grad::Outer {
                     left: g3,
                     right: a3,
+                    shape,
                 },
             };
         }

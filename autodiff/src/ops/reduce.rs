@@ -2,7 +2,7 @@
 
 use super::arith::expect;
 use crate::tape::{AutodiffError, Result, Tape, Var};
-use tensor::{Float, Tensor};
+use tensor::{numel, Float, Tensor};
 
 impl<T: Float> Tape<T> {
     /// Sum of every element, a scalar of shape `[]`. Mixes the rows of a batched value.
@@ -53,6 +53,39 @@ impl<T: Float> Tape<T> {
 
     pub fn sum_axis(&mut self, x: Var, axis: usize) -> Var {
         expect(self.try_sum_axis(x, axis))
+    }
+
+    /// Largest value over `axis`, which is removed. Axis 0 of a batched value mixes its rows.
+    ///
+    /// vjp: each output's gradient goes to the entry that was taken, the first largest along
+    /// the axis (ties to the lowest index; a NaN counts as smaller than every number, as in
+    /// [`Tensor::try_max_argmax_axis`]); every other entry gets 0.
+    pub fn try_max_axis(&mut self, x: Var, axis: usize) -> Result<Var> {
+        let (value, taken) = self.value(x).try_max_argmax_axis(axis)?;
+        if axis == 0 {
+            self.note_batch_mixing(x, "max_axis(0)");
+        }
+        Ok(self.push(
+            "max_axis",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| {
+                let shape = c.inputs[0].shape();
+                let (len, inner) = (shape[axis], numel(&shape[axis + 1..]));
+                let mut dx = Tensor::zeros(shape);
+                // Output k = (o, i) with o the outer index and i the inner one.
+                for (k, (&j, &g)) in taken.iter().zip(c.grad_out.data()).enumerate() {
+                    let (o, i) = (k / inner, k % inner);
+                    dx.data_mut()[(o * len + j) * inner + i] = g;
+                }
+                vec![Some(dx.into())]
+            }),
+        ))
+    }
+
+    pub fn max_axis(&mut self, x: Var, axis: usize) -> Var {
+        expect(self.try_max_axis(x, axis))
     }
 
     /// Mean over `axis`, which is removed.

@@ -1,30 +1,48 @@
-//! Shape ops: reshape, transposes, row gathers, concatenation. Their vjps move gradients back
-//! to where the values came from.
+//! Shape ops: reshape and flatten, transposes, row gathers, slices, concatenation. Their vjps
+//! move gradients back to where the values came from.
 
 use super::arith::expect;
-use crate::tape::{Result, Tape, Var};
+use crate::tape::{AutodiffError, Grad, Result, Tape, Var};
+use std::ops::Range;
 use tensor::{Float, Tensor};
 
 impl<T: Float> Tape<T> {
     /// The same elements under another shape.
+    ///
+    /// The vjp is the reverse reshape. In per-sample mode a factored gradient
+    /// ([`Grad::Outer`](crate::Grad)) passes through unformed, read under `x`'s shape.
     pub fn try_reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
         let old = self.shape(x).to_vec();
         let value = self.value(x).clone().try_reshape(shape)?;
         if old.first() != shape.first() {
             self.note_batch_mixing(x, "reshape across the batch axis");
         }
-        // The vjp of a reshape is the reverse reshape.
-        Ok(self.push(
-            "reshape",
-            value,
-            &[x],
-            false,
-            Box::new(move |c| vec![Some(c.grad_out.clone().reshape(&old).into())]),
-        ))
+        // The vjp of a reshape is the reverse reshape; the tape applies it to dense and
+        // factored gradients alike, so a shared weight reshaped before a batched matmul keeps
+        // its per-sample gradient factored.
+        Ok(self.push_reshape(value, x))
     }
 
     pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Var {
         expect(self.try_reshape(x, shape))
+    }
+
+    /// Every axis after the first merged into one: `[N, ..] -> [N, prod(..)]` (PyTorch's
+    /// `nn.Flatten()`; `[N] -> [N, 1]`). A reshape, so its vjp is the reverse reshape.
+    pub fn try_flatten(&mut self, x: Var) -> Result<Var> {
+        let shape = self.shape(x);
+        let Some((&n, rest)) = shape.split_first() else {
+            return Err(AutodiffError::Invalid {
+                op: "flatten",
+                msg: format!("needs a leading (batch) axis, got shape {shape:?}"),
+            });
+        };
+        let width = rest.iter().product();
+        self.try_reshape(x, &[n, width])
+    }
+
+    pub fn flatten(&mut self, x: Var) -> Var {
+        expect(self.try_flatten(x))
     }
 
     /// Axes reordered: `out.shape[i] = x.shape[axes[i]]`.
@@ -88,6 +106,33 @@ impl<T: Float> Tape<T> {
         expect(self.try_gather_rows(x, indices))
     }
 
+    /// The entries of `x` whose index along `axis` is in `range`, the other axes whole
+    /// (`[.., n, ..] -> [.., range.len(), ..]`); along the batch axis of a batched value it
+    /// picks samples, which mixes them. Cuts a fused projection into its parts (q, k and v of
+    /// `[B, T, 3d]`).
+    ///
+    /// vjp: the gradient placed back at `range`, zeros elsewhere along the axis.
+    pub fn try_slice_axis(&mut self, x: Var, axis: usize, range: Range<usize>) -> Result<Var> {
+        let value = self.value(x).try_slice_axis(axis, range.clone())?;
+        if axis == 0 {
+            self.note_batch_mixing(x, "slice_axis along the batch axis");
+        }
+        Ok(self.push(
+            "slice_axis",
+            value,
+            &[x],
+            false,
+            Box::new(move |c| {
+                let whole = c.inputs[0].shape();
+                vec![Some(place_along(c.grad_out, axis, &range, whole).into())]
+            }),
+        ))
+    }
+
+    pub fn slice_axis(&mut self, x: Var, axis: usize, range: Range<usize>) -> Var {
+        expect(self.try_slice_axis(x, axis, range))
+    }
+
     /// Values joined along `axis`; all other axes must agree.
     pub fn try_concat(&mut self, xs: &[Var], axis: usize) -> Result<Var> {
         let refs: Vec<&Tensor<T>> = xs.iter().map(|v| self.value(*v)).collect();
@@ -114,28 +159,31 @@ impl<T: Float> Tape<T> {
 }
 
 /// Cuts `g` along `axis` into consecutive pieces of the given sizes.
-fn split_along<T: Float>(
-    g: &Tensor<T>,
-    axis: usize,
-    sizes: &[usize],
-) -> Vec<Option<crate::tape::Grad<T>>> {
-    let shape = g.shape();
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let total = shape[axis];
+fn split_along<T: Float>(g: &Tensor<T>, axis: usize, sizes: &[usize]) -> Vec<Option<Grad<T>>> {
     let mut start = 0;
     sizes
         .iter()
         .map(|&len| {
-            let mut piece_shape = shape.to_vec();
-            piece_shape[axis] = len;
-            let mut data = Vec::with_capacity(outer * len * inner);
-            for o in 0..outer {
-                let from = (o * total + start) * inner;
-                data.extend_from_slice(&g.data()[from..from + len * inner]);
-            }
+            let piece = g.slice_axis(axis, start..start + len);
             start += len;
-            Some(Tensor::from_vec(&piece_shape, data).into())
+            Some(piece.into())
         })
         .collect()
+}
+
+/// `g` placed at `range` along `axis` of a tensor of shape `shape`, zeros elsewhere: the
+/// adjoint of slicing.
+fn place_along<T: Float>(
+    g: &Tensor<T>,
+    axis: usize,
+    range: &Range<usize>,
+    shape: &[usize],
+) -> Tensor<T> {
+    let zeros = |len: usize| {
+        let mut s = shape.to_vec();
+        s[axis] = len;
+        Tensor::zeros(&s)
+    };
+    let (before, after) = (zeros(range.start), zeros(shape[axis] - range.end));
+    Tensor::concat(&[&before, g, &after], axis)
 }

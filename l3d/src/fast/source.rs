@@ -208,7 +208,7 @@ pub(super) fn initial_form<T: Float>(
 fn tape_form<T: Float>(g: Grad<T>, shape: &[usize], b: usize) -> (Form, TapeGrad<T>) {
     let numel = shape.iter().product();
     match g {
-        Grad::Outer { left, right }
+        Grad::Outer { left, right, .. }
             if shape.len() == 2
                 && left.ndim() == 3
                 && right.ndim() == 3
