@@ -311,6 +311,9 @@ pub enum Target {
     Linear { a: Vec<Vec<f32>> },
     /// `t = x^2`, elementwise.
     Square,
+    /// A class per sample, `argmax_j x_j` (ties to the lower index), for a model with one
+    /// logit per input feature; `t` is its one-hot row (the cross-entropy target).
+    Class,
 }
 
 impl Target {
@@ -319,6 +322,13 @@ impl Target {
         match self {
             Target::Identity => x.clone(),
             Target::Square => x.square(),
+            Target::Class => {
+                let mut t = Tensor::zeros(x.shape());
+                for (i, c) in x.argmax_axis(1).into_iter().enumerate() {
+                    t.row_mut(i)[c] = 1.0;
+                }
+                t
+            }
             Target::Linear { a } => {
                 let n_out = a.len();
                 let flat: Vec<f32> = a.iter().flatten().copied().collect();
@@ -328,11 +338,11 @@ impl Target {
         }
     }
 
-    /// The outputs that input feature `j` feeds: `[j]` for elementwise targets, every output
-    /// `i` with `A_ij != 0` for a linear one.
+    /// The outputs that input feature `j` feeds: `[j]` for elementwise targets and classes,
+    /// every output `i` with `A_ij != 0` for a linear one.
     pub fn outputs_fed_by(&self, j: usize) -> Vec<usize> {
         match self {
-            Target::Identity | Target::Square => vec![j],
+            Target::Identity | Target::Square | Target::Class => vec![j],
             Target::Linear { a } => (0..a.len()).filter(|&i| a[i][j] != 0.0).collect(),
         }
     }
@@ -669,6 +679,12 @@ mod tests {
         assert_eq!(a.apply(&x).data(), [-3.0, -6.0, 0.5, 0.0]);
         assert_eq!(a.outputs_fed_by(0), [0]);
         assert_eq!(a.outputs_fed_by(1), [0, 1]);
+        // Classes: the one-hot argmax, ties to the lower index.
+        let x = Tensor::from_vec(&[2, 3], vec![0.0, 0.7, 0.2, 0.5, 0.0, 0.5]);
+        assert_eq!(
+            Target::Class.apply(&x).data(),
+            [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+        );
     }
 
     #[test]

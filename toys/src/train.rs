@@ -28,7 +28,7 @@
 
 mod dense;
 
-pub use dense::DenseMlp;
+pub use dense::{DenseMlp, Loss};
 
 use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
@@ -111,6 +111,9 @@ pub struct TrainConfig {
     /// gradients L3D decomposes are not.
     pub finish_kept: bool,
     pub backend: Backend,
+    /// MSE against the target, or cross-entropy for logits against one-hot classes.
+    #[serde(default)]
+    pub loss: Loss,
 }
 
 impl Default for TrainConfig {
@@ -128,6 +131,7 @@ impl Default for TrainConfig {
             max_seeds: 200,
             finish_kept: true,
             backend: Backend::Dense,
+            loss: Loss::Mse,
         }
     }
 }
@@ -196,26 +200,48 @@ impl Stepper<'_> {
     fn loss_and_grads(
         &mut self,
         params: &[Tensor<f32>],
-        x: &Tensor<f32>,
-        t: &Tensor<f32>,
+        (x, t): (&Tensor<f32>, &Tensor<f32>),
         rows: &[usize],
+        loss: Loss,
         grads: &mut [Tensor<f32>],
     ) -> Result<f32, TrainError> {
         match self {
-            Stepper::Dense(mlp) => Ok(mlp.loss_and_grads(params, x, t, rows, grads)),
+            Stepper::Dense(mlp) => Ok(mlp.loss_and_grads(params, x, t, rows, loss, grads)),
             Stepper::Tape(model) => {
                 let mut tape = Tape::new();
                 let p: Vec<_> = params.iter().map(|w| tape.param(w.clone())).collect();
                 let xv = tape.input(x.gather_rows(rows));
                 let tv = tape.input(t.gather_rows(rows));
                 let y = model.forward(&mut tape, &p, xv)?;
-                let per_row = tape.try_mse(y, tv)?;
-                let loss = tape.mean_all(per_row);
+                let loss = record_loss(&mut tape, loss, y, tv)?;
                 for (g, new) in grads.iter_mut().zip(tape.grad(loss, &p)?) {
                     *g = new;
                 }
                 Ok(tape.value(loss).item())
             }
+        }
+    }
+}
+
+/// Records the batch loss of outputs `y` against targets `t`: the mean squared error, or the
+/// batch mean of the cross-entropy of logits against one-hot rows.
+pub fn record_loss(
+    tape: &mut Tape<f32>,
+    loss: Loss,
+    y: autodiff::Var,
+    t: autodiff::Var,
+) -> autodiff::Result<autodiff::Var> {
+    match loss {
+        Loss::Mse => {
+            let per_row = tape.try_mse(y, t)?;
+            Ok(tape.mean_all(per_row))
+        }
+        Loss::CrossEntropy => {
+            let rows = tape.shape(y)[0];
+            let logq = tape.try_log_softmax(y)?;
+            let picked = tape.try_mul(logq, t)?;
+            let total = tape.sum_all(picked);
+            Ok(tape.scale(total, -1.0 / rows as f32))
         }
     }
 }
@@ -235,7 +261,7 @@ pub fn train(
     config.validate()?;
     let x = data::sample(data, config.samples, &mut seeded(seed, Stream::TrainData));
     let t = target.apply(&x);
-    let initial_loss = model.evaluate_w0(&x)?.sub(&t).square().mean_all() as f64;
+    let initial_loss = batch_loss(model, &x, &t, config.loss)?;
     let mut params: Vec<Tensor<f32>> = model.params().into_iter().cloned().collect();
     if let Some(tie) = tie {
         check_tied(&params, tie)?;
@@ -256,7 +282,7 @@ pub fn train(
         order.shuffle(&mut shuffle);
         let mut total = 0.0;
         for batch in order.chunks(config.batch_size) {
-            let loss = stepper.loss_and_grads(&params, &x, &t, batch, &mut grads)?;
+            let loss = stepper.loss_and_grads(&params, (&x, &t), batch, config.loss, &mut grads)?;
             update.step(config.lr, &mut params, &mut grads);
             total += loss as f64 * batch.len() as f64;
         }
@@ -285,6 +311,25 @@ pub fn train(
         epoch_losses,
         stopped_early,
     })
+}
+
+/// The loss of `model` on all of `x` against `t`.
+fn batch_loss(
+    model: &Sequential<f32>,
+    x: &Tensor<f32>,
+    t: &Tensor<f32>,
+    loss: Loss,
+) -> Result<f64, TrainError> {
+    let mut tape = Tape::new();
+    let params: Vec<_> = model
+        .params()
+        .into_iter()
+        .map(|w| tape.constant(w.clone()))
+        .collect();
+    let (xv, tv) = (tape.input(x.clone()), tape.input(t.clone()));
+    let y = model.forward(&mut tape, &params, xv)?;
+    let value = record_loss(&mut tape, loss, y, tv)?;
+    Ok(tape.value(value).item() as f64)
 }
 
 /// Checks that `params[tie.transposed]` is `params[tie.source]^T`.
@@ -655,7 +700,7 @@ mod tests {
         let mut mlp = DenseMlp::new(model.architecture()).unwrap();
         let mut grads: Vec<Tensor<f32>> = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
         let rows: Vec<usize> = (0..64).collect();
-        mlp.loss_and_grads(&params, &x, &t, &rows, &mut grads);
+        mlp.loss_and_grads(&params, &x, &t, &rows, Loss::Mse, &mut grads);
         fold_tied_gradient(&mut grads, kind.tie().unwrap());
         assert!(
             grads[0].max_abs_diff(&expected[0]) < 1e-5,

@@ -13,6 +13,8 @@
 //! - `v_j`: the variance of the target over `R_j`, averaged over `S_j`: the error of the best
 //!   constant output on those samples.
 //! - `u_j = e_j / v_j`: the fraction of that variance the model leaves unexplained.
+//! - For a classifier (`Target::Class`, class `j` for feature `j`): `e_j` is the fraction of
+//!   `R_j` not classified `j`, and `v_j = 1 - 1/n` that of the best constant guess.
 //!
 //! Samples with other features active are left out of `e_j` on purpose: they measure the
 //! interference between features, which the overall `mse` reports, not whether the model
@@ -114,7 +116,10 @@ fn check_on(model: &Sequential<f32>, target: &Target, group: usize, x: &Tensor<f
     for j in 0..n {
         let rows = alone(x, j, group);
         let outputs = target.outputs_fed_by(j);
-        let (e, v) = error_and_variance(&y, &t, &rows, &outputs);
+        let (e, v) = match target {
+            Target::Class => error_rate(&y, j, &rows, n),
+            _ => error_and_variance(&y, &t, &rows, &outputs),
+        };
         counts.push(rows.len());
         errors.push(e);
         variances.push(v);
@@ -178,6 +183,23 @@ fn error_and_variance(
     }
     let m = outputs.len() as f64;
     (error / m, variance / m)
+}
+
+/// For a classifier on the rows where class `j` is the only active feature: `(e, v)` with `e`
+/// the fraction of those rows not classified `j` (argmax of the logits) and `v = 1 - 1/n`, the
+/// error rate of the best constant guess among `n` classes. NaN when there are no rows.
+fn error_rate(y: &Tensor<f32>, j: usize, rows: &[usize], n: usize) -> (f64, f64) {
+    let wrong = rows
+        .iter()
+        .filter(|&&s| {
+            let row = y.row(s);
+            let best = (0..row.len())
+                .reduce(|b, c| if row[c] > row[b] { c } else { b })
+                .unwrap_or(0);
+            best != j
+        })
+        .count();
+    (wrong as f64 / rows.len() as f64, 1.0 - 1.0 / n as f64)
 }
 
 fn norm(v: &[f32]) -> f64 {

@@ -9,7 +9,9 @@
 //! - Layer `l`: `z_l = a_{l-1} W_l^T + b_l` (`W_l: [n_l, n_{l-1}]`, `b_l: [n_l]`, optional),
 //!   `a_l = act_l(z_l)`.
 //! - Loss: `L = mean over B x n_L of (a_L - t)^2` (PyTorch's `MSELoss`), so
-//!   `dL/da_L = 2 (a_L - t) / (B n_L)`.
+//!   `dL/da_L = 2 (a_L - t) / (B n_L)`; or, for logits and one-hot targets `t`, the
+//!   cross-entropy `L = -mean over B of sum_j t_j log softmax(a_L)_j` (PyTorch's
+//!   `CrossEntropyLoss`), so `dL/da_L = (softmax(a_L) - t) / B`.
 //! - Backward, for each layer from the last: `dz = da * act'(z)`, `dW = dz^T a_{l-1}`,
 //!   `db = sum over B of dz`, `da_{l-1} = dz W`.
 //!
@@ -178,24 +180,21 @@ impl DenseMlp {
         x: &Tensor<f32>,
         t: &Tensor<f32>,
         rows: &[usize],
+        loss: Loss,
         grads: &mut [Tensor<f32>],
     ) -> f32 {
         let b = rows.len();
         gather_transposed(x, rows, &mut self.a[0]);
         self.forward(params, b);
-        // grad_a <- t (feature-major), then 2 (a_L - t) / (B n_L) in place.
+        // grad_a <- t (feature-major), then dL/da_L in place.
         gather_transposed(t, rows, &mut self.grad_a);
         let last = self.a.last().expect("at least the input");
-        let count = last.len() as f32;
-        let scale = 2.0 / count;
-        let mut loss = 0.0;
-        for (g, &y) in self.grad_a.iter_mut().zip(last) {
-            let d = y - *g;
-            loss += d * d;
-            *g = scale * d;
-        }
+        let value = match loss {
+            Loss::Mse => mse_grad(last, &mut self.grad_a),
+            Loss::CrossEntropy => cross_entropy_grad(last, b, &mut self.grad_a),
+        };
         self.backward(params, b, grads);
-        loss / count
+        value
     }
 
     /// `a_l` and `act'(z_l)` for every layer from `a[0]`, kept for backward.
@@ -254,6 +253,49 @@ impl DenseMlp {
     }
 }
 
+/// The loss a toy is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean squared error over every output.
+    #[default]
+    Mse,
+    /// Cross-entropy of logits against one-hot targets, the batch mean.
+    CrossEntropy,
+}
+
+/// MSE of outputs `y` against targets `g` (both feature-major); `g <- 2 (y - t) / (B n)`.
+fn mse_grad(y: &[f32], g: &mut [f32]) -> f32 {
+    let count = y.len() as f32;
+    let scale = 2.0 / count;
+    let mut loss = 0.0;
+    for (g, &y) in g.iter_mut().zip(y) {
+        let d = y - *g;
+        loss += d * d;
+        *g = scale * d;
+    }
+    loss / count
+}
+
+/// Cross-entropy of logits `z: [n, B]` (feature-major) against one-hot `g`; `g <- (softmax(z)
+/// - t) / B`. Each sample's softmax subtracts its largest logit first.
+fn cross_entropy_grad(z: &[f32], b: usize, g: &mut [f32]) -> f32 {
+    let n = z.len() / b;
+    let mut loss = 0.0f32;
+    for s in 0..b {
+        let logit = |j: usize| z[j * b + s];
+        let max = (0..n).map(logit).fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = (0..n).map(|j| (logit(j) - max).exp()).sum();
+        for j in 0..n {
+            let p = (logit(j) - max).exp() / sum;
+            let t = g[j * b + s];
+            loss -= t * ((logit(j) - max) - sum.ln());
+            g[j * b + s] = (p - t) / b as f32;
+        }
+    }
+    loss / b as f32
+}
+
 /// `out <- rows of m: [N, n]`, transposed to `[n, rows.len()]`.
 fn gather_transposed(m: &Tensor<f32>, rows: &[usize], out: &mut Vec<f32>) {
     let (n, b) = (m.row_len(), rows.len());
@@ -309,6 +351,7 @@ mod tests {
         model: &Sequential<f32>,
         x: &Tensor<f32>,
         t: &Tensor<f32>,
+        loss: Loss,
     ) -> (f32, Vec<Tensor<f32>>) {
         let mut tape = Tape::new();
         let p: Vec<_> = model
@@ -318,9 +361,8 @@ mod tests {
             .collect();
         let (xv, tv) = (tape.input(x.clone()), tape.input(t.clone()));
         let y = model.forward(&mut tape, &p, xv).unwrap();
-        let per_row = tape.mse(y, tv);
-        let loss = tape.mean_all(per_row);
-        (tape.value(loss).item(), tape.grad(loss, &p).unwrap())
+        let value = crate::train::record_loss(&mut tape, loss, y, tv).unwrap();
+        (tape.value(value).item(), tape.grad(value, &p).unwrap())
     }
 
     #[test]
@@ -333,17 +375,20 @@ mod tests {
             let params = kaiming_uniform(&arch, &mut r);
             let model = Sequential::new(arch.clone(), params.clone()).unwrap();
             let mut fast = DenseMlp::new(&arch).unwrap();
-            for b in [1, 7, 32] {
+            for (b, loss_kind) in [(1, Loss::Mse), (7, Loss::CrossEntropy), (32, Loss::Mse)] {
                 let x = crate::data::sample(&kind.data(), b, &mut r);
-                let t = kind.target(3).apply(&x);
+                let t = match loss_kind {
+                    Loss::Mse => kind.target(3).apply(&x),
+                    Loss::CrossEntropy => crate::models::Target::Class.apply(&x),
+                };
                 let mut grads: Vec<Tensor<f32>> =
                     params.iter().map(|p| Tensor::zeros(p.shape())).collect();
                 let rows: Vec<usize> = (0..b).collect();
-                let loss = fast.loss_and_grads(&params, &x, &t, &rows, &mut grads);
-                let (tape_loss, tape_grads) = tape_loss_and_grads(&model, &x, &t);
+                let loss = fast.loss_and_grads(&params, &x, &t, &rows, loss_kind, &mut grads);
+                let (tape_loss, tape_grads) = tape_loss_and_grads(&model, &x, &t, loss_kind);
                 assert!(
                     (loss - tape_loss).abs() < 1e-5 * tape_loss.max(1.0),
-                    "{kind} B={b}"
+                    "{kind} B={b} {loss_kind:?}: {loss} vs {tape_loss}"
                 );
                 for (g, h) in grads.iter().zip(&tape_grads) {
                     assert!(g.max_abs_diff(h) < 1e-5, "{kind} B={b}: {g:?} vs {h:?}");
