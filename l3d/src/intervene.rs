@@ -15,6 +15,18 @@ pub fn moved_params<T: Float>(
     d: &Decomposition<T>,
     moves: &[(usize, f64)],
 ) -> Result<Vec<Tensor<T>>> {
+    moved_params_where(model, d, moves, &|_| true)
+}
+
+/// [`moved_params`] along only the parts of the subnetworks in the decomposed tensors `t`
+/// (indices into the decomposition's tensors) for which `keep(t)` holds; the other tensors
+/// stay at `W0` (to move along a subnetwork without its bias parts, say).
+pub fn moved_params_where<T: Float>(
+    model: &dyn Model<T>,
+    d: &Decomposition<T>,
+    moves: &[(usize, f64)],
+    keep: &dyn Fn(usize) -> bool,
+) -> Result<Vec<Tensor<T>>> {
     let mut params: Vec<Tensor<T>> = model.params().into_iter().cloned().collect();
     for &(k, delta) in moves {
         if k >= d.n_v {
@@ -23,8 +35,10 @@ pub fn moved_params<T: Float>(
                 d.n_v
             )));
         }
-        for (t, v) in d.param_index.iter().zip(d.subnetwork(k)) {
-            params[*t].add_assign(&v.mul_scalar(T::from_f64(delta)));
+        for (t, (i, v)) in d.param_index.iter().zip(d.subnetwork(k)).enumerate() {
+            if keep(t) {
+                params[*i].add_assign(&v.mul_scalar(T::from_f64(delta)));
+            }
         }
     }
     Ok(params)

@@ -277,3 +277,28 @@ fn overflowing_training_stops_with_the_epoch_and_batch() {
         other => panic!("expected a non-finite error, got {other}"),
     }
 }
+
+#[test]
+fn interventions_move_the_chosen_tensors_along_a_subnetwork() {
+    use l3d::intervene::{moved_params, moved_params_where};
+    let model = TinyMlp::<f64>::new(3);
+    let config = L3dConfig {
+        n_subnetworks: 2,
+        ..L3dConfig::default()
+    };
+    let d = Decomposition::new(&model, &config).unwrap();
+    let w0 = model.params.clone();
+    let v1 = d.subnetwork(1);
+    // All tensors: W0 + 0.5 v_1 in each of the four.
+    let all = moved_params(&model, &d, &[(1, 0.5)]).unwrap();
+    for ((moved, w), v) in all.iter().zip(&w0).zip(&v1) {
+        assert!(moved.max_abs_diff(&w.add(&v.mul_scalar(0.5))) < 1e-15);
+    }
+    // Without the vector (bias) parts: the biases stay at W0 exactly.
+    let weights_only = moved_params_where(&model, &d, &[(1, 0.5)], &|t| t % 2 == 0).unwrap();
+    assert_eq!(weights_only[1], w0[1]);
+    assert_eq!(weights_only[3], w0[3]);
+    assert_eq!(weights_only[0], all[0]);
+    assert_eq!(weights_only[2], all[2]);
+    assert!(moved_params(&model, &d, &[(2, 0.5)]).is_err());
+}

@@ -1,57 +1,67 @@
-//! What a decomposition of a toy found, measured the way the paper's claims are stated: which
-//! input feature (or feature group) each subnetwork is built on, whether moving along it acts
-//! on that feature's samples, and the paper's own measures (TMS encoder cosines, the `tmcs`
-//! derived `A`). The reproduction table uses exactly these definitions.
+//! What a decomposition found, measured the way the paper's claims are stated: which input
+//! (or input group) each subnetwork is built on, whether moving along it acts on that input's
+//! samples, and, for models with a known ground truth (the toys, the suite of users' models),
+//! which features were recovered and the paper's own measures (TMS encoder cosines, the
+//! `tmcs` derived `A`). The reproduction table uses exactly these definitions.
 //!
 //! # Definitions
 //!
-//! - *Probe set*: `probe_samples` fresh inputs from the toy's distribution (seeded). A probe
-//!   sample is *labelled* with feature `f` when `f` is its only active feature (for
-//!   `high-rank`, its only active group).
-//! - *Live*: in the top k of at least one of the `eval_samples` held-out samples
-//!   (`P_act > 0`). The held-out reconstruction error is measured on the same samples.
+//! - *Probe set*: `x: [N, d_in]`, fresh samples of a known distribution, or the first rows of
+//!   a user's data. *Input weights* `w[i, f]`: the share of row `i`'s squared norm on input
+//!   `f` (on group `f` of `g` consecutive inputs for grouped data), so each non-zero row's
+//!   weights sum to 1. A row with a single active feature has weight 1 on it: the weighted
+//!   means below are then plain means over the samples where `f` is active alone.
 //! - *Input structure* of `v`: the share of the squared norm of its decoder's input-layer
-//!   tensor (`W_in,v: [h, n]`, the first layer's weight) on each input column, summed per
-//!   group. `v` is *built on* feature `f` when `f`'s share is at least
-//!   [`STRUCTURE_SHARE`] (0.8).
-//! - *Recovered by structure*: feature `f` has a live subnetwork built on it. The count of
-//!   features recovered is the count of distinct features covered.
-//! - *The feature of* `v`: the one it is built on; if none, its top feature by impact.
-//! - *Feature impact* `M[v, f]`: the mean over the samples labelled `f` of the sample impact
-//!   `I(x_i, v)` (itself the mean of `|<V_in[v], g(x_i, x_j)>|` over `n_refs` references).
-//!   *Top feature* `argmax_f M[v, f]`; *purity* `M[v, f*] / sum_f M[v, f]` (a diagnostic).
+//!   tensor (`W_in,v: [h, d_in]`, the first layer's weight) on each input column, summed per
+//!   group. `v` is *built on* input `f` when `f`'s share is at least [`STRUCTURE_SHARE`] (0.8).
+//! - *Impact* `M[v, f]`: the input-weighted mean over the probe samples of the sample impact
+//!   `I(x_i, v)` (the mean of `|<V_in[v], g(x_i, x_j)>|` over `n_refs` references). *Top
+//!   input* `argmax_f M[v, f]`; *purity* `M[v, f*] / sum_f M[v, f]` (a diagnostic).
+//! - *The input of* `v`: the one it is built on; if none, its top input by impact.
+//! - *Tensor shares*: the share of `v`'s decoder norm^2 in each decomposed tensor; the *bias
+//!   share* sums the vectors (biases, layer-norm scales), the *read-out share* the last linear
+//!   layer's tensors.
 //! - *Interventions* move the parameters to `W0 + s delta v` (`v` unit norm, `delta` =
 //!   `delta_fraction |W0|` over the decomposed tensors) for both signs `s`; subnetworks have no
 //!   preferred sign and the two directions act differently (one turns the circuit off, the
 //!   other on for every sample through its bias), so each measure takes the sign that gives it
 //!   the larger value.
-//!   - *Effect share*: of the total output change `sum_i |f(x_i, W) - f(x_i, W0)|` over the
-//!     labelled probe samples, the share on the samples of `v`'s feature. *Recovered by
-//!     intervention*: a live subnetwork whose feature is `f` has effect share at least
-//!     [`EFFECT_SHARE`] (0.5). A subnetwork acting on every sample alike scores about
-//!     `1 / n_features`.
+//!   - *Effect share*: the share of the total output change `sum_i |f(x_i, W) - f(x_i, W0)|`
+//!     that falls on `v`'s input, each sample's change counted by its input weights. A
+//!     subnetwork acting on every sample alike scores about `1 / n_inputs`. The same with the
+//!     vector (bias) parts of `v` left out is reported beside it.
 //!   - *Sample selectivity*: the mean output change on the probe samples where `v` has the
 //!     highest impact, over the mean change on all others (a diagnostic).
-//!   - *Channel selectivity* (toys whose feature `f` feeds output `f` alone: `tms`,
-//!     `tms-parallel`, `squared`): the mean `|change|` of output `f` over the probe samples,
-//!     over the mean `|change|` of the other outputs. The authors' `squared` figure shows
-//!     subnetworks specific to output channels (about 9x), not to samples.
-//! - *Encoder cosine* (`tms`): `|cos|` between the encoder's `hidden.weight` column of `v`'s
-//!   feature and the model's embedding of that feature (the paper: parallel).
+//!   - *Channel selectivity* (models whose input `f` feeds output `f` alone: `tms`,
+//!     `tms-parallel`, `squared`, classifiers with a class per input): the mean `|change|` of
+//!     output `f` over the probe samples, over the mean `|change|` of the other outputs. The
+//!     authors' `squared` figure shows subnetworks specific to output channels (about 9x), not
+//!     to samples.
+//!
+//! With a ground truth, on top:
+//! - *Live*: in the top k of at least one of `eval_samples` held-out samples (`P_act > 0`); the
+//!   held-out reconstruction error is measured on the same samples.
+//! - *Recovered by structure*: feature `f` has a live subnetwork built on it (the count of
+//!   features recovered is the count of distinct features covered). *Recovered by
+//!   intervention*: a live subnetwork whose input is `f` has effect share at least
+//!   [`EFFECT_SHARE`] (0.5).
+//! - *Encoder cosine*: `|cos|` between the encoder's input-layer column of `v`'s feature and
+//!   the model's embedding of that feature (the paper, for TMS: parallel).
 //! - *Derived `A`* (`tmcs`): see [`derived_a`].
 
-use crate::data::DataSpec;
+use crate::arch::Sequential;
+use crate::data::{self, DataSpec};
 use crate::models::{Target, ToyModel};
-use l3d::intervene::{intervene, ratio_of_means, row_distances};
+use l3d::intervene::{moved_params_where, ratio_of_means, row_distances};
 use l3d::measure::{evaluate, impacts, Evaluation};
 use l3d::{Decomposition, L3dConfig, Model};
 use serde::{Deserialize, Serialize};
 use tensor::{rng, Tensor};
 
-/// Share of a subnetwork's input-layer norm^2 on one feature for it to count as built on it.
+/// Share of a subnetwork's input-layer norm^2 on one input for it to count as built on it.
 pub const STRUCTURE_SHARE: f64 = 0.8;
 
-/// Share of a subnetwork's effect on its feature's samples for recovery by intervention.
+/// Share of a subnetwork's effect on its input's samples for recovery by intervention.
 pub const EFFECT_SHARE: f64 = 0.5;
 
 /// Settings of the analysis.
@@ -81,319 +91,283 @@ impl Default for AnalysisConfig {
     }
 }
 
-/// One subnetwork's summary (see the module docs for every measure).
+/// One subnetwork's circuit measures (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubnetworkSummary {
     pub index: usize,
-    /// Activation fraction on the held-out samples.
+    /// Activation fraction on the held-out samples (on the data, for users' models).
     pub p_act: f64,
     pub live: bool,
-    /// The feature with the largest share of the input-layer decoder's norm^2, and that share.
-    pub structure_feature: usize,
+    /// The input with the largest share of the input-layer decoder's norm^2, and that share
+    /// (None if the input layer is not decomposed).
+    pub structure_input: Option<usize>,
     pub structure_share: f64,
     /// Whether `structure_share >= STRUCTURE_SHARE`.
     pub built_on_one: bool,
-    pub top_feature: usize,
+    pub top_input: usize,
     pub purity: f64,
-    /// The subnetwork's feature: `structure_feature` if built on one, else `top_feature`.
-    pub feature: usize,
+    /// The subnetwork's input: `structure_input` if built on one, else `top_input`.
+    pub input: usize,
     pub effect_share: Option<f64>,
+    /// The effect share with the subnetwork's vector (bias) parts left out.
+    pub effect_share_without_bias: Option<f64>,
     pub sample_selectivity: Option<f64>,
     pub channel_selectivity: Option<f64>,
+    /// Share of the decoder's norm^2 in each decomposed tensor (in the decomposition's order).
+    pub tensor_shares: Vec<f64>,
+    pub bias_share: f64,
+    pub readout_share: f64,
     pub encoder_cosine: Option<f64>,
 }
 
-/// The `tmcs` measure: `A` derived from the subnetworks against the true `A` (see
-/// [`derived_a`]).
+/// What the circuit measures found over all subnetworks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DerivedA {
-    /// `[n, n]` row-major, one column per input, each scaled by least squares onto the truth.
-    pub derived: Vec<f32>,
-    pub truth: Vec<f32>,
-    pub n: usize,
-    /// `r^2 = 1 - SS_res / SS_tot` of `derived` against `truth` over all entries.
-    pub r_squared: f64,
-    /// Subnetworks that serve at least one column in `derived`.
-    pub covered: usize,
-    /// Pearson's `r` over all entries, computed as the authors did: one column per live
-    /// subnetwork, unscaled.
-    pub r_authors: f64,
-    /// Columns no subnetwork chose in the authors' construction (left at 0).
-    pub uncovered_authors: usize,
-}
-
-/// Everything the analysis found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Analysis {
-    pub evaluation: Evaluation,
-    /// How many held-out samples `evaluation` is over.
-    pub held_out_samples: usize,
-    /// Final training epoch's reconstruction error, if a history was given.
-    pub train_error: Option<f64>,
+pub struct Circuits {
+    /// `M[v, f]`: `[n_v][n_inputs]` (inputs or input groups).
+    pub impact: Vec<Vec<f64>>,
+    pub n_inputs: usize,
     pub subnetworks: Vec<SubnetworkSummary>,
-    /// `M[v, f]`: `[n_v][n_features]` (features or groups).
-    pub feature_impact: Vec<Vec<f64>>,
-    pub n_features: usize,
-    /// For each feature: the live subnetwork built on it with the largest share, if any.
-    pub recovered_by_structure: Vec<Option<usize>>,
-    /// For each feature: the live subnetwork whose feature it is with the largest effect
-    /// share, if that share is at least `EFFECT_SHARE`.
-    pub recovered_by_intervention: Vec<Option<usize>>,
-    /// For each feature: a live subnetwork with it as top feature and purity >= 0.8 (the
-    /// earlier measure, kept as a diagnostic).
-    pub recovered_by_purity: Vec<Option<usize>>,
     pub delta: f64,
-    pub derived_a: Option<DerivedA>,
-    pub labelled_samples: usize,
+    /// Whether the input layer is decomposed (structure is measured).
+    pub has_structure: bool,
 }
 
-fn count(recovered: &[Option<usize>]) -> usize {
-    recovered.iter().filter(|r| r.is_some()).count()
-}
-
-impl Analysis {
-    pub fn structure_count(&self) -> usize {
-        count(&self.recovered_by_structure)
-    }
-
-    pub fn intervention_count(&self) -> usize {
-        count(&self.recovered_by_intervention)
-    }
-
-    pub fn purity_count(&self) -> usize {
-        count(&self.recovered_by_purity)
-    }
-
-    pub fn live_count(&self) -> usize {
-        self.subnetworks.iter().filter(|s| s.live).count()
-    }
-
-    /// The smallest encoder cosine among the subnetworks that recover a feature by structure
-    /// (None if there is none).
-    pub fn min_encoder_cosine(&self) -> Option<f64> {
-        self.structure_recoverers()
-            .filter_map(|s| s.encoder_cosine)
-            .reduce(f64::min)
-    }
-
-    /// The median over the live subnetworks built on one feature (None if none is).
-    pub fn median_over_recoverers(
+impl Circuits {
+    /// The median over the live subnetworks of a measure (None if none has it).
+    pub fn median_over_live(
         &self,
         value: impl Fn(&SubnetworkSummary) -> Option<f64>,
     ) -> Option<f64> {
-        let values: Vec<f64> = self.structure_recoverers().filter_map(value).collect();
+        let values: Vec<f64> = self
+            .subnetworks
+            .iter()
+            .filter(|s| s.live)
+            .filter_map(value)
+            .collect();
         median(&values)
     }
 
-    fn structure_recoverers(&self) -> impl Iterator<Item = &SubnetworkSummary> {
-        self.recovered_by_structure
-            .iter()
-            .flatten()
-            .map(|&v| &self.subnetworks[v])
+    /// A one-line judgement of the run for a user: a warning when the live subnetworks are
+    /// dominated by biases or by the read-out, or when moving along them acts on every sample.
+    pub fn verdict(&self) -> String {
+        let live: Vec<&SubnetworkSummary> = self.subnetworks.iter().filter(|s| s.live).collect();
+        if live.is_empty() {
+            return "warning: no subnetwork is live (none is ever in the top k)".into();
+        }
+        let n = live.len();
+        let many = |f: &dyn Fn(&SubnetworkSummary) -> bool| live.iter().filter(|s| f(s)).count();
+        let bias = many(&|s| s.bias_share > 0.5);
+        let readout = many(&|s| s.readout_share > 0.5);
+        let effect = self.median_over_live(|s| s.effect_share).unwrap_or(0.0);
+        let without = self
+            .median_over_live(|s| s.effect_share_without_bias)
+            .unwrap_or(0.0);
+        let chance = 1.0 / self.n_inputs.max(1) as f64;
+        let mut warnings = Vec::new();
+        if 2 * bias > n {
+            warnings.push(format!(
+                "{bias}/{n} live subnetworks have most of their norm in biases (median effect share {effect:.2}, {without:.2} without the biases; chance is {chance:.2}): leave the biases out (--decompose weights-before-readout)"
+            ));
+        }
+        if 2 * readout > n {
+            warnings.push(format!(
+                "{readout}/{n} live subnetworks have most of their norm in the read-out layer, which every sample uses: moving along them moves every output (median effect share {effect:.2}; chance is {chance:.2}); leave it out (--decompose weights-before-readout)"
+            ));
+        }
+        if warnings.is_empty() && effect < 2.0 * chance {
+            warnings.push(format!(
+                "moving along the live subnetworks acts on every sample about alike (median effect share {effect:.2}; chance is {chance:.2})"
+            ));
+        }
+        if !warnings.is_empty() {
+            return format!("warning: {}", warnings.join("; "));
+        }
+        let built = many(&|s| s.built_on_one);
+        let structure = if self.has_structure {
+            format!("{built}/{n} live subnetworks are built on one input; ")
+        } else {
+            String::new()
+        };
+        format!(
+            "ok: {structure}moving along a live subnetwork puts a median {effect:.2} of the output change on its input's samples (chance is {chance:.2})"
+        )
     }
 }
 
-/// The median of `values` (the mean of the middle two for an even count); None if empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some(0.5 * (v[n / 2 - 1] + v[n / 2])),
-    }
+/// The probe set and what the circuit measures need to know about the model.
+pub struct Probe<'a> {
+    pub x: &'a Tensor<f32>,
+    /// Inputs per group (1: every input on its own).
+    pub group: usize,
+    /// Whether input `f` feeds output `f` alone (channel selectivity is defined).
+    pub channel_specific: bool,
 }
 
-/// Size of a feature group: 5 for `high-rank`, 1 otherwise.
-fn group_size(data: &DataSpec) -> usize {
-    match data {
-        DataSpec::Sparse(s) => s.group.max(1),
-        _ => 1,
-    }
-}
-
-/// The label of each probe row: its only active group, if exactly one is active.
-fn labels(x: &Tensor<f32>, group: usize) -> Vec<Option<usize>> {
-    x.rows()
-        .map(|row| {
-            let mut active = row
-                .chunks(group)
-                .enumerate()
-                .filter(|(_, g)| g.iter().any(|&v| v != 0.0))
-                .map(|(i, _)| i);
-            match (active.next(), active.next()) {
-                (Some(f), None) => Some(f),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
-/// Analyses a decomposition of a toy trained with `config`.
-pub fn analyse(
-    toy: &ToyModel,
+/// The circuit measures of a decomposition of `model` on a probe set (see the module docs).
+/// `p_act` gives each subnetwork's activation fraction, measured elsewhere.
+pub fn circuits(
+    model: &Sequential<f32>,
     d: &Decomposition<f32>,
     config: &L3dConfig,
-    history: &[l3d::EpochStats],
+    probe: &Probe,
+    p_act: &[f64],
     settings: &AnalysisConfig,
-) -> l3d::Result<Analysis> {
-    let model = &toy.model;
-    let mut r = rng(settings.seed);
-    let held_out = toy.sample_inputs(settings.eval_samples, &mut r);
-    let evaluation = evaluate(model, d, config, &held_out, settings.seed)?;
-    let probe = toy.sample_inputs(settings.probe_samples, &mut r);
-    let impact = impacts(model, d, config, &probe, settings.n_refs, settings.seed)?;
-    let group = group_size(&toy.data);
-    let n_features = model.input_dim() / group;
-    let label = labels(&probe, group);
-    let feature_impact = feature_impacts(&impact, &label, n_features, d.n_v);
+) -> l3d::Result<Circuits> {
+    let x = probe.x;
+    let weights = input_weights(x, probe.group);
+    let n_inputs = model.input_dim() / probe.group;
+    let impact = impacts(model, d, config, x, settings.n_refs, settings.seed)?;
+    let weighted_impact = weighted_means(&impact, &weights, d.n_v, n_inputs);
     let delta = settings.delta_fraction * decomposed_norm(model, d);
-    let probes = Probes {
-        x: &probe,
-        base: model.evaluate_w0(&probe)?,
+    let arch = model.architecture();
+    let input_tensor = arch.input_weight().and_then(|n| decomposed(d, &n));
+    let readout = arch.readout();
+    let moves = Moves {
+        x,
+        base: model.evaluate_w0(x)?,
         top: impact.argmax_axis(1),
-        label: &label,
-        channel_specific: matches!(toy.target, Target::Identity | Target::Square) && group == 1,
+        weights: &weights,
+        channel_specific: probe.channel_specific,
+        vectors: d.encoder.iter().map(|cp| cp.shape.len() <= 1).collect(),
     };
-    let input_tensor = decomposed(d, &model.param_names()[0]);
     let mut subnetworks = Vec::with_capacity(d.n_v);
-    for (v, row) in feature_impact.iter().enumerate() {
-        let shares = match input_tensor {
-            Some(t) => column_shares(&d.decoder[t].dense_subnetwork(v), group),
-            None => vec![0.0; n_features],
-        };
-        let (structure_feature, top_feature) = (argmax(&shares), argmax(row));
+    for (v, row) in weighted_impact.iter().enumerate() {
+        let shares =
+            input_tensor.map(|t| column_shares(&d.decoder[t].dense_subnetwork(v), probe.group));
+        let structure_input = shares.as_ref().map(|s| argmax(s));
+        let structure_share = shares
+            .as_ref()
+            .zip(structure_input)
+            .map_or(0.0, |(s, i)| s[i]);
+        let built_on_one = structure_share >= STRUCTURE_SHARE;
+        let top_input = argmax(row);
         let total: f64 = row.iter().sum();
-        let built_on_one = shares[structure_feature] >= STRUCTURE_SHARE;
-        let feature = if built_on_one {
-            structure_feature
-        } else {
-            top_feature
+        let input = match structure_input {
+            Some(i) if built_on_one => i,
+            _ => top_input,
         };
-        let moves = probes.interventions(model, d, v, delta, feature)?;
+        let tensor_shares = tensor_shares(d, v);
+        let part = |keep: &dyn Fn(usize) -> bool| -> f64 {
+            (0..d.names.len())
+                .filter(|&t| keep(t))
+                .map(|t| tensor_shares[t])
+                .sum()
+        };
+        let measured = moves.measure(model, d, v, delta, input)?;
         subnetworks.push(SubnetworkSummary {
             index: v,
-            p_act: evaluation.p_act[v],
-            live: evaluation.p_act[v] > 0.0,
-            structure_feature,
-            structure_share: shares[structure_feature],
+            p_act: p_act[v],
+            live: p_act[v] > 0.0,
+            structure_input,
+            structure_share,
             built_on_one,
-            top_feature,
+            top_input,
             purity: if total > 0.0 {
-                row[top_feature] / total
+                row[top_input] / total
             } else {
                 0.0
             },
-            feature,
-            effect_share: moves.effect_share,
-            sample_selectivity: moves.sample_selectivity,
-            channel_selectivity: moves.channel_selectivity,
-            encoder_cosine: encoder_cosine(toy, d, v, feature),
+            input,
+            effect_share: measured.effect_share,
+            effect_share_without_bias: measured.effect_share_without_bias,
+            sample_selectivity: measured.sample_selectivity,
+            channel_selectivity: measured.channel_selectivity,
+            bias_share: part(&|t| moves.vectors[t]),
+            readout_share: part(&|t| readout.contains(&d.names[t])),
+            tensor_shares,
+            encoder_cosine: input_tensor
+                .and_then(|t| encoder_cosine(model, d, t, v, input, probe.group)),
         });
     }
-    let best = |keep: &dyn Fn(&SubnetworkSummary, usize) -> bool,
-                by: &dyn Fn(&SubnetworkSummary) -> f64| {
-        (0..n_features)
-            .map(|f| {
-                subnetworks
-                    .iter()
-                    .filter(|s| s.live && keep(s, f))
-                    .max_by(|a, b| by(a).total_cmp(&by(b)))
-                    .map(|s| s.index)
-            })
-            .collect::<Vec<_>>()
-    };
-    let live: Vec<bool> = subnetworks.iter().map(|s| s.live).collect();
-    let recovered_by_structure = best(&|s, f| s.built_on_one && s.structure_feature == f, &|s| {
-        s.structure_share
-    });
-    let recovered_by_intervention = best(
-        &|s, f| s.feature == f && s.effect_share.is_some_and(|e| e >= EFFECT_SHARE),
-        &|s| s.effect_share.unwrap_or(0.0),
-    );
-    let recovered_by_purity = best(&|s, f| s.top_feature == f && s.purity >= 0.8, &|s| s.purity);
-    Ok(Analysis {
-        evaluation,
-        held_out_samples: settings.eval_samples,
-        train_error: history.last().map(|h| h.reconstruction_error),
+    Ok(Circuits {
+        impact: weighted_impact,
+        n_inputs,
         subnetworks,
-        feature_impact,
-        n_features,
-        recovered_by_structure,
-        recovered_by_intervention,
-        recovered_by_purity,
         delta,
-        derived_a: derived_a(toy, d, &live),
-        labelled_samples: label.iter().flatten().count(),
+        has_structure: input_tensor.is_some(),
     })
 }
 
 /// The probe samples and what the interventions are compared with.
-struct Probes<'a> {
+struct Moves<'a> {
     x: &'a Tensor<f32>,
     /// `f(x, W0)`.
     base: Tensor<f32>,
     /// Each probe sample's highest-impact subnetwork.
     top: Vec<usize>,
-    label: &'a [Option<usize>],
-    /// Whether feature `f` feeds output `f` alone (channel selectivity is defined).
+    /// `w: [N, n_inputs]`, the input weights of the probe samples.
+    weights: &'a Tensor<f32>,
     channel_specific: bool,
+    /// Per decomposed tensor: whether it is a vector (a bias part).
+    vectors: Vec<bool>,
 }
 
 /// The intervention measures of one subnetwork, each at its better sign.
-struct InterventionMeasures {
+struct Measured {
     effect_share: Option<f64>,
+    effect_share_without_bias: Option<f64>,
     sample_selectivity: Option<f64>,
     channel_selectivity: Option<f64>,
 }
 
-impl Probes<'_> {
-    fn interventions(
+/// The larger of two optional values.
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl Moves<'_> {
+    fn measure(
         &self,
         model: &dyn Model<f32>,
         d: &Decomposition<f32>,
         v: usize,
         delta: f64,
-        feature: usize,
-    ) -> l3d::Result<InterventionMeasures> {
-        let mut m = InterventionMeasures {
+        input: usize,
+    ) -> l3d::Result<Measured> {
+        let mut m = Measured {
             effect_share: None,
+            effect_share_without_bias: None,
             sample_selectivity: None,
             channel_selectivity: None,
         };
-        let larger = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(x), Some(y)) => Some(x.max(y)),
-            (x, y) => x.or(y),
-        };
+        let has_bias = self.vectors.iter().any(|&b| b);
         for sign in [1.0, -1.0] {
-            let y = intervene(model, d, self.x, &[(v, sign * delta)])?;
+            let moved = moved_params_where(model, d, &[(v, sign * delta)], &|_| true)?;
+            let y = model.evaluate(&moved, self.x)?;
             let change = row_distances(&y, &self.base);
-            m.effect_share = larger(m.effect_share, effect_share(&change, self.label, feature));
+            m.effect_share = larger(m.effect_share, effect_share(&change, self.weights, input));
             m.sample_selectivity = larger(
                 m.sample_selectivity,
                 ratio_of_means(&change, |i| self.top[i] == v),
             );
             if self.channel_specific {
-                let own = channel_selectivity(&y, &self.base, feature);
+                let own = channel_selectivity(&y, &self.base, input);
                 m.channel_selectivity = larger(m.channel_selectivity, own);
             }
+            let weights_only = if has_bias {
+                let moved =
+                    moved_params_where(model, d, &[(v, sign * delta)], &|t| !self.vectors[t])?;
+                let y = model.evaluate(&moved, self.x)?;
+                effect_share(&row_distances(&y, &self.base), self.weights, input)
+            } else {
+                effect_share(&change, self.weights, input)
+            };
+            m.effect_share_without_bias = larger(m.effect_share_without_bias, weights_only);
         }
         Ok(m)
     }
 }
 
-/// Of the total change over the labelled samples, the share on those labelled `feature`
-/// (None if no labelled sample changed).
-fn effect_share(change: &[f64], label: &[Option<usize>], feature: usize) -> Option<f64> {
+/// Of the total change, the share counted on `input` by the samples' input weights (None if
+/// nothing changed).
+fn effect_share(change: &[f64], weights: &Tensor<f32>, input: usize) -> Option<f64> {
     let (mut own, mut total) = (0.0, 0.0);
-    for (c, l) in change.iter().zip(label) {
-        if let Some(f) = l {
-            total += c;
-            if *f == feature {
-                own += c;
-            }
-        }
+    for (c, w) in change.iter().zip(weights.rows()) {
+        total += c;
+        own += c * w[input] as f64;
     }
     (total > 0.0).then(|| own / total)
 }
@@ -415,32 +389,58 @@ fn channel_selectivity(y: &Tensor<f32>, base: &Tensor<f32>, channel: usize) -> O
         .map(|(_, &s)| s)
         .sum::<f64>()
         / (width.max(2) - 1) as f64;
-    (width > 1 && others > 0.0).then(|| per_channel[channel] / others)
+    (width > 1 && channel < width && others > 0.0).then(|| per_channel[channel] / others)
 }
 
-/// `M[v, f]`: mean impact of `v` over the samples labelled `f` (0 if there are none).
-fn feature_impacts(
-    impact: &Tensor<f32>,
-    label: &[Option<usize>],
-    n_features: usize,
-    n_v: usize,
-) -> Vec<Vec<f64>> {
-    let mut sum = vec![vec![0.0; n_features]; n_v];
-    let mut count = vec![0usize; n_features];
-    for (row, l) in impact.rows().zip(label) {
-        if let Some(f) = *l {
-            count[f] += 1;
+/// `w: [N, n / group]`: each row's share of its squared norm on each group of `group`
+/// consecutive inputs (a zero row has all zeros).
+pub fn input_weights(x: &Tensor<f32>, group: usize) -> Tensor<f32> {
+    let n = x.shape()[0];
+    let groups = x.row_len() / group;
+    let mut w = Tensor::zeros(&[n, groups]);
+    for (i, row) in x.rows().enumerate() {
+        let total: f32 = row.iter().map(|v| v * v).sum();
+        if total > 0.0 {
+            let out = w.row_mut(i);
+            for (j, v) in row.iter().enumerate() {
+                out[j / group] += v * v / total;
+            }
+        }
+    }
+    w
+}
+
+/// `M[v, f] = sum_i m[i, v] w[i, f] / sum_i w[i, f]` (0 where no sample weighs on `f`).
+fn weighted_means(m: &Tensor<f32>, w: &Tensor<f32>, n_v: usize, n_inputs: usize) -> Vec<Vec<f64>> {
+    let mut sum = vec![vec![0.0; n_inputs]; n_v];
+    let mut mass = vec![0.0f64; n_inputs];
+    for (row, wr) in m.rows().zip(w.rows()) {
+        for (f, &wf) in wr.iter().enumerate() {
+            mass[f] += wf as f64;
             for v in 0..n_v {
-                sum[v][f] += row[v] as f64;
+                sum[v][f] += row[v] as f64 * wf as f64;
             }
         }
     }
     for row in &mut sum {
-        for (s, &c) in row.iter_mut().zip(&count) {
-            *s /= c.max(1) as f64;
+        for (s, &c) in row.iter_mut().zip(&mass) {
+            *s = if c > 0.0 { *s / c } else { 0.0 };
         }
     }
     sum
+}
+
+/// The share of subnetwork `v`'s decoder norm^2 in each decomposed tensor.
+fn tensor_shares(d: &Decomposition<f32>, v: usize) -> Vec<f64> {
+    let sq: Vec<f64> = d
+        .subnetwork(v)
+        .iter()
+        .map(|t| t.sum_squares() as f64)
+        .collect();
+    let total: f64 = sq.iter().sum();
+    sq.iter()
+        .map(|s| s / total.max(f64::MIN_POSITIVE))
+        .collect()
 }
 
 /// For a matrix `w: [h, n]`, the share of `|w|^2` in each group of `group` consecutive
@@ -464,6 +464,18 @@ fn argmax(values: &[f64]) -> usize {
     (0..values.len())
         .reduce(|b, i| if values[i] > values[b] { i } else { b })
         .unwrap_or(0)
+}
+
+/// The median of `values` (the mean of the middle two for an even count); None if empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some(0.5 * (v[n / 2 - 1] + v[n / 2])),
+    }
 }
 
 /// `|W0|` over the decomposed tensors.
@@ -492,15 +504,22 @@ fn column(m: &Tensor<f32>, j: usize) -> Vec<f64> {
         .collect()
 }
 
-/// For TMS-like toys (`hidden.weight: [h, n]`, ungrouped): `|cos|` between column `f` of
-/// subnetwork `v`'s encoder tensor and the model's embedding of feature `f`.
-fn encoder_cosine(toy: &ToyModel, d: &Decomposition<f32>, v: usize, f: usize) -> Option<f64> {
-    if group_size(&toy.data) != 1 {
+/// For ungrouped inputs, with the input layer decomposed as tensor `t`: `|cos|` between
+/// column `f` of subnetwork `v`'s encoder tensor and the model's column `f` (the input's
+/// embedding).
+fn encoder_cosine(
+    model: &Sequential<f32>,
+    d: &Decomposition<f32>,
+    t: usize,
+    v: usize,
+    f: usize,
+    group: usize,
+) -> Option<f64> {
+    if group != 1 {
         return None;
     }
-    let t = decomposed(d, "hidden.weight")?;
     let enc = d.encoder[t].dense_subnetwork(v);
-    let w = toy.model.params()[d.param_index[t]];
+    let w = model.params()[d.param_index[t]];
     Some(cosine(&column(&enc, f), &column(w, f)).abs())
 }
 
@@ -523,9 +542,193 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     cosine(&centred(a, ma), &centred(b, mb))
 }
 
+/// A model whose circuits are known: the sparse distribution its inputs come from (so that
+/// samples can be drawn and their features read off) and the function it was trained to
+/// compute. Every toy is one; so is every model of the ground-truth suite.
+#[derive(Debug, Clone, Copy)]
+pub struct GroundTruth<'a> {
+    pub model: &'a Sequential<f32>,
+    pub target: &'a Target,
+    pub data: &'a DataSpec,
+}
+
+impl<'a> From<&'a ToyModel> for GroundTruth<'a> {
+    fn from(toy: &'a ToyModel) -> Self {
+        Self {
+            model: &toy.model,
+            target: &toy.target,
+            data: &toy.data,
+        }
+    }
+}
+
+impl GroundTruth<'_> {
+    /// Size of a feature group: 5 for `high-rank`, 1 otherwise.
+    fn group(&self) -> usize {
+        match self.data {
+            DataSpec::Sparse(s) => s.group.max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// The `tmcs` measure: `A` derived from the subnetworks against the true `A` (see
+/// [`derived_a`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DerivedA {
+    /// `[n, n]` row-major, one column per input, each scaled by least squares onto the truth.
+    pub derived: Vec<f32>,
+    pub truth: Vec<f32>,
+    pub n: usize,
+    /// `r^2 = 1 - SS_res / SS_tot` of `derived` against `truth` over all entries.
+    pub r_squared: f64,
+    /// Subnetworks that serve at least one column in `derived`.
+    pub covered: usize,
+    /// Pearson's `r` over all entries, computed as the authors did: one column per live
+    /// subnetwork, unscaled.
+    pub r_authors: f64,
+    /// Columns no subnetwork chose in the authors' construction (left at 0).
+    pub uncovered_authors: usize,
+}
+
+/// Everything the analysis of a model with a ground truth found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub evaluation: Evaluation,
+    /// How many held-out samples `evaluation` is over.
+    pub held_out_samples: usize,
+    /// Final training epoch's reconstruction error, if a history was given.
+    pub train_error: Option<f64>,
+    pub circuits: Circuits,
+    /// For each feature: the live subnetwork built on it with the largest share, if any.
+    pub recovered_by_structure: Vec<Option<usize>>,
+    /// For each feature: the live subnetwork whose input it is with the largest effect share,
+    /// if that share is at least `EFFECT_SHARE`.
+    pub recovered_by_intervention: Vec<Option<usize>>,
+    /// For each feature: a live subnetwork with it as top input and purity >= 0.8 (the
+    /// earlier measure, kept as a diagnostic).
+    pub recovered_by_purity: Vec<Option<usize>>,
+    pub derived_a: Option<DerivedA>,
+}
+
+fn count(recovered: &[Option<usize>]) -> usize {
+    recovered.iter().filter(|r| r.is_some()).count()
+}
+
+impl Analysis {
+    pub fn subnetworks(&self) -> &[SubnetworkSummary] {
+        &self.circuits.subnetworks
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.circuits.n_inputs
+    }
+
+    pub fn structure_count(&self) -> usize {
+        count(&self.recovered_by_structure)
+    }
+
+    pub fn intervention_count(&self) -> usize {
+        count(&self.recovered_by_intervention)
+    }
+
+    pub fn purity_count(&self) -> usize {
+        count(&self.recovered_by_purity)
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.subnetworks().iter().filter(|s| s.live).count()
+    }
+
+    /// The smallest encoder cosine among the subnetworks that recover a feature by structure
+    /// (None if there is none).
+    pub fn min_encoder_cosine(&self) -> Option<f64> {
+        self.structure_recoverers()
+            .filter_map(|s| s.encoder_cosine)
+            .reduce(f64::min)
+    }
+
+    /// The median over the subnetworks that recover a feature by structure (None if none
+    /// does).
+    pub fn median_over_recoverers(
+        &self,
+        value: impl Fn(&SubnetworkSummary) -> Option<f64>,
+    ) -> Option<f64> {
+        let values: Vec<f64> = self.structure_recoverers().filter_map(value).collect();
+        median(&values)
+    }
+
+    fn structure_recoverers(&self) -> impl Iterator<Item = &SubnetworkSummary> {
+        self.recovered_by_structure
+            .iter()
+            .flatten()
+            .map(|&v| &self.circuits.subnetworks[v])
+    }
+}
+
+/// Analyses a decomposition, trained with `config`, of a model with a known ground truth.
+pub fn analyse(
+    truth: GroundTruth,
+    d: &Decomposition<f32>,
+    config: &L3dConfig,
+    history: &[l3d::EpochStats],
+    settings: &AnalysisConfig,
+) -> l3d::Result<Analysis> {
+    let model = truth.model;
+    let mut r = rng(settings.seed);
+    let held_out = data::sample(truth.data, settings.eval_samples, &mut r);
+    let evaluation = evaluate(model, d, config, &held_out, settings.seed)?;
+    let x = data::sample(truth.data, settings.probe_samples, &mut r);
+    let group = truth.group();
+    let probe = Probe {
+        x: &x,
+        group,
+        channel_specific: group == 1
+            && matches!(
+                truth.target,
+                Target::Identity | Target::Square | Target::Class
+            ),
+    };
+    let circuits = circuits(model, d, config, &probe, &evaluation.p_act, settings)?;
+    let subs = &circuits.subnetworks;
+    let best = |keep: &dyn Fn(&SubnetworkSummary, usize) -> bool,
+                by: &dyn Fn(&SubnetworkSummary) -> f64| {
+        (0..circuits.n_inputs)
+            .map(|f| {
+                subs.iter()
+                    .filter(|s| s.live && keep(s, f))
+                    .max_by(|a, b| by(a).total_cmp(&by(b)))
+                    .map(|s| s.index)
+            })
+            .collect::<Vec<_>>()
+    };
+    let recovered_by_structure = best(
+        &|s, f| s.built_on_one && s.structure_input == Some(f),
+        &|s| s.structure_share,
+    );
+    let recovered_by_intervention = best(
+        &|s, f| s.input == f && s.effect_share.is_some_and(|e| e >= EFFECT_SHARE),
+        &|s| s.effect_share.unwrap_or(0.0),
+    );
+    let recovered_by_purity = best(&|s, f| s.top_input == f && s.purity >= 0.8, &|s| s.purity);
+    let live: Vec<bool> = subs.iter().map(|s| s.live).collect();
+    let derived_a = derived_a(truth, d, &live);
+    Ok(Analysis {
+        evaluation,
+        held_out_samples: settings.eval_samples,
+        train_error: history.last().map(|h| h.reconstruction_error),
+        circuits,
+        recovered_by_structure,
+        recovered_by_intervention,
+        recovered_by_purity,
+        derived_a,
+    })
+}
+
 /// The `A` derived from the subnetworks of a toy with a linear target (`tmcs`), two ways.
 /// Subnetwork `k`'s path for input `j` is `a_kj = W_out,k W_in,k[:, j]` through its decoder
-/// tensors `W_in,k: [h, n]` and `W_out,k: [n, h]` (quadratic in `v_k`, so its sign drops out).
+/// tensors `W_in,k: [h, n]` (`hidden.weight`) and `W_out,k: [n, h]` (`out.weight`; quadratic
+/// in `v_k`, so its sign drops out). `live[k]` says whether subnetwork `k` is live.
 ///
 /// - The authors' statistic (`r_authors`, the paper's "0.92" as printed): each live subnetwork
 ///   `k`, in index order, writes its path for its own input `j*(k) = argmax_j |W_in,k[:, j]|`
@@ -537,13 +740,11 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
 ///   `|W_in,k[:, j]|`, scaled by its least-squares factor onto the true column (subnetworks
 ///   have no scale of their own); `r^2 = 1 - SS_res / SS_tot` over all entries. `covered`
 ///   counts the subnetworks that serve a column.
-///
-/// `live[k]` says whether subnetwork `k` is live.
-pub fn derived_a(toy: &ToyModel, d: &Decomposition<f32>, live: &[bool]) -> Option<DerivedA> {
-    let Target::Linear { a } = &toy.target else {
+pub fn derived_a(truth: GroundTruth, d: &Decomposition<f32>, live: &[bool]) -> Option<DerivedA> {
+    let Target::Linear { a } = truth.target else {
         return None;
     };
-    if group_size(&toy.data) != 1 {
+    if truth.group() != 1 {
         return None;
     }
     let (ti, to) = (
@@ -627,19 +828,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_name_the_only_active_feature_or_group() {
+    fn input_weights_are_each_rows_share_of_its_squared_norm() {
+        // Row 0: one active input; row 1: 3-4-0-0, shares 9/25 and 16/25; row 2: zero.
         let x = Tensor::from_vec(
             &[3, 4],
-            vec![0.0, 0.5, 0.0, 0.0, 0.1, 0.0, 0.2, 0.0, 0.0, 0.0, 0.3, 0.4],
+            vec![0.0, 0.5, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         );
-        assert_eq!(labels(&x, 1), vec![Some(1), None, None]);
-        assert_eq!(labels(&x, 2), vec![Some(0), None, Some(1)]);
+        let w = input_weights(&x, 1);
+        assert_eq!(w.row(0), [0.0, 1.0, 0.0, 0.0]);
+        assert!((w.row(1)[0] - 0.36).abs() < 1e-6 && (w.row(1)[1] - 0.64).abs() < 1e-6);
+        assert_eq!(w.row(2), [0.0; 4]);
+        // Groups of two: row 1 is all in group 0.
+        assert_eq!(input_weights(&x, 2).row(1), [1.0, 0.0]);
     }
 
     #[test]
-    fn feature_impacts_are_means_over_labelled_samples() {
-        let impact = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 3.0, 2.0, 9.0, 9.0]);
-        let m = feature_impacts(&impact, &[Some(0), Some(0), None], 2, 2);
-        assert_eq!(m, vec![vec![2.0, 0.0], vec![1.0, 0.0]]);
+    fn weighted_means_are_means_over_the_samples_of_each_input() {
+        let m = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 3.0, 2.0, 9.0, 9.0]);
+        let w = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            weighted_means(&m, &w, 2, 2),
+            vec![vec![2.0, 0.0], vec![1.0, 0.0]]
+        );
+    }
+
+    #[test]
+    fn effect_shares_count_each_samples_change_by_its_input_weights() {
+        let w = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5]);
+        // Changes 2, 1, 2: input 0 gets 2 + 1 = 3 of 5.
+        assert_eq!(effect_share(&[2.0, 1.0, 2.0], &w, 0), Some(0.6));
+        assert_eq!(effect_share(&[0.0; 3], &w, 0), None);
+    }
+
+    #[test]
+    fn channel_selectivity_compares_one_output_with_the_others() {
+        let base = Tensor::zeros(&[2, 3]);
+        let y = Tensor::from_vec(&[2, 3], vec![4.0, 1.0, 0.0, 4.0, 0.0, 1.0]);
+        // Channel 0 moves 8 in all, the others 1 each: 8 / 1.
+        assert_eq!(channel_selectivity(&y, &base, 0), Some(8.0));
+        assert_eq!(channel_selectivity(&base, &base, 0), None);
+    }
+
+    #[test]
+    fn pearson_and_median() {
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.5]) - 0.9986).abs() < 1e-3);
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
     }
 }

@@ -1,7 +1,11 @@
 //! Reports of a decomposition: the measures every model gets, the tables printed in the
 //! terminal, and the figures with their HTML page.
 
-use crate::analysis::{decomposed_norm, Analysis, AnalysisConfig, EFFECT_SHARE, STRUCTURE_SHARE};
+use crate::analysis::{
+    circuits, Analysis, AnalysisConfig, Circuits, Probe, SubnetworkSummary, EFFECT_SHARE,
+    STRUCTURE_SHARE,
+};
+use crate::arch::Sequential;
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
@@ -15,12 +19,15 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tensor::Tensor;
 
-/// Rows of the data used for impacts and sweeps in the generic report and the figures.
-const PROBE_ROWS: usize = 200;
+/// Rows of the data the circuit measures of a user's model are taken on.
+const PROBE_ROWS: usize = 2000;
 /// Samples drawn per sweep panel.
 const SWEEP_ROWS: usize = 60;
 
-/// Measures any decomposition gets, whatever the model.
+/// Measures any decomposition gets, whatever the model: the reconstruction error, activity,
+/// and the circuit measures of [`crate::analysis`] on the data's first rows, each sample's
+/// inputs weighted by their share of its squared norm (so a sample with one dominant input
+/// counts for that input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenericReport {
     /// Relative reconstruction error over the data with batch top-k (pairs as in training).
@@ -29,15 +36,14 @@ pub struct GenericReport {
     pub train_error: Option<f64>,
     pub p_act: Vec<f64>,
     pub dead: usize,
-    /// For each subnetwork, the share of its decoder norm^2 in each decomposed tensor.
-    pub tensor_shares: Vec<Vec<f64>>,
     pub tensor_names: Vec<String>,
-    /// For each subnetwork, its mean impact over the probe rows.
-    pub mean_impact: Vec<f64>,
+    pub circuits: Circuits,
+    /// A one-line judgement of the run ([`Circuits::verdict`]).
+    pub verdict: String,
 }
 
 pub fn generic_report(
-    model: &dyn Model<f32>,
+    model: &Sequential<f32>,
     d: &Decomposition<f32>,
     config: &L3dConfig,
     data: &Tensor<f32>,
@@ -45,48 +51,22 @@ pub fn generic_report(
     settings: &AnalysisConfig,
 ) -> l3d::Result<GenericReport> {
     let evaluation = evaluate(model, d, config, data, settings.seed)?;
-    let probe = probe_rows(data);
-    let impact = impacts(
-        model,
-        d,
-        config,
-        &probe,
-        settings.n_refs.min(4),
-        settings.seed,
-    )?;
-    let mean_impact = impact
-        .mean_axis(0)
-        .data()
-        .iter()
-        .map(|&x| x as f64)
-        .collect();
-    let tensor_shares = (0..d.n_v)
-        .map(|v| {
-            let sq: Vec<f64> = d
-                .subnetwork(v)
-                .iter()
-                .map(|t| t.sum_squares() as f64)
-                .collect();
-            let total: f64 = sq.iter().sum();
-            sq.iter()
-                .map(|s| s / total.max(f64::MIN_POSITIVE))
-                .collect()
-        })
-        .collect();
+    let x = first_rows(data, PROBE_ROWS);
+    let probe = Probe {
+        x: &x,
+        group: 1,
+        channel_specific: false,
+    };
+    let circuits = circuits(model, d, config, &probe, &evaluation.p_act, settings)?;
     Ok(GenericReport {
         reconstruction_error: evaluation.reconstruction_error,
         train_error: history.last().map(|h| h.reconstruction_error),
         dead: evaluation.dead,
         p_act: evaluation.p_act,
-        tensor_shares,
         tensor_names: d.names.clone(),
-        mean_impact,
+        verdict: circuits.verdict(),
+        circuits,
     })
-}
-
-/// The first rows of the data (at most [`PROBE_ROWS`]).
-fn probe_rows(data: &Tensor<f32>) -> Tensor<f32> {
-    first_rows(data, PROBE_ROWS)
 }
 
 /// The first `at_most` rows of `data: [N, ..]` (all of them if there are fewer).
@@ -124,13 +104,13 @@ pub fn toy_table(name: &str, a: &Analysis, paper_error: Option<f64>) -> String {
         s,
         "recovered {word}s: {}/{} by structure (a live subnetwork with >= {:.0}% of its input-layer norm^2 on the {word}), {}/{} by intervention (>= {:.0}% of its effect on the {word}'s samples)   live: {}/{}",
         a.structure_count(),
-        a.n_features,
+        a.n_features(),
         100.0 * STRUCTURE_SHARE,
         a.intervention_count(),
-        a.n_features,
+        a.n_features(),
         100.0 * EFFECT_SHARE,
         a.live_count(),
-        a.subnetworks.len(),
+        a.subnetworks().len(),
     );
     if let Some(da) = &a.derived_a {
         let _ = writeln!(
@@ -142,31 +122,10 @@ pub fn toy_table(name: &str, a: &Analysis, paper_error: Option<f64>) -> String {
     s
 }
 
-/// The table of any decomposition (no known features).
+/// The table of any decomposition: one row per subnetwork ([`generic_rows`]), the summary and
+/// the verdict.
 pub fn generic_table(r: &GenericReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:>10} | {:>6} | {:>11} | largest share of the subnetwork",
-        "subnetwork", "P_act", "mean impact"
-    );
-    let _ = writeln!(s, "{}", "-".repeat(70));
-    for (v, shares) in r.tensor_shares.iter().enumerate() {
-        let (t, share) = shares
-            .iter()
-            .enumerate()
-            .fold((0, 0.0), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
-        let _ = writeln!(
-            s,
-            "{:>10} | {:>6.3} | {:>11.4} | {} ({:.0}%)",
-            v,
-            r.p_act[v],
-            r.mean_impact[v],
-            r.tensor_names.get(t).map_or("-", |n| n.as_str()),
-            100.0 * share
-        );
-    }
-    let _ = writeln!(s, "{}", "-".repeat(70));
+    let mut s = text_table(&generic_rows(r));
     let _ = writeln!(
         s,
         "reconstruction error: {:.4}   last epoch: {}   dead: {}/{}",
@@ -175,6 +134,7 @@ pub fn generic_table(r: &GenericReport) -> String {
         r.dead,
         r.p_act.len()
     );
+    let _ = writeln!(s, "{}", r.verdict);
     s
 }
 
@@ -249,21 +209,21 @@ pub fn sweeps_svg(
     )?)
 }
 
-/// The subnetwork x feature impact matrix of a toy.
-pub fn feature_impact_svg(a: &Analysis, feature_word: &str) -> Result<String> {
-    let rows: Vec<Vec<f32>> = a
-        .feature_impact
+/// The subnetwork x input impact matrix (`M[v, f]`, [`Circuits::impact`]).
+pub fn input_impact_svg(c: &Circuits, input_word: &str) -> Result<String> {
+    let rows: Vec<Vec<f32>> = c
+        .impact
         .iter()
         .map(|r| r.iter().map(|&x| x as f32).collect())
         .collect();
     Ok(figures::impact_matrix(&ImpactMatrix {
-        title: format!("Mean impact of each subnetwork on the samples of each {feature_word}"),
+        title: format!("Mean impact of each subnetwork on the samples of each {input_word}"),
         row_axis: "subnetwork".into(),
-        col_axis: format!("input {feature_word}"),
+        col_axis: format!("input {input_word}"),
         row_labels: (0..rows.len()).map(|v| v.to_string()).collect(),
-        col_labels: (0..a.n_features).map(|f| f.to_string()).collect(),
-        values: Matrix::from_rows("feature impact", &rows)?,
-        annotate: a.n_features <= 15,
+        col_labels: (0..c.n_inputs).map(|f| f.to_string()).collect(),
+        values: Matrix::from_rows("input impact", &rows)?,
+        annotate: c.n_inputs <= 15,
     })?)
 }
 
@@ -293,7 +253,7 @@ pub fn write_figures(
         "The model's weights (top row) and each subnetwork's decoder tensors".into(),
         heatmaps_svg(&format!("{name}: model and subnetworks"), model, d)?,
     ));
-    let delta = analysis.map_or_else(|| 0.1 * decomposed_norm(model, d), |a| a.delta);
+    let delta = generic.circuits.delta;
     figs.push((
         "sweeps.svg".into(),
         format!(
@@ -308,12 +268,16 @@ pub fn write_figures(
     } else {
         "feature"
     };
+    let (circuits, input_word) = match analysis {
+        Some(a) => (&a.circuits, word),
+        None => (&generic.circuits, "dimension"),
+    };
+    figs.push((
+        "impact.svg".into(),
+        format!("Subnetwork x input-{input_word} impact"),
+        input_impact_svg(circuits, input_word)?,
+    ));
     if let Some(a) = analysis {
-        figs.push((
-            "impact.svg".into(),
-            format!("Subnetwork x input-{word} impact"),
-            feature_impact_svg(a, word)?,
-        ));
         if let Some(da) = &a.derived_a {
             let scatter = figures::a_matrix_scatter(&AMatrixScatter {
                 title: format!(
@@ -342,6 +306,15 @@ pub fn write_figures(
         title: format!("L3D decomposition of {name}"),
         header: table.0,
         rows: table.1,
+        notes: vec![
+            format!(
+                "reconstruction error {:.4}; dead subnetworks {}/{}",
+                generic.reconstruction_error,
+                generic.dead,
+                generic.p_act.len()
+            ),
+            generic.verdict.clone(),
+        ],
         figures: figs
             .into_iter()
             .map(|(_, caption, svg)| ReportFigure { caption, svg })
@@ -370,7 +343,7 @@ fn toy_rows(a: &Analysis, word: &str) -> Table {
     ]
     .to_vec();
     let rows = a
-        .subnetworks
+        .subnetworks()
         .iter()
         .map(|s| {
             let recovers = [
@@ -384,11 +357,7 @@ fn toy_rows(a: &Analysis, word: &str) -> Table {
             .join(", ");
             vec![
                 s.index.to_string(),
-                match (s.live, s.built_on_one) {
-                    (false, _) => "dead".into(),
-                    (true, true) => format!("{} ({:.2})", s.structure_feature, s.structure_share),
-                    (true, false) => format!("- ({:.2})", s.structure_share),
-                },
+                built_on(s),
                 format!("{:.3}", s.p_act),
                 fmt_opt(s.effect_share, 2),
                 fmt_opt(s.channel_selectivity, 1),
@@ -433,16 +402,57 @@ pub fn text_table((header, rows): &Table) -> String {
     s
 }
 
+/// The input a subnetwork is built on, with that input's share of its input-layer norm^2
+/// (`-` and the largest share when it is built on none; `dead` when never active).
+fn built_on(s: &SubnetworkSummary) -> String {
+    match (s.live, s.built_on_one, s.structure_input) {
+        (false, _, _) => "dead".into(),
+        (true, true, Some(i)) => format!("{i} ({:.2})", s.structure_share),
+        (true, _, Some(_)) => format!("- ({:.2})", s.structure_share),
+        (true, _, None) => "-".into(),
+    }
+}
+
+/// One row per subnetwork of any decomposition: activity, structure, where moving along it
+/// acts (with and without its bias parts), and where its norm sits.
 fn generic_rows(r: &GenericReport) -> Table {
-    let header = ["subnetwork", "P_act", "mean impact"]
-        .map(String::from)
-        .to_vec();
-    let rows = (0..r.p_act.len())
-        .map(|v| {
+    let header = [
+        "subnetwork",
+        "P_act",
+        "built on input",
+        "top input",
+        "effect share",
+        "w/o biases",
+        "bias share",
+        "read-out share",
+        "largest tensor",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = r
+        .circuits
+        .subnetworks
+        .iter()
+        .map(|s| {
+            let (t, share) = s
+                .tensor_shares
+                .iter()
+                .enumerate()
+                .fold((0, 0.0), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
             vec![
-                v.to_string(),
-                format!("{:.3}", r.p_act[v]),
-                format!("{:.4}", r.mean_impact[v]),
+                s.index.to_string(),
+                format!("{:.3}", s.p_act),
+                built_on(s),
+                format!("{} ({:.2})", s.top_input, s.purity),
+                fmt_opt(s.effect_share, 2),
+                fmt_opt(s.effect_share_without_bias, 2),
+                format!("{:.2}", s.bias_share),
+                format!("{:.2}", s.readout_share),
+                format!(
+                    "{} ({:.0}%)",
+                    r.tensor_names.get(t).map_or("-", |n| n.as_str()),
+                    100.0 * share
+                ),
             ]
         })
         .collect();

@@ -301,7 +301,7 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
         trainer.train(|_| !ui.interrupted())?;
         let d = trainer.decomposition();
         if job.purpose == Purpose::Main {
-            let a = crate::analysis::analyse(toy, d, config, trainer.history(), &settings)?;
+            let a = crate::analysis::analyse(toy.into(), d, config, trainer.history(), &settings)?;
             (a.evaluation.reconstruction_error, Some(a))
         } else {
             let held_out =
@@ -368,7 +368,7 @@ fn rows_for(kind: ToyKind, runs: &[&RunResult]) -> Vec<Row> {
         main.iter().filter_map(|a| f(a)).collect()
     };
     let errors = values(&|a| Some(a.evaluation.reconstruction_error));
-    let n_features = main.first().map_or(0, |a| a.n_features);
+    let n_features = main.first().map_or(0, |a| a.n_features());
     let word = if kind == ToyKind::HighRank {
         "groups"
     } else {
@@ -656,6 +656,7 @@ fn write_outputs(
                 ]
             })
             .collect(),
+        notes: Vec::new(),
         figures: report_figures
             .into_iter()
             .map(|(_, caption, svg)| ReportFigure { caption, svg })

@@ -394,6 +394,7 @@ fn html_report_escapes_text_and_inlines_figures() {
         title: "L3D on <TMS>".to_string(),
         header: vec!["model".to_string(), "error & rank".to_string()],
         rows: vec![vec!["TMS".to_string(), "0.19 < 0.2".to_string()]],
+        notes: Vec::new(),
         figures: vec![
             ReportFigure {
                 caption: "Fig. 2 \"subnetworks\"".to_string(),
@@ -432,6 +433,7 @@ fn writes_replace_files_atomically_and_report_io_errors() {
         title: "report".to_string(),
         header: vec![],
         rows: vec![],
+        notes: Vec::new(),
         figures: vec![],
     };
     write_html_report(&dir.join("report.html"), &report).unwrap();

@@ -19,6 +19,8 @@ pub struct Report {
     pub title: String,
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// Paragraphs shown under the table (a summary, a verdict).
+    pub notes: Vec<String>,
     pub figures: Vec<ReportFigure>,
 }
 
@@ -49,6 +51,9 @@ pub fn html_report(report: &Report) -> String {
             push_row(&mut html, "td", row);
         }
         html.push_str("</table>\n");
+    }
+    for note in &report.notes {
+        let _ = writeln!(html, "<p>{}</p>", escape(note));
     }
     for figure in &report.figures {
         let svg = strip_xml_declaration(&figure.svg);
