@@ -59,6 +59,42 @@ fn default_eps() -> f64 {
     1e-5
 }
 
+/// A named set of parameter tensors to decompose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum TensorSet {
+    /// Every parameter tensor, biases included (the paper's choice).
+    All,
+    /// Every weight matrix; biases and other vectors stay frozen.
+    Weights,
+    /// Every weight matrix but the read-out's (the last linear layer's), biases frozen; all
+    /// weight matrices if the read-out is the only one. The default for users' models: see
+    /// notes/suite.md for why.
+    WeightsBeforeReadout,
+}
+
+impl TensorSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            TensorSet::All => "all",
+            TensorSet::Weights => "weights",
+            TensorSet::WeightsBeforeReadout => "weights-before-readout",
+        }
+    }
+
+    /// The set a `--decompose` value names, if it is one word of a set.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TensorSet::All,
+            TensorSet::Weights,
+            TensorSet::WeightsBeforeReadout,
+        ]
+        .into_iter()
+        .find(|t| t.name() == s)
+    }
+}
+
 /// A whole architecture: input width, layers, output kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +112,57 @@ pub struct ParamSlot {
 }
 
 impl Architecture {
+    /// The weight of the first layer when it is a linear layer reading the input: its
+    /// columns are the inputs' embeddings (`[out, input_dim]`).
+    pub fn input_weight(&self) -> Option<String> {
+        match self.layers.first()? {
+            Layer::Linear { name, .. } => Some(format!("{name}.weight")),
+            _ => None,
+        }
+    }
+
+    /// The parameters of the read-out: the last linear layer at the top level (its weight and
+    /// bias), through which every output is written. Empty if there is none.
+    pub fn readout(&self) -> Vec<String> {
+        let last = self.layers.iter().rev().find_map(|l| match l {
+            Layer::Linear { name, bias, .. } => Some((name, *bias)),
+            _ => None,
+        });
+        match last {
+            Some((name, bias)) => {
+                let mut names = vec![format!("{name}.weight")];
+                if bias {
+                    names.push(format!("{name}.bias"));
+                }
+                names
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The names of the parameters in `set`, in forward order.
+    pub fn tensors(&self, set: TensorSet) -> Vec<String> {
+        let Ok((slots, _)) = self.slots() else {
+            return Vec::new();
+        };
+        let matrices = || slots.iter().filter(|s| s.shape.len() >= 2);
+        let names = |it: &mut dyn Iterator<Item = &ParamSlot>| it.map(|s| s.name.clone()).collect();
+        match set {
+            TensorSet::All => names(&mut slots.iter()),
+            TensorSet::Weights => names(&mut matrices()),
+            TensorSet::WeightsBeforeReadout => {
+                let readout = self.readout();
+                let inner: Vec<String> =
+                    names(&mut matrices().filter(|s| !readout.contains(&s.name)));
+                if inner.is_empty() {
+                    names(&mut matrices())
+                } else {
+                    inner
+                }
+            }
+        }
+    }
+
     /// The parameter slots in forward order, and the output width, or a description of the
     /// first width that does not fit.
     pub fn slots(&self) -> Result<(Vec<ParamSlot>, usize), String> {

@@ -1,13 +1,14 @@
 //! The `l3d` program: argument parsing and the subcommands.
 
 use crate::analysis::AnalysisConfig;
+use crate::arch::TensorSet;
 use crate::data::{DataSpec, Sparse};
 use crate::models::ToyKind;
 use crate::report::{generic_table, toy_table};
 use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
 use crate::ui::{Mode, Ui};
 use clap::{Args, Parser, Subcommand};
-use l3d::{Divergence, L3dConfig, Model, Reference, TopKCount, WarmStart};
+use l3d::{Divergence, Model, Reference, TopKCount, WarmStart};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,6 +42,29 @@ pub enum Command {
     Intervene(InterveneArgs),
     /// Reproduce the toy experiments of the paper's Section 3, with the paper's numbers.
     Reproduce(ReproduceArgs),
+    /// Train a suite of small models with known circuits the ordinary way, save them as a user
+    /// would, decompose them at the defaults, and measure what was recovered.
+    Suite(SuiteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Output folder.
+    #[arg(long, default_value = "out/suite")]
+    pub out: PathBuf,
+    /// Models trained per suite model (seeds 0, 1, ..).
+    #[arg(long, default_value_t = 3)]
+    pub model_seeds: usize,
+    /// Decompositions per trained model (seeds 0, 1, ..).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// Scale the decomposition epochs by this factor (e.g. 0.1 for a quick look).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// The tensors to decompose (default: what `l3d decompose` picks for your models,
+    /// weights-before-readout; all is the paper's choice).
+    #[arg(long, value_enum)]
+    pub decompose: Option<TensorSet>,
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +165,10 @@ pub struct Settings {
     /// itself included, as the authors' code draws it), mean (the batch mean), zero.
     #[arg(long, value_parser = parse_reference)]
     pub reference: Option<Reference>,
-    /// Parameter tensors to decompose (comma-separated names); the rest stay frozen at W0.
+    /// Parameter tensors to decompose: comma-separated names, or a set: all (every tensor,
+    /// biases included: the paper's choice, the default for toys), weights (every weight
+    /// matrix), weights-before-readout (every weight matrix but the last layer's; the default
+    /// for your own models). The rest stay frozen at W0.
     #[arg(long, value_delimiter = ',')]
     pub decompose: Option<Vec<String>>,
     /// Samples to decompose on (fresh from the toy's distribution or a generator).
@@ -278,7 +305,53 @@ fn dispatch(command: Option<Command>, ui: &Ui) -> Result<()> {
         Some(Command::Report(a)) => report(a, ui),
         Some(Command::Intervene(a)) => intervene(a, ui),
         Some(Command::Reproduce(a)) => crate::reproduce::run(&a, ui),
+        Some(Command::Suite(a)) => suite(a, ui),
     }
+}
+
+fn suite(a: SuiteArgs, ui: &Ui) -> Result<()> {
+    if a.model_seeds == 0 || a.seeds == 0 || !(a.scale > 0.0 && a.scale <= 1.0) {
+        return Err(msg(format!(
+            "--model-seeds ({}) and --seeds ({}) must be at least 1, --scale ({}) in (0, 1]",
+            a.model_seeds, a.seeds, a.scale
+        )));
+    }
+    let start = std::time::Instant::now();
+    let settings = crate::suite::SuiteSettings {
+        model_seeds: a.model_seeds,
+        seeds: a.seeds,
+        scale: a.scale,
+        decompose: a.decompose,
+        out: a.out.clone(),
+    };
+    let runs = crate::suite::run_suite(&settings, ui)?;
+    let table = crate::suite::suite_table(&runs);
+    let text = format!(
+        "Ground-truth suite: {} trained models x {} decompositions each, epoch scale {}, {:.0} s; median [min, max] over the runs of a model; recovery counts the features the trained model represents.\n\n{table}",
+        a.model_seeds,
+        a.seeds,
+        a.scale,
+        start.elapsed().as_secs_f64()
+    );
+    run::write_json(&a.out.join("suite.json"), &runs)?;
+    crate::io::write_atomic(&a.out.join("suite.md"), text.as_bytes())?;
+    let verdicts: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            r.verdict
+                .as_ref()
+                .map(|v| format!("{} seed {}: {v}", r.model, r.model_seed))
+        })
+        .collect();
+    ui.result(
+        &format!(
+            "{text}\nverdicts of the first decomposition of each model:\n{}\nwritten to {}: suite.md, suite.json, and one folder per model and seed",
+            verdicts.join("\n"),
+            a.out.display()
+        ),
+        serde_json::to_value(&runs).unwrap_or_default(),
+    );
+    Ok(())
 }
 
 fn default_run(ui: &Ui) -> Result<()> {
@@ -345,10 +418,7 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                     record.kind.paper_config(0),
                 )
             } else if let (Some(arch), Some(weights)) = (&a.arch, &a.weights) {
-                let defaults = L3dConfig {
-                    divergence: Divergence::Mse,
-                    ..Default::default()
-                };
+                let defaults = run::defaults_for(&crate::io::read_architecture(arch)?);
                 (
                     ModelSource::Files {
                         arch: arch.clone(),
@@ -373,10 +443,6 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                     seed: 1,
                 },
             };
-            let mut l3d = l3d;
-            if matches!(model, ModelSource::Files { .. }) {
-                l3d.divergence = divergence_for_files(&model)?;
-            }
             RunConfig {
                 model,
                 data,
@@ -386,6 +452,9 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
         }
     };
     apply_settings(&mut run, s);
+    if let Some(set) = named_set(&run.l3d.decompose) {
+        run.l3d.decompose = run::architecture_of(&run.model)?.tensors(set);
+    }
     let out = match (&a.out, &a.resume) {
         (Some(o), _) => o.clone(),
         (None, Some(ck)) => ck.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -394,16 +463,12 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
     Ok((run, out))
 }
 
-/// KL for a logit model, MSE otherwise.
-fn divergence_for_files(model: &ModelSource) -> Result<Divergence> {
-    let ModelSource::Files { arch, .. } = model else {
-        return Ok(Divergence::Mse);
-    };
-    let a = crate::io::read_architecture(arch)?;
-    Ok(match a.output {
-        l3d::OutputKind::Logits => Divergence::Kl,
-        l3d::OutputKind::Regression => Divergence::Mse,
-    })
+/// The set a `--decompose` list names, if it is a single set name.
+fn named_set(list: &[String]) -> Option<TensorSet> {
+    match list {
+        [one] => TensorSet::parse(one),
+        _ => None,
+    }
 }
 
 fn run_name(model: &ModelSource) -> String {
@@ -508,7 +573,7 @@ fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
         crate::report::generic_report(&loaded.model, d, &run.l3d, &data, history, &run.analysis)?;
     let analysis = match &loaded.toy {
         Some(toy) => Some(crate::analysis::analyse(
-            toy,
+            toy.into(),
             d,
             &run.l3d,
             history,

@@ -13,5 +13,6 @@ pub mod models;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod suite;
 pub mod train;
 pub mod ui;

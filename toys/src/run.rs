@@ -4,7 +4,7 @@
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
 use crate::analysis::{analyse, Analysis, AnalysisConfig};
-use crate::arch::Sequential;
+use crate::arch::{Sequential, TensorSet};
 use crate::data::DataSpec;
 use crate::models::{ToyKind, ToyModel, ToyReport};
 use crate::train::{train_toy, TrainConfig};
@@ -180,6 +180,32 @@ pub fn load_toy(dir: &Path) -> Result<ToyModel> {
         target: record.target,
         data: record.data,
         report: record.report,
+    })
+}
+
+/// The L3D settings `l3d decompose` starts from for a user's model: the paper's, except the
+/// divergence (KL for logits, the paper's MSE otherwise) and the tensors decomposed: the
+/// weights before the read-out ([`TensorSet::WeightsBeforeReadout`]). Decomposing every
+/// tensor (the paper's choice, `--decompose all`) recovered almost no circuit of users'
+/// models by intervention: biases and the read-out, which act on every sample, dominate the
+/// subnetworks (measured on the ground-truth suite: notes/suite.md).
+pub fn defaults_for(arch: &crate::arch::Architecture) -> L3dConfig {
+    L3dConfig {
+        divergence: match arch.output {
+            l3d::OutputKind::Logits => l3d::Divergence::Kl,
+            l3d::OutputKind::Regression => l3d::Divergence::Mse,
+        },
+        decompose: arch.tensors(TensorSet::WeightsBeforeReadout),
+        ..L3dConfig::default()
+    }
+}
+
+/// The architecture of a model source, without loading its weights.
+pub fn architecture_of(source: &ModelSource) -> Result<crate::arch::Architecture> {
+    Ok(match source {
+        ModelSource::Toy { kind, .. } => kind.architecture(),
+        ModelSource::ToyDir { dir } => crate::io::read_architecture(&dir.join("model.toml"))?,
+        ModelSource::Files { arch, .. } => crate::io::read_architecture(arch)?,
     })
 }
 
@@ -382,7 +408,7 @@ pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) ->
     let analysis = match &loaded.toy {
         Some(toy) => {
             let bar = ui.bar(1, "analyse");
-            let a = analyse(toy, d, &run.l3d, &trained.history, &run.analysis)?;
+            let a = analyse(toy.into(), d, &run.l3d, &trained.history, &run.analysis)?;
             bar.finish_and_clear();
             write_json(&out.join("analysis.json"), &a)?;
             Some(a)
