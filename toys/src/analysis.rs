@@ -250,8 +250,7 @@ pub fn circuits(
         let part = |keep: &dyn Fn(usize) -> bool| -> f64 {
             (0..d.names.len())
                 .filter(|&t| keep(t))
-                .map(|t| tensor_shares[t])
-                .sum()
+                .fold(0.0, |sum, t| sum + tensor_shares[t])
         };
         let measured = moves.measure(model, d, v, delta, input)?;
         subnetworks.push(SubnetworkSummary {
