@@ -39,7 +39,7 @@ fn step(c: &mut Criterion) {
         let config = case.config(StepPath::Fast);
         let d = Decomposition::new(&model, &config).expect("a decomposition of the case");
         let rows: Vec<usize> = (0..config.batch_size).collect();
-        let rule = MaskRule::TopK(config.top_k);
+        let rule = MaskRule::top_k(config.top_k);
         group.throughput(Throughput::Elements(rows.len() as u64));
         if case == BenchCase::MlpWide {
             group.sample_size(10);

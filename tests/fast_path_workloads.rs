@@ -50,7 +50,7 @@ fn check(case: BenchCase) {
             .into_iter()
             .map(|g| g.into_dense())
             .collect();
-    let rule = MaskRule::TopK(config.top_k);
+    let rule = MaskRule::top_k(config.top_k);
     let tape = tape_step(&d, &grads, rule).unwrap();
 
     let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
