@@ -49,7 +49,7 @@ pub trait Float:
     fn is_finite(self) -> bool;
     fn is_nan(self) -> bool;
     /// `self * a + b` with one rounding (a fused multiply-add). Compiles to one instruction only
-    /// inside code built for a CPU with FMA (a `#[target_feature(enable = "fma")]` kernel);
+    /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
     /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `C <- alpha op(A) op(B) + beta C` with element strides, through `matrixmultiply`.

@@ -18,6 +18,7 @@
 //!   partial results serially in chunk order, so results are bit-identical for any number of
 //!   threads.
 
+pub mod cpu;
 mod element;
 pub mod elementwise;
 mod error;
@@ -30,6 +31,7 @@ mod tensor;
 mod topk;
 mod unfold;
 
+pub use cpu::Isa;
 pub use element::Float;
 pub use error::{Result, TensorError};
 pub use matmul::{matmul_naive, Transpose};
