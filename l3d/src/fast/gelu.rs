@@ -17,7 +17,7 @@
 //! So the fast path's `f32` GELU differs from the tape's by rounding-level amounts (the tests
 //! comparing the paths allow for that); `f64` keeps `libm`.
 
-use super::gemm::Isa;
+use tensor::Isa;
 
 /// `1 / sqrt(2)`.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -107,8 +107,8 @@ pub(crate) fn gelu_f32(z: &[f32], a: &mut [f32], da: &mut [f32]) {
         z.len() == a.len() && z.len() == da.len(),
         "gelu_f32: lengths"
     );
-    match Isa::detect() {
-        // SAFETY: `Isa::detect` found AVX-512F and FMA, the features this function is compiled
+    match Isa::active() {
+        // SAFETY: `Isa::active` found AVX-512F and FMA, the features this function is compiled
         // for; its body is safe code.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { gelu_avx512(z, a, da) },

@@ -92,7 +92,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
 /// arithmetic is the same IEEE operations either way (no fused multiply-add), so the result is.
 fn sq_norms_wide<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
     #[cfg(target_arch = "x86_64")]
-    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
+    if tensor::Isa::active() == tensor::Isa::Avx512 {
         // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
         return unsafe { sq_norms_avx512(cp, out) };
     }
@@ -108,7 +108,7 @@ unsafe fn sq_norms_avx512<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) 
 /// [`scale_tensor`] compiled for AVX-512 where the CPU has it (as [`sq_norms_wide`]).
 fn scale_wide<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
     #[cfg(target_arch = "x86_64")]
-    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
+    if tensor::Isa::active() == tensor::Isa::Avx512 {
         // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
         return unsafe { scale_avx512(cp, scale, scratch) };
     }
