@@ -9,9 +9,9 @@
 //!   seconds; `cargo bench --bench l3d_table` times it.
 //! - `per_sample_grad/mlp-wide/{fast,tape}`: `mlp-wide`'s per-sample gradients of 256 samples,
 //!   materialised (`[256, ..param shape]` per parameter).
-//! - `fast_gemm/<m>x<k>x<n>` next to `sgemm/<m>x<k>x<n>`: the fast path's GEMM kernel
-//!   (`l3d::fast::gemm`, one thread) on the hot loop's shapes, against raw `sgemm` (its own threads). Throughput
-//!   in FLOPs, so elements/s are FLOP/s.
+//! - `gemm/fast_gemm/<m>x<k>x<n>` next to `gemm/sgemm/<m>x<k>x<n>`: the fast path's GEMM
+//!   (`tensor::gemm`, one thread) on the hot loop's shapes, against raw `sgemm` (its own
+//!   threads). Throughput in FLOPs, so elements/s are FLOP/s.
 //!
 //! Run: `cargo bench --bench l3d_step` (add `-- --warm-up-time 1 --measurement-time 3` for a
 //! quicker pass, or a filter such as `l3d_epoch`).
@@ -19,7 +19,6 @@
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use l3d::fast::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::FastStep;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
@@ -27,6 +26,7 @@ use l3d::step::{tape_step, MaskRule};
 use l3d::{Decomposition, Divergence, Model, Reference, StepPath, Trainer};
 use std::hint::black_box;
 use std::time::Duration;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{rng, Tensor};
 use toys::bench::{raw_sgemm, BenchCase};
 

@@ -186,22 +186,11 @@ struct AdamWStep<T> {
 }
 
 impl<T: Float> AdamWStep<T> {
-    /// Updates one chunk, with the widest vector instructions of this CPU. Each element is
-    /// computed by the same IEEE operations (no fused multiply-add) whatever the instruction
-    /// set, so the result has the same bits on every path.
+    /// Updates one chunk, compiled for the active instruction set. Each element is computed by
+    /// the same IEEE operations (no fused multiply-add) whatever the instruction set, so the
+    /// result has the same bits on every path.
     fn apply(&self, chunk: Update<T>) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was just detected; the function's body is safe code.
-            return unsafe { self.apply_avx512(chunk) };
-        }
-        self.apply_portable(chunk);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx2")]
-    unsafe fn apply_avx512(&self, chunk: Update<T>) {
-        self.apply_portable(chunk);
+        tensor::multiversion!(self.apply_portable(chunk));
     }
 
     #[inline(always)]
@@ -302,10 +291,13 @@ mod tests {
             init(2),
             init(4).iter().map(|x| x * x).collect::<Vec<_>>(),
         );
-        let (mut p2, mut m2, mut v2) = (p1.clone(), m1.clone(), v1.clone());
-        k.apply((((&mut p1, &g), &mut m1), &mut v1));
-        k.apply_portable((((&mut p2, &g), &mut m2), &mut v2));
-        assert_eq!((p1, m1, v1), (p2, m2, v2));
+        let (p0, m0, v0) = (p1.clone(), m1.clone(), v1.clone());
+        k.apply_portable((((&mut p1, &g), &mut m1), &mut v1));
+        for isa in tensor::Isa::available() {
+            let (mut p2, mut m2, mut v2) = (p0.clone(), m0.clone(), v0.clone());
+            tensor::multiversion!(isa => k.apply_portable((((&mut p2, &g), &mut m2), &mut v2)));
+            assert_eq!((&p1, &m1, &v1), (&p2, &m2, &v2), "{isa:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The element types: `f32` for work, `f64` for gradient checks.
 
+use crate::gemm::Kernels;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -7,7 +8,8 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 /// A floating-point element type of a [`crate::Tensor`].
 ///
 /// Only `f32` and `f64` implement it. The math functions are the standard library's, except
-/// `erf`, which comes from `libm` (the standard library has none).
+/// `erf`, which comes from `libm` (the standard library has none). Each names its GEMM
+/// microkernel per instruction set ([`Kernels`]).
 pub trait Float:
     Copy
     + Send
@@ -27,6 +29,7 @@ pub trait Float:
     + MulAssign
     + DivAssign
     + Sum
+    + Kernels
     + 'static
 {
     /// The name of the type, for messages and file headers (`"f32"`, `"f64"`).
@@ -49,7 +52,7 @@ pub trait Float:
     fn is_finite(self) -> bool;
     fn is_nan(self) -> bool;
     /// `self * a + b` with one rounding (a fused multiply-add). Compiles to one instruction only
-    /// inside code built for a CPU with FMA (a `#[target_feature(enable = "fma")]` kernel);
+    /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
     /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `C <- alpha op(A) op(B) + beta C` with element strides, through `matrixmultiply`.

@@ -18,9 +18,11 @@
 //!   partial results serially in chunk order, so results are bit-identical for any number of
 //!   threads.
 
+pub mod cpu;
 mod element;
 pub mod elementwise;
 mod error;
+pub mod gemm;
 pub mod kernels;
 mod matmul;
 mod random;
@@ -30,6 +32,7 @@ mod tensor;
 mod topk;
 mod unfold;
 
+pub use cpu::Isa;
 pub use element::Float;
 pub use error::{Result, TensorError};
 pub use matmul::{matmul_naive, Transpose};

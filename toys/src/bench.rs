@@ -19,7 +19,6 @@
 use crate::arch::Sequential;
 use crate::data;
 use crate::models::{gelu_squared_bench, mlp_wide, mlp_wide_data, ToyKind, ToyModel};
-use l3d::fast::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::Timings;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
@@ -28,6 +27,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{rng, Float, Tensor, Transpose};
 
 /// A benchmark case of WORKLOADS.md. Names (`name`, clap) are the table's: `tms`, `squared`,

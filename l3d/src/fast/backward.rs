@@ -17,12 +17,12 @@
 //! the rows are split, and the tasks are small and even, so two threads share them evenly.
 
 use super::encode::{fit, GradRows};
-use super::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use super::gram::{
     add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
 };
 use super::source::Form;
 use super::{Chunk, FastContext, Side};
+use tensor::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// Rows of a factor gradient per pass-2 task (a multiple of every microkernel's `MR`).

@@ -2,8 +2,8 @@
 //! samples: `out[i, v] += <V[v], g_i>` (`c` with the encoder's factors, `d` with the
 //! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
 
-use super::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use crate::cp::CpTensor;
+use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::Float;
 
 /// One tensor's per-sample gradients for the `n` samples of a chunk.

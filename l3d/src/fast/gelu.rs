@@ -17,8 +17,6 @@
 //! So the fast path's `f32` GELU differs from the tape's by rounding-level amounts (the tests
 //! comparing the paths allow for that); `f64` keeps `libm`.
 
-use super::gemm::Isa;
-
 /// `1 / sqrt(2)`.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
@@ -88,35 +86,14 @@ fn gelu_loop(z: &[f32], a: &mut [f32], da: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn gelu_avx512(z: &[f32], a: &mut [f32], da: &mut [f32]) {
-    gelu_loop(z, a, da);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_avx2(z: &[f32], a: &mut [f32], da: &mut [f32]) {
-    gelu_loop(z, a, da);
-}
-
-/// GELU and its derivative of `z` into `a` and `da`, with the widest instruction set of this
-/// CPU. Panics unless the three lengths agree.
+/// GELU and its derivative of `z` into `a` and `da`, compiled for the active instruction set
+/// (the same IEEE operations on each, so the same bits). Panics unless the three lengths agree.
 pub(crate) fn gelu_f32(z: &[f32], a: &mut [f32], da: &mut [f32]) {
     assert!(
         z.len() == a.len() && z.len() == da.len(),
         "gelu_f32: lengths"
     );
-    match Isa::detect() {
-        // SAFETY: `Isa::detect` found AVX-512F and FMA, the features this function is compiled
-        // for; its body is safe code.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { gelu_avx512(z, a, da) },
-        // SAFETY: as above, for AVX2 and FMA.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { gelu_avx2(z, a, da) },
-        _ => gelu_loop(z, a, da),
-    }
+    tensor::multiversion!(gelu_loop(z, a, da));
 }
 
 #[cfg(test)]
@@ -139,6 +116,20 @@ mod tests {
             .map(|x| ((exp(x) - x.exp()) / x.exp()).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 3e-7, "largest relative error {worst}");
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_portable_loops_bits() {
+        let z: Vec<f32> = (-3000..3000).map(|i| i as f32 * 3e-3 + 1e-4).collect();
+        let (mut a, mut da) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        gelu_loop(&z, &mut a, &mut da);
+        for isa in tensor::Isa::available() {
+            let (mut a_isa, mut da_isa) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
+            tensor::multiversion!(isa => gelu_loop(&z, &mut a_isa, &mut da_isa));
+            let same =
+                |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same(&a, &a_isa) && same(&da, &da_isa), "{isa:?}");
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@
 
 use super::backward::expand;
 use super::encode::fit;
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use crate::cp::CpTensor;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// `g[v, w] += sum_{r, s} prod_m K_m[vR + r, wR + s]` for one tensor's mode Grams `ks`.
@@ -268,7 +268,7 @@ mod tests {
                 let cols = f.shape()[1];
                 let mut k = vec![0.0; cols * cols];
                 let fm = MatRef::rows(f.data(), f.shape()[0], cols);
-                crate::fast::gemm::gram(fm, &mut k, &mut scratch);
+                tensor::gemm::gram(fm, &mut k, &mut scratch);
                 k
             })
             .collect();

@@ -3,10 +3,10 @@
 //!
 //! Shapes: `c, d, mask, ct, dc, dd: [B, n_v]`, `s: [B]`, `G, dG: [n_v, n_v]`.
 
-use super::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use crate::error::{L3dError, Result};
 use crate::step::MaskRule;
 use crate::topk::batch_top_k_into;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::Float;
 
 /// The batch's coefficients, inner products and the loss's gradients, reused from step to

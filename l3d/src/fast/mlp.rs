@@ -17,7 +17,6 @@
 //! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
 //! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
 
-use super::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
 use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
@@ -25,6 +24,7 @@ use crate::model::{MlpActivation, MlpView, Model};
 use std::any::Any;
 use std::f64::consts::FRAC_1_SQRT_2;
 use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};
+use tensor::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::{Float, Tensor};
 
 /// `1 / sqrt(2 pi)`, the standard normal density at 0 (as `tensor::elementwise`).

@@ -59,7 +59,7 @@
 //! those rows as a single product over every chunk and the Gram term, so each element is the
 //! same sum in the same order however the work is cut; the loss's sums run serially. The
 //! decoder's mode Grams are computed from the tiles on and above their diagonal
-//! ([`gemm::gram`]). Nothing depends on the
+//! ([`tensor::gemm::gram`]). Nothing depends on the
 //! number of threads, so one thread and two give the same bits (`tests/fast_path.rs`). Steps
 //! below [`PARALLEL_WORK`] multiply-adds, and every step in a one-thread pool, run on the
 //! calling thread without rayon (the same tasks in the same order, so the same numbers).
@@ -77,7 +77,6 @@
 mod backward;
 mod encode;
 mod gelu;
-pub mod gemm;
 mod gram;
 mod loss;
 mod mlp;
@@ -96,7 +95,6 @@ use crate::pairs::check_data;
 use crate::step::{MaskRule, StepResult};
 use backward::{FactorTask, BLOCK_ROWS};
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
-use gemm::{gram_rows, mirror_upper, takes_packing, GemmScratch, MatRef, PackedB};
 use gram::{add_subnetwork_gram, dense_form, dense_form_is_factor, DenseScratch};
 use loss::LossState;
 use mlp::{MlpChunk, MlpNet};
@@ -106,6 +104,7 @@ use source::{initial_form, Form, Source};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tensor::gemm::{gram_rows, mirror_upper, takes_packing, GemmScratch, MatRef, PackedB};
 use tensor::{Float, Tensor};
 
 /// Samples per chunk of the per-sample work.

@@ -48,7 +48,12 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
             .resize_with(d.decoder.len(), Default::default);
     }
     let tensors = &mut scratch.tensors[..d.decoder.len()];
-    let norms = |(cp, t): (&CpTensor<T>, &mut TensorNorms<T>)| sq_norms_wide(cp, t);
+    // These contiguous loops are the renormalisation's cost, so they are compiled for the
+    // active instruction set; the arithmetic is the same IEEE operations on each (no fused
+    // multiply-add), and so is the result.
+    let norms = |(cp, t): (&CpTensor<T>, &mut TensorNorms<T>)| {
+        tensor::multiversion!(tensor_sq_norms(cp, t))
+    };
     if parallel {
         d.decoder
             .par_iter()
@@ -75,7 +80,9 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
         };
     }
     let scale = &scratch.scale;
-    let apply = |(cp, t): (&mut CpTensor<T>, &mut TensorNorms<T>)| scale_wide(cp, scale, t);
+    let apply = |(cp, t): (&mut CpTensor<T>, &mut TensorNorms<T>)| {
+        tensor::multiversion!(scale_tensor(cp, scale, t))
+    };
     if parallel {
         d.decoder
             .par_iter_mut()
@@ -85,40 +92,6 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
     } else {
         d.decoder.iter_mut().zip(tensors.iter_mut()).for_each(apply);
     }
-}
-
-/// [`tensor_sq_norms`] compiled for AVX-512 where the CPU has it (the crate is built for the
-/// baseline instruction set, and these contiguous loops are the renormalisation's cost). The
-/// arithmetic is the same IEEE operations either way (no fused multiply-add), so the result is.
-fn sq_norms_wide<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
-    #[cfg(target_arch = "x86_64")]
-    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
-        // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
-        return unsafe { sq_norms_avx512(cp, out) };
-    }
-    tensor_sq_norms(cp, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2")]
-unsafe fn sq_norms_avx512<T: Float>(cp: &CpTensor<T>, out: &mut TensorNorms<T>) {
-    tensor_sq_norms(cp, out);
-}
-
-/// [`scale_tensor`] compiled for AVX-512 where the CPU has it (as [`sq_norms_wide`]).
-fn scale_wide<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
-    #[cfg(target_arch = "x86_64")]
-    if super::gemm::Isa::detect() == super::gemm::Isa::Avx512 {
-        // SAFETY: AVX-512F was detected on this CPU; the function's body is safe code.
-        return unsafe { scale_avx512(cp, scale, scratch) };
-    }
-    scale_tensor(cp, scale, scratch);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2")]
-unsafe fn scale_avx512<T: Float>(cp: &mut CpTensor<T>, scale: &[T], scratch: &mut TensorNorms<T>) {
-    scale_tensor(cp, scale, scratch);
 }
 
 /// `out.sq[v] = |V[v]|^2` of one tensor: `sum_{r, s} prod_m <F_m[:, vR + r], F_m[:, vR + s]>`.
