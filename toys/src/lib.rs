@@ -4,7 +4,6 @@
 pub mod analysis;
 pub mod arch;
 pub mod bench;
-pub mod classifier;
 pub mod cli;
 pub mod data;
 pub mod figures;
