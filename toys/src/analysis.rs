@@ -6,16 +6,17 @@
 //!
 //! # Definitions
 //!
-//! - *Probe set*: `x: [N, d_in]`, fresh samples of a known distribution, or the first rows of
-//!   a user's data. *Input weights* `w[i, f]`: the share of row `i`'s squared norm on input
-//!   `f` (on group `f` of `g` consecutive inputs for grouped data), so each non-zero row's
-//!   weights sum to 1. A row with a single active feature has weight 1 on it: the weighted
-//!   means below are then plain means over the samples where `f` is active alone.
+//! - *Probe set*: `x: [N, d_in]`, each sample labelled with an input (or a group of `g`
+//!   consecutive inputs) or with none: with a ground truth, fresh samples of its sparse
+//!   distribution labelled with their only active feature (group); for a user's model, the
+//!   first rows of the data labelled with their *dominant input*, the one holding more than
+//!   half of the row's squared norm. Unlabelled samples are left out of the per-input
+//!   measures; "the samples of `f`" are those labelled `f`.
 //! - *Input structure* of `v`: the share of the squared norm of its decoder's input-layer
 //!   tensor (`W_in,v: [h, d_in]`, the first layer's weight) on each input column, summed per
 //!   group. `v` is *built on* input `f` when `f`'s share is at least [`STRUCTURE_SHARE`] (0.8).
-//! - *Impact* `M[v, f]`: the input-weighted mean over the probe samples of the sample impact
-//!   `I(x_i, v)` (the mean of `|<V_in[v], g(x_i, x_j)>|` over `n_refs` references). *Top
+//! - *Impact* `M[v, f]`: the mean over the samples of `f` of the sample impact `I(x_i, v)` (the
+//!   mean of `|<V_in[v], g(x_i, x_j)>|` over `n_refs` references). *Top
 //!   input* `argmax_f M[v, f]`; *purity* `M[v, f*] / sum_f M[v, f]` (a diagnostic).
 //! - *The input of* `v`: the one it is built on; if none, its top input by impact.
 //! - *Tensor shares*: the share of `v`'s decoder norm^2 in each decomposed tensor; the *bias
@@ -26,10 +27,10 @@
 //!   preferred sign and the two directions act differently (one turns the circuit off, the
 //!   other on for every sample through its bias), so each measure takes the sign that gives it
 //!   the larger value.
-//!   - *Effect share*: the share of the total output change `sum_i |f(x_i, W) - f(x_i, W0)|`
-//!     that falls on `v`'s input, each sample's change counted by its input weights. A
-//!     subnetwork acting on every sample alike scores about `1 / n_inputs`. The same with the
-//!     vector (bias) parts of `v` left out is reported beside it.
+//!   - *Effect share*: of the total output change `sum_i |f(x_i, W) - f(x_i, W0)|` over the
+//!     samples with a dominant input, the share on the samples of `v`'s input. A subnetwork
+//!     acting on every sample alike scores about `1 / n_inputs`. The same with the vector
+//!     (bias) parts of `v` left out is reported beside it.
 //!   - *Sample selectivity*: the mean output change on the probe samples where `v` has the
 //!     highest impact, over the mean change on all others (a diagnostic).
 //!   - *Channel selectivity* (models whose input `f` feeds output `f` alone: `tms`,
@@ -197,6 +198,8 @@ impl Circuits {
 /// The probe set and what the circuit measures need to know about the model.
 pub struct Probe<'a> {
     pub x: &'a Tensor<f32>,
+    /// Each sample's input (group), if it has one ([`only_active`], [`dominant_inputs`]).
+    pub labels: Vec<Option<usize>>,
     /// Inputs per group (1: every input on its own).
     pub group: usize,
     /// Whether input `f` feeds output `f` alone (channel selectivity is defined).
@@ -213,11 +216,10 @@ pub fn circuits(
     p_act: &[f64],
     settings: &AnalysisConfig,
 ) -> l3d::Result<Circuits> {
-    let x = probe.x;
-    let weights = input_weights(x, probe.group);
+    let (x, labels) = (probe.x, &probe.labels);
     let n_inputs = model.input_dim() / probe.group;
     let impact = impacts(model, d, config, x, settings.n_refs, settings.seed)?;
-    let weighted_impact = weighted_means(&impact, &weights, d.n_v, n_inputs);
+    let input_impact = means_by_input(&impact, labels, d.n_v, n_inputs);
     let delta = settings.delta_fraction * decomposed_norm(model, d);
     let arch = model.architecture();
     let input_tensor = arch.input_weight().and_then(|n| decomposed(d, &n));
@@ -226,12 +228,12 @@ pub fn circuits(
         x,
         base: model.evaluate_w0(x)?,
         top: impact.argmax_axis(1),
-        weights: &weights,
+        labels,
         channel_specific: probe.channel_specific,
         vectors: d.encoder.iter().map(|cp| cp.shape.len() <= 1).collect(),
     };
     let mut subnetworks = Vec::with_capacity(d.n_v);
-    for (v, row) in weighted_impact.iter().enumerate() {
+    for (v, row) in input_impact.iter().enumerate() {
         let shares =
             input_tensor.map(|t| column_shares(&d.decoder[t].dense_subnetwork(v), probe.group));
         let structure_input = shares.as_ref().map(|s| argmax(s));
@@ -279,7 +281,7 @@ pub fn circuits(
         });
     }
     Ok(Circuits {
-        impact: weighted_impact,
+        impact: input_impact,
         n_inputs,
         subnetworks,
         delta,
@@ -294,8 +296,8 @@ struct Moves<'a> {
     base: Tensor<f32>,
     /// Each probe sample's highest-impact subnetwork.
     top: Vec<usize>,
-    /// `w: [N, n_inputs]`, the input weights of the probe samples.
-    weights: &'a Tensor<f32>,
+    /// Each probe sample's dominant input, if it has one.
+    labels: &'a [Option<usize>],
     channel_specific: bool,
     /// Per decomposed tensor: whether it is a vector (a bias part).
     vectors: Vec<bool>,
@@ -337,7 +339,7 @@ impl Moves<'_> {
             let moved = moved_params_where(model, d, &[(v, sign * delta)], &|_| true)?;
             let y = model.evaluate(&moved, self.x)?;
             let change = row_distances(&y, &self.base);
-            m.effect_share = larger(m.effect_share, effect_share(&change, self.weights, input));
+            m.effect_share = larger(m.effect_share, effect_share(&change, self.labels, input));
             m.sample_selectivity = larger(
                 m.sample_selectivity,
                 ratio_of_means(&change, |i| self.top[i] == v),
@@ -350,9 +352,9 @@ impl Moves<'_> {
                 let moved =
                     moved_params_where(model, d, &[(v, sign * delta)], &|t| !self.vectors[t])?;
                 let y = model.evaluate(&moved, self.x)?;
-                effect_share(&row_distances(&y, &self.base), self.weights, input)
+                effect_share(&row_distances(&y, &self.base), self.labels, input)
             } else {
-                effect_share(&change, self.weights, input)
+                effect_share(&change, self.labels, input)
             };
             m.effect_share_without_bias = larger(m.effect_share_without_bias, weights_only);
         }
@@ -360,13 +362,17 @@ impl Moves<'_> {
     }
 }
 
-/// Of the total change, the share counted on `input` by the samples' input weights (None if
-/// nothing changed).
-fn effect_share(change: &[f64], weights: &Tensor<f32>, input: usize) -> Option<f64> {
+/// Of the total change over the samples with a dominant input, the share on those of
+/// `input` (None if none of them changed).
+fn effect_share(change: &[f64], labels: &[Option<usize>], input: usize) -> Option<f64> {
     let (mut own, mut total) = (0.0, 0.0);
-    for (c, w) in change.iter().zip(weights.rows()) {
-        total += c;
-        own += c * w[input] as f64;
+    for (c, l) in change.iter().zip(labels) {
+        if let Some(f) = l {
+            total += c;
+            if *f == input {
+                own += c;
+            }
+        }
     }
     (total > 0.0).then(|| own / total)
 }
@@ -391,39 +397,60 @@ fn channel_selectivity(y: &Tensor<f32>, base: &Tensor<f32>, channel: usize) -> O
     (width > 1 && channel < width && others > 0.0).then(|| per_channel[channel] / others)
 }
 
-/// `w: [N, n / group]`: each row's share of its squared norm on each group of `group`
-/// consecutive inputs (a zero row has all zeros).
-pub fn input_weights(x: &Tensor<f32>, group: usize) -> Tensor<f32> {
-    let n = x.shape()[0];
-    let groups = x.row_len() / group;
-    let mut w = Tensor::zeros(&[n, groups]);
-    for (i, row) in x.rows().enumerate() {
-        let total: f32 = row.iter().map(|v| v * v).sum();
-        if total > 0.0 {
-            let out = w.row_mut(i);
-            for (j, v) in row.iter().enumerate() {
-                out[j / group] += v * v / total;
+/// Each row's only active input group (a group is active when one of its inputs is not 0),
+/// if exactly one is active.
+pub fn only_active(x: &Tensor<f32>, group: usize) -> Vec<Option<usize>> {
+    x.rows()
+        .map(|row| {
+            let mut active = row
+                .chunks(group)
+                .enumerate()
+                .filter(|(_, g)| g.iter().any(|&v| v != 0.0))
+                .map(|(i, _)| i);
+            match (active.next(), active.next()) {
+                (Some(f), None) => Some(f),
+                _ => None,
             }
-        }
-    }
-    w
+        })
+        .collect()
 }
 
-/// `M[v, f] = sum_i m[i, v] w[i, f] / sum_i w[i, f]` (0 where no sample weighs on `f`).
-fn weighted_means(m: &Tensor<f32>, w: &Tensor<f32>, n_v: usize, n_inputs: usize) -> Vec<Vec<f64>> {
+/// Each row's dominant input group: the group of `group` consecutive inputs holding more than
+/// half of the row's squared norm, if one does.
+pub fn dominant_inputs(x: &Tensor<f32>, group: usize) -> Vec<Option<usize>> {
+    let groups = x.row_len() / group;
+    x.rows()
+        .map(|row| {
+            let total: f32 = row.iter().map(|v| v * v).sum();
+            let mut share = vec![0.0f32; groups];
+            for (j, v) in row.iter().enumerate() {
+                share[j / group] += v * v;
+            }
+            share.iter().position(|&s| total > 0.0 && s > 0.5 * total)
+        })
+        .collect()
+}
+
+/// `M[v, f]`: the mean of `m[i, v]` over the rows labelled `f` (0 where there are none).
+fn means_by_input(
+    m: &Tensor<f32>,
+    labels: &[Option<usize>],
+    n_v: usize,
+    n_inputs: usize,
+) -> Vec<Vec<f64>> {
     let mut sum = vec![vec![0.0; n_inputs]; n_v];
-    let mut mass = vec![0.0f64; n_inputs];
-    for (row, wr) in m.rows().zip(w.rows()) {
-        for (f, &wf) in wr.iter().enumerate() {
-            mass[f] += wf as f64;
+    let mut count = vec![0usize; n_inputs];
+    for (row, l) in m.rows().zip(labels) {
+        if let Some(f) = *l {
+            count[f] += 1;
             for v in 0..n_v {
-                sum[v][f] += row[v] as f64 * wf as f64;
+                sum[v][f] += row[v] as f64;
             }
         }
     }
     for row in &mut sum {
-        for (s, &c) in row.iter_mut().zip(&mass) {
-            *s = if c > 0.0 { *s / c } else { 0.0 };
+        for (s, &c) in row.iter_mut().zip(&count) {
+            *s /= c.max(1) as f64;
         }
     }
     sum
@@ -680,6 +707,7 @@ pub fn analyse(
     let x = data::sample(truth.data, settings.probe_samples, &mut r);
     let group = truth.group();
     let probe = Probe {
+        labels: only_active(&x, group),
         x: &x,
         group,
         channel_specific: group == 1
@@ -827,36 +855,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn input_weights_are_each_rows_share_of_its_squared_norm() {
-        // Row 0: one active input; row 1: 3-4-0-0, shares 9/25 and 16/25; row 2: zero.
+    fn only_active_names_the_only_active_feature_or_group() {
         let x = Tensor::from_vec(
             &[3, 4],
-            vec![0.0, 0.5, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            vec![0.0, 0.5, 0.0, 0.0, 0.1, 0.0, 0.2, 0.0, 0.0, 0.0, 0.3, 0.4],
         );
-        let w = input_weights(&x, 1);
-        assert_eq!(w.row(0), [0.0, 1.0, 0.0, 0.0]);
-        assert!((w.row(1)[0] - 0.36).abs() < 1e-6 && (w.row(1)[1] - 0.64).abs() < 1e-6);
-        assert_eq!(w.row(2), [0.0; 4]);
-        // Groups of two: row 1 is all in group 0.
-        assert_eq!(input_weights(&x, 2).row(1), [1.0, 0.0]);
+        assert_eq!(only_active(&x, 1), vec![Some(1), None, None]);
+        assert_eq!(only_active(&x, 2), vec![Some(0), None, Some(1)]);
     }
 
     #[test]
-    fn weighted_means_are_means_over_the_samples_of_each_input() {
+    fn a_dominant_input_holds_more_than_half_of_the_squared_norm() {
+        // Row 0: one active input; row 1: 3 and 4, so input 1 holds 16/25; row 2: 1 and 1,
+        // no input holds more than half; row 3: zero.
+        let x = Tensor::from_vec(
+            &[4, 4],
+            vec![
+                0.0, 0.5, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            ],
+        );
+        assert_eq!(dominant_inputs(&x, 1), [Some(1), Some(1), None, None]);
+        // Groups of two: rows 0 and 1 are all in group 0, row 2 is split evenly.
+        assert_eq!(dominant_inputs(&x, 2), [Some(0), Some(0), None, None]);
+    }
+
+    #[test]
+    fn means_by_input_are_means_over_the_samples_of_each_input() {
         let m = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 3.0, 2.0, 9.0, 9.0]);
-        let w = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(
-            weighted_means(&m, &w, 2, 2),
-            vec![vec![2.0, 0.0], vec![1.0, 0.0]]
-        );
+        let got = means_by_input(&m, &[Some(0), Some(0), None], 2, 2);
+        assert_eq!(got, vec![vec![2.0, 0.0], vec![1.0, 0.0]]);
     }
 
     #[test]
-    fn effect_shares_count_each_samples_change_by_its_input_weights() {
-        let w = Tensor::from_vec(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5]);
-        // Changes 2, 1, 2: input 0 gets 2 + 1 = 3 of 5.
-        assert_eq!(effect_share(&[2.0, 1.0, 2.0], &w, 0), Some(0.6));
-        assert_eq!(effect_share(&[0.0; 3], &w, 0), None);
+    fn effect_shares_count_the_samples_of_the_input_against_all_labelled() {
+        // Changes 2, 1, 2, 5: input 0 gets 2 + 2 of the labelled 5; the unlabelled 5 is out.
+        let labels = [Some(0), Some(1), Some(0), None];
+        assert_eq!(effect_share(&[2.0, 1.0, 2.0, 5.0], &labels, 0), Some(0.8));
+        assert_eq!(effect_share(&[0.0; 4], &labels, 0), None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! terminal, and the figures with their HTML page.
 
 use crate::analysis::{
-    circuits, Analysis, AnalysisConfig, Circuits, Probe, SubnetworkSummary, EFFECT_SHARE,
-    STRUCTURE_SHARE,
+    circuits, dominant_inputs, Analysis, AnalysisConfig, Circuits, Probe, SubnetworkSummary,
+    EFFECT_SHARE, STRUCTURE_SHARE,
 };
 use crate::arch::Sequential;
 use crate::figures::{
@@ -53,6 +53,7 @@ pub fn generic_report(
     let evaluation = evaluate(model, d, config, data, settings.seed)?;
     let x = first_rows(data, PROBE_ROWS);
     let probe = Probe {
+        labels: dominant_inputs(&x, 1),
         x: &x,
         group: 1,
         channel_specific: false,
