@@ -99,8 +99,10 @@ pub struct SubnetworkSummary {
     /// Activation fraction on the held-out samples (on the data, for users' models).
     pub p_act: f64,
     pub live: bool,
-    /// The input with the largest share of the input-layer decoder's norm^2, and that share
-    /// (None if the input layer is not decomposed).
+    /// The share of the input-layer decoder's norm^2 on each input (group); None if the input
+    /// layer is not decomposed.
+    pub input_shares: Option<Vec<f64>>,
+    /// The input with the largest of those shares, and that share.
     pub structure_input: Option<usize>,
     pub structure_share: f64,
     /// Whether `structure_share >= STRUCTURE_SHARE`.
@@ -259,6 +261,7 @@ pub fn circuits(
             index: v,
             p_act: p_act[v],
             live: p_act[v] > 0.0,
+            input_shares: shares,
             structure_input,
             structure_share,
             built_on_one,
