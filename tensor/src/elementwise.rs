@@ -209,6 +209,25 @@ pub fn gelu_grad<T: Float>(x: T) -> T {
     cdf + x * pdf
 }
 
+/// `a[i] = gelu(z[i])`, `da[i] = gelu'(z[i])` over equal-length slices, by the type's row
+/// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, these exact formulas in
+/// `f64`).
+pub fn gelu_rows<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
+    T::gelu_rows(z, a, da);
+}
+
+/// [`gelu_rows`] by the exact [`gelu`] and [`gelu_grad`] (`f64`'s row kernel).
+pub(crate) fn gelu_rows_exact<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
+    assert!(
+        z.len() == a.len() && z.len() == da.len(),
+        "gelu_rows: lengths"
+    );
+    for ((ai, di), &x) in a.iter_mut().zip(da.iter_mut()).zip(z) {
+        *ai = gelu(x);
+        *di = gelu_grad(x);
+    }
+}
+
 /// `x` for `x > 0`, `alpha (e^x - 1)` otherwise.
 #[inline]
 pub fn elu<T: Float>(x: T, alpha: T) -> T {
@@ -285,6 +304,30 @@ impl<T: Float> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_rows_are_the_exact_formulas_in_f64_and_close_in_f32() {
+        let z: Vec<f64> = (-400..400).map(|i| i as f64 * 0.02 + 1e-3).collect();
+        let (mut a, mut da) = (vec![f64::NAN; z.len()], vec![f64::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert_eq!(
+                (ax.to_bits(), dx.to_bits()),
+                (gelu(x).to_bits(), gelu_grad(x).to_bits())
+            );
+        }
+        // f32: the vectorised approximations (`gelu.rs`), within rounding of the formulas.
+        let z: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+        let (mut a, mut da) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert!(
+                (ax - gelu(x)).abs() <= 1e-6 * (1.0 + gelu(x).abs()),
+                "gelu({x})"
+            );
+            assert!((dx - gelu_grad(x)).abs() <= 1e-6, "gelu'({x})");
+        }
+    }
 
     #[test]
     fn broadcasting_paths_agree_with_the_general_walk() {

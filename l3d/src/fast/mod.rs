@@ -76,7 +76,6 @@
 
 mod backward;
 mod encode;
-mod gelu;
 mod gram;
 mod loss;
 mod mlp;
