@@ -34,6 +34,7 @@ pub mod intervene;
 pub mod measure;
 pub mod model;
 pub mod pairs;
+mod par;
 pub mod persist;
 pub mod step;
 pub mod topk;

@@ -10,9 +10,10 @@
 use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::fast::{all_finite, renormalise_decoder, FastStep, RenormScratch};
+use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
 use crate::pairs::{check_data, draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::par::{all_finite, worth_threads};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
 use rand::seq::SliceRandom;
@@ -467,7 +468,7 @@ fn check_finite<T: Float>(
     let entries: usize = factor_grads.iter().map(|g| g.numel()).sum();
     let finite = if known_finite {
         true
-    } else if crate::fast::worth_threads(entries, 1 << 16) {
+    } else if worth_threads(entries, 1 << 16) {
         factor_grads.par_iter().all(|g| all_finite(g.data()))
     } else {
         factor_grads.iter().all(|g| all_finite(g.data()))

@@ -16,12 +16,13 @@
 //! as one product ([`gemm_sum`]): every element is the same sum in the same order however
 //! the rows are split, and the tasks are small and even, so two threads share them evenly.
 
-use super::encode::{fit, GradRows};
+use super::encode::GradRows;
 use super::gram::{
     add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
 };
 use super::source::Form;
 use super::{Chunk, FastContext, Side};
+use crate::par::fit;
 use tensor::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 

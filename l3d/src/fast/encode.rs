@@ -3,6 +3,7 @@
 //! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
 
 use crate::cp::CpTensor;
+use crate::par::fit;
 use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::Float;
 
@@ -153,12 +154,4 @@ pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
     } else {
         tensor::kernels::dot(x, y)
     }
-}
-
-/// Sets a buffer's length, allocating only when it must grow.
-pub(crate) fn fit<T: Float>(buf: &mut Vec<T>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, T::zero());
-    }
-    buf.truncate(len);
 }

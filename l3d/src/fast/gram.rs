@@ -14,8 +14,8 @@
 //!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
 
 use super::backward::expand;
-use super::encode::fit;
 use crate::cp::CpTensor;
+use crate::par::fit;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 

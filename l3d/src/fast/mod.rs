@@ -91,9 +91,10 @@ use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::model::Model;
 use crate::pairs::check_data;
+use crate::par::{all_finite, each, each_block, fit, worth_threads, ScratchPool};
 use crate::step::{MaskRule, StepResult};
 use backward::{FactorTask, BLOCK_ROWS};
-use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
+use encode::{add_sq_norms, encode_dense, encode_outer, GradRows};
 use gram::{add_subnetwork_gram, dense_form, dense_form_is_factor, DenseScratch};
 use loss::LossState;
 use mlp::{MlpChunk, MlpNet};
@@ -101,7 +102,6 @@ use rand::Rng;
 use rayon::prelude::*;
 use source::{initial_form, Form, Source};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tensor::gemm::{gram_rows, mirror_upper, takes_packing, GemmScratch, MatRef, PackedB};
 use tensor::{Float, Tensor};
@@ -343,8 +343,8 @@ pub struct FastStep<'m, T: Float> {
     packs: Vec<FactorPack<T>>,
     loss: LossState<T>,
     tasks: Vec<FactorTask<T>>,
-    /// GEMM scratch of the backward's row blocks, one per thread.
-    row_scratch: Vec<Mutex<GemmScratch<T>>>,
+    /// GEMM scratch of the Grams' and the backward's row blocks, one per thread.
+    row_scratch: ScratchPool<T>,
     /// Cleared by a backward task that wrote a non-finite value.
     finite: AtomicBool,
     /// The rows whose per-sample gradients the chunks hold already (empty: none; a batch is
@@ -458,7 +458,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             packs,
             loss: LossState::default(),
             tasks,
-            row_scratch: Vec::new(),
+            row_scratch: ScratchPool::default(),
             finite: AtomicBool::new(true),
             prefetched_rows: Vec::new(),
             grads,
@@ -712,7 +712,8 @@ impl<'m, T: Float> FastStep<'m, T> {
 
     /// `d` per chunk beside the decoder's mode Grams, then `G`.
     fn decode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
-        self.grow_scratch_pool(parallel, d);
+        let cols = d.decoder.iter().map(|cp| cp.columns()).max().unwrap_or(0);
+        self.row_scratch.grow(parallel, cols);
         self.pack_factors(d, Side::Decoder, n_chunks, parallel);
         let ctx = FastContext {
             d,
@@ -736,7 +737,7 @@ impl<'m, T: Float> FastStep<'m, T> {
                 for (mg, f) in tg.modes.iter_mut().zip(&cp.factors) {
                     fit(&mut mg.k, cols * cols);
                     each_block(&mut mg.k, GRAM_ROWS * cols, parallel, |b, rows| {
-                        with_scratch(scratch, |s| gram_rows(matrix(f), b * GRAM_ROWS, rows, s));
+                        scratch.with(|s| gram_rows(matrix(f), b * GRAM_ROWS, rows, s));
                     });
                 }
             });
@@ -795,7 +796,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         };
         let scratch = &self.row_scratch;
         let rows = |task: &FactorTask<T>, block: usize, out: &mut [T]| {
-            with_scratch(scratch, |s| task.rows(&ctx, chunks, block, out, s));
+            scratch.with(|s| task.rows(&ctx, chunks, block, out, s));
             check(out);
         };
         let blocks = |(task, grad): (&FactorTask<T>, &mut Tensor<T>)| {
@@ -818,27 +819,6 @@ impl<'m, T: Float> FastStep<'m, T> {
                 .iter()
                 .zip(self.grads.iter_mut())
                 .for_each(blocks);
-        }
-    }
-
-    /// One scratch per thread for the tasks that threads take in no fixed order (the Grams'
-    /// and the backward's blocks of rows), sized for every such product up front: whichever
-    /// thread takes a task, nothing grows in steady state.
-    /// (A step on one thread takes its tasks in a fixed order: its scratch grows on demand.)
-    fn grow_scratch_pool(&mut self, parallel: bool, d: &Decomposition<T>) {
-        let cols = d.decoder.iter().map(|cp| cp.columns()).max().unwrap_or(0);
-        let threads = if parallel {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        while self.row_scratch.len() < threads {
-            let scratch = if parallel {
-                GemmScratch::for_columns(cols)
-            } else {
-                GemmScratch::default()
-            };
-            self.row_scratch.push(Mutex::new(scratch));
         }
     }
 
@@ -913,86 +893,7 @@ fn encode_chunk<T: Float>(ctx: &FastContext<T>, chunk: &mut Chunk<T>, side: Side
     chunk.s = s;
 }
 
-/// Whether work of size `work` goes to rayon: it is at least `min`, and the pool has more than
-/// one thread. Either way every task computes the same numbers (so results never depend on
-/// it); the point is to spend no time, and allocate nothing, in rayon when it cannot help.
-pub fn worth_threads(work: usize, min: usize) -> bool {
-    work >= min && rayon::current_num_threads() > 1
-}
-
-/// Runs `f` with this thread's GEMM scratch from `pool` (one per thread of the pool, so the
-/// lock is always free; the calling thread outside a pool takes the first).
-fn with_scratch<T: Float>(pool: &[Mutex<GemmScratch<T>>], f: impl FnOnce(&mut GemmScratch<T>)) {
-    let slot = rayon::current_thread_index().unwrap_or(0) % pool.len();
-    let mut s = pool[slot].lock().expect("a scratch lock is never poisoned");
-    f(&mut s);
-}
-
 /// A factor `[d, C]` as a row-major matrix.
 fn matrix<T: Float>(f: &Tensor<T>) -> MatRef<'_, T> {
     MatRef::rows(f.data(), f.shape()[0], f.shape()[1])
-}
-
-/// Whether every value is finite. `0 x` is 0 for a finite `x` and NaN for an infinite or NaN
-/// one, so sixteen lane sums of it stay 0 exactly when every value is finite: a loop the
-/// compiler vectorises, unlike a search that stops at the first bad value.
-pub(crate) fn all_finite<T: Float>(x: &[T]) -> bool {
-    const LANES: usize = 16;
-    let mut acc = [T::zero(); LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l] * T::zero();
-        }
-    }
-    acc.iter().chain(rest).all(|v| v.is_finite())
-}
-
-/// Runs `f` on every item, in parallel or in order on this thread.
-fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Send) {
-    if parallel {
-        // One item per job: tasks of unequal size are stolen one by one.
-        items.par_iter_mut().with_max_len(1).for_each(f);
-    } else {
-        items.iter_mut().for_each(f);
-    }
-}
-
-/// Runs `f(index, block)` on every block of `len` values of `data` (the last may be shorter),
-/// in parallel or in order on this thread.
-fn each_block<T: Send>(
-    data: &mut [T],
-    len: usize,
-    parallel: bool,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
-) {
-    if parallel {
-        let blocks = data.par_chunks_mut(len).with_max_len(1).enumerate();
-        blocks.for_each(|(b, block)| f(b, block));
-    } else {
-        data.chunks_mut(len)
-            .enumerate()
-            .for_each(|(b, block)| f(b, block));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn all_finite_finds_a_nan_or_an_infinity_anywhere() {
-        for len in [0, 1, 15, 16, 17, 40] {
-            let x = vec![1.5f32; len];
-            assert!(all_finite(&x));
-            for at in 0..len {
-                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                    let mut y = x.clone();
-                    y[at] = bad;
-                    assert!(!all_finite(&y), "{bad} at {at} of {len}");
-                }
-            }
-        }
-    }
 }

@@ -12,6 +12,7 @@ use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use crate::model::Model;
+use crate::par::worth_threads;
 use rayon::prelude::*;
 use tensor::{Float, Tensor};
 
@@ -68,7 +69,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
             .iter()
             .map(|s| s.iter().product::<usize>())
             .sum::<usize>();
-        let parallel = super::worth_threads(values, PARALLEL_VALUES);
+        let parallel = worth_threads(values, PARALLEL_VALUES);
         let chunks = &mut self.chunks[..n_chunks];
         let (d_in, d_out) = (net.input_dim, net.output_dim);
         let start = |k: usize| k * CHUNK_ROWS;

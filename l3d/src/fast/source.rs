@@ -6,13 +6,14 @@
 //!   kept them factored), which allocate;
 //! - given gradients `[N, ..shape]` per tensor, gathered by row into reused buffers.
 
-use super::encode::{fit, GradRows};
+use super::encode::GradRows;
 use super::mlp::{self, MlpNet, Role};
-use super::{each, Chunk, FastContext, FastStep};
+use super::{Chunk, FastContext, FastStep};
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
 use crate::model::Model;
 use crate::pairs::{draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::par::{each, fit};
 use autodiff::Grad;
 use rand::Rng;
 use tensor::{Float, Tensor};
