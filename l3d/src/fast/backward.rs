@@ -16,6 +16,7 @@
 //! as one product ([`gemm_sum`]): every element is the same sum in the same order however
 //! the rows are split, and the tasks are small and even, so two threads share them evenly.
 
+use super::blocks::expand;
 use super::encode::GradRows;
 use super::gram::{
     add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
@@ -198,26 +199,6 @@ impl<T: Float> FactorTask<T> {
         }
         if n_parts > 0 {
             flush(&parts_a[..n_parts], &parts_b[..n_parts], out);
-        }
-    }
-}
-
-/// `out[vR + r] = x[v]` for `r < R`: each value repeated `rank` times (unrolled for the
-/// common ranks).
-pub(crate) fn expand<T: Float>(x: &[T], rank: usize, out: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(x: &[T], out: &mut [T]) {
-        for (block, &v) in out.chunks_exact_mut(R).zip(x) {
-            *<&mut [T; R]>::try_from(block).expect("R values") = [v; R];
-        }
-    }
-    match rank {
-        2 => fixed::<T, 2>(x, out),
-        3 => fixed::<T, 3>(x, out),
-        4 => fixed::<T, 4>(x, out),
-        _ => {
-            for (block, &v) in out.chunks_exact_mut(rank).zip(x) {
-                block.fill(v);
-            }
         }
     }
 }

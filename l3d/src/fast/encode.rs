@@ -2,6 +2,7 @@
 //! samples: `out[i, v] += <V[v], g_i>` (`c` with the encoder's factors, `d` with the
 //! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
 
+use super::blocks::add_block_dots;
 use crate::cp::CpTensor;
 use crate::par::fit;
 use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
@@ -65,28 +66,6 @@ pub(crate) fn encode_outer<T: Float>(
             .zip(q_buf[span].chunks_exact(cols))
         {
             add_block_dots(pr, qr, rank, out_row);
-        }
-    }
-}
-
-/// `out[v] += sum_r p[vR + r] q[vR + r]` (the terms summed from zero in order, then added),
-/// unrolled for the common ranks.
-fn add_block_dots<T: Float>(p: &[T], q: &[T], rank: usize, out: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(p: &[T], q: &[T], out: &mut [T]) {
-        for ((o, pv), qv) in out.iter_mut().zip(p.chunks_exact(R)).zip(q.chunks_exact(R)) {
-            *o += pv.iter().zip(qv).fold(T::zero(), |s, (&a, &b)| s + a * b);
-        }
-    }
-    match rank {
-        1 => fixed::<T, 1>(p, q, out),
-        2 => fixed::<T, 2>(p, q, out),
-        3 => fixed::<T, 3>(p, q, out),
-        4 => fixed::<T, 4>(p, q, out),
-        _ => {
-            let blocks = p.chunks_exact(rank).zip(q.chunks_exact(rank));
-            for (o, (pv, qv)) in out.iter_mut().zip(blocks) {
-                *o += pv.iter().zip(qv).fold(T::zero(), |s, (&a, &b)| s + a * b);
-            }
         }
     }
 }

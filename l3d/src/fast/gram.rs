@@ -13,7 +13,7 @@
 //!   multi-index `idx`), and its adjoint
 //!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
 
-use super::backward::expand;
+use super::blocks::{add_blocks, expand};
 use crate::cp::CpTensor;
 use crate::par::fit;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
@@ -46,31 +46,6 @@ pub(crate) fn add_subnetwork_gram<T: Float, K: AsRef<[T]>>(
         }
         for (gw, &t) in g[v * n_v..(v + 1) * n_v].iter_mut().zip(total.iter()) {
             *gw += t;
-        }
-    }
-}
-
-/// `total[w] += h[wR] + .. + h[wR + R - 1]`, added one by one in order (unrolled for the
-/// common ranks).
-fn add_blocks<T: Float>(h: &[T], rank: usize, total: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(h: &[T], total: &mut [T]) {
-        for (t, block) in total.iter_mut().zip(h.chunks_exact(R)) {
-            for &x in block {
-                *t += x;
-            }
-        }
-    }
-    match rank {
-        1 => total.iter_mut().zip(h).for_each(|(t, &x)| *t += x),
-        2 => fixed::<T, 2>(h, total),
-        3 => fixed::<T, 3>(h, total),
-        4 => fixed::<T, 4>(h, total),
-        _ => {
-            for (t, block) in total.iter_mut().zip(h.chunks_exact(rank)) {
-                for &x in block {
-                    *t += x;
-                }
-            }
         }
     }
 }

@@ -75,6 +75,7 @@
 //! few times per hundred steps.
 
 mod backward;
+mod blocks;
 mod encode;
 mod gram;
 mod loss;
