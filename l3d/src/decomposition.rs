@@ -168,6 +168,35 @@ impl<T: Float> Decomposition<T> {
     }
 }
 
+/// Checks a decomposition against a model: every decomposed tensor must exist in the model,
+/// at the recorded index, with the same shape. Lists every mismatch at once.
+pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>) -> Result<()> {
+    let names = model.param_names();
+    let shapes = model.param_shapes();
+    let mut problems = Vec::new();
+    for ((name, cp), &i) in d.names.iter().zip(&d.encoder).zip(&d.param_index) {
+        match names.iter().position(|n| n == name) {
+            None => problems.push(format!("'{name}' is not a parameter of the model")),
+            Some(j) if j != i => problems.push(format!(
+                "'{name}' is parameter {j} of the model but was recorded as parameter {i}"
+            )),
+            Some(j) if shapes[j] != cp.shape => problems.push(format!(
+                "'{name}' has shape {:?} in the model but {:?} in the decomposition",
+                shapes[j], cp.shape
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(L3dError::Mismatch(format!(
+            "the decomposition does not fit the model: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
 /// Indices of the parameters to decompose: all, or those named (every name must exist).
 fn select_params(names: &[String], wanted: &[String]) -> Result<Vec<usize>> {
     if wanted.is_empty() {

@@ -22,6 +22,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tensor::{Float, Tensor};
 
+/// Checking a loaded decomposition against its model (the check lives with the decomposition,
+/// which training uses too).
+pub use crate::decomposition::check_against_model;
+
 const FORMAT: &str = "l3d-decomposition";
 const CHECKPOINT_FORMAT: &str = "l3d-checkpoint";
 const VERSION: u32 = 1;
@@ -395,33 +399,4 @@ pub fn load_checkpoint<T: Float>(json: &Path) -> Result<TrainState<T>> {
         history: meta.history,
         data_fingerprint: ck.data_fingerprint,
     })
-}
-
-/// Checks a decomposition against a model: every decomposed tensor must exist in the model,
-/// at the recorded index, with the same shape. Lists every mismatch at once.
-pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>) -> Result<()> {
-    let names = model.param_names();
-    let shapes = model.param_shapes();
-    let mut problems = Vec::new();
-    for ((name, cp), &i) in d.names.iter().zip(&d.encoder).zip(&d.param_index) {
-        match names.iter().position(|n| n == name) {
-            None => problems.push(format!("'{name}' is not a parameter of the model")),
-            Some(j) if j != i => problems.push(format!(
-                "'{name}' is parameter {j} of the model but was recorded as parameter {i}"
-            )),
-            Some(j) if shapes[j] != cp.shape => problems.push(format!(
-                "'{name}' has shape {:?} in the model but {:?} in the decomposition",
-                shapes[j], cp.shape
-            )),
-            Some(_) => {}
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(L3dError::Mismatch(format!(
-            "the decomposition does not fit the model: {}",
-            problems.join("; ")
-        )))
-    }
 }

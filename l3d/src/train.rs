@@ -8,7 +8,7 @@
 //! checkpoint repeats exactly what an uninterrupted run would have done.
 
 use crate::config::{L3dConfig, StepPath};
-use crate::decomposition::Decomposition;
+use crate::decomposition::{check_against_model, Decomposition};
 use crate::error::{L3dError, Result};
 use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
@@ -177,7 +177,7 @@ impl<'a, T: Float> Trainer<'a, T> {
                 "the data differs from the data the checkpoint was trained on".into(),
             ));
         }
-        crate::persist::check_against_model(&state.decomposition, model)?;
+        check_against_model(&state.decomposition, model)?;
         Ok(Self {
             source: Source::Model { model, data },
             state,
