@@ -21,8 +21,10 @@ use tensor::{Float, Tensor};
 /// one per epoch; initialisation uses the last stream).
 const EVAL_STREAM: u64 = u64::MAX - 1;
 
-/// Rows per chunk when measuring many samples, bounding the memory of dense gradients.
-const CHUNK_ROWS: usize = 256;
+/// Samples per call of [`pair_impacts`] when [`impacts`] measures a whole dataset: the call
+/// holds every sample's dense per-sample gradient, so this bounds its memory. (Not the fast
+/// path's `fast::CHUNK_ROWS`, which is a unit of parallel work sized for the caches.)
+const IMPACT_ROWS: usize = 256;
 
 /// Reconstruction quality on a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,7 +162,7 @@ pub fn impacts<T: Float>(
         let p = draw_partners(n, &mut rng);
         let rows: Vec<usize> = (0..n).collect();
         let mut parts = Vec::new();
-        for chunk in rows.chunks(CHUNK_ROWS) {
+        for chunk in rows.chunks(IMPACT_ROWS) {
             let xi = data.gather_rows(chunk);
             let xj = data.gather_rows(&chunk.iter().map(|&i| p[i]).collect::<Vec<_>>());
             parts.push(pair_impacts(model, d, config, &xi, &xj)?);
