@@ -8,9 +8,7 @@ use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::FastStep;
 use crate::model::Model;
-use crate::pairs::{
-    check_data, draw_partners, draw_reference_partners, per_sample_gradients, reference_outputs,
-};
+use crate::pairs::{check_data, draw_partners, pair_gradients, per_sample_gradients};
 use crate::step::{encode, tape_step, MaskRule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -82,11 +80,12 @@ pub fn evaluate<T: Float>(
                 .map(|out| (out.sq_error, out.sq_norm, out.mask.to_vec())),
             None => {
                 let x = data.gather_rows(chunk);
-                let y0 = model.evaluate_w0(&x)?;
-                let mut p = Vec::new();
-                draw_reference_partners(config.reference, chunk.len(), &mut rng, &mut p);
-                let r = reference_outputs(&y0, config.reference, config.divergence, &p);
-                let grads = dense_grads(model, d, config, &x, &r)?;
+                let (reference, divergence) = (config.reference, config.divergence);
+                let grads: Vec<Tensor<T>> =
+                    pair_gradients(model, &d.param_index, &x, reference, divergence, &mut rng)?
+                        .into_iter()
+                        .map(|g| g.into_dense())
+                        .collect();
                 let step = tape_step(d, &grads, rule)?;
                 Some((step.sq_error, step.sq_norm, step.mask.into_data()))
             }

@@ -134,6 +134,26 @@ pub fn per_sample_gradients<T: Float>(
     Ok(grads)
 }
 
+/// Step 1 of Algorithm 1 for a batch `x: [B, d_in]`: each sample's reference drawn from `rng`
+/// under `reference` ([`draw_reference_partners`]), the reference outputs `r: [B, d_out]` at
+/// `W0` ([`reference_outputs`]), and the per-sample gradients `g_i` of the divergence for the
+/// parameters `decomposed` ([`per_sample_gradients`]). Every engine of a step draws a batch's
+/// references this way, so they all draw the same numbers.
+pub fn pair_gradients<T: Float>(
+    model: &dyn Model<T>,
+    decomposed: &[usize],
+    x: &Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    rng: &mut impl Rng,
+) -> Result<Vec<PerSampleGrad<T>>> {
+    let mut partners = Vec::new();
+    draw_reference_partners(reference, x.shape()[0], rng, &mut partners);
+    let y0 = model.evaluate_w0(x)?;
+    let r = reference_outputs(&y0, reference, divergence, &partners);
+    per_sample_gradients(model, decomposed, x, &r, divergence)
+}
+
 /// Checks a data matrix against the model: `[N, input_dim]`, every value finite.
 pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     if x.ndim() != 2 || x.shape()[1] != model.input_dim() {

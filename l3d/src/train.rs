@@ -12,7 +12,7 @@ use crate::decomposition::{check_against_model, Decomposition};
 use crate::error::{L3dError, Result};
 use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
-use crate::pairs::{check_data, draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{check_data, pair_gradients};
 use crate::par::{all_finite, worth_threads};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
@@ -352,9 +352,16 @@ impl<'a, T: Float> Trainer<'a, T> {
         top_k: f64,
         rng: &mut ChaCha8Rng,
     ) -> Result<Option<StepResult<T>>> {
-        let grads = match self.source {
+        let grads: Vec<Tensor<T>> = match self.source {
             Source::Model { model, data } => {
-                pair_gradients(model, &self.state, &data.gather_rows(rows), rng)?
+                let config = &self.state.config;
+                let x = data.gather_rows(rows);
+                let param_index = &self.state.decomposition.param_index;
+                let (reference, divergence) = (config.reference, config.divergence);
+                pair_gradients(model, param_index, &x, reference, divergence, rng)?
+                    .into_iter()
+                    .map(|g| g.into_dense())
+                    .collect()
             }
             Source::Gradients(all) => all.iter().map(|g| g.gather_rows(rows)).collect(),
         };
@@ -367,27 +374,6 @@ impl<'a, T: Float> Trainer<'a, T> {
             MaskRule::top_k_for(&self.state.config, top_k),
         )?))
     }
-}
-
-/// Draws references for the batch `x: [B, d_in]` and returns the dense per-sample gradients.
-fn pair_gradients<T: Float>(
-    model: &dyn Model<T>,
-    state: &TrainState<T>,
-    x: &Tensor<T>,
-    rng: &mut ChaCha8Rng,
-) -> Result<Vec<Tensor<T>>> {
-    let config = &state.config;
-    let y0 = model.evaluate_w0(x)?;
-    let mut partners = Vec::new();
-    draw_reference_partners(config.reference, x.shape()[0], rng, &mut partners);
-    let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-    let d = &state.decomposition;
-    Ok(
-        per_sample_gradients(model, &d.param_index, x, &r, config.divergence)?
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect(),
-    )
 }
 
 /// Sums over the batches of an epoch.

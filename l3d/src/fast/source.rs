@@ -12,7 +12,7 @@ use super::{Chunk, FastContext, FastStep};
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
 use crate::model::Model;
-use crate::pairs::{draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{draw_reference_partners, pair_gradients};
 use crate::par::{each, fit};
 use autodiff::Grad;
 use rand::Rng;
@@ -111,12 +111,10 @@ impl<T: Float> FastStep<'_, T> {
         parallel: bool,
     ) -> Result<()> {
         let b = rows.len();
-        if !matches!(self.source, Source::Given { .. }) {
-            draw_reference_partners(self.reference, b, rng, &mut self.partners);
-        }
         let chunks = &mut self.chunks[..n_chunks];
         match &mut self.source {
             Source::Mlp { net, data, lowest } => {
+                draw_reference_partners(self.reference, b, rng, &mut self.partners);
                 let (net, data, lowest) = (&*net, *data, *lowest);
                 each(chunks, parallel, |c| {
                     c.mlp.gather(data, &rows[c.start..c.start + c.len]);
@@ -144,10 +142,9 @@ impl<T: Float> FastStep<'_, T> {
             }
             Source::Tape { model, data, grads } => {
                 let x = data.gather_rows(rows);
-                let y0 = model.evaluate_w0(&x)?;
-                let r = reference_outputs(&y0, self.reference, self.divergence, &self.partners);
+                let (reference, divergence) = (self.reference, self.divergence);
                 let tape =
-                    per_sample_gradients(*model, &self.param_index, &x, &r, self.divergence)?;
+                    pair_gradients(*model, &self.param_index, &x, reference, divergence, rng)?;
                 grads.clear();
                 for (t, g) in tape.into_iter().enumerate() {
                     let (form, grad) = tape_form(g, &self.layout[t].0, b);
@@ -231,7 +228,7 @@ fn tape_form<T: Float>(g: Grad<T>, shape: &[usize], b: usize) -> (Form, TapeGrad
     }
 }
 
-/// The reference outputs of the batch `y0: [B, width]`, as [`reference_outputs`] computes
+/// The reference outputs of the batch `y0: [B, width]`, as [`crate::pairs::reference_outputs`] computes
 /// them, into `out`.
 fn fill_references<T: Float>(
     kind: Reference,
