@@ -11,6 +11,29 @@ use autodiff::{per_sample_grads, PerSampleGrad, Tape, Var};
 use rand::Rng;
 use tensor::{Float, Tensor};
 
+/// Where a batch's per-sample gradients come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a, T: Float> {
+    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
+    Model {
+        model: &'a dyn Model<T>,
+        data: &'a Tensor<T>,
+    },
+    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
+    /// of each is sample `i`). For testing the decomposition on its own.
+    Gradients(&'a [Tensor<T>]),
+}
+
+impl<T: Float> Source<'_, T> {
+    /// `N`, the number of samples.
+    pub fn rows(&self) -> usize {
+        match self {
+            Source::Model { data, .. } => data.shape()[0],
+            Source::Gradients(g) => g[0].shape()[0],
+        }
+    }
+}
+
 /// For each of `b` samples, the index of another sample of the batch, uniform over the
 /// `b - 1` others (`r_i != i`). Needs `b >= 2`.
 pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {

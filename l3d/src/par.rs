@@ -18,13 +18,21 @@ pub(crate) fn worth_threads(work: usize, min: usize) -> bool {
     work >= min && rayon::current_num_threads() > 1
 }
 
-/// Runs `f` on every item, in parallel or in order on this thread.
-pub(crate) fn each<I: Send>(items: &mut [I], parallel: bool, f: impl Fn(&mut I) + Sync + Send) {
+/// Runs `f(index, item)` on every item, in parallel or in order on this thread.
+pub(crate) fn each<I: Send>(
+    items: &mut [I],
+    parallel: bool,
+    f: impl Fn(usize, &mut I) + Sync + Send,
+) {
     if parallel {
         // One item per job: tasks of unequal size are stolen one by one.
-        items.par_iter_mut().with_max_len(1).for_each(f);
+        let items = items.par_iter_mut().with_max_len(1).enumerate();
+        items.for_each(|(i, item)| f(i, item));
     } else {
-        items.iter_mut().for_each(f);
+        items
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, item)| f(i, item));
     }
 }
 

@@ -12,7 +12,7 @@ use crate::decomposition::{check_against_model, Decomposition};
 use crate::error::{L3dError, Result};
 use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
 use crate::model::Model;
-use crate::pairs::{check_data, pair_gradients};
+use crate::pairs::{check_data, pair_gradients, Source};
 use crate::par::{all_finite, worth_threads};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
@@ -61,32 +61,11 @@ pub struct TrainState<T: Float> {
     pub data_fingerprint: u64,
 }
 
-/// Where a batch's per-sample gradients come from.
-#[derive(Clone, Copy)]
-pub enum Source<'a, T: Float> {
-    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
-    Model {
-        model: &'a dyn Model<T>,
-        data: &'a Tensor<T>,
-    },
-    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
-    /// of each is sample `i`). For testing the decomposition on its own.
-    Gradients(&'a [Tensor<T>]),
-}
-
-impl<T: Float> Source<'_, T> {
-    fn rows(&self) -> usize {
-        match self {
-            Source::Model { data, .. } => data.shape()[0],
-            Source::Gradients(g) => g[0].shape()[0],
-        }
-    }
-
-    fn fingerprint(&self) -> u64 {
-        match self {
-            Source::Model { data, .. } => fingerprint(data),
-            Source::Gradients(g) => g.iter().fold(0, |h, t| h ^ fingerprint(t).rotate_left(1)),
-        }
+/// A hash of the source's data, to recognise it on resume.
+fn source_fingerprint<T: Float>(source: &Source<T>) -> u64 {
+    match source {
+        Source::Model { data, .. } => fingerprint(data),
+        Source::Gradients(g) => g.iter().fold(0, |h, t| h ^ fingerprint(t).rotate_left(1)),
     }
 }
 
@@ -156,7 +135,7 @@ impl<'a, T: Float> Trainer<'a, T> {
                 optimizer,
                 epoch: 0,
                 history: Vec::new(),
-                data_fingerprint: source.fingerprint(),
+                data_fingerprint: source_fingerprint(&source),
             },
             source,
             fast: None,

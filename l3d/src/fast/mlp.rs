@@ -17,7 +17,7 @@
 //! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
 //! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
 
-use super::CHUNK_ROWS;
+use super::layout::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use crate::model::{MlpActivation, MlpView, Model};

@@ -7,8 +7,8 @@
 //! `fast/mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
 //! rows, so the result does not depend on the number of threads.
 
+use super::layout::CHUNK_ROWS;
 use super::mlp::{MlpChunk, MlpNet, Role};
-use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use crate::model::Model;
