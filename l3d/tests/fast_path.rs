@@ -13,9 +13,9 @@ use l3d::fast::FastStep;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
 use l3d::step::{tape_step, MaskRule, StepResult};
 use l3d::{
-    Decomposition, Divergence, L3dConfig, MlpActivation, Model, Reference, StepPath, TopKCount,
-    Trainer, WarmStart,
+    Decomposition, Divergence, L3dConfig, Model, Reference, StepPath, TopKCount, Trainer, WarmStart,
 };
+use nets::MlpActivation;
 use proptest::prelude::*;
 use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
 use rows_model::RowsModel;

@@ -6,7 +6,7 @@
 //! (`blocks.1.fc`).
 
 use autodiff::{Tape, Var};
-use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+use nets::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
 

@@ -20,7 +20,7 @@
 use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::model::{MlpActivation, MlpView, Model};
+use nets::{MlpActivation, MlpView, Model};
 use std::any::Any;
 use std::f64::consts::FRAC_1_SQRT_2;
 use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};

@@ -3,7 +3,7 @@
 //! gradients.
 
 use autodiff::{Tape, Var};
-use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+use nets::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
 use tensor::{rng, Float, Tensor};
 
 pub const ACTIVATIONS: [MlpActivation; 6] = [

@@ -1,4 +1,5 @@
-//! The interface through which the decomposition sees a model.
+//! The interface through which a model is seen: named parameter tensors, a forward pass on the
+//! tape, and, for a stack of dense layers, a view of its layers.
 
 use autodiff::{Tape, Var};
 use tensor::{Float, Tensor};
@@ -35,8 +36,8 @@ pub struct MlpLayer {
     pub activation: MlpActivation,
 }
 
-/// A model seen as a stack of dense layers, `f(x) = layer_L(.. layer_1(x))`, for the fast
-/// path's hand-written forward and backward (see `fast::mlp`).
+/// A model seen as a stack of dense layers, `f(x) = layer_L(.. layer_1(x))`, for L3D's fast
+/// path's hand-written forward and backward (`l3d::fast::mlp`).
 ///
 /// Invariant (checked where it is used): `params` are the model's parameters in order; layer
 /// widths chain from `input_dim` to `output_dim`; every parameter is used by exactly one layer.
