@@ -2,6 +2,8 @@
 //! is done with it: the [`Model`] interface (named parameter tensors and a forward pass on the
 //! tape), which the decomposition sees a model through.
 
+pub mod activation;
 pub mod model;
 
-pub use model::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+pub use activation::Activation;
+pub use model::{MlpLayer, MlpView, Model, OutputKind};

@@ -1,6 +1,7 @@
 //! The interface through which a model is seen: named parameter tensors, a forward pass on the
 //! tape, and, for a stack of dense layers, a view of its layers.
 
+use crate::activation::Activation;
 use autodiff::{Tape, Var};
 use tensor::{Float, Tensor};
 
@@ -14,26 +15,13 @@ pub enum OutputKind {
     Logits,
 }
 
-/// An elementwise activation of an [`MlpView`]: the function and derivative of the tape op of
-/// the same name (ReLU's derivative is 0 at 0; GELU is the exact `x Phi(x)`; ELU has
-/// `alpha = 1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MlpActivation {
-    Identity,
-    Relu,
-    Gelu,
-    Elu,
-    Tanh,
-    Sigmoid,
-}
-
 /// One dense layer of an [`MlpView`]: `a = act(x W^T + b)` with `W: [out, in]` and `b: [out]`
 /// given as indices into the model's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MlpLayer {
     pub weight: usize,
     pub bias: Option<usize>,
-    pub activation: MlpActivation,
+    pub activation: Activation,
 }
 
 /// A model seen as a stack of dense layers, `f(x) = layer_L(.. layer_1(x))`, for L3D's fast

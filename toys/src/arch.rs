@@ -6,21 +6,9 @@
 //! (`blocks.1.fc`).
 
 use autodiff::{Tape, Var};
-use nets::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+use nets::{Activation, MlpLayer, MlpView, Model, OutputKind};
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
-
-/// An elementwise activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    Relu,
-    Gelu,
-    Elu,
-    Tanh,
-    Sigmoid,
-    Identity,
-}
 
 /// One layer of an architecture.
 ///
@@ -391,7 +379,7 @@ impl<T: Float> Model<T> for Sequential<T> {
                     layers.push(MlpLayer {
                         weight: next,
                         bias: bias.then_some(next + 1),
-                        activation: MlpActivation::Identity,
+                        activation: Activation::Identity,
                     });
                     next += 1 + usize::from(*bias);
                 }
@@ -400,17 +388,10 @@ impl<T: Float> Model<T> for Sequential<T> {
                 } => {}
                 Layer::Activation { function } => {
                     let last = layers.last_mut()?;
-                    if last.activation != MlpActivation::Identity {
+                    if last.activation != Activation::Identity {
                         return None;
                     }
-                    last.activation = match function {
-                        Activation::Relu => MlpActivation::Relu,
-                        Activation::Gelu => MlpActivation::Gelu,
-                        Activation::Elu => MlpActivation::Elu,
-                        Activation::Tanh => MlpActivation::Tanh,
-                        Activation::Sigmoid => MlpActivation::Sigmoid,
-                        Activation::Identity => MlpActivation::Identity,
-                    };
+                    last.activation = *function;
                 }
                 Layer::LayerNorm { .. } | Layer::Residual { .. } => return None,
             }

@@ -18,10 +18,11 @@
 
 pub mod check;
 
-use crate::arch::{Activation, Architecture, Layer, Sequential};
+use crate::arch::{Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use check::ModelCheck;
 use l3d::{Divergence, L3dConfig, OutputKind};
+use nets::Activation;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

@@ -16,12 +16,13 @@
 //! ([`crate::models::check`]) and recovery is counted over the features it represents.
 
 use crate::analysis::{analyse, median, Analysis, AnalysisConfig, GroundTruth};
-use crate::arch::{Activation, Architecture, Layer, Sequential};
+use crate::arch::{Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use crate::models::check::{check_model, ModelCheck};
 use crate::models::{kaiming_uniform, Target};
 use crate::train::{train, Loss, TrainConfig, TrainError};
 use l3d::{L3dConfig, OutputKind};
+use nets::Activation;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -22,7 +22,8 @@
 //! be too short to vectorise, while 32 samples fill a few SIMD registers. Forward and `da` are
 //! axpys of batch rows, `dW` and `db` are dot products and sums over the batch.
 
-use crate::arch::{Activation, Architecture, Layer};
+use crate::arch::{Architecture, Layer};
+use nets::Activation;
 use tensor::elementwise::{elu, relu, relu_grad};
 use tensor::{Float, Tensor};
 
