@@ -1,9 +1,14 @@
 //! `nets`: networks as data. How a model is described, run and stored, independently of what
 //! is done with it: the [`Model`] interface (named parameter tensors and a forward pass on the
-//! tape), which the decomposition sees a model through.
+//! tape), which the decomposition sees a model through; feed-forward [`Architecture`]s and the
+//! [`Sequential`] model that runs one.
 
 pub mod activation;
+pub mod architecture;
 pub mod model;
+pub mod sequential;
 
 pub use activation::Activation;
+pub use architecture::{Architecture, Layer, ParamSlot, TensorSet};
 pub use model::{MlpLayer, MlpView, Model, OutputKind};
+pub use sequential::Sequential;

@@ -50,12 +50,12 @@
 //!   the model's embedding of that feature (the paper, for TMS: parallel).
 //! - *Derived `A`* (`tmcs`): see [`derived_a`].
 
-use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
 use crate::models::{Target, ToyModel};
 use l3d::intervene::{moved_params_where, ratio_of_means, row_distances};
 use l3d::measure::{evaluate, impacts, Evaluation};
 use l3d::{Decomposition, L3dConfig, Model};
+use nets::Sequential;
 use serde::{Deserialize, Serialize};
 use tensor::{rng, Tensor};
 

@@ -16,13 +16,13 @@
 //!
 //! Without it the table says `n/a`.
 
-use crate::arch::Sequential;
 use crate::data;
 use crate::models::{gelu_squared_bench, mlp_wide, mlp_wide_data, ToyKind, ToyModel};
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::Timings;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
 use l3d::{Divergence, L3dConfig, Model, StepPath, Trainer};
+use nets::Sequential;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,6 @@
 //! The `l3d` program: argument parsing and the subcommands.
 
 use crate::analysis::AnalysisConfig;
-use crate::arch::TensorSet;
 use crate::data::{DataSpec, Sparse};
 use crate::models::ToyKind;
 use crate::report::{generic_table, toy_table};
@@ -9,6 +8,7 @@ use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
 use crate::ui::{Mode, Ui};
 use clap::{Args, Parser, Subcommand};
 use l3d::{Divergence, Model, Reference, TopKCount, WarmStart};
+use nets::TensorSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -61,9 +61,10 @@ pub struct SuiteArgs {
     /// Scale the decomposition epochs by this factor (e.g. 0.1 for a quick look).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
-    /// The tensors to decompose (default: what `l3d decompose` picks for your models,
-    /// weights-before-readout; all is the paper's choice).
-    #[arg(long, value_enum)]
+    /// The tensors to decompose: all, weights or weights-before-readout (default: what
+    /// `l3d decompose` picks for your models, weights-before-readout; all is the paper's
+    /// choice).
+    #[arg(long, value_parser = parse_tensor_set)]
     pub decompose: Option<TensorSet>,
 }
 
@@ -177,6 +178,11 @@ pub struct Settings {
     /// Most epochs of toy training when a toy is trained first.
     #[arg(long)]
     pub train_epochs: Option<usize>,
+}
+
+fn parse_tensor_set(s: &str) -> std::result::Result<TensorSet, String> {
+    TensorSet::parse(s)
+        .ok_or_else(|| format!("unknown tensor set '{s}' (all, weights, weights-before-readout)"))
 }
 
 fn parse_divergence(s: &str) -> std::result::Result<Divergence, String> {

@@ -18,11 +18,10 @@
 
 pub mod check;
 
-use crate::arch::{Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use check::ModelCheck;
 use l3d::{Divergence, L3dConfig, OutputKind};
-use nets::Activation;
+use nets::{Activation, Architecture, Layer, Sequential};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

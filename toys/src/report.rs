@@ -5,7 +5,6 @@ use crate::analysis::{
     circuits, dominant_inputs, Analysis, AnalysisConfig, Circuits, Probe, SubnetworkSummary,
     EFFECT_SHARE, STRUCTURE_SHARE,
 };
-use crate::arch::Sequential;
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
@@ -14,6 +13,7 @@ use crate::run::{LoadedModel, Result};
 use l3d::intervene::sweep;
 use l3d::measure::{evaluate, impacts};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model};
+use nets::Sequential;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;

@@ -4,13 +4,13 @@
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
 use crate::analysis::{analyse, Analysis, AnalysisConfig};
-use crate::arch::{Sequential, TensorSet};
 use crate::data::DataSpec;
 use crate::models::{ToyKind, ToyModel, ToyReport};
 use crate::train::{train_toy, TrainConfig};
 use crate::ui::Ui;
 use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
+use nets::{Sequential, TensorSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -189,7 +189,7 @@ pub fn load_toy(dir: &Path) -> Result<ToyModel> {
 /// tensor (the paper's choice, `--decompose all`) recovered almost no circuit of users'
 /// models by intervention: biases and the read-out, which act on every sample, dominate the
 /// subnetworks (measured on the ground-truth suite: notes/suite.md).
-pub fn defaults_for(arch: &crate::arch::Architecture) -> L3dConfig {
+pub fn defaults_for(arch: &nets::Architecture) -> L3dConfig {
     L3dConfig {
         divergence: match arch.output {
             l3d::OutputKind::Logits => l3d::Divergence::Kl,
@@ -201,7 +201,7 @@ pub fn defaults_for(arch: &crate::arch::Architecture) -> L3dConfig {
 }
 
 /// The architecture of a model source, without loading its weights.
-pub fn architecture_of(source: &ModelSource) -> Result<crate::arch::Architecture> {
+pub fn architecture_of(source: &ModelSource) -> Result<nets::Architecture> {
     Ok(match source {
         ModelSource::Toy { kind, .. } => kind.architecture(),
         ModelSource::ToyDir { dir } => crate::io::read_architecture(&dir.join("model.toml"))?,

@@ -16,13 +16,12 @@
 //! ([`crate::models::check`]) and recovery is counted over the features it represents.
 
 use crate::analysis::{analyse, median, Analysis, AnalysisConfig, GroundTruth};
-use crate::arch::{Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use crate::models::check::{check_model, ModelCheck};
 use crate::models::{kaiming_uniform, Target};
 use crate::train::{train, Loss, TrainConfig, TrainError};
 use l3d::{L3dConfig, OutputKind};
-use nets::Activation;
+use nets::{Activation, Architecture, Layer, Sequential};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -300,7 +299,7 @@ pub struct SuiteSettings {
     /// Scale of the decomposition epochs (1: the paper's 1,000).
     pub scale: f64,
     /// The tensor set decomposed; `None`: the defaults of `l3d decompose` for users' models.
-    pub decompose: Option<crate::arch::TensorSet>,
+    pub decompose: Option<nets::TensorSet>,
     pub out: PathBuf,
 }
 

@@ -30,7 +30,6 @@ mod dense;
 
 pub use dense::{DenseMlp, Loss};
 
-use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
 use crate::models::check::{check_model, REPRESENTED_BELOW};
 use crate::models::{initialised, parallel_tms, seeded, training_seeds, Tie};
@@ -38,6 +37,7 @@ use crate::models::{Attempt, Stream, Target, ToyKind, ToyModel, ToyReport, MAX_S
 use autodiff::optim::{AdamW, AdamWConfig};
 use autodiff::{AutodiffError, Tape};
 use l3d::Model;
+use nets::Sequential;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tensor::Tensor;

@@ -137,7 +137,7 @@ fn the_suite_defaults_recover_circuits_that_decomposing_every_tensor_misses() {
         median(&v).unwrap()
     };
     let defaults = run(None, "suite-defaults");
-    let every = run(Some(toys::arch::TensorSet::All), "suite-all");
+    let every = run(Some(nets::TensorSet::All), "suite-all");
     for kind in SuiteModel::ALL {
         let structure = shares(&defaults, kind, |r| r.by_structure);
         let intervention = shares(&defaults, kind, |r| r.by_intervention);

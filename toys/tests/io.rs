@@ -9,10 +9,10 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use l3d::Model;
+use nets::{ParamSlot, Sequential};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use tensor::Tensor;
-use toys::arch::{ParamSlot, Sequential};
 use toys::io::{
     check_inputs, load_inputs, load_model, npy_from_bytes, read_architecture, read_bytes, read_npy,
     read_safetensors, safetensors_from_bytes, save_model, write_atomic, write_npy,

@@ -3,8 +3,8 @@
 //! second; full training is `cargo run --release -p toys --example train_toys`).
 
 use l3d::Model;
+use nets::Sequential;
 use tensor::{rng, Tensor};
-use toys::arch::Sequential;
 use toys::models::{mlp_wide, parallel_tms, training_seeds};
 use toys::models::{ToyKind, ToyModel, MLP_WIDE_SEED};
 use toys::train::{train, train_toy, EarlyStop, TrainConfig};

@@ -7,7 +7,7 @@
 //!
 //! # A model: an architecture file and a weights file
 //!
-//! The architecture file describes an [`Architecture`](crate::arch::Architecture) in TOML
+//! The architecture file describes an [`Architecture`](nets::Architecture) in TOML
 //! (`.toml`) or JSON (`.json`); the weights are a safetensors file whose tensor names are the
 //! PyTorch `state_dict` names of the layers, as `safetensors.torch.save_file(model.state_dict())`
 //! writes them. A layer named `0` owns `0.weight` and `0.bias`; a layer inside submodules

@@ -13,7 +13,7 @@ use super::fs::{read_bytes, read_text, write_atomic};
 use super::inputs::extension;
 use super::safetensors::{write_safetensors, Parsed};
 use super::{IoError, Mismatch};
-use crate::arch::{Architecture, Layer, ParamSlot, Sequential};
+use nets::{Architecture, Layer, ParamSlot, Sequential};
 
 /// The two formats of an architecture file, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
