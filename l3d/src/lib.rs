@@ -24,7 +24,6 @@
 //! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
 //! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
 
-pub mod atomic;
 pub mod config;
 pub mod cp;
 pub mod decomposition;

@@ -7,13 +7,13 @@
 //! a temporary file and renamed into place, and the JSON records a hash of the tensor file, so
 //! a reader never sees a half-written file and notices a pair from two different saves.
 
-use crate::atomic::{fnv1a, write_atomic_io};
 use crate::config::L3dConfig;
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::train::{EpochStats, TrainState};
 use autodiff::optim::{AdamW, AdamWConfig};
+use nets::io::{fnv1a, write_atomic_io};
 use nets::Model;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -80,7 +80,7 @@ pub fn tensors_path(json: &Path) -> PathBuf {
     json.with_extension("safetensors")
 }
 
-/// Writes `bytes` to `path` atomically ([`crate::atomic::write_atomic_io`]): on error `path`
+/// Writes `bytes` to `path` atomically ([`nets::io::write_atomic_io`]): on error `path`
 /// is untouched and no temporary file is left.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_io(path, bytes).map_err(|e| L3dError::Io {

@@ -504,5 +504,5 @@ pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
 /// A hash of the data's shape and bits (FNV-1a), to recognise the same data on resume.
 pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
     let shape = data.shape().iter().map(|&d| d as u64);
-    crate::atomic::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
+    nets::io::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
 }

@@ -340,7 +340,7 @@ fn suite(a: SuiteArgs, ui: &Ui) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     run::write_json(&a.out.join("suite.json"), &runs)?;
-    crate::io::write_atomic(&a.out.join("suite.md"), text.as_bytes())?;
+    nets::io::write_atomic(&a.out.join("suite.md"), text.as_bytes())?;
     let verdicts: Vec<String> = runs
         .iter()
         .filter_map(|r| {
@@ -424,7 +424,7 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                     record.kind.paper_config(0),
                 )
             } else if let (Some(arch), Some(weights)) = (&a.arch, &a.weights) {
-                let defaults = run::defaults_for(&crate::io::read_architecture(arch)?);
+                let defaults = run::defaults_for(&nets::io::read_architecture(arch)?);
                 (
                     ModelSource::Files {
                         arch: arch.clone(),

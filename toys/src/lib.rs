@@ -6,7 +6,6 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod figures;
-pub mod io;
 pub mod models;
 pub mod report;
 pub mod reproduce;

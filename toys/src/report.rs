@@ -297,7 +297,7 @@ pub fn write_figures(
         }
     }
     for (file, _, svg) in &figs {
-        crate::io::write_atomic(&dir.join(file), svg.as_bytes())?;
+        nets::io::write_atomic(&dir.join(file), svg.as_bytes())?;
     }
     let table = match analysis {
         Some(a) => toy_rows(a, word),

@@ -634,9 +634,9 @@ fn write_outputs(
 ) -> Result<()> {
     let markdown = markdown_table(result);
     run::write_json(&args.out.join("reproduce.json"), result)?;
-    crate::io::write_atomic(&args.out.join("reproduce.md"), markdown.as_bytes())?;
+    nets::io::write_atomic(&args.out.join("reproduce.md"), markdown.as_bytes())?;
     for (file, _, svg) in &report_figures {
-        crate::io::write_atomic(&args.out.join(file), svg.as_bytes())?;
+        nets::io::write_atomic(&args.out.join(file), svg.as_bytes())?;
     }
     let page = Report {
         title: "L3D: the paper's toy experiments reproduced".into(),

@@ -25,7 +25,7 @@ pub enum RunError {
     #[error(transparent)]
     L3d(#[from] l3d::L3dError),
     #[error(transparent)]
-    Io(#[from] crate::io::IoError),
+    Io(#[from] nets::io::IoError),
     #[error(transparent)]
     Figure(#[from] crate::figures::FigureError),
     #[error(transparent)]
@@ -108,14 +108,14 @@ pub struct ToyRecord {
 
 /// Reads a JSON file into `T`, naming the file in any error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = crate::io::read_bytes(path)?;
+    let bytes = nets::io::read_bytes(path)?;
     serde_json::from_slice(&bytes).map_err(|e| msg(format!("{}: {e}", path.display())))
 }
 
 /// Writes `value` as pretty JSON, atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| msg(e.to_string()))?;
-    crate::io::write_atomic(path, text.as_bytes())?;
+    nets::io::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
@@ -149,7 +149,7 @@ pub fn train_toy_ui(kind: ToyKind, seed: u64, epochs: usize, ui: &Ui) -> Result<
 pub fn save_toy(toy: &ToyModel, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| msg(format!("cannot create {}: {e}", dir.display())))?;
-    crate::io::save_model(
+    nets::io::save_model(
         &toy.model,
         &dir.join("model.toml"),
         &dir.join("model.safetensors"),
@@ -165,7 +165,7 @@ pub fn save_toy(toy: &ToyModel, dir: &Path) -> Result<()> {
 
 /// Loads a toy saved by [`save_toy`].
 pub fn load_toy(dir: &Path) -> Result<ToyModel> {
-    let model = crate::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors"))?;
+    let model = nets::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors"))?;
     let record: ToyRecord = read_json(&dir.join("toy.json"))?;
     if model.architecture() != &record.kind.architecture() {
         return Err(msg(format!(
@@ -204,8 +204,8 @@ pub fn defaults_for(arch: &nets::Architecture) -> L3dConfig {
 pub fn architecture_of(source: &ModelSource) -> Result<nets::Architecture> {
     Ok(match source {
         ModelSource::Toy { kind, .. } => kind.architecture(),
-        ModelSource::ToyDir { dir } => crate::io::read_architecture(&dir.join("model.toml"))?,
-        ModelSource::Files { arch, .. } => crate::io::read_architecture(arch)?,
+        ModelSource::ToyDir { dir } => nets::io::read_architecture(&dir.join("model.toml"))?,
+        ModelSource::Files { arch, .. } => nets::io::read_architecture(arch)?,
     })
 }
 
@@ -230,7 +230,7 @@ pub fn load_model_source(source: &ModelSource, ui: &Ui) -> Result<LoadedModel> {
             })
         }
         ModelSource::Files { arch, weights } => Ok(LoadedModel {
-            model: crate::io::load_model(arch, weights)?,
+            model: nets::io::load_model(arch, weights)?,
             toy: None,
         }),
     }
@@ -254,8 +254,8 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
             crate::data::sample(spec, *samples, &mut rng(*seed))
         }
         DataSource::File { path } => {
-            let x = crate::io::load_inputs(path)?;
-            crate::io::check_inputs(&x, loaded.model.input_dim(), path)?;
+            let x = nets::io::load_inputs(path)?;
+            nets::io::check_inputs(&x, loaded.model.input_dim(), path)?;
             x
         }
     };
@@ -350,7 +350,7 @@ pub fn export_subnetworks(
         ("n_subnetworks".to_string(), d.n_v.to_string()),
         ("params".to_string(), d.names.join(",")),
     ]);
-    crate::io::write_safetensors(
+    nets::io::write_safetensors(
         &out.join("subnetworks.safetensors"),
         named.iter().map(|(n, t)| (n.as_str(), t)),
         &meta,

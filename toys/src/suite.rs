@@ -275,8 +275,8 @@ pub fn save_member(member: &Member, dir: &Path) -> crate::run::Result<SavedMembe
         weights: dir.join("model.safetensors"),
         inputs: dir.join("inputs.npy"),
     };
-    crate::io::save_model(&member.model, &saved.arch, &saved.weights)?;
-    crate::io::write_npy(&saved.inputs, &member.inputs(1000, member.seed + 1))?;
+    nets::io::save_model(&member.model, &saved.arch, &saved.weights)?;
+    nets::io::write_npy(&saved.inputs, &member.inputs(1000, member.seed + 1))?;
     let truth = serde_json::json!({
         "model": member.kind,
         "seed": member.seed,
@@ -367,7 +367,7 @@ fn decompose_saved(
     settings: &SuiteSettings,
 ) -> crate::run::Result<SuiteRun> {
     use crate::run::{DataSource, ModelSource, RunConfig};
-    let arch = crate::io::read_architecture(&saved.arch)?;
+    let arch = nets::io::read_architecture(&saved.arch)?;
     let base = crate::run::defaults_for(&arch);
     let epochs = ((base.epochs as f64 * settings.scale).round() as usize).max(10);
     let config = L3dConfig {
@@ -404,8 +404,8 @@ fn decompose_saved(
         )?;
         (a, Some(outcome.generic.verdict))
     } else {
-        let model = crate::io::load_model(&saved.arch, &saved.weights)?;
-        let x = crate::io::load_inputs(&saved.inputs)?;
+        let model = nets::io::load_model(&saved.arch, &saved.weights)?;
+        let x = nets::io::load_inputs(&saved.inputs)?;
         let mut trainer = l3d::Trainer::new(&model, config.clone(), &x)?;
         trainer.train(|_| true)?;
         let a = analyse(

@@ -77,7 +77,7 @@ fn tms_recovers_every_feature_and_its_files_parse_back() {
     let saved = l3d::persist::load_decomposition::<f32>(&out.join("decomposition.json")).unwrap();
     assert_eq!(&saved.decomposition, &outcome.trained.decomposition);
     let subnetworks =
-        toys::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
+        nets::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
     assert_eq!(
         subnetworks.tensors["subnetwork.4.hidden.weight"].shape(),
         &[2, 5]

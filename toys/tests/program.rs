@@ -118,7 +118,7 @@ fn pytorch_layout_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         ("2.bias", Tensor::randn(&[4], 0.1, &mut r)),
     ];
     let weights = dir.join("mlp.safetensors");
-    toys::io::write_safetensors(
+    nets::io::write_safetensors(
         &weights,
         tensors.iter().map(|(n, t)| (*n, t)),
         &Default::default(),
@@ -131,7 +131,7 @@ fn pytorch_layout_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
     .unwrap();
     let inputs = dir.join("x.npy");
-    toys::io::write_npy(&inputs, &Tensor::<f32>::randn(&[64, 8], 1.0, &mut r)).unwrap();
+    nets::io::write_npy(&inputs, &Tensor::<f32>::randn(&[64, 8], 1.0, &mut r)).unwrap();
     (arch, weights, inputs)
 }
 
@@ -165,7 +165,7 @@ fn a_model_in_pytorch_layout_decomposes_through_the_program() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("reconstruction error"), "{stdout}");
     let subnetworks =
-        toys::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
+        nets::io::read_safetensors::<f32>(&out.join("subnetworks.safetensors")).unwrap();
     for k in 0..3 {
         assert_eq!(
             subnetworks.tensors[&format!("subnetwork.{k}.2.weight")].shape(),

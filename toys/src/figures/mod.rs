@@ -44,7 +44,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::io::IoError;
+use nets::io::IoError;
 
 pub use a_matrix::{a_matrix_scatter, r_squared, write_a_matrix_scatter, AMatrixScatter};
 pub use error_curves::{error_curves, write_error_curves, ErrorCurves, ReferenceLine, Series};
@@ -97,7 +97,7 @@ const FONT: &str = "sans-serif";
 /// Writes `contents` to `path` atomically (temporary file in the same directory, then rename),
 /// so a reader never sees half a figure.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FigureError> {
-    Ok(crate::io::write_atomic(path, contents)?)
+    Ok(nets::io::write_atomic(path, contents)?)
 }
 
 /// Renders an SVG of `size` pixels (width, height) on a white background with `draw`.

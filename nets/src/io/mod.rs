@@ -1,5 +1,5 @@
 //! Loading and saving users' models and data: architecture files, safetensors weights, `.npy`
-//! and safetensors inputs, and atomic writes for every file the program produces.
+//! and safetensors inputs, and atomic writes for every file the project produces.
 //!
 //! Everything here validates at the boundary: any bytes give `Ok` or an [`IoError`] naming the
 //! file (and the tensor, the expected and the found shape or dtype), never a panic, and no
@@ -7,7 +7,7 @@
 //!
 //! # A model: an architecture file and a weights file
 //!
-//! The architecture file describes an [`Architecture`](nets::Architecture) in TOML
+//! The architecture file describes an [`Architecture`](crate::Architecture) in TOML
 //! (`.toml`) or JSON (`.json`); the weights are a safetensors file whose tensor names are the
 //! PyTorch `state_dict` names of the layers, as `safetensors.torch.save_file(model.state_dict())`
 //! writes them. A layer named `0` owns `0.weight` and `0.bias`; a layer inside submodules
@@ -72,6 +72,7 @@
 //! 2-D or 1-D) or from a safetensors file with one tensor (or a tensor named `inputs`);
 //! [`check_inputs`] checks the width against the model.
 
+mod atomic;
 mod element;
 mod error;
 mod fs;
@@ -81,9 +82,10 @@ mod model;
 mod npy;
 mod safetensors;
 
+pub use self::atomic::{fnv1a, write_atomic, write_atomic_io};
 pub use self::element::StoredFloat;
 pub use self::error::{IoError, Mismatch};
-pub use self::fs::{read_bytes, write_atomic};
+pub use self::fs::read_bytes;
 pub use self::half::{bf16_to_f32, f16_to_f32};
 pub use self::inputs::{check_inputs, load_inputs};
 pub use self::model::{load_model, read_architecture, save_model, write_architecture};

@@ -20,8 +20,9 @@ use safetensors::SafeTensors;
 use serde_json::{json, Value};
 use tensor::{Float, Tensor};
 
+use super::atomic::write_atomic;
 use super::element::{checked_numel, Encoding, StoredFloat, SAFETENSORS_DTYPES};
-use super::fs::{read_bytes, write_atomic};
+use super::fs::read_bytes;
 use super::IoError;
 
 /// The name the header reserves for its string metadata.

@@ -3,17 +3,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use l3d::Model;
+use crate::Model;
 use tensor::Tensor;
 
+use super::atomic::write_atomic;
 use super::element::{
     checked_numel, first_non_finite, unravel, Encoding, StoredFloat, SAFETENSORS_DTYPES,
 };
-use super::fs::{read_bytes, read_text, write_atomic};
+use super::fs::{read_bytes, read_text};
 use super::inputs::extension;
 use super::safetensors::{write_safetensors, Parsed};
 use super::{IoError, Mismatch};
-use nets::{Architecture, Layer, ParamSlot, Sequential};
+use crate::{Architecture, Layer, ParamSlot, Sequential};
 
 /// The two formats of an architecture file, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,16 +8,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use l3d::Model;
-use nets::{ParamSlot, Sequential};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-use tensor::Tensor;
-use toys::io::{
+use nets::io::{
     check_inputs, load_inputs, load_model, npy_from_bytes, read_architecture, read_bytes, read_npy,
     read_safetensors, safetensors_from_bytes, save_model, write_atomic, write_npy,
     write_safetensors, IoError, Mismatch,
 };
+use nets::Model;
+use nets::{ParamSlot, Sequential};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use tensor::Tensor;
 
 const MLP_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/models/mlp.toml");
 

@@ -1,6 +1,6 @@
 //! Writing a file atomically: a reader sees the old file or the new one, never a partial
 //! write. Every file the project writes (decompositions, checkpoints, JSON results, figures,
-//! weights, arrays) goes through [`write_atomic_io`]. Also the FNV-1a hash ([`fnv1a`]) that
+//! weights, arrays) goes through [`write_atomic`]. Also the FNV-1a hash ([`fnv1a`]) that
 //! ties a decomposition's JSON to its tensor file and a checkpoint to its data.
 
 use std::ffi::OsString;
@@ -8,6 +8,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::IoError;
+
+/// Replaces the file at `path` with `bytes`, so that a reader sees the old file or the new one
+/// and never a partial write; an error names the file ([`write_atomic_io`] does the work).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_atomic_io(path, bytes).map_err(|source| IoError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// Replaces the file at `path` with `bytes`.
 ///

@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use proptest::prelude::*;
-use tensor::Tensor;
-use toys::io::{
+use nets::io::{
     load_inputs, load_model, npy_from_bytes, read_architecture, safetensors_from_bytes, write_npy,
     write_safetensors,
 };
+use proptest::prelude::*;
+use tensor::Tensor;
 
 const MLP_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/models/mlp.toml");
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_corpus");

@@ -11,8 +11,9 @@ use std::path::Path;
 
 use tensor::{Float, Tensor};
 
+use super::atomic::write_atomic;
 use super::element::{checked_numel, Encoding, StoredFloat};
-use super::fs::{read_bytes, write_atomic};
+use super::fs::read_bytes;
 use super::IoError;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";

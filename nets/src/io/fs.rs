@@ -1,4 +1,4 @@
-//! Reading whole files safely and writing them atomically.
+//! Reading whole files safely.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -38,19 +38,5 @@ pub(crate) fn read_text(path: &Path) -> Result<String, IoError> {
             "not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ),
-    })
-}
-
-/// Replaces the file at `path` with `bytes`, so that a reader sees the old file or the new one
-/// and never a partial write.
-///
-/// The bytes go to a new temporary file in the same directory (same file system, so the rename
-/// is atomic), which is flushed to disk (`fsync`) and then renamed over `path`. On any error the
-/// temporary file is removed and `path` is left as it was. JSON results, SVG figures, weights
-/// and arrays are all written through this.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    l3d::atomic::write_atomic_io(path, bytes).map_err(|source| IoError::Write {
-        path: path.to_path_buf(),
-        source,
     })
 }
