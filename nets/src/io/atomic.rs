@@ -25,7 +25,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 /// The bytes go to a new temporary file in the same directory (same file system, so the rename
 /// is atomic), which is flushed to disk (`fsync`) and then renamed over `path`. On any error the
 /// temporary file is removed and `path` is left as it was.
-pub fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = temp_path(path)?;
     // `create_new`: never truncate a file that is not ours, and so never remove one below.
     let file = OpenOptions::new()

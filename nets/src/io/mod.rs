@@ -82,7 +82,7 @@ mod model;
 mod npy;
 mod safetensors;
 
-pub use self::atomic::{fnv1a, write_atomic, write_atomic_io};
+pub use self::atomic::{fnv1a, write_atomic};
 pub use self::element::StoredFloat;
 pub use self::error::{IoError, Mismatch};
 pub use self::fs::read_bytes;
@@ -91,5 +91,5 @@ pub use self::inputs::{check_inputs, load_inputs};
 pub use self::model::{load_model, read_architecture, save_model, write_architecture};
 pub use self::npy::{npy_from_bytes, read_npy, write_npy};
 pub use self::safetensors::{
-    read_safetensors, safetensors_from_bytes, write_safetensors, TensorFile,
+    read_safetensors, safetensors_from_bytes, safetensors_to_bytes, write_safetensors, TensorFile,
 };

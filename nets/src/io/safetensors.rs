@@ -61,13 +61,23 @@ pub fn safetensors_from_bytes<T: Float>(
 }
 
 /// Writes `tensors` (name, value) and the string `metadata` as a safetensors file, atomically
-/// (see [`write_atomic`]). The bytes depend only on the arguments: tensors are laid out in
-/// name order and the header's keys are sorted.
+/// (see [`write_atomic`]). The bytes are those of [`safetensors_to_bytes`].
 pub fn write_safetensors<'a, T: StoredFloat>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a Tensor<T>)>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), IoError> {
+    write_atomic(path, &safetensors_to_bytes(path, tensors, metadata)?)
+}
+
+/// The bytes of a safetensors file holding `tensors` (name, value) and the string `metadata`;
+/// `path` only names the file in errors. The bytes depend only on the arguments: tensors are
+/// laid out in name order and the header's keys are sorted.
+pub fn safetensors_to_bytes<'a, T: StoredFloat>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor<T>)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, IoError> {
     let mut sorted = BTreeMap::new();
     for (name, tensor) in tensors {
         let unwritable = |msg: &str| IoError::Unwritable {
@@ -82,7 +92,7 @@ pub fn write_safetensors<'a, T: StoredFloat>(
             return Err(unwritable("the name is given twice"));
         }
     }
-    write_atomic(path, &encode(&sorted, metadata))
+    Ok(encode(&sorted, metadata))
 }
 
 /// The bytes of a safetensors file holding `tensors` in name order.
