@@ -13,7 +13,7 @@ use clap::Parser;
 use l3d::config::{L3dConfig, StepPath};
 use l3d::train::Trainer;
 use std::time::{Duration, Instant};
-use toys::bench::BenchCase;
+use toys::workloads::BenchCase;
 
 #[derive(Parser)]
 struct Args {

@@ -16,90 +16,17 @@
 //!
 //! Without it the table says `n/a`.
 
-use crate::data;
-use crate::models::{gelu_squared_bench, mlp_wide, mlp_wide_data, ToyKind, ToyModel};
+use crate::workloads::BenchCase;
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::Timings;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
 use l3d::{Divergence, L3dConfig, Model, StepPath, Trainer};
-use nets::Sequential;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{rng, Float, Tensor, Transpose};
-
-/// A benchmark case of WORKLOADS.md. Names (`name`, clap) are the table's: `tms`, `squared`,
-/// `mlp-wide`, `per-sample-grad`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-#[value(rename_all = "kebab-case")]
-pub enum BenchCase {
-    /// Freshly initialised `tms`, `n_v = 5`, rank 1, batch 32, 1,000 samples per epoch.
-    Tms,
-    /// The earlier GELU `squared` network (`5 -> 5 x 4 -> 5`, [`gelu_squared_bench`]) freshly
-    /// initialised, `n_v = 5`, rank 2, batch 32, 1,000 samples.
-    Squared,
-    /// `mlp-wide` (seed 0), `n_v = 32`, rank 4, batch 64, 1,024 N(0, 1) samples.
-    MlpWide,
-    /// `mlp-wide`'s per-sample gradients only, materialised, batch 256.
-    PerSampleGrad,
-}
-
-impl BenchCase {
-    pub const ALL: [BenchCase; 4] = [
-        BenchCase::Tms,
-        BenchCase::Squared,
-        BenchCase::MlpWide,
-        BenchCase::PerSampleGrad,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BenchCase::Tms => "tms",
-            BenchCase::Squared => "squared",
-            BenchCase::MlpWide => "mlp-wide",
-            BenchCase::PerSampleGrad => "per-sample-grad",
-        }
-    }
-
-    /// The model: the toys freshly initialised from seed 0, `mlp-wide` from its seed 0.
-    pub fn model(self) -> Sequential<f32> {
-        match self {
-            BenchCase::Tms => ToyModel::untrained(ToyKind::Tms, 0).model,
-            BenchCase::Squared => gelu_squared_bench(0),
-            BenchCase::MlpWide | BenchCase::PerSampleGrad => mlp_wide(crate::models::MLP_WIDE_SEED),
-        }
-    }
-
-    /// The samples of one epoch (one batch for `per-sample-grad`), drawn from seed 1.
-    pub fn data(self) -> Tensor<f32> {
-        let mut r = rng(1);
-        match self {
-            BenchCase::Tms => data::sample(&ToyKind::Tms.data(), 1000, &mut r),
-            BenchCase::Squared => data::sample(&ToyKind::Squared.data(), 1000, &mut r),
-            BenchCase::MlpWide => data::sample(&mlp_wide_data(), 1024, &mut r),
-            BenchCase::PerSampleGrad => data::sample(&mlp_wide_data(), 256, &mut r),
-        }
-    }
-
-    /// The L3D settings: the case's `n_v`, rank and batch, the paper's settings otherwise.
-    pub fn config(self, path: StepPath) -> L3dConfig {
-        let (n_subnetworks, rank, batch_size) = match self {
-            BenchCase::Tms => (5, 1, 32),
-            BenchCase::Squared => (5, 2, 32),
-            BenchCase::MlpWide => (32, 4, 64),
-            BenchCase::PerSampleGrad => (32, 4, 256),
-        };
-        L3dConfig {
-            n_subnetworks,
-            rank,
-            batch_size,
-            path,
-            ..Default::default()
-        }
-    }
-}
 
 /// A global allocator that counts live and peak heap bytes (for [`run`]'s peak memory).
 pub struct TrackingAllocator;
@@ -825,21 +752,6 @@ impl fmt::Display for BenchTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_match_clap_and_the_cases_build() {
-        for case in BenchCase::ALL {
-            let parsed = <BenchCase as clap::ValueEnum>::from_str(case.name(), false);
-            assert_eq!(parsed, Ok(case));
-            let config = case.config(StepPath::Fast);
-            let (model, x) = (case.model(), case.data());
-            assert_eq!(x.shape()[1], model.input_dim());
-            assert!(x.shape()[0] >= config.batch_size);
-        }
-        let wide = BenchCase::MlpWide.model();
-        let count: usize = wide.params().iter().map(|p| p.numel()).sum();
-        assert_eq!(count, 98_880);
-    }
 
     #[test]
     fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {

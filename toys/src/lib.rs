@@ -13,3 +13,4 @@ pub mod run;
 pub mod suite;
 pub mod train;
 pub mod ui;
+pub mod workloads;
