@@ -28,7 +28,10 @@ use std::hint::black_box;
 use std::time::Duration;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{rng, Tensor};
-use toys::bench::raw_sgemm;
+#[path = "support/sgemm.rs"]
+mod sgemm;
+
+use sgemm::raw_sgemm;
 use toys::workloads::BenchCase;
 
 const STEP_CASES: [BenchCase; 3] = [BenchCase::Tms, BenchCase::Squared, BenchCase::MlpWide];

@@ -2,7 +2,6 @@
 //! figures, and the `l3d` program.
 
 pub mod analysis;
-pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod figures;

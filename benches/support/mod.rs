@@ -1,98 +1,39 @@
-//! The speed benchmark of WORKLOADS.md ("Benchmark cases"): each case timed on the fast path
-//! (`l3d::fast`) and the tape path (`l3d::step::tape_step`), with peak heap memory, the fast
-//! path's time split, its speedup from one thread to two, raw `sgemm` GFLOP/s measured in the
-//! same run, and the tape path's effective GFLOP/s, so the gap to the machine is visible.
+//! The speed benchmark of WORKLOADS.md ("Benchmark cases", `toys::workloads`): each case
+//! timed on the fast path (`l3d::fast`) and the tape path (`l3d::step::tape_step`), with peak
+//! heap memory, the fast path's time split, its speedup from one thread to two, raw `sgemm`
+//! GFLOP/s measured in the same run, and the tape path's effective GFLOP/s, so the gap to the
+//! machine is visible.
 //!
-//! [`run`] measures and returns a [`BenchTable`], whose `Display` is a markdown table. The
-//! `l3d_table` bench target (`cargo bench --bench l3d_table`) prints it; the criterion
-//! benches in `benches/l3d_step.rs` time the same cases step by step.
+//! [`run`] measures and returns a [`BenchTable`] (`table.rs`), whose `Display` is a markdown
+//! table. The `l3d_table` bench target (`cargo bench --bench l3d_table`) includes this module
+//! and prints it; the criterion benches in `l3d_step.rs` time the same cases step by step.
 //!
-//! Peak memory needs [`TrackingAllocator`] as the binary's global allocator:
+//! Peak memory needs [`TrackingAllocator`] (`alloc.rs`) as the binary's global allocator:
 //!
 //! ```ignore
 //! #[global_allocator]
-//! static ALLOC: toys::bench::TrackingAllocator = toys::bench::TrackingAllocator;
+//! static ALLOC: support::TrackingAllocator = support::TrackingAllocator;
 //! ```
 //!
 //! Without it the table says `n/a`.
 
-use crate::workloads::BenchCase;
+mod alloc;
+mod sgemm;
+mod table;
+
+pub use alloc::TrackingAllocator;
+pub use table::{BenchRow, BenchTable, ProductRow};
+
+use alloc::{peak_during, tracking};
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::Timings;
 use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
 use l3d::{Divergence, L3dConfig, Model, StepPath, Trainer};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use sgemm::raw_sgemm;
 use std::time::{Duration, Instant};
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
-use tensor::{rng, Float, Tensor, Transpose};
-
-/// A global allocator that counts live and peak heap bytes (for [`run`]'s peak memory).
-pub struct TrackingAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters are only
-// arithmetic on atomics.
-unsafe impl GlobalAlloc for TrackingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            grow(new_size);
-        }
-        p
-    }
-}
-
-fn grow(bytes: usize) {
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-/// Whether [`TrackingAllocator`] is this program's global allocator.
-pub fn tracking() -> bool {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    std::hint::black_box(Box::new(0u64));
-    ALLOCATIONS.load(Ordering::Relaxed) != before
-}
-
-/// Peak live heap bytes while `f` runs, above the live bytes when it started.
-fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let start = LIVE.load(Ordering::Relaxed);
-    PEAK.store(start, Ordering::Relaxed);
-    let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(start))
-}
+use tensor::{rng, Tensor, Transpose};
+use toys::workloads::BenchCase;
 
 /// How much to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,54 +64,6 @@ impl BenchOptions {
             tape_repeats: 1,
         }
     }
-}
-
-/// One case's measurements. Times are per epoch (per call for `per-sample-grad`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BenchRow {
-    pub case: BenchCase,
-    pub fast: Duration,
-    pub tape: Duration,
-    /// Peak heap bytes above the start, over building, warm-up and the timed runs.
-    pub fast_peak: Option<usize>,
-    pub tape_peak: Option<usize>,
-    /// The fast path's phases per epoch (zero for `per-sample-grad`); the rest of an epoch
-    /// (AdamW, renormalisation, batching) is `fast` minus their sum.
-    pub split: Timings,
-    /// Fast path, one thread's time over two threads' time (medians of runs taken in turn).
-    pub speedup_2_threads: f64,
-    /// Multiply-adds times two of each path's matrix products per epoch, over its time.
-    pub fast_gflops: f64,
-    pub tape_gflops: f64,
-}
-
-/// A matrix product of the tape path timed through `Tensor::matmul_t` and as raw `sgemm`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProductRow {
-    /// `m x k` by `k x n`, and what it is in the tape step.
-    pub m: usize,
-    pub k: usize,
-    pub n: usize,
-    pub role: &'static str,
-    pub tensor_gflops: f64,
-    pub sgemm_gflops: f64,
-}
-
-/// Everything [`run`] measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BenchTable {
-    pub rows: Vec<BenchRow>,
-    /// Raw `matrixmultiply::sgemm`, 1024 cubed, its own threads.
-    pub sgemm_gflops: f64,
-    /// The fast path's GEMM kernel, 256 cubed, one thread.
-    pub fast_gemm_gflops: f64,
-    /// The tape path's large products on `mlp-wide` (empty if the case was not run).
-    pub products: Vec<ProductRow>,
-    /// The fast path's peak heap on `mlp-wide` with batches of 64 and 256: `(batch, bytes)`
-    /// (empty if the case was not run or memory was not tracked).
-    pub peak_by_batch: Vec<(usize, usize)>,
-    pub threads: usize,
-    pub tracking: bool,
 }
 
 /// Runs the benchmark. Takes about a minute with the default options.
@@ -470,41 +363,6 @@ fn sgemm_gflops(n: usize, repeats: usize) -> f64 {
     2.0 * (n * n * n) as f64 / best.as_secs_f64() / 1e9
 }
 
-/// `c = a b` through `matrixmultiply::sgemm` (`Float::gemm` of `f32`, the tensor crate's
-/// GEMM, called directly), operands with `(row, column)` strides; `c` row-major `m x n`.
-/// Panics if an operand is too short for its shape and strides.
-pub fn raw_sgemm(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    assert!((m - 1) * rsa + (k - 1) * csa < a.len() && (k - 1) * rsb + (n - 1) * csb < b.len());
-    // SAFETY: the asserts bound every element the strided operands address; `c` is a distinct
-    // `&mut` slice of `m x n` elements written with row stride `n`.
-    unsafe {
-        <f32 as Float>::gemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        )
-    }
-}
-
 /// The fast path's GEMM on one thread, `n x n x n`, best of `repeats`.
 fn fast_gemm_gflops(n: usize, repeats: usize) -> f64 {
     let a = vec![1.0f32; n * n];
@@ -610,184 +468,4 @@ fn tape_products(repeats: usize) -> Vec<ProductRow> {
             }
         })
         .collect()
-}
-
-fn time(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.0} µs", s * 1e6)
-    }
-}
-
-fn bytes(b: Option<usize>) -> String {
-    match b {
-        None => "n/a".into(),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
-        Some(b) => format!("{:.0} KB", b as f64 / 1024.0),
-    }
-}
-
-fn share(part: Duration, total: Duration) -> String {
-    if part.is_zero() {
-        "-".into()
-    } else {
-        format!("{:.0}%", 100.0 * part.as_secs_f64() / total.as_secs_f64())
-    }
-}
-
-impl BenchTable {
-    fn write_cases(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "| case | fast | tape | tape / fast | fast peak | tape peak | gradients | encode \
-             | decode | backward | rest | 2 threads vs 1 | fast GFLOP/s | tape GFLOP/s |"
-        )?;
-        writeln!(f, "|---|{}", "---:|".repeat(13))?;
-        for r in &self.rows {
-            let s = &r.split;
-            let phases = s.gradients + s.encode + s.decode + s.backward;
-            let rest = if phases.is_zero() {
-                Duration::ZERO
-            } else {
-                r.fast.saturating_sub(phases)
-            };
-            let shares = [s.gradients, s.encode, s.decode, s.backward, rest]
-                .map(|part| share(part, r.fast))
-                .join(" | ");
-            writeln!(
-                f,
-                "| {} | {} | {} | {:.0}x | {} | {} | {shares} | {:.2}x | {:.1} | {:.1} |",
-                r.case.name(),
-                time(r.fast),
-                time(r.tape),
-                r.tape.as_secs_f64() / r.fast.as_secs_f64(),
-                bytes(r.fast_peak),
-                bytes(r.tape_peak),
-                r.speedup_2_threads,
-                r.fast_gflops,
-                r.tape_gflops,
-            )?;
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Times per epoch (per call for per-sample-grad), median. The split is the share of \
-             the fast path's epoch in each phase; the rest is AdamW, decoder renormalisation \
-             and batching (in parallel steps the next batch's gradients run beside AdamW and \
-             the renormalisation, and count as gradients). Peak: heap above the start, over \
-             building, warm-up and timed runs. 2 threads vs 1: medians of epochs run in turn \
-             in a one-thread and a two-thread pool."
-        )
-    }
-
-    fn write_peaks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.peak_by_batch.is_empty() {
-            return Ok(());
-        }
-        let parts: Vec<String> = self
-            .peak_by_batch
-            .iter()
-            .map(|&(b, p)| format!("batch {b}: {}", bytes(Some(p))))
-            .collect();
-        writeln!(
-            f,
-            "mlp-wide fast-path peak by batch size: {} (B x n_params floats would be {} and {}).",
-            parts.join(", "),
-            bytes(Some(64 * 98_880 * 4)),
-            bytes(Some(256 * 98_880 * 4))
-        )
-    }
-
-    fn write_products(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.products.is_empty() {
-            return Ok(());
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Tape path's large products on mlp-wide, Tensor::matmul_t vs raw sgemm:"
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "| product | m x k x n | tensor GFLOP/s | sgemm GFLOP/s | ratio |"
-        )?;
-        writeln!(f, "|---|---|---:|---:|---:|")?;
-        for p in &self.products {
-            writeln!(
-                f,
-                "| {} | {} x {} x {} | {:.1} | {:.1} | {:.2} |",
-                p.role,
-                p.m,
-                p.k,
-                p.n,
-                p.tensor_gflops,
-                p.sgemm_gflops,
-                p.tensor_gflops / p.sgemm_gflops
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for BenchTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "f32, {} threads; raw sgemm 1024^3: {:.1} GFLOP/s (matrixmultiply, its own threads); \
-             fast-path GEMM 256^3: {:.1} GFLOP/s (one thread)",
-            self.threads, self.sgemm_gflops, self.fast_gemm_gflops
-        )?;
-        writeln!(f)?;
-        self.write_cases(f)?;
-        self.write_peaks(f)?;
-        self.write_products(f)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {
-        let row = |case| BenchRow {
-            case,
-            fast: Duration::from_micros(450),
-            tape: Duration::from_millis(3),
-            fast_peak: None,
-            tape_peak: None,
-            split: Timings {
-                gradients: Duration::from_micros(45),
-                ..Timings::default()
-            },
-            speedup_2_threads: 1.0,
-            fast_gflops: 2.0,
-            tape_gflops: 0.5,
-        };
-        let table = BenchTable {
-            rows: BenchCase::ALL.iter().map(|&c| row(c)).collect(),
-            sgemm_gflops: 100.0,
-            fast_gemm_gflops: 90.0,
-            products: Vec::new(),
-            peak_by_batch: Vec::new(),
-            threads: 2,
-            tracking: false,
-        };
-        let text = table.to_string();
-        for case in BenchCase::ALL {
-            assert!(
-                text.contains(&format!(
-                    "| {} | 450 µs | 3.00 ms | 7x | n/a | n/a | 10%",
-                    case.name()
-                )),
-                "{text}"
-            );
-        }
-        assert!(text.contains("raw sgemm 1024^3: 100.0 GFLOP/s"));
-    }
 }
