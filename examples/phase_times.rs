@@ -2,7 +2,7 @@
 //! thread counts: where the time goes, and how each phase scales with threads.
 //!
 //! ```sh
-//! cargo run --release -p toys --example phase_times -- --case mlp-wide --epochs 40 --threads 1 2
+//! cargo run --release --example phase_times -- --case mlp-wide --epochs 40 --threads 1 2
 //! ```
 //!
 //! For each pool: the median and fastest epoch, and per epoch the time in the per-sample
