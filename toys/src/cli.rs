@@ -1,6 +1,6 @@
 //! The `l3d` program: argument parsing and the subcommands.
 
-use crate::analysis::AnalysisConfig;
+use crate::circuits::AnalysisConfig;
 use crate::data::{DataSpec, Sparse};
 use crate::models::ToyKind;
 use crate::report::{generic_table, toy_table};
@@ -626,7 +626,7 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
         return Err(msg("--steps must be at least 2"));
     }
     let model = &loaded.model;
-    let norm = crate::analysis::decomposed_norm(model, d);
+    let norm = crate::circuits::decomposed_norm(model, d);
     let delta = a.delta.unwrap_or(0.5 * norm);
     let deltas: Vec<f64> = (0..a.steps)
         .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)

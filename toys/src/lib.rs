@@ -2,6 +2,7 @@
 //! figures, and the `l3d` program.
 
 pub mod analysis;
+pub mod circuits;
 pub mod cli;
 pub mod data;
 pub mod figures;

@@ -11,7 +11,8 @@
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
 //! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
 
-use crate::analysis::{median, Analysis, AnalysisConfig};
+use crate::analysis::Analysis;
+use crate::circuits::{median, AnalysisConfig};
 use crate::cli::ReproduceArgs;
 use crate::figures::{self, ErrorCurves, ReferenceLine, Report, ReportFigure, Series};
 use crate::models::{ToyKind, ToyModel};

@@ -3,7 +3,8 @@
 //! figures and its exports. Every run writes its resolved config first, so
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
-use crate::analysis::{analyse, Analysis, AnalysisConfig};
+use crate::analysis::{analyse, Analysis};
+use crate::circuits::AnalysisConfig;
 use crate::data::DataSpec;
 use crate::models::{ToyKind, ToyModel, ToyReport};
 use crate::train::{train_toy, TrainConfig};

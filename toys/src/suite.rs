@@ -15,7 +15,8 @@
 //! the 4 dimensions of the autoencoder, say): each trained model is checked
 //! ([`crate::models::check`]) and recovery is counted over the features it represents.
 
-use crate::analysis::{analyse, median, Analysis, AnalysisConfig, GroundTruth};
+use crate::analysis::{analyse, Analysis, GroundTruth};
+use crate::circuits::{median, AnalysisConfig};
 use crate::data::{self, DataSpec, Sparse};
 use crate::models::check::{check_model, ModelCheck};
 use crate::models::{kaiming_uniform, Target};

@@ -2,7 +2,7 @@
 //! and reported through the program's own code, and what is written parses back.
 
 use std::path::PathBuf;
-use toys::analysis::AnalysisConfig;
+use toys::circuits::AnalysisConfig;
 use toys::models::ToyKind;
 use toys::run::{decompose, DataSource, ModelSource, RunConfig};
 use toys::ui::{Mode, Ui};
@@ -116,7 +116,7 @@ fn tmcs_subnetworks_give_back_the_matrix_a() {
 /// and the read-out, move every sample). The full suite is `l3d suite` (notes/suite.md).
 #[test]
 fn the_suite_defaults_recover_circuits_that_decomposing_every_tensor_misses() {
-    use toys::analysis::median;
+    use toys::circuits::median;
     use toys::suite::{run_suite, SuiteModel, SuiteRun, SuiteSettings};
     let run = |decompose, name: &str| {
         let settings = SuiteSettings {
