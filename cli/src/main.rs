@@ -1,5 +1,5 @@
 //! The `l3d` program; see `l3d --help`.
 
 fn main() -> std::process::ExitCode {
-    toys::cli::main()
+    l3d_cli::cli::main()
 }

@@ -1,10 +1,6 @@
 //! Reports of a decomposition: the measures every model gets, the tables printed in the
 //! terminal, and the figures with their HTML page.
 
-use crate::analysis::{Analysis, EFFECT_SHARE};
-use crate::circuits::{
-    circuits, dominant_inputs, AnalysisConfig, Circuits, Probe, SubnetworkSummary, STRUCTURE_SHARE,
-};
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
@@ -18,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
 use tensor::Tensor;
+use toys::analysis::{Analysis, EFFECT_SHARE};
+use toys::circuits::{
+    circuits, dominant_inputs, AnalysisConfig, Circuits, Probe, SubnetworkSummary, STRUCTURE_SHARE,
+};
 
 /// Rows of the data the circuit measures of a user's model are taken on.
 const PROBE_ROWS: usize = 2000;
@@ -25,7 +25,7 @@ const PROBE_ROWS: usize = 2000;
 const SWEEP_ROWS: usize = 60;
 
 /// Measures any decomposition gets, whatever the model: the reconstruction error, activity,
-/// and the circuit measures of [`crate::circuits`] on the data's first rows, each sample's
+/// and the circuit measures of [`toys::circuits`] on the data's first rows, each sample's
 /// inputs weighted by their share of its squared norm (so a sample with one dominant input
 /// counts for that input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

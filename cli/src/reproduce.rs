@@ -4,20 +4,16 @@
 //!
 //! Every row is the median and the range over all runs (toy seeds x decomposition seeds), so
 //! that a result on a knife edge can neither pass nor fail by luck; a target is met when the
-//! median meets it. The measures are those of [`crate::analysis`].
+//! median meets it. The measures are those of [`toys::analysis`].
 //!
 //! The runs are independent and each is deterministic, so they run in parallel (rayon) and
 //! give the same numbers for any number of threads. One run per toy (the first toy seed and
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
 //! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
 
-use crate::analysis::Analysis;
-use crate::circuits::{median, AnalysisConfig};
 use crate::cli::ReproduceArgs;
 use crate::figures::{self, ErrorCurves, ReferenceLine, Report, ReportFigure, Series};
-use crate::models::{ToyKind, ToyModel};
 use crate::run::{self, DataSource, ModelSource, Result, RunConfig};
-use crate::train::TrainConfig;
 use crate::ui::{Mode, Ui};
 use l3d::measure::evaluate;
 use l3d::{Divergence, L3dConfig, Trainer};
@@ -26,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use toys::analysis::Analysis;
+use toys::circuits::{median, AnalysisConfig};
+use toys::models::{ToyKind, ToyModel};
+use toys::train::TrainConfig;
 
 /// One line of the reproduction table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,7 +258,7 @@ fn train_toys(
     let toys = wanted
         .par_iter()
         .map(|&(kind, seed)| {
-            let toy = crate::train::train_toy(kind, seed, &config, &mut |_| {})?;
+            let toy = toys::train::train_toy(kind, seed, &config, &mut |_| {})?;
             run::save_toy(&toy, &toy_dir(&args.out, kind, seed))?;
             bar.inc(1);
             Ok(((kind, seed), toy))
@@ -302,7 +302,7 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
         trainer.train(|_| !ui.interrupted())?;
         let d = trainer.decomposition();
         if job.purpose == Purpose::Main {
-            let a = crate::analysis::analyse(toy.into(), d, config, trainer.history(), &settings)?;
+            let a = toys::analysis::analyse(toy.into(), d, config, trainer.history(), &settings)?;
             (a.evaluation.reconstruction_error, Some(a))
         } else {
             let held_out =

@@ -1,8 +1,5 @@
 //! The `l3d` program: argument parsing and the subcommands.
 
-use crate::circuits::AnalysisConfig;
-use crate::data::{DataSpec, Sparse};
-use crate::models::ToyKind;
 use crate::report::{generic_table, toy_table};
 use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
 use crate::ui::{Mode, Ui};
@@ -11,6 +8,9 @@ use l3d::{Divergence, Model, Reference, TopKCount, WarmStart};
 use nets::TensorSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use toys::circuits::AnalysisConfig;
+use toys::data::{DataSpec, Sparse};
+use toys::models::ToyKind;
 
 /// Local Loss Landscape Decomposition: find the sparsely active circuits of a network by
 /// decomposing per-sample gradients into a few low-rank directions in parameter space.
@@ -578,7 +578,7 @@ fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
     let generic =
         crate::report::generic_report(&loaded.model, d, &run.l3d, &data, history, &run.analysis)?;
     let analysis = match &loaded.toy {
-        Some(toy) => Some(crate::analysis::analyse(
+        Some(toy) => Some(toys::analysis::analyse(
             toy.into(),
             d,
             &run.l3d,
@@ -626,7 +626,7 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
         return Err(msg("--steps must be at least 2"));
     }
     let model = &loaded.model;
-    let norm = crate::circuits::decomposed_norm(model, d);
+    let norm = toys::circuits::decomposed_norm(model, d);
     let delta = a.delta.unwrap_or(0.5 * norm);
     let deltas: Vec<f64> = (0..a.steps)
         .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)

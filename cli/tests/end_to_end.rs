@@ -1,11 +1,11 @@
 //! End to end at reduced settings with fixed seeds: a toy is trained, decomposed, analysed
 //! and reported through the program's own code, and what is written parses back.
 
+use l3d_cli::run::{decompose, DataSource, ModelSource, RunConfig};
+use l3d_cli::ui::{Mode, Ui};
 use std::path::PathBuf;
 use toys::circuits::AnalysisConfig;
 use toys::models::ToyKind;
-use toys::run::{decompose, DataSource, ModelSource, RunConfig};
-use toys::ui::{Mode, Ui};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("l3d-e2e-{name}-{}", std::process::id()));
@@ -18,7 +18,7 @@ fn run_toy(
     top_k: f64,
     epochs: usize,
     seed: u64,
-) -> (RunConfig, PathBuf, toys::run::Outcome) {
+) -> (RunConfig, PathBuf, l3d_cli::run::Outcome) {
     let out = scratch(kind.name());
     let run = RunConfig {
         model: ModelSource::Toy {
@@ -91,7 +91,7 @@ fn tms_recovers_every_feature_and_its_files_parse_back() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("subnetwork"));
-    let model = toys::run::load_toy(&out.join("model")).unwrap();
+    let model = l3d_cli::run::load_toy(&out.join("model")).unwrap();
     assert_eq!(model.kind, ToyKind::Tms);
 }
 
@@ -116,8 +116,9 @@ fn tmcs_subnetworks_give_back_the_matrix_a() {
 /// and the read-out, move every sample). The full suite is `l3d suite` (notes/suite.md).
 #[test]
 fn the_suite_defaults_recover_circuits_that_decomposing_every_tensor_misses() {
+    use l3d_cli::suite::{run_suite, SuiteRun, SuiteSettings};
     use toys::circuits::median;
-    use toys::suite::{run_suite, SuiteModel, SuiteRun, SuiteSettings};
+    use toys::suite::SuiteModel;
     let run = |decompose, name: &str| {
         let settings = SuiteSettings {
             model_seeds: 1,

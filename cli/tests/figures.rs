@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use toys::figures::*;
+use l3d_cli::figures::*;
 
 fn tensor(name: &str, shape: &[usize], values: Vec<f32>) -> ParamTensor {
     ParamTensor::new(name, shape, values).unwrap()

@@ -3,11 +3,6 @@
 //! figures and its exports. Every run writes its resolved config first, so
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
-use crate::analysis::{analyse, Analysis};
-use crate::circuits::AnalysisConfig;
-use crate::data::DataSpec;
-use crate::models::{ToyKind, ToyModel, ToyReport};
-use crate::train::{train_toy, TrainConfig};
 use crate::ui::Ui;
 use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
@@ -17,6 +12,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::{rng, Tensor};
 use thiserror::Error;
+use toys::analysis::{analyse, Analysis};
+use toys::circuits::AnalysisConfig;
+use toys::data::DataSpec;
+use toys::models::{ToyKind, ToyModel, ToyReport};
+use toys::train::{train_toy, TrainConfig};
 
 /// An error of the program, in words, naming what was wrong.
 #[derive(Debug, Error)]
@@ -30,7 +30,7 @@ pub enum RunError {
     #[error(transparent)]
     Figure(#[from] crate::figures::FigureError),
     #[error(transparent)]
-    Train(#[from] crate::train::TrainError),
+    Train(#[from] toys::train::TrainError),
     /// The user stopped the run; what was done is saved at `checkpoint`.
     #[error("interrupted; the run was saved at {checkpoint}: continue it with `l3d decompose --resume {checkpoint}`")]
     Interrupted { checkpoint: String },
@@ -102,7 +102,7 @@ pub struct LoadedModel {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToyRecord {
     pub kind: ToyKind,
-    pub target: crate::models::Target,
+    pub target: toys::models::Target,
     pub data: DataSpec,
     pub report: ToyReport,
 }
@@ -252,7 +252,7 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
         } => {
             spec.validate()
                 .map_err(|e| msg(format!("data generator: {e}")))?;
-            crate::data::sample(spec, *samples, &mut rng(*seed))
+            toys::data::sample(spec, *samples, &mut rng(*seed))
         }
         DataSource::File { path } => {
             let x = nets::io::load_inputs(path)?;
