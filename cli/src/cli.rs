@@ -1,7 +1,9 @@
 //! The `l3d` program: argument parsing and the subcommands.
 
+use crate::error::{Result, RunError};
+use crate::files::{read_json, write_json};
 use crate::report::{generic_table, toy_table};
-use crate::run::{self, msg, DataSource, ModelSource, Result, RunConfig};
+use crate::run::{self, DataSource, ModelSource, RunConfig};
 use crate::ui::{Mode, Ui};
 use clap::{Args, Parser, Subcommand};
 use l3d::{Divergence, Model, Reference, TopKCount, WarmStart};
@@ -292,7 +294,7 @@ pub fn main() -> ExitCode {
     ui.catch_interrupts();
     match dispatch(cli.command, &ui) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ run::RunError::Interrupted { .. }) => {
+        Err(e @ (RunError::Interrupted { .. } | RunError::Stopped)) => {
             eprintln!("{e}");
             ExitCode::from(130)
         }
@@ -317,7 +319,7 @@ fn dispatch(command: Option<Command>, ui: &Ui) -> Result<()> {
 
 fn suite(a: SuiteArgs, ui: &Ui) -> Result<()> {
     if a.model_seeds == 0 || a.seeds == 0 || !(a.scale > 0.0 && a.scale <= 1.0) {
-        return Err(msg(format!(
+        return Err(RunError::Setting(format!(
             "--model-seeds ({}) and --seeds ({}) must be at least 1, --scale ({}) in (0, 1]",
             a.model_seeds, a.seeds, a.scale
         )));
@@ -339,7 +341,7 @@ fn suite(a: SuiteArgs, ui: &Ui) -> Result<()> {
         a.scale,
         start.elapsed().as_secs_f64()
     );
-    run::write_json(&a.out.join("suite.json"), &runs)?;
+    write_json(&a.out.join("suite.json"), &runs)?;
     nets::io::write_atomic(&a.out.join("suite.md"), text.as_bytes())?;
     let verdicts: Vec<String> = runs
         .iter()
@@ -402,10 +404,10 @@ fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
 fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
     let s = &a.settings;
     let mut run = match (&a.config, &a.resume) {
-        (Some(path), _) => run::read_json::<RunConfig>(path)?,
+        (Some(path), _) => read_json::<RunConfig>(path)?,
         (None, Some(ck)) => {
             let dir = ck.parent().unwrap_or(Path::new("."));
-            run::read_json::<RunConfig>(&dir.join("config.json"))?
+            read_json::<RunConfig>(&dir.join("config.json"))?
         }
         (None, None) => {
             let (model, l3d) = if let Some(kind) = a.toy {
@@ -418,7 +420,7 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                     kind.paper_config(0),
                 )
             } else if let Some(dir) = &a.model_dir {
-                let record: run::ToyRecord = run::read_json(&dir.join("toy.json"))?;
+                let record: run::ToyRecord = read_json(&dir.join("toy.json"))?;
                 (
                     ModelSource::ToyDir { dir: dir.clone() },
                     record.kind.paper_config(0),
@@ -433,9 +435,7 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
                     defaults,
                 )
             } else {
-                return Err(msg(
-                    "say what to decompose: --toy NAME, --model-dir DIR, --arch FILE --weights FILE, or --config FILE",
-                ));
+                return Err(RunError::NoModel);
             };
             let data = match (&a.inputs, a.sparse_features) {
                 (Some(path), _) => DataSource::File { path: path.clone() },
@@ -557,7 +557,7 @@ fn reopen(
     tensor::Tensor<f32>,
     l3d::persist::Saved<f32>,
 )> {
-    let run: RunConfig = run::read_json(&dir.join("config.json"))?;
+    let run: RunConfig = read_json(&dir.join("config.json"))?;
     let source = match &run.model {
         ModelSource::Toy { .. } => ModelSource::ToyDir {
             dir: dir.join("model"),
@@ -617,13 +617,13 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
     let (_, loaded, data, saved) = reopen(&a.dir, ui)?;
     let d = &saved.decomposition;
     if let Some(&k) = a.subnetworks.iter().find(|&&k| k >= d.n_v) {
-        return Err(msg(format!(
-            "subnetwork {k} does not exist (there are {})",
-            d.n_v
-        )));
+        return Err(RunError::NoSuchSubnetwork {
+            index: k,
+            count: d.n_v,
+        });
     }
     if a.steps < 2 {
-        return Err(msg("--steps must be at least 2"));
+        return Err(RunError::Setting("--steps must be at least 2".into()));
     }
     let model = &loaded.model;
     let norm = toys::circuits::decomposed_norm(model, d);
@@ -660,7 +660,7 @@ fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
         ));
     }
     let path = a.dir.join("intervention.json");
-    run::write_json(&path, &results)?;
+    write_json(&path, &results)?;
     text.push_str(&format!("sweeps written to {}", path.display()));
     ui.result(&text, serde_json::to_value(&results).unwrap_or_default());
     Ok(())

@@ -3,7 +3,9 @@
 //! The binary (`src/main.rs`) is a thin shell around [`cli::main`].
 
 pub mod cli;
+pub mod error;
 pub mod figures;
+pub mod files;
 pub mod report;
 pub mod reproduce;
 pub mod run;

@@ -1,11 +1,13 @@
 //! Reports of a decomposition: the measures every model gets, the tables printed in the
 //! terminal, and the figures with their HTML page.
 
+use crate::error::Result;
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
 };
-use crate::run::{LoadedModel, Result};
+use crate::files::create_dir;
+use crate::run::LoadedModel;
 use l3d::intervene::sweep;
 use l3d::measure::{evaluate, impacts};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model};
@@ -241,8 +243,7 @@ pub fn write_figures(
     settings: &AnalysisConfig,
 ) -> Result<()> {
     let dir = out.join("figures");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| crate::run::msg(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir(&dir)?;
     let model = &loaded.model;
     let name = loaded
         .toy

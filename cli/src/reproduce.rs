@@ -12,8 +12,10 @@
 //! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
 
 use crate::cli::ReproduceArgs;
+use crate::error::{Result, RunError};
 use crate::figures::{self, ErrorCurves, ReferenceLine, Report, ReportFigure, Series};
-use crate::run::{self, DataSource, ModelSource, Result, RunConfig};
+use crate::files::write_json;
+use crate::run::{self, DataSource, ModelSource, RunConfig};
 use crate::ui::{Mode, Ui};
 use l3d::measure::evaluate;
 use l3d::{Divergence, L3dConfig, Trainer};
@@ -187,13 +189,15 @@ fn sweep_points(toy: ToyKind) -> Vec<(usize, usize)> {
 
 pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
     if !(args.scale > 0.0 && args.scale <= 1.0) {
-        return Err(run::msg(format!(
+        return Err(RunError::Setting(format!(
             "--scale must lie in (0, 1], got {}",
             args.scale
         )));
     }
     if args.toy_seeds == 0 || args.seeds == 0 {
-        return Err(run::msg("--toy-seeds and --seeds must be at least 1"));
+        return Err(RunError::Setting(
+            "--toy-seeds and --seeds must be at least 1".into(),
+        ));
     }
     let start = Instant::now();
     let kinds: Vec<ToyKind> = if args.toys.is_empty() {
@@ -208,7 +212,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         .par_iter()
         .map(|job| {
             if ui.interrupted() {
-                return Err(run::msg("interrupted"));
+                return Err(RunError::Stopped);
             }
             let toy = &toys[&(job.toy, job.toy_seed)];
             let result = run_job(job, toy, args, ui);
@@ -634,7 +638,7 @@ fn write_outputs(
     ui: &Ui,
 ) -> Result<()> {
     let markdown = markdown_table(result);
-    run::write_json(&args.out.join("reproduce.json"), result)?;
+    write_json(&args.out.join("reproduce.json"), result)?;
     nets::io::write_atomic(&args.out.join("reproduce.md"), markdown.as_bytes())?;
     for (file, _, svg) in &report_figures {
         nets::io::write_atomic(&args.out.join(file), svg.as_bytes())?;

@@ -3,6 +3,8 @@
 //! figures and its exports. Every run writes its resolved config first, so
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
+use crate::error::{Result, RunError};
+use crate::files::{create_dir, read_json, write_json};
 use crate::ui::Ui;
 use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
@@ -11,42 +13,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::{rng, Tensor};
-use thiserror::Error;
 use toys::analysis::{analyse, Analysis};
 use toys::circuits::AnalysisConfig;
 use toys::data::DataSpec;
 use toys::models::{ToyKind, ToyModel, ToyReport};
 use toys::train::{train_toy, TrainConfig};
-
-/// An error of the program, in words, naming what was wrong.
-#[derive(Debug, Error)]
-pub enum RunError {
-    #[error("{0}")]
-    Msg(String),
-    #[error(transparent)]
-    L3d(#[from] l3d::L3dError),
-    #[error(transparent)]
-    Io(#[from] nets::io::IoError),
-    #[error(transparent)]
-    Figure(#[from] crate::figures::FigureError),
-    #[error(transparent)]
-    Train(#[from] toys::train::TrainError),
-    /// The user stopped the run; what was done is saved at `checkpoint`.
-    #[error("interrupted; the run was saved at {checkpoint}: continue it with `l3d decompose --resume {checkpoint}`")]
-    Interrupted { checkpoint: String },
-}
-
-impl From<autodiff::AutodiffError> for RunError {
-    fn from(e: autodiff::AutodiffError) -> Self {
-        RunError::L3d(e.into())
-    }
-}
-
-pub type Result<T> = std::result::Result<T, RunError>;
-
-pub fn msg(text: impl Into<String>) -> RunError {
-    RunError::Msg(text.into())
-}
 
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,19 +78,6 @@ pub struct ToyRecord {
     pub report: ToyReport,
 }
 
-/// Reads a JSON file into `T`, naming the file in any error.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = nets::io::read_bytes(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| msg(format!("{}: {e}", path.display())))
-}
-
-/// Writes `value` as pretty JSON, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| msg(e.to_string()))?;
-    nets::io::write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
-
 /// Trains a toy, with a progress bar.
 pub fn train_toy_ui(kind: ToyKind, seed: u64, epochs: usize, ui: &Ui) -> Result<ToyModel> {
     let config = TrainConfig {
@@ -148,8 +106,7 @@ pub fn train_toy_ui(kind: ToyKind, seed: u64, epochs: usize, ui: &Ui) -> Result<
 
 /// Saves a toy into a folder: `model.toml`, `model.safetensors`, `toy.json`.
 pub fn save_toy(toy: &ToyModel, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| msg(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir(dir)?;
     nets::io::save_model(
         &toy.model,
         &dir.join("model.toml"),
@@ -169,11 +126,10 @@ pub fn load_toy(dir: &Path) -> Result<ToyModel> {
     let model = nets::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors"))?;
     let record: ToyRecord = read_json(&dir.join("toy.json"))?;
     if model.architecture() != &record.kind.architecture() {
-        return Err(msg(format!(
-            "{}: the architecture is not that of the toy '{}'",
-            dir.join("model.toml").display(),
-            record.kind
-        )));
+        return Err(RunError::NotTheToy {
+            path: dir.join("model.toml"),
+            kind: record.kind,
+        });
     }
     Ok(ToyModel {
         kind: record.kind,
@@ -240,9 +196,7 @@ pub fn load_model_source(source: &ModelSource, ui: &Ui) -> Result<LoadedModel> {
 pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32>> {
     let x = match source {
         DataSource::Fresh { samples, seed } => {
-            let toy = loaded.toy.as_ref().ok_or_else(|| {
-                msg("fresh samples need a toy's input distribution; give the inputs as a file (--inputs) or a generator (--data)")
-            })?;
+            let toy = loaded.toy.as_ref().ok_or(RunError::NoInputDistribution)?;
             toy.sample_inputs(*samples, &mut rng(*seed))
         }
         DataSource::Generator {
@@ -250,8 +204,7 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
             samples,
             seed,
         } => {
-            spec.validate()
-                .map_err(|e| msg(format!("data generator: {e}")))?;
+            spec.validate().map_err(RunError::Generator)?;
             toys::data::sample(spec, *samples, &mut rng(*seed))
         }
         DataSource::File { path } => {
@@ -261,10 +214,7 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
         }
     };
     if x.shape()[0] < 2 {
-        return Err(msg(format!(
-            "the data has {} rows; a decomposition needs at least 2",
-            x.shape()[0]
-        )));
+        return Err(RunError::TooFewRows { rows: x.shape()[0] });
     }
     Ok(x)
 }
@@ -272,10 +222,10 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
 /// Checks the settings that depend on the data.
 pub fn check_against_data(config: &L3dConfig, rows: usize) -> Result<()> {
     if config.batch_size > rows {
-        return Err(msg(format!(
-            "invalid config: batch_size = {} is larger than the data ({rows} rows)",
-            config.batch_size
-        )));
+        return Err(RunError::BatchLargerThanData {
+            batch_size: config.batch_size,
+            rows,
+        });
     }
     Ok(())
 }
@@ -391,8 +341,7 @@ pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) ->
     let loaded = load_model_source(&run.model, ui)?;
     let data = load_data(&run.data, &loaded)?;
     // Nothing is written until the model and the data have loaded.
-    std::fs::create_dir_all(out)
-        .map_err(|e| msg(format!("cannot create {}: {e}", out.display())))?;
+    create_dir(out)?;
     write_json(&out.join("config.json"), run)?;
     if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
         save_toy(toy, &out.join("model"))?;

@@ -2,6 +2,8 @@
 //! [`toys::suite`] trained, saved in the layout a user hands to `l3d decompose`, decomposed
 //! from its files with the settings a user gets, and what was recovered tabulated.
 
+use crate::error::Result;
+use crate::files::{create_dir, write_json};
 use crate::ui::Ui;
 use l3d::L3dConfig;
 use serde::{Deserialize, Serialize};
@@ -20,9 +22,8 @@ pub struct SavedMember {
 /// Saves a member into `dir`: `model.toml`, `model.safetensors`, `inputs.npy` (1,000 inputs
 /// drawn from `seed + 1`, as a user would pass their data) and `truth.json` (its target,
 /// input distribution and check).
-pub fn save_member(member: &Member, dir: &Path) -> crate::run::Result<SavedMember> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| crate::run::msg(format!("cannot create {}: {e}", dir.display())))?;
+pub fn save_member(member: &Member, dir: &Path) -> Result<SavedMember> {
+    create_dir(dir)?;
     let saved = SavedMember {
         arch: dir.join("model.toml"),
         weights: dir.join("model.safetensors"),
@@ -38,7 +39,7 @@ pub fn save_member(member: &Member, dir: &Path) -> crate::run::Result<SavedMembe
         "check": member.check,
         "represented": member.represented(),
     });
-    crate::run::write_json(&dir.join("truth.json"), &truth)?;
+    write_json(&dir.join("truth.json"), &truth)?;
     Ok(saved)
 }
 
@@ -73,7 +74,7 @@ pub struct SuiteRun {
 /// gets from `l3d decompose --arch --weights --inputs --n-v <features>` (or the set of tensors
 /// asked for); the first decomposition of each model writes the full output folder
 /// (`.../decomposition/`). Runs in parallel; each run is deterministic.
-pub fn run_suite(settings: &SuiteSettings, ui: &Ui) -> crate::run::Result<Vec<SuiteRun>> {
+pub fn run_suite(settings: &SuiteSettings, ui: &Ui) -> Result<Vec<SuiteRun>> {
     use rayon::prelude::*;
     let wanted: Vec<(SuiteModel, u64)> = SuiteModel::ALL
         .iter()
@@ -89,7 +90,7 @@ pub fn run_suite(settings: &SuiteSettings, ui: &Ui) -> crate::run::Result<Vec<Su
             bar.inc(1);
             Ok((member, saved, dir))
         })
-        .collect::<crate::run::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     bar.finish_and_clear();
     let jobs: Vec<(usize, u64)> = (0..members.len())
         .flat_map(|m| (0..settings.seeds as u64).map(move |s| (m, s)))
@@ -103,7 +104,7 @@ pub fn run_suite(settings: &SuiteSettings, ui: &Ui) -> crate::run::Result<Vec<Su
             bar.inc(1);
             Ok(run)
         })
-        .collect::<crate::run::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     bar.finish_and_clear();
     Ok(runs)
 }
@@ -115,7 +116,7 @@ fn decompose_saved(
     dir: &Path,
     seed: u64,
     settings: &SuiteSettings,
-) -> crate::run::Result<SuiteRun> {
+) -> Result<SuiteRun> {
     use crate::run::{DataSource, ModelSource, RunConfig};
     let arch = nets::io::read_architecture(&saved.arch)?;
     let base = crate::run::defaults_for(&arch);
