@@ -1,8 +1,10 @@
-//! The `l3d` program: command-line parsing and the subcommands, runs from a config to files,
-//! the reports and figures, the reproduction of the paper's toys and the ground-truth suite.
-//! The binary (`src/main.rs`) is a thin shell around [`cli::main`].
+//! The `l3d` program: the command line ([`args`]) and its subcommands ([`commands`]), runs
+//! from a config to files ([`run`]), reports and figures, the reproduction of the paper's
+//! toys and the ground-truth suite. The binary (`src/main.rs`) parses the arguments, calls
+//! [`commands::dispatch`] and turns errors into exit codes.
 
-pub mod cli;
+pub mod args;
+pub mod commands;
 pub mod error;
 pub mod figures;
 pub mod files;

@@ -11,7 +11,7 @@
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
 //! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
 
-use crate::cli::ReproduceArgs;
+use crate::args::ReproduceArgs;
 use crate::error::{Result, RunError};
 use crate::figures::{self, ErrorCurves, ReferenceLine, Report, ReportFigure, Series};
 use crate::files::write_json;

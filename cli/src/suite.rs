@@ -2,7 +2,8 @@
 //! [`toys::suite`] trained, saved in the layout a user hands to `l3d decompose`, decomposed
 //! from its files with the settings a user gets, and what was recovered tabulated.
 
-use crate::error::Result;
+use crate::args::SuiteArgs;
+use crate::error::{Result, RunError};
 use crate::files::{create_dir, write_json};
 use crate::ui::Ui;
 use l3d::L3dConfig;
@@ -11,6 +12,53 @@ use std::path::{Path, PathBuf};
 use toys::analysis::analyse;
 use toys::circuits::{median, AnalysisConfig};
 use toys::suite::{train_member, Member, Recovery, SuiteModel};
+
+/// `l3d suite`: runs the suite, writes `suite.md` and `suite.json`, and prints the table and
+/// the verdicts.
+pub fn run(a: &SuiteArgs, ui: &Ui) -> Result<()> {
+    if a.model_seeds == 0 || a.seeds == 0 || !(a.scale > 0.0 && a.scale <= 1.0) {
+        return Err(RunError::Setting(format!(
+            "--model-seeds ({}) and --seeds ({}) must be at least 1, --scale ({}) in (0, 1]",
+            a.model_seeds, a.seeds, a.scale
+        )));
+    }
+    let start = std::time::Instant::now();
+    let settings = SuiteSettings {
+        model_seeds: a.model_seeds,
+        seeds: a.seeds,
+        scale: a.scale,
+        decompose: a.decompose,
+        out: a.out.clone(),
+    };
+    let runs = run_suite(&settings, ui)?;
+    let table = suite_table(&runs);
+    let text = format!(
+        "Ground-truth suite: {} trained models x {} decompositions each, epoch scale {}, {:.0} s; median [min, max] over the runs of a model; recovery counts the features the trained model represents.\n\n{table}",
+        a.model_seeds,
+        a.seeds,
+        a.scale,
+        start.elapsed().as_secs_f64()
+    );
+    write_json(&a.out.join("suite.json"), &runs)?;
+    nets::io::write_atomic(&a.out.join("suite.md"), text.as_bytes())?;
+    let verdicts: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            r.verdict
+                .as_ref()
+                .map(|v| format!("{} seed {}: {v}", r.model, r.model_seed))
+        })
+        .collect();
+    ui.result(
+        &format!(
+            "{text}\nverdicts of the first decomposition of each model:\n{}\nwritten to {}: suite.md, suite.json, and one folder per model and seed",
+            verdicts.join("\n"),
+            a.out.display()
+        ),
+        serde_json::to_value(&runs).unwrap_or_default(),
+    );
+    Ok(())
+}
 
 /// Where a member is saved, in the layout a user hands to `l3d decompose`.
 pub struct SavedMember {
