@@ -1,13 +1,14 @@
-//! Reports of a decomposition: the measures every model gets, the tables printed in the
-//! terminal, and the figures with their HTML page.
+//! Reports of a decomposition: the measures every model gets (and a toy's analysis against its
+//! ground truth), the tables printed in the terminal, and the figures with their HTML page.
+//! [`write_reports`] is the one pipeline `l3d decompose` and `l3d report` both run.
 
 use crate::error::Result;
 use crate::figures::{
     self, AMatrixScatter, ImpactMatrix, InterventionSweep, Matrix, ParamTensor, Report,
     ReportFigure, Subnetwork, SubnetworkHeatmaps,
 };
-use crate::files::create_dir;
-use crate::run::LoadedModel;
+use crate::files::{create_dir, write_json};
+use crate::ui::Ui;
 use l3d::intervene::sweep;
 use l3d::measure::{evaluate, impacts};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model};
@@ -16,15 +17,77 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
 use tensor::Tensor;
-use toys::analysis::{Analysis, EFFECT_SHARE};
+use toys::analysis::{analyse, Analysis, EFFECT_SHARE};
 use toys::circuits::{
     circuits, dominant_inputs, AnalysisConfig, Circuits, Probe, SubnetworkSummary, STRUCTURE_SHARE,
 };
+use toys::models::ToyModel;
 
 /// Rows of the data the circuit measures of a user's model are taken on.
 const PROBE_ROWS: usize = 2000;
 /// Samples drawn per sweep panel.
 const SWEEP_ROWS: usize = 60;
+
+/// A finished decomposition with what it was made from: the model (a toy, whose ground truth
+/// the analysis uses, or a user's model), the data, the settings and the training history.
+#[derive(Clone, Copy)]
+pub struct Decomposed<'a> {
+    pub model: &'a Sequential<f32>,
+    pub toy: Option<&'a ToyModel>,
+    pub d: &'a Decomposition<f32>,
+    pub config: &'a L3dConfig,
+    pub data: &'a Tensor<f32>,
+    pub history: &'a [EpochStats],
+    pub settings: &'a AnalysisConfig,
+}
+
+/// What [`write_reports`] measured: the measures every model gets, and for a toy its analysis
+/// against the ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reports {
+    pub generic: GenericReport,
+    pub analysis: Option<Analysis>,
+}
+
+impl Reports {
+    /// The table printed in the terminal: the toy's ([`toy_table`]) for a toy, else the
+    /// generic one ([`generic_table`]).
+    pub fn table(&self, toy: Option<&ToyModel>) -> String {
+        match (&self.analysis, toy) {
+            (Some(a), Some(toy)) => {
+                toy_table(toy.kind.name(), a, toy.kind.paper().reconstruction_error)
+            }
+            _ => generic_table(&self.generic),
+        }
+    }
+}
+
+/// Measures a decomposition and writes its reports into `out`: `analysis.json` (toys only),
+/// `report.json`, `figures/` and `report.html`.
+pub fn write_reports(out: &Path, run: &Decomposed, ui: &Ui) -> Result<Reports> {
+    let analysis = match run.toy {
+        Some(toy) => {
+            let bar = ui.bar(1, "analyse");
+            let a = analyse(toy.into(), run.d, run.config, run.history, run.settings)?;
+            bar.finish_and_clear();
+            write_json(&out.join("analysis.json"), &a)?;
+            Some(a)
+        }
+        None => None,
+    };
+    let generic = generic_report(
+        run.model,
+        run.d,
+        run.config,
+        run.data,
+        run.history,
+        run.settings,
+    )?;
+    write_json(&out.join("report.json"), &generic)?;
+    let reports = Reports { generic, analysis };
+    write_figures(out, run, &reports)?;
+    Ok(reports)
+}
 
 /// Measures any decomposition gets, whatever the model: the reconstruction error, activity,
 /// and the circuit measures of [`toys::circuits`] on the data's first rows, each sample's
@@ -231,24 +294,12 @@ pub fn input_impact_svg(c: &Circuits, input_word: &str) -> Result<String> {
 }
 
 /// Writes the figures of a decomposition into `out/figures/` and `out/report.html`.
-#[allow(clippy::too_many_arguments)]
-pub fn write_figures(
-    out: &Path,
-    loaded: &LoadedModel,
-    d: &Decomposition<f32>,
-    config: &L3dConfig,
-    data: &Tensor<f32>,
-    analysis: Option<&Analysis>,
-    generic: &GenericReport,
-    settings: &AnalysisConfig,
-) -> Result<()> {
+fn write_figures(out: &Path, run: &Decomposed, reports: &Reports) -> Result<()> {
     let dir = out.join("figures");
     create_dir(&dir)?;
-    let model = &loaded.model;
-    let name = loaded
-        .toy
-        .as_ref()
-        .map_or("model".to_string(), |t| t.kind.to_string());
+    let (model, d) = (run.model, run.d);
+    let (generic, analysis) = (&reports.generic, reports.analysis.as_ref());
+    let name = run.toy.map_or("model".to_string(), |t| t.kind.to_string());
     let mut figs: Vec<(String, String, String)> = Vec::new();
     figs.push((
         "subnetworks.svg".into(),
@@ -263,7 +314,7 @@ pub fn write_figures(
             2.0 * delta,
             2.0 * delta
         ),
-        sweeps_svg(model, d, config, data, delta, settings)?,
+        sweeps_svg(model, d, run.config, run.data, delta, run.settings)?,
     ));
     let word = if name == "high-rank" {
         "group"

@@ -298,7 +298,7 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
         let quiet = Ui::new(Mode::Quiet);
         let out = args.out.join(job.toy.name());
         let outcome = run::decompose(&run_config, &out, None, &quiet)?;
-        let a = outcome.analysis.expect("toys are analysed");
+        let a = outcome.reports.analysis.expect("toys are analysed");
         (a.evaluation.reconstruction_error, Some(a))
     } else {
         let x = toy.sample_inputs(samples, &mut tensor::rng(data_seed));

@@ -5,6 +5,7 @@
 
 use crate::error::{Result, RunError};
 use crate::files::{create_dir, read_json, write_json};
+use crate::report::{write_reports, Decomposed, Reports};
 use crate::ui::Ui;
 use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
@@ -13,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::{rng, Tensor};
-use toys::analysis::{analyse, Analysis};
 use toys::circuits::AnalysisConfig;
 use toys::data::DataSpec;
 use toys::models::{ToyKind, ToyModel, ToyReport};
@@ -326,13 +326,12 @@ pub struct Outcome {
     pub loaded: LoadedModel,
     pub data: Tensor<f32>,
     pub trained: Trained,
-    pub analysis: Option<Analysis>,
-    pub generic: crate::report::GenericReport,
+    pub reports: Reports,
 }
 
 /// The whole of `l3d decompose`: once the model and data have loaded, writes `config.json`,
-/// then the model (for a toy trained here), the decomposition, the exports, the analysis and
-/// the figures into `out`.
+/// then the model (for a toy trained here), the decomposition, the reports and figures
+/// ([`write_reports`]) and the exports into `out`.
 pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<Outcome> {
     run.l3d.validate().map_err(l3d::L3dError::from)?;
     if let DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } = &run.data {
@@ -355,46 +354,26 @@ pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) ->
         &loaded.model,
         &trained.history,
     )?;
-    let analysis = match &loaded.toy {
-        Some(toy) => {
-            let bar = ui.bar(1, "analyse");
-            let a = analyse(toy.into(), d, &run.l3d, &trained.history, &run.analysis)?;
-            bar.finish_and_clear();
-            write_json(&out.join("analysis.json"), &a)?;
-            Some(a)
-        }
-        None => None,
-    };
-    let generic = crate::report::generic_report(
-        &loaded.model,
+    let decomposed = Decomposed {
+        model: &loaded.model,
+        toy: loaded.toy.as_ref(),
         d,
-        &run.l3d,
-        &data,
-        &trained.history,
-        &run.analysis,
-    )?;
-    write_json(&out.join("report.json"), &generic)?;
+        config: &run.l3d,
+        data: &data,
+        history: &trained.history,
+        settings: &run.analysis,
+    };
+    let reports = write_reports(out, &decomposed, ui)?;
     let metadata = serde_json::json!({
         "config": run,
-        "metrics": &generic,
-        "analysis": &analysis,
+        "metrics": &reports.generic,
+        "analysis": &reports.analysis,
     });
     export_subnetworks(out, &loaded.model, d, &metadata)?;
-    crate::report::write_figures(
-        out,
-        &loaded,
-        d,
-        &run.l3d,
-        &data,
-        analysis.as_ref(),
-        &generic,
-        &run.analysis,
-    )?;
     Ok(Outcome {
         loaded,
         data,
         trained,
-        analysis,
-        generic,
+        reports,
     })
 }

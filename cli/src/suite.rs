@@ -201,7 +201,7 @@ fn decompose_saved(
             &outcome.trained.history,
             &analysis_settings,
         )?;
-        (a, Some(outcome.generic.verdict))
+        (a, Some(outcome.reports.generic.verdict))
     } else {
         let model = nets::io::load_model(&saved.arch, &saved.weights)?;
         let x = nets::io::load_inputs(&saved.inputs)?;

@@ -52,7 +52,7 @@ fn run_toy(
 #[test]
 fn tms_recovers_every_feature_and_its_files_parse_back() {
     let (_, out, outcome) = run_toy(ToyKind::Tms, 0.1, 1000, 0);
-    let a = outcome.analysis.as_ref().unwrap();
+    let a = outcome.reports.analysis.as_ref().unwrap();
     assert_eq!(a.structure_count(), 5, "{:#?}", a.subnetworks());
     assert_eq!(a.intervention_count(), 5, "{:#?}", a.subnetworks());
     assert!(
@@ -102,7 +102,7 @@ fn tms_recovers_every_feature_and_its_files_parse_back() {
 #[test]
 fn tmcs_subnetworks_give_back_the_matrix_a() {
     let (_, _, outcome) = run_toy(ToyKind::Tmcs, 0.1, 1000, 1);
-    let a = outcome.analysis.unwrap();
+    let a = outcome.reports.analysis.unwrap();
     assert!(a.structure_count() >= 9, "{:#?}", a.subnetworks());
     let da = a.derived_a.unwrap();
     assert!(da.r_squared >= 0.8, "r^2 = {}", da.r_squared);

@@ -4,7 +4,6 @@
 use crate::args::{DecomposeArgs, Settings};
 use crate::error::{Result, RunError};
 use crate::files::read_json;
-use crate::report::{generic_table, toy_table};
 use crate::run::{self, DataSource, ModelSource, RunConfig};
 use crate::ui::Ui;
 use nets::TensorSet;
@@ -148,19 +147,15 @@ pub(super) fn finish_decompose(
     ui: &Ui,
 ) -> Result<()> {
     let outcome = run::decompose(run, out, resume, ui)?;
-    let table = match (&outcome.analysis, &outcome.loaded.toy) {
-        (Some(a), Some(toy)) => {
-            toy_table(toy.kind.name(), a, toy.kind.paper().reconstruction_error)
-        }
-        _ => generic_table(&outcome.generic),
-    };
+    let table = outcome.reports.table(outcome.loaded.toy.as_ref());
     let text = format!(
         "{table}\nwritten to {}: config.json (repeat with `l3d decompose --config {}/config.json`), decomposition, subnetworks.safetensors, report.html, figures/",
         out.display(),
         out.display()
     );
+    let reports = &outcome.reports;
     let value =
-        serde_json::json!({ "out": out, "report": outcome.generic, "analysis": outcome.analysis });
+        serde_json::json!({ "out": out, "report": reports.generic, "analysis": reports.analysis });
     ui.result(&text, value);
     Ok(())
 }

@@ -3,47 +3,28 @@
 use super::reopen;
 use crate::args::ReportArgs;
 use crate::error::Result;
-use crate::report::{generic_table, toy_table};
+use crate::report::{write_reports, Decomposed};
 use crate::ui::Ui;
 
 pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
     let (run, loaded, data, saved) = reopen(&a.dir, ui)?;
-    let d = &saved.decomposition;
-    let history = &saved.meta.history;
-    let generic =
-        crate::report::generic_report(&loaded.model, d, &run.l3d, &data, history, &run.analysis)?;
-    let analysis = match &loaded.toy {
-        Some(toy) => Some(toys::analysis::analyse(
-            toy.into(),
-            d,
-            &run.l3d,
-            history,
-            &run.analysis,
-        )?),
-        None => None,
+    let decomposed = Decomposed {
+        model: &loaded.model,
+        toy: loaded.toy.as_ref(),
+        d: &saved.decomposition,
+        config: &run.l3d,
+        data: &data,
+        history: &saved.meta.history,
+        settings: &run.analysis,
     };
-    crate::report::write_figures(
-        &a.dir,
-        &loaded,
-        d,
-        &run.l3d,
-        &data,
-        analysis.as_ref(),
-        &generic,
-        &run.analysis,
-    )?;
-    let table = match (&analysis, &loaded.toy) {
-        (Some(an), Some(toy)) => {
-            toy_table(toy.kind.name(), an, toy.kind.paper().reconstruction_error)
-        }
-        _ => generic_table(&generic),
-    };
+    let reports = write_reports(&a.dir, &decomposed, ui)?;
     ui.result(
         &format!(
-            "{table}\nfigures and report.html rewritten in {}",
+            "{}\nreport.json, figures and report.html rewritten in {}",
+            reports.table(loaded.toy.as_ref()),
             a.dir.display()
         ),
-        serde_json::json!({ "report": generic, "analysis": analysis }),
+        serde_json::json!({ "report": reports.generic, "analysis": reports.analysis }),
     );
     Ok(())
 }
