@@ -223,6 +223,18 @@ impl ToyKind {
     }
 }
 
+impl ToyKind {
+    /// The sweeps of the paper, as `(n_v, rank)` points: ranks 1..5 for `high-rank`, n_v in
+    /// {3, 5, 10, 15} at rank 1 for `squared`; none for the other toys.
+    pub fn paper_sweep(self) -> Vec<(usize, usize)> {
+        match self {
+            ToyKind::HighRank => (1..=5).map(|r| (self.paper().n_v, r)).collect(),
+            ToyKind::Squared => [3, 5, 10, 15].iter().map(|&n| (n, 1)).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl fmt::Display for ToyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
