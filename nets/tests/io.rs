@@ -3,6 +3,10 @@
 //!
 //! Weights files "as PyTorch writes them" are made with `safetensors::serialize`, the writer
 //! behind `safetensors.torch.save_file`, so they come from a writer independent of ours.
+//!
+//! One file of about a thousand lines: every reader's cases share the helpers at the top
+//! (scratch folders, files written as PyTorch and NumPy write them, the check that an error
+//! names its file), and a case is a few lines; `io_fuzz.rs` holds the generated ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;

@@ -25,6 +25,10 @@
 //! - Early stopping can stop on a plateau: a toy can sit at a flat loss for hundreds of epochs
 //!   and then drop (seen for `tmcs`; presumably a dead unit revived as weight decay shrinks
 //!   it). Such a run is judged as it stands by the model check, and the seed search moves on.
+//!
+//! One file of about 750 lines, a quarter of them tests: the loop, the tie and the seed search
+//! share one [`TrainConfig`] and are one procedure, the authors' training of a toy; the dense
+//! fast path, which is a different thing, is `train/dense.rs`.
 
 mod dense;
 
