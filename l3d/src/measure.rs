@@ -7,11 +7,11 @@ use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::FastStep;
-use crate::model::Model;
 use crate::pairs::{
     check_data, draw_partners, draw_reference_partners, per_sample_gradients, reference_outputs,
 };
 use crate::step::{encode, tape_step, MaskRule};
+use nets::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

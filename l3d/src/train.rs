@@ -11,10 +11,10 @@ use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::{all_finite, renormalise_decoder, FastStep, RenormScratch};
-use crate::model::Model;
 use crate::pairs::{check_data, draw_reference_partners, per_sample_gradients, reference_outputs};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
+use nets::Model;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -504,5 +504,5 @@ pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
 /// A hash of the data's shape and bits (FNV-1a), to recognise the same data on resume.
 pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
     let shape = data.shape().iter().map(|&d| d as u64);
-    crate::atomic::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
+    nets::io::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
 }

@@ -20,7 +20,7 @@
 use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::model::{MlpActivation, MlpView, Model};
+use nets::{Activation, MlpView, Model};
 use std::any::Any;
 use std::f64::consts::FRAC_1_SQRT_2;
 use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};
@@ -36,7 +36,7 @@ const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 pub(crate) struct NetLayer<'m, T: Float> {
     pub w: &'m Tensor<T>,
     pub b: Option<&'m Tensor<T>>,
-    pub act: MlpActivation,
+    pub act: Activation,
     pub n_in: usize,
     pub n_out: usize,
     w_t_packed: Option<PackedB<T>>,
@@ -324,13 +324,13 @@ impl<T: Float> MlpChunk<T> {
 /// `Any` can tell a `Vec<f32>` from a `Vec<f64>`, not a slice.)
 #[allow(clippy::ptr_arg)]
 fn f32_gelu<T: Float>(
-    act: MlpActivation,
+    act: Activation,
     z: &Vec<T>,
     a: &mut Vec<T>,
     da: &mut Vec<T>,
     len: usize,
 ) -> bool {
-    if act != MlpActivation::Gelu {
+    if act != Activation::Gelu {
         return false;
     }
     let z = (z as &dyn Any).downcast_ref::<Vec<f32>>();
@@ -349,22 +349,22 @@ fn f32_gelu<T: Float>(
 /// one `erf` between `x Phi(x)` and `Phi(x) + x phi(x)`; tanh and sigmoid take theirs from the
 /// output (`1 - a^2`, `a (1 - a)`).
 #[inline]
-pub(crate) fn activate<T: Float>(act: MlpActivation, z: T) -> (T, T) {
+pub(crate) fn activate<T: Float>(act: Activation, z: T) -> (T, T) {
     match act {
-        MlpActivation::Identity => (z, T::one()),
-        MlpActivation::Relu => (relu(z), relu_grad(z)),
-        MlpActivation::Gelu => {
+        Activation::Identity => (z, T::one()),
+        Activation::Relu => (relu(z), relu_grad(z)),
+        Activation::Gelu => {
             let half = T::from_f64(0.5);
             let one_plus_erf = T::one() + (z * T::from_f64(FRAC_1_SQRT_2)).erf();
             let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * z * z).exp();
             (half * z * one_plus_erf, half * one_plus_erf + z * pdf)
         }
-        MlpActivation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
-        MlpActivation::Tanh => {
+        Activation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
+        Activation::Tanh => {
             let a = z.tanh();
             (a, T::one() - a * a)
         }
-        MlpActivation::Sigmoid => {
+        Activation::Sigmoid => {
             let a = sigmoid(z);
             (a, a * (T::one() - a))
         }

@@ -11,7 +11,7 @@ use super::mlp::{MlpChunk, MlpNet, Role};
 use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
+use nets::Model;
 use rayon::prelude::*;
 use tensor::{Float, Tensor};
 

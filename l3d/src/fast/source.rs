@@ -11,9 +11,9 @@ use super::mlp::{self, MlpNet, Role};
 use super::{each, Chunk, FastContext, FastStep};
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
-use crate::model::Model;
 use crate::pairs::{draw_reference_partners, per_sample_gradients, reference_outputs};
 use autodiff::Grad;
+use nets::Model;
 use rand::Rng;
 use tensor::{Float, Tensor};
 
