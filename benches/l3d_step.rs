@@ -1,5 +1,5 @@
 //! Benchmarks of the L3D hot loop on the benchmark cases of WORKLOADS.md (built by
-//! `toys::bench::BenchCase`), fast path (`l3d::fast`) next to tape path (`l3d::step`):
+//! `toys::workloads::BenchCase`), fast path (`l3d::fast`) next to tape path (`l3d::step`):
 //!
 //! - `l3d_step/<case>/{fast,tape}`: one step on the first batch of the case's data: per-sample
 //!   gradients (with the random references), encode, batch top-k, decode, loss and the gradient
@@ -28,7 +28,11 @@ use std::hint::black_box;
 use std::time::Duration;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{rng, Tensor};
-use toys::bench::{raw_sgemm, BenchCase};
+#[path = "support/sgemm.rs"]
+mod sgemm;
+
+use sgemm::raw_sgemm;
+use toys::workloads::BenchCase;
 
 const STEP_CASES: [BenchCase; 3] = [BenchCase::Tms, BenchCase::Squared, BenchCase::MlpWide];
 

@@ -1,5 +1,5 @@
 //! The fast path equals the tape path on every WORKLOADS.md benchmark case (`tms`, `squared`,
-//! `mlp-wide`, as `toys::bench` builds them), in f32: one batch of each, the same references,
+//! `mlp-wide`, as `toys::workloads` builds them), in f32: one batch of each, the same references,
 //! the same mask, and the loss, coefficients and every factor gradient within tolerance.
 //!
 //! Tolerance 2e-3, relative to each quantity's largest magnitude (the squared error relative
@@ -13,7 +13,7 @@ use l3d::pairs::pair_gradients;
 use l3d::step::{tape_step, MaskRule, StepResult};
 use l3d::{Decomposition, StepPath};
 use tensor::{rng, Tensor};
-use toys::bench::BenchCase;
+use toys::workloads::BenchCase;
 
 const TOL: f64 = 2e-3;
 

@@ -4,7 +4,7 @@
 use crate::config::L3dConfig;
 use crate::cp::CpTensor;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
+use nets::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tensor::{Float, Tensor};

@@ -25,6 +25,9 @@ pub enum L3dError {
     /// Reading or writing a file.
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
+    /// Reading or writing a file through `nets::io` (the hardened readers, atomic writes).
+    #[error(transparent)]
+    File(#[from] nets::IoError),
 }
 
 pub type Result<T> = std::result::Result<T, L3dError>;

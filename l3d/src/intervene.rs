@@ -4,7 +4,7 @@
 
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
+use nets::Model;
 use serde::{Deserialize, Serialize};
 use tensor::{Float, Tensor};
 

@@ -24,7 +24,6 @@
 //! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
 //! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
 
-pub mod atomic;
 pub mod config;
 pub mod cp;
 pub mod decomposition;
@@ -32,7 +31,6 @@ pub mod error;
 pub mod fast;
 pub mod intervene;
 pub mod measure;
-pub mod model;
 pub mod pairs;
 mod par;
 pub mod persist;
@@ -43,5 +41,5 @@ pub mod train;
 pub use config::{Divergence, L3dConfig, Reference, StepPath, TopKCount, WarmStart};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
-pub use model::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+pub use nets::{Model, OutputKind};
 pub use train::{EpochStats, Trainer};

@@ -6,8 +6,8 @@
 
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
-use crate::model::Model;
 use autodiff::{per_sample_grads, PerSampleGrad, Tape, Var};
+use nets::Model;
 use rand::Rng;
 use tensor::{Float, Tensor};
 

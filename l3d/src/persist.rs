@@ -5,20 +5,23 @@
 //! factors: `encoder.<param>.mode<m>` and `decoder.<param>.mode<m>`, each `[d_m, n_v R]`;
 //! checkpoints add the AdamW moments `adam.m.<i>` and `adam.v.<i>`). Each file is written to
 //! a temporary file and renamed into place, and the JSON records a hash of the tensor file, so
-//! a reader never sees a half-written file and notices a pair from two different saves.
+//! a reader never sees a half-written file and notices a pair from two different saves. The
+//! tensor file is written and read by `nets::io`, whose reader checks the header against the
+//! file before trusting it.
 
-use crate::atomic::{fnv1a, write_atomic_io};
 use crate::config::L3dConfig;
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
 use crate::train::{EpochStats, TrainState};
 use autodiff::optim::{AdamW, AdamWConfig};
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
+use nets::io::{
+    fnv1a, read_bytes, safetensors_from_bytes, safetensors_to_bytes, write_atomic, StoredFloat,
+    TensorFile,
+};
+use nets::Model;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::{Float, Tensor};
 
@@ -84,84 +87,17 @@ pub fn tensors_path(json: &Path) -> PathBuf {
     json.with_extension("safetensors")
 }
 
-/// Writes `bytes` to `path` atomically ([`crate::atomic::write_atomic_io`]): on error `path`
-/// is untouched and no temporary file is left.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_io(path, bytes).map_err(|e| L3dError::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })
-}
-
 /// FNV-1a over the bytes of a file.
 fn fnv(bytes: &[u8]) -> u64 {
     fnv1a(bytes.iter().map(|&b| b as u64))
 }
 
-fn dtype_of<T: Float>() -> Dtype {
-    if T::NAME == "f64" {
-        Dtype::F64
-    } else {
-        Dtype::F32
-    }
-}
-
-fn to_bytes<T: Float>(t: &Tensor<T>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(t.numel() * 8);
-    for v in t.data() {
-        if T::NAME == "f64" {
-            out.extend_from_slice(&v.to_f64().to_le_bytes());
-        } else {
-            out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
-        }
-    }
-    out
-}
-
-/// Named tensors to safetensors bytes.
-fn serialize<T: Float>(named: &[(String, &Tensor<T>)]) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = named.iter().map(|(_, t)| to_bytes(t)).collect();
-    let views: Vec<(String, TensorView)> = named
-        .iter()
-        .zip(&bytes)
-        .map(|((name, t), b)| {
-            let view = TensorView::new(dtype_of::<T>(), t.shape().to_vec(), b)
-                .expect("the byte length matches the shape");
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize(views, &None::<HashMap<String, String>>).map_err(|e| L3dError::Io {
-        path: String::new(),
-        msg: e.to_string(),
-    })
-}
-
-/// Reads tensor `name` of a safetensors file as `Tensor<T>` (from f32 or f64).
-fn read_tensor<T: Float>(st: &SafeTensors, name: &str, path: &Path) -> Result<Tensor<T>> {
-    let err = |msg: String| L3dError::Io {
+/// Takes tensor `name` out of a read tensor file (`path` names the file in errors).
+fn take_tensor<T: Float>(file: &mut TensorFile<T>, name: &str, path: &Path) -> Result<Tensor<T>> {
+    file.tensors.remove(name).ok_or_else(|| L3dError::Io {
         path: path.display().to_string(),
-        msg,
-    };
-    let view = st
-        .tensor(name)
-        .map_err(|_| err(format!("tensor '{name}' is missing")))?;
-    let data = view.data();
-    let values: Vec<T> = match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
-            .collect(),
-        other => {
-            return Err(err(format!(
-                "tensor '{name}' has dtype {other:?}; expected F32 or F64"
-            )))
-        }
-    };
-    Tensor::try_from_vec(view.shape(), values).map_err(|e| err(format!("tensor '{name}': {e}")))
+        msg: format!("tensor '{name}' is missing"),
+    })
 }
 
 fn factor_names(prefix: &str, d: &Decomposition<impl Float>, cps_of: bool) -> Vec<String> {
@@ -218,23 +154,23 @@ fn meta_of<T: Float>(
     }
 }
 
-fn write_pair<T: Float>(json: &Path, mut meta: Meta, named: &[(String, &Tensor<T>)]) -> Result<()> {
+fn write_pair<T: StoredFloat>(
+    json: &Path,
+    mut meta: Meta,
+    named: &[(String, &Tensor<T>)],
+) -> Result<()> {
     let tensor_path = tensors_path(json);
-    let bytes = serialize(named).map_err(|e| match e {
-        L3dError::Io { msg, .. } => L3dError::Io {
-            path: tensor_path.display().to_string(),
-            msg,
-        },
-        other => other,
-    })?;
+    let tensors = named.iter().map(|(name, t)| (name.as_str(), *t));
+    let bytes = safetensors_to_bytes(&tensor_path, tensors, &BTreeMap::new())?;
     meta.tensors_hash = fnv(&bytes);
     write_atomic(&tensor_path, &bytes)?;
     let text = serde_json::to_string_pretty(&meta).expect("metadata serialises");
-    write_atomic(json, text.as_bytes())
+    write_atomic(json, text.as_bytes())?;
+    Ok(())
 }
 
 /// Saves a decomposition of `model` trained with `config`.
-pub fn save_decomposition<T: Float>(
+pub fn save_decomposition<T: StoredFloat>(
     json: &Path,
     d: &Decomposition<T>,
     config: &L3dConfig,
@@ -245,7 +181,7 @@ pub fn save_decomposition<T: Float>(
 }
 
 /// Saves a training state, from which [`crate::train::Trainer::resume`] continues exactly.
-pub fn save_checkpoint<T: Float>(
+pub fn save_checkpoint<T: StoredFloat>(
     json: &Path,
     state: &TrainState<T>,
     model: &dyn Model<T>,
@@ -284,7 +220,7 @@ fn read_pair(json: &Path) -> Result<(Meta, Vec<u8>)> {
         });
     }
     let tensor_path = tensors_path(json);
-    let bytes = std::fs::read(&tensor_path).map_err(|e| io(&tensor_path, e))?;
+    let bytes = read_bytes(&tensor_path)?;
     if fnv(&bytes) != meta.tensors_hash {
         return Err(L3dError::Io {
             path: tensor_path.display().to_string(),
@@ -299,18 +235,18 @@ fn read_pair(json: &Path) -> Result<(Meta, Vec<u8>)> {
 
 fn decomposition_from<T: Float>(
     meta: &Meta,
-    st: &SafeTensors,
+    file: &mut TensorFile<T>,
     path: &Path,
 ) -> Result<Decomposition<T>> {
     let n_v = meta.n_subnetworks;
-    let read = |prefix: &str| -> Result<Vec<CpTensor<T>>> {
+    let mut read = |prefix: &str| -> Result<Vec<CpTensor<T>>> {
         meta.tensors
             .iter()
             .map(|t| {
                 let factors = (0..t.shape.len())
                     .map(|m| {
                         let name = format!("{prefix}.{}.mode{m}", t.name);
-                        let f = read_tensor::<T>(st, &name, path)?;
+                        let f = take_tensor(file, &name, path)?;
                         if f.shape() != [t.shape[m], n_v * t.rank] {
                             return Err(L3dError::Io {
                                 path: path.display().to_string(),
@@ -345,19 +281,12 @@ fn decomposition_from<T: Float>(
     })
 }
 
-fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes).map_err(|e| L3dError::Io {
-        path: path.display().to_string(),
-        msg: format!("not a valid safetensors file: {e}"),
-    })
-}
-
 /// Loads a decomposition (or the decomposition inside a checkpoint).
 pub fn load_decomposition<T: Float>(json: &Path) -> Result<Saved<T>> {
     let (meta, bytes) = read_pair(json)?;
     let path = tensors_path(json);
-    let st = parse(&bytes, &path)?;
-    let decomposition = decomposition_from(&meta, &st, &path)?;
+    let mut file = safetensors_from_bytes(&path, &bytes)?;
+    let decomposition = decomposition_from(&meta, &mut file, &path)?;
     Ok(Saved {
         decomposition,
         meta,
@@ -372,14 +301,14 @@ pub fn load_checkpoint<T: Float>(json: &Path) -> Result<TrainState<T>> {
         path: json.display().to_string(),
         msg: "is a decomposition, not a checkpoint".into(),
     })?;
-    let st = parse(&bytes, &path)?;
-    let decomposition = decomposition_from::<T>(&meta, &st, &path)?;
+    let mut file = safetensors_from_bytes(&path, &bytes)?;
+    let decomposition = decomposition_from::<T>(&meta, &mut file, &path)?;
     let count = decomposition.factors().len();
     let mut m = Vec::with_capacity(count);
     let mut v = Vec::with_capacity(count);
     for i in 0..count {
-        m.push(read_tensor(&st, &format!("adam.m.{i}"), &path)?);
-        v.push(read_tensor(&st, &format!("adam.v.{i}"), &path)?);
+        m.push(take_tensor(&mut file, &format!("adam.m.{i}"), &path)?);
+        v.push(take_tensor(&mut file, &format!("adam.v.{i}"), &path)?);
     }
     let config = meta.config.clone();
     Ok(TrainState {

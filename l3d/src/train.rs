@@ -11,11 +11,11 @@ use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::{check_against_model, Decomposition};
 use crate::error::{L3dError, Result};
 use crate::fast::{renormalise_decoder, FastStep, RenormScratch};
-use crate::model::Model;
 use crate::pairs::{check_data, pair_gradients, Source};
 use crate::par::{all_finite, worth_threads};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
+use nets::Model;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -470,5 +470,5 @@ pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
 /// A hash of the data's shape and bits (FNV-1a), to recognise the same data on resume.
 pub fn fingerprint<T: Float>(data: &Tensor<T>) -> u64 {
     let shape = data.shape().iter().map(|&d| d as u64);
-    crate::atomic::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
+    nets::io::fnv1a(shape.chain(data.data().iter().map(|v| v.to_f64().to_bits())))
 }

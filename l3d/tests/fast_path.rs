@@ -13,9 +13,9 @@ use l3d::fast::FastStep;
 use l3d::pairs::{pair_gradients, per_sample_gradients};
 use l3d::step::{tape_step, MaskRule, StepResult};
 use l3d::{
-    Decomposition, Divergence, L3dConfig, MlpActivation, Model, Reference, StepPath, TopKCount,
-    Trainer, WarmStart,
+    Decomposition, Divergence, L3dConfig, Model, Reference, StepPath, TopKCount, Trainer, WarmStart,
 };
+use nets::Activation;
 use proptest::prelude::*;
 use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
 use rows_model::RowsModel;
@@ -334,11 +334,7 @@ fn given_gradients_of_one_two_and_three_modes_agree() {
 
 #[test]
 fn materialised_per_sample_gradients_equal_the_tapes() {
-    let acts = [
-        MlpActivation::Gelu,
-        MlpActivation::Tanh,
-        MlpActivation::Identity,
-    ];
+    let acts = [Activation::Gelu, Activation::Tanh, Activation::Identity];
     let model = RandomMlp::<f64>::new(&[6, 9, 7, 3], &acts, &[true, false, true], 3);
     let x = normal_inputs::<f64>(70, 6, 4);
     let r = normal_inputs::<f64>(70, 3, 5);
@@ -358,11 +354,7 @@ fn materialised_per_sample_gradients_equal_the_tapes() {
 fn a_wide_model_with_several_chunks_and_packed_operands_agrees() {
     // Three chunks of the batch; layers large enough for the weights, and the factors shared
     // by the chunks, to be packed once; both the MLP pass and the tape's gradients.
-    let acts = [
-        MlpActivation::Gelu,
-        MlpActivation::Tanh,
-        MlpActivation::Identity,
-    ];
+    let acts = [Activation::Gelu, Activation::Tanh, Activation::Identity];
     for view in [true, false] {
         let mut model = RandomMlp::<f64>::new(&[40, 72, 64, 8], &acts, &[true, false, true], 9);
         model.view = view;
@@ -387,7 +379,7 @@ fn row_blocks_and_groups_of_chunks_in_the_backward_agree() {
     // A 200-wide layer: its factor gradients span three row blocks of the backward (96 rows
     // each), and 290 samples are ten chunks, more than one product takes at once (8). Equal
     // to the tape, and the same bits on one thread and two.
-    let acts = [MlpActivation::Tanh, MlpActivation::Identity];
+    let acts = [Activation::Tanh, Activation::Identity];
     let model = RandomMlp::<f64>::new(&[40, 200, 30], &acts, &[true, true], 4);
     let config = L3dConfig {
         n_subnetworks: 6,
@@ -408,11 +400,7 @@ fn row_blocks_and_groups_of_chunks_in_the_backward_agree() {
 
 /// A model big enough that the fast step runs in parallel (past `PARALLEL_WORK`).
 fn wide_model(view: bool) -> (RandomMlp<f32>, L3dConfig, Tensor<f32>) {
-    let acts = [
-        MlpActivation::Gelu,
-        MlpActivation::Relu,
-        MlpActivation::Identity,
-    ];
+    let acts = [Activation::Gelu, Activation::Relu, Activation::Identity];
     let mut model = RandomMlp::<f32>::new(&[48, 96, 96, 24], &acts, &[true, true, true], 7);
     model.view = view;
     let config = L3dConfig {
@@ -476,7 +464,7 @@ fn training_on_either_path_gives_the_same_decomposition() {
 
 /// Three epochs of training on each path from `base` (with a small MLP's settings).
 fn training_agrees(base: L3dConfig) {
-    let acts = [MlpActivation::Tanh, MlpActivation::Identity];
+    let acts = [Activation::Tanh, Activation::Identity];
     let model = RandomMlp::<f64>::new(&[3, 5, 2], &acts, &[true, true], 1);
     let x = normal_inputs::<f64>(100, 3, 2);
     let train = |path| {

@@ -7,7 +7,7 @@
 
 use l3d::{Divergence, L3dConfig, Model, OutputKind};
 use rayon::prelude::*;
-use toys::analysis::{median, AnalysisConfig};
+use toys::circuits::{median, AnalysisConfig};
 use toys::suite::{decompose_member, train_member, Member, SuiteModel};
 
 /// The parameter names a candidate decomposes.

@@ -1,17 +1,11 @@
-//! `toys`: the paper's toy models and their data, toy training, the experiments of Section 3,
-//! figures, and the `l3d` program.
+//! `toys`: the paper's toy models and their data, toy training, the ground-truth suite of
+//! users' models, the circuit measures and the analysis against a known truth, and the
+//! benchmark workloads.
 
 pub mod analysis;
-pub mod arch;
-pub mod bench;
-pub mod cli;
+pub mod circuits;
 pub mod data;
-pub mod figures;
-pub mod io;
 pub mod models;
-pub mod report;
-pub mod reproduce;
-pub mod run;
 pub mod suite;
 pub mod train;
-pub mod ui;
+pub mod workloads;

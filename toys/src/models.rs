@@ -1,6 +1,5 @@
 //! The toy models of the paper's Section 3 (WORKLOADS.md), as data: architecture, target
-//! function, input distribution and the paper's L3D settings, plus the `mlp-wide` benchmark
-//! model.
+//! function, input distribution and the paper's L3D settings.
 //!
 //! # Legend
 //!
@@ -18,10 +17,10 @@
 
 pub mod check;
 
-use crate::arch::{Activation, Architecture, Layer, Sequential};
 use crate::data::{self, DataSpec, Sparse};
 use check::ModelCheck;
 use l3d::{Divergence, L3dConfig, OutputKind};
+use nets::{Activation, Architecture, Layer, Sequential};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -224,6 +223,18 @@ impl ToyKind {
     }
 }
 
+impl ToyKind {
+    /// The sweeps of the paper, as `(n_v, rank)` points: ranks 1..5 for `high-rank`, n_v in
+    /// {3, 5, 10, 15} at rank 1 for `squared`; none for the other toys.
+    pub fn paper_sweep(self) -> Vec<(usize, usize)> {
+        match self {
+            ToyKind::HighRank => (1..=5).map(|r| (self.paper().n_v, r)).collect(),
+            ToyKind::Squared => [3, 5, 10, 15].iter().map(|&n| (n, 1)).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl fmt::Display for ToyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -276,7 +287,7 @@ fn tms_like(n: usize, h: usize) -> Architecture {
 /// An MLP with widths `widths[0] -> .. -> widths[L]`, layers `layers.0` .. `layers.{L-1}`
 /// (all with biases), `act` after every layer but the last, and after the last too if
 /// `on_output`.
-fn mlp(widths: &[usize], act: Activation, on_output: bool) -> Architecture {
+pub(crate) fn mlp(widths: &[usize], act: Activation, on_output: bool) -> Architecture {
     let last = widths.len() - 2;
     let mut layers = Vec::new();
     for (l, w) in widths.windows(2).enumerate() {
@@ -457,40 +468,6 @@ pub fn parallel_tms(blocks: &[Sequential<f32>]) -> Sequential<f32> {
     let b = Tensor::from_vec(&[15], b);
     Sequential::new(ToyKind::TmsParallel.architecture(), vec![w_in, w_out, b])
         .expect("the assembled shapes are tms-parallel's")
-}
-
-/// The `mlp-wide` benchmark model's seed (WORKLOADS.md).
-pub const MLP_WIDE_SEED: u64 = 0;
-
-/// The `mlp-wide` benchmark model: `64 -> 256 -> 256 -> 64` (`layers.0` .. `layers.2`), GELU
-/// on the hidden layers, linear output, 98,880 parameters. Weights Kaiming-normal,
-/// `N(0, 2 / fan_in)`; biases 0 (the usual companion of a Kaiming-normal weight init).
-pub fn mlp_wide(seed: u64) -> Sequential<f32> {
-    let arch = mlp(&[64, 256, 256, 64], Activation::Gelu, false);
-    let mut rng = seeded(seed, Stream::Init);
-    let (slots, _) = arch.slots().expect("mlp-wide's widths fit");
-    let params = slots
-        .iter()
-        .map(|slot| match slot.shape[..] {
-            [_, fan_in] => Tensor::randn(&slot.shape, (2.0 / fan_in as f64).sqrt(), &mut rng),
-            _ => Tensor::zeros(&slot.shape),
-        })
-        .collect();
-    Sequential::new(arch, params).expect("the parameters follow the slots")
-}
-
-/// The `squared` benchmark case's model (WORKLOADS.md, kept for comparable speed
-/// measurements; not the toy): `5 -> 5 -> 5 -> 5 -> 5 -> 5`, GELU after each hidden layer,
-/// linear output, PyTorch's default initialisation from `seed`.
-pub fn gelu_squared_bench(seed: u64) -> Sequential<f32> {
-    let arch = mlp(&[5, 5, 5, 5, 5, 5], Activation::Gelu, false);
-    let params = kaiming_uniform(&arch, &mut seeded(seed, Stream::Init));
-    Sequential::new(arch, params).expect("kaiming_uniform follows the architecture's slots")
-}
-
-/// `mlp-wide`'s inputs: `N(0, 1)`, 64 wide.
-pub fn mlp_wide_data() -> DataSpec {
-    DataSpec::normal(64)
 }
 
 /// One training run of a toy from one seed, as recorded in its report.

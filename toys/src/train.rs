@@ -25,12 +25,15 @@
 //! - Early stopping can stop on a plateau: a toy can sit at a flat loss for hundreds of epochs
 //!   and then drop (seen for `tmcs`; presumably a dead unit revived as weight decay shrinks
 //!   it). Such a run is judged as it stands by the model check, and the seed search moves on.
+//!
+//! One file of about 750 lines, a quarter of them tests: the loop, the tie and the seed search
+//! share one [`TrainConfig`] and are one procedure, the authors' training of a toy; the dense
+//! fast path, which is a different thing, is `train/dense.rs`.
 
 mod dense;
 
 pub use dense::{DenseMlp, Loss};
 
-use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
 use crate::models::check::{check_model, REPRESENTED_BELOW};
 use crate::models::{initialised, parallel_tms, seeded, training_seeds, Tie};
@@ -38,6 +41,7 @@ use crate::models::{Attempt, Stream, Target, ToyKind, ToyModel, ToyReport, MAX_S
 use autodiff::optim::{AdamW, AdamWConfig};
 use autodiff::{AutodiffError, Tape};
 use l3d::Model;
+use nets::Sequential;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tensor::Tensor;

@@ -3,11 +3,11 @@
 //! second; full training is `cargo run --release -p toys --example train_toys`).
 
 use l3d::Model;
+use nets::Sequential;
 use tensor::{rng, Tensor};
-use toys::arch::Sequential;
-use toys::models::{mlp_wide, parallel_tms, training_seeds};
-use toys::models::{ToyKind, ToyModel, MLP_WIDE_SEED};
+use toys::models::{parallel_tms, training_seeds, ToyKind, ToyModel};
 use toys::train::{train, train_toy, EarlyStop, TrainConfig};
+use toys::workloads::{mlp_wide, MLP_WIDE_SEED};
 
 fn param_count(model: &impl Model<f32>) -> usize {
     model.params().iter().map(|p| p.numel()).sum()

@@ -18,10 +18,10 @@ use super::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::config::{Divergence, L3dConfig, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
 use crate::pairs::{draw_reference_partners, pair_gradients, Source};
 use crate::par::{each, fit};
 use autodiff::Grad;
+use nets::Model;
 use rand::Rng;
 use tensor::{Float, Tensor};
 

@@ -20,7 +20,7 @@
 use super::layout::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::model::{MlpActivation, MlpView, Model};
+use nets::{Activation, MlpView, Model};
 use tensor::elementwise::{elu, elu_grad, gelu, gelu_grad, gelu_rows, relu, relu_grad, sigmoid};
 use tensor::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::{Float, Tensor};
@@ -31,7 +31,7 @@ use tensor::{Float, Tensor};
 pub(crate) struct NetLayer<'m, T: Float> {
     pub w: &'m Tensor<T>,
     pub b: Option<&'m Tensor<T>>,
-    pub act: MlpActivation,
+    pub act: Activation,
     pub n_in: usize,
     pub n_out: usize,
     w_t_packed: Option<PackedB<T>>,
@@ -255,7 +255,7 @@ impl<T: Float> MlpChunk<T> {
             match layer.act {
                 // GELU's `erf` and `exp` would dominate the pass: one row kernel, vectorised
                 // in `f32`.
-                MlpActivation::Gelu => gelu_rows(z, a, da),
+                Activation::Gelu => gelu_rows(z, a, da),
                 act => {
                     for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z) {
                         (*ai, *dai) = activate(act, zi);
@@ -323,17 +323,17 @@ impl<T: Float> MlpChunk<T> {
 /// sigmoid take theirs from the output (`1 - a^2`, `a (1 - a)`). (The forward pass takes GELU
 /// a row at a time, through [`gelu_rows`].)
 #[inline]
-pub(crate) fn activate<T: Float>(act: MlpActivation, z: T) -> (T, T) {
+pub(crate) fn activate<T: Float>(act: Activation, z: T) -> (T, T) {
     match act {
-        MlpActivation::Identity => (z, T::one()),
-        MlpActivation::Relu => (relu(z), relu_grad(z)),
-        MlpActivation::Gelu => (gelu(z), gelu_grad(z)),
-        MlpActivation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
-        MlpActivation::Tanh => {
+        Activation::Identity => (z, T::one()),
+        Activation::Relu => (relu(z), relu_grad(z)),
+        Activation::Gelu => (gelu(z), gelu_grad(z)),
+        Activation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
+        Activation::Tanh => {
             let a = z.tanh();
             (a, T::one() - a * a)
         }
-        MlpActivation::Sigmoid => {
+        Activation::Sigmoid => {
             let a = sigmoid(z);
             (a, a * (T::one() - a))
         }

@@ -11,8 +11,8 @@ use super::layout::CHUNK_ROWS;
 use super::mlp::{MlpChunk, MlpNet, Role};
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::model::Model;
 use crate::par::worth_threads;
+use nets::Model;
 use rayon::prelude::*;
 use tensor::{Float, Tensor};
 

@@ -3,16 +3,16 @@
 //! gradients.
 
 use autodiff::{Tape, Var};
-use l3d::{MlpActivation, MlpLayer, MlpView, Model, OutputKind};
+use nets::{Activation, MlpLayer, MlpView, Model, OutputKind};
 use tensor::{rng, Float, Tensor};
 
-pub const ACTIVATIONS: [MlpActivation; 6] = [
-    MlpActivation::Identity,
-    MlpActivation::Relu,
-    MlpActivation::Gelu,
-    MlpActivation::Elu,
-    MlpActivation::Tanh,
-    MlpActivation::Sigmoid,
+pub const ACTIVATIONS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::Gelu,
+    Activation::Elu,
+    Activation::Tanh,
+    Activation::Sigmoid,
 ];
 
 /// `widths[0] -> .. -> widths[L]`, layer `l` with activation `acts[l]` and a bias if
@@ -26,7 +26,7 @@ pub struct RandomMlp<T: Float> {
 }
 
 impl<T: Float> RandomMlp<T> {
-    pub fn new(widths: &[usize], acts: &[MlpActivation], biases: &[bool], seed: u64) -> Self {
+    pub fn new(widths: &[usize], acts: &[Activation], biases: &[bool], seed: u64) -> Self {
         let mut r = rng(seed);
         let mut params = Vec::new();
         let mut layers = Vec::new();
@@ -56,14 +56,14 @@ impl<T: Float> RandomMlp<T> {
     }
 }
 
-fn activate<T: Float>(tape: &mut Tape<T>, act: MlpActivation, h: Var) -> Var {
+fn activate<T: Float>(tape: &mut Tape<T>, act: Activation, h: Var) -> Var {
     match act {
-        MlpActivation::Identity => h,
-        MlpActivation::Relu => tape.relu(h),
-        MlpActivation::Gelu => tape.gelu(h),
-        MlpActivation::Elu => tape.elu(h, T::one()),
-        MlpActivation::Tanh => tape.tanh(h),
-        MlpActivation::Sigmoid => tape.sigmoid(h),
+        Activation::Identity => h,
+        Activation::Relu => tape.relu(h),
+        Activation::Gelu => tape.gelu(h),
+        Activation::Elu => tape.elu(h, T::one()),
+        Activation::Tanh => tape.tanh(h),
+        Activation::Sigmoid => tape.sigmoid(h),
     }
 }
 

@@ -32,9 +32,9 @@
 //! are per group): dropping a whole group gives `u >= 1` for each of its features.
 
 use super::Target;
-use crate::arch::Sequential;
 use crate::data::{self, DataSpec};
 use l3d::Model;
+use nets::Sequential;
 use serde::{Deserialize, Serialize};
 use tensor::Tensor;
 

@@ -22,7 +22,7 @@
 //! be too short to vectorise, while 32 samples fill a few SIMD registers. Forward and `da` are
 //! axpys of batch rows, `dW` and `db` are dot products and sums over the batch.
 
-use crate::arch::{Activation, Architecture, Layer};
+use nets::{Activation, Architecture, Layer};
 use tensor::elementwise::{elu, relu, relu_grad};
 use tensor::{Float, Tensor};
 
@@ -340,10 +340,10 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Sequential;
     use crate::models::{kaiming_uniform, ToyKind};
     use autodiff::Tape;
     use l3d::Model;
+    use nets::Sequential;
     use tensor::rng;
 
     /// The tape's loss and gradients for the same batch.

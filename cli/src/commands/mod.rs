@@ -1,0 +1,90 @@
+//! The subcommands of `l3d`, one file each where there is more than a few lines to them;
+//! `reproduce` and `suite` are in [`crate::reproduce`] and [`crate::suite`].
+
+mod decompose;
+mod intervene;
+mod report;
+
+use crate::args::{Command, TrainArgs};
+use crate::error::Result;
+use crate::files::read_json;
+use crate::run::{self, DataSource, LoadedModel, ModelSource, RunConfig};
+use crate::ui::Ui;
+use std::path::{Path, PathBuf};
+use tensor::Tensor;
+use toys::circuits::AnalysisConfig;
+use toys::models::ToyKind;
+
+/// Runs a subcommand; with none, the default run.
+pub fn dispatch(command: Option<Command>, ui: &Ui) -> Result<()> {
+    match command {
+        None => default_run(ui),
+        Some(Command::Train(a)) => train(a, ui),
+        Some(Command::Decompose(a)) => decompose::decompose(*a, ui),
+        Some(Command::Report(a)) => report::report(a, ui),
+        Some(Command::Intervene(a)) => intervene::intervene(a, ui),
+        Some(Command::Reproduce(a)) => crate::reproduce::run(&a, ui),
+        Some(Command::Suite(a)) => crate::suite::run(&a, ui),
+    }
+}
+
+fn default_run(ui: &Ui) -> Result<()> {
+    ui.info("l3d: training the TMS toy model and decomposing it at the paper's settings");
+    let run = RunConfig {
+        model: ModelSource::Toy {
+            kind: ToyKind::Tms,
+            seed: 0,
+            train_epochs: 1000,
+        },
+        data: DataSource::Fresh {
+            samples: 1000,
+            seed: 1,
+        },
+        l3d: ToyKind::Tms.paper_config(0),
+        analysis: AnalysisConfig::default(),
+    };
+    decompose::finish_decompose(&run, Path::new("out/default"), None, ui)
+}
+
+fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("out/{}", a.model)));
+    let toy = run::train_toy_ui(a.model, a.seed, a.epochs, ui)?;
+    run::save_toy(&toy, &out)?;
+    let check = &toy.report.check;
+    let text = format!(
+        "{}: saved to {}\n{}\nper-feature unexplained fraction: {:?}\nfeature embedding norms: {:?}",
+        a.model,
+        out.display(),
+        toy.report.choice,
+        check.unexplained.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        check.embedding_norms.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
+    ui.result(&text, serde_json::to_value(&toy.report).unwrap_or_default());
+    Ok(())
+}
+
+/// Reads a finished decomposition folder back: its config, model, data and decomposition.
+fn reopen(
+    dir: &Path,
+    ui: &Ui,
+) -> Result<(
+    RunConfig,
+    LoadedModel,
+    Tensor<f32>,
+    l3d::persist::Saved<f32>,
+)> {
+    let run: RunConfig = read_json(&dir.join("config.json"))?;
+    let source = match &run.model {
+        ModelSource::Toy { .. } => ModelSource::ToyDir {
+            dir: dir.join("model"),
+        },
+        other => other.clone(),
+    };
+    let loaded = run::load_model_source(&source, ui)?;
+    let data = run::load_data(&run.data, &loaded)?;
+    let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
+    l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
+    Ok((run, loaded, data, saved))
+}

@@ -1,0 +1,15 @@
+//! The `l3d` program: the command line ([`args`]) and its subcommands ([`commands`]), runs
+//! from a config to files ([`run`]), reports and figures, the reproduction of the paper's
+//! toys and the ground-truth suite. The binary (`src/main.rs`) parses the arguments, calls
+//! [`commands::dispatch`] and turns errors into exit codes.
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod figures;
+pub mod files;
+pub mod report;
+pub mod reproduce;
+pub mod run;
+pub mod suite;
+pub mod ui;

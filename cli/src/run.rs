@@ -1,0 +1,379 @@
+//! A run of the program, from a config to files: the model (a toy trained here, a saved toy,
+//! or a user's architecture and weights), the data, the decomposition, its analysis, its
+//! figures and its exports. Every run writes its resolved config first, so
+//! `l3d decompose --config <out>/config.json` repeats it exactly.
+
+use crate::error::{Result, RunError};
+use crate::files::{create_dir, read_json, write_json};
+use crate::report::{write_reports, Decomposed, Reports};
+use crate::ui::Ui;
+use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
+use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
+use nets::{Sequential, TensorSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tensor::{rng, Tensor};
+use toys::circuits::AnalysisConfig;
+use toys::data::DataSpec;
+use toys::models::{ToyKind, ToyModel, ToyReport};
+use toys::train::{train_toy, TrainConfig};
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// A toy of WORKLOADS.md trained here from `seed` (at most `train_epochs` epochs, with early
+    /// stopping once converged).
+    Toy {
+        kind: ToyKind,
+        seed: u64,
+        train_epochs: usize,
+    },
+    /// A toy saved by `l3d train` (a folder with `model.toml`, `model.safetensors`, `toy.json`).
+    ToyDir { dir: PathBuf },
+    /// A user's model: an architecture file (TOML or JSON) and safetensors weights.
+    Files { arch: PathBuf, weights: PathBuf },
+}
+
+/// Where the inputs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum DataSource {
+    /// Fresh samples from a toy's own input distribution.
+    Fresh { samples: usize, seed: u64 },
+    /// Rows of a `.npy` or safetensors file (`[N, d_in]`).
+    File { path: PathBuf },
+    /// Fresh samples from a named generator (for users' models without an input file).
+    Generator {
+        spec: DataSpec,
+        samples: usize,
+        seed: u64,
+    },
+}
+
+/// Everything that decides a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelSource,
+    pub data: DataSource,
+    pub l3d: L3dConfig,
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+}
+
+/// A model with, for toys, what the analysis needs to know about it.
+pub struct LoadedModel {
+    pub model: Sequential<f32>,
+    pub toy: Option<ToyModel>,
+}
+
+/// What a toy folder's `toy.json` records beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToyRecord {
+    pub kind: ToyKind,
+    pub target: toys::models::Target,
+    pub data: DataSpec,
+    pub report: ToyReport,
+}
+
+/// Trains a toy, with a progress bar.
+pub fn train_toy_ui(kind: ToyKind, seed: u64, epochs: usize, ui: &Ui) -> Result<ToyModel> {
+    let config = TrainConfig {
+        epochs,
+        ..Default::default()
+    };
+    let bar = ui.bar(epochs as u64, &format!("train {kind}"));
+    let mut last_seed = seed;
+    let toy = train_toy(kind, seed, &config, &mut |p| {
+        if p.seed != last_seed {
+            last_seed = p.seed;
+            bar.set_prefix(format!("train {kind} s{}", p.seed));
+        }
+        bar.set_length(p.epochs as u64);
+        bar.set_position(p.epoch as u64);
+        bar.set_message(format!("loss {:.5}", p.loss));
+    })?;
+    bar.finish_and_clear();
+    ui.info(&format!(
+        "trained {kind}: {} ({} attempt(s))",
+        toy.report.choice,
+        toy.report.attempts.len().max(toy.report.blocks.len())
+    ));
+    Ok(toy)
+}
+
+/// Saves a toy into a folder: `model.toml`, `model.safetensors`, `toy.json`.
+pub fn save_toy(toy: &ToyModel, dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    nets::io::save_model(
+        &toy.model,
+        &dir.join("model.toml"),
+        &dir.join("model.safetensors"),
+    )?;
+    let record = ToyRecord {
+        kind: toy.kind,
+        target: toy.target.clone(),
+        data: toy.data,
+        report: toy.report.clone(),
+    };
+    write_json(&dir.join("toy.json"), &record)
+}
+
+/// Loads a toy saved by [`save_toy`].
+pub fn load_toy(dir: &Path) -> Result<ToyModel> {
+    let model = nets::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors"))?;
+    let record: ToyRecord = read_json(&dir.join("toy.json"))?;
+    if model.architecture() != &record.kind.architecture() {
+        return Err(RunError::NotTheToy {
+            path: dir.join("model.toml"),
+            kind: record.kind,
+        });
+    }
+    Ok(ToyModel {
+        kind: record.kind,
+        model,
+        target: record.target,
+        data: record.data,
+        report: record.report,
+    })
+}
+
+/// The L3D settings `l3d decompose` starts from for a user's model: the paper's, except the
+/// divergence (KL for logits, the paper's MSE otherwise) and the tensors decomposed: the
+/// weights before the read-out ([`TensorSet::WeightsBeforeReadout`]). Decomposing every
+/// tensor (the paper's choice, `--decompose all`) recovered almost no circuit of users'
+/// models by intervention: biases and the read-out, which act on every sample, dominate the
+/// subnetworks (measured on the ground-truth suite: notes/suite.md).
+pub fn defaults_for(arch: &nets::Architecture) -> L3dConfig {
+    L3dConfig {
+        divergence: match arch.output {
+            l3d::OutputKind::Logits => l3d::Divergence::Kl,
+            l3d::OutputKind::Regression => l3d::Divergence::Mse,
+        },
+        decompose: arch.tensors(TensorSet::WeightsBeforeReadout),
+        ..L3dConfig::default()
+    }
+}
+
+/// The architecture of a model source, without loading its weights.
+pub fn architecture_of(source: &ModelSource) -> Result<nets::Architecture> {
+    Ok(match source {
+        ModelSource::Toy { kind, .. } => kind.architecture(),
+        ModelSource::ToyDir { dir } => nets::io::read_architecture(&dir.join("model.toml"))?,
+        ModelSource::Files { arch, .. } => nets::io::read_architecture(arch)?,
+    })
+}
+
+pub fn load_model_source(source: &ModelSource, ui: &Ui) -> Result<LoadedModel> {
+    match source {
+        ModelSource::Toy {
+            kind,
+            seed,
+            train_epochs,
+        } => {
+            let toy = train_toy_ui(*kind, *seed, *train_epochs, ui)?;
+            Ok(LoadedModel {
+                model: toy.model.clone(),
+                toy: Some(toy),
+            })
+        }
+        ModelSource::ToyDir { dir } => {
+            let toy = load_toy(dir)?;
+            Ok(LoadedModel {
+                model: toy.model.clone(),
+                toy: Some(toy),
+            })
+        }
+        ModelSource::Files { arch, weights } => Ok(LoadedModel {
+            model: nets::io::load_model(arch, weights)?,
+            toy: None,
+        }),
+    }
+}
+
+pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32>> {
+    let x = match source {
+        DataSource::Fresh { samples, seed } => {
+            let toy = loaded.toy.as_ref().ok_or(RunError::NoInputDistribution)?;
+            toy.sample_inputs(*samples, &mut rng(*seed))
+        }
+        DataSource::Generator {
+            spec,
+            samples,
+            seed,
+        } => {
+            spec.validate().map_err(RunError::Generator)?;
+            toys::data::sample(spec, *samples, &mut rng(*seed))
+        }
+        DataSource::File { path } => {
+            let x = nets::io::load_inputs(path)?;
+            nets::io::check_inputs(&x, loaded.model.input_dim(), path)?;
+            x
+        }
+    };
+    if x.shape()[0] < 2 {
+        return Err(RunError::TooFewRows { rows: x.shape()[0] });
+    }
+    Ok(x)
+}
+
+/// Checks the settings that depend on the data.
+pub fn check_against_data(config: &L3dConfig, rows: usize) -> Result<()> {
+    if config.batch_size > rows {
+        return Err(RunError::BatchLargerThanData {
+            batch_size: config.batch_size,
+            rows,
+        });
+    }
+    Ok(())
+}
+
+/// The result of training: the decomposition and its history.
+pub struct Trained {
+    pub decomposition: Decomposition<f32>,
+    pub history: Vec<EpochStats>,
+}
+
+/// Trains a decomposition with a progress bar, stopping cleanly on Ctrl-C (the state is then
+/// saved as a checkpoint in `out` and [`RunError::Interrupted`] returned). `resume`
+/// continues from a checkpoint.
+pub fn train_decomposition(
+    model: &Sequential<f32>,
+    config: &L3dConfig,
+    data: &Tensor<f32>,
+    resume: Option<&Path>,
+    out: &Path,
+    ui: &Ui,
+) -> Result<Trained> {
+    config.validate().map_err(l3d::L3dError::from)?;
+    check_against_data(config, data.shape()[0])?;
+    let mut trainer = match resume {
+        Some(path) => Trainer::resume(model, load_checkpoint(path)?, data)?,
+        None => Trainer::new(model, config.clone(), data)?,
+    };
+    let bar = ui.bar(config.epochs as u64, "decompose");
+    bar.set_position(trainer.state.epoch as u64);
+    trainer.train(|s| {
+        bar.set_position(s.epoch as u64 + 1);
+        bar.set_message(format!(
+            "loss {:.4} error {:.4} dead {}",
+            s.loss, s.reconstruction_error, s.dead
+        ));
+        ui.event("epoch", serde_json::to_value(s).unwrap_or_default());
+        !ui.interrupted()
+    })?;
+    bar.finish_and_clear();
+    if trainer.state.epoch < trainer.state.config.epochs {
+        let path = out.join("checkpoint.json");
+        save_checkpoint(&path, &trainer.state, model)?;
+        return Err(RunError::Interrupted {
+            checkpoint: path.display().to_string(),
+        });
+    }
+    Ok(Trained {
+        decomposition: trainer.state.decomposition.clone(),
+        history: trainer.state.history.clone(),
+    })
+}
+
+/// Writes the subnetworks for use elsewhere (Python): `subnetworks.safetensors` with
+/// `subnetwork.{k}.{param}` in the model's own shapes (decoder, unit norm) and
+/// `encoder.{k}.{param}`, and `subnetworks.json` with the metadata.
+pub fn export_subnetworks(
+    out: &Path,
+    model: &Sequential<f32>,
+    d: &Decomposition<f32>,
+    metadata: &serde_json::Value,
+) -> Result<()> {
+    let mut named: Vec<(String, Tensor<f32>)> = Vec::new();
+    for k in 0..d.n_v {
+        for (name, t) in d.names.iter().zip(d.subnetwork(k)) {
+            named.push((format!("subnetwork.{k}.{name}"), t));
+        }
+        for (name, t) in d.names.iter().zip(d.encoder_subnetwork(k)) {
+            named.push((format!("encoder.{k}.{name}"), t));
+        }
+    }
+    let meta = BTreeMap::from([
+        ("format".to_string(), "l3d-subnetworks".to_string()),
+        ("n_subnetworks".to_string(), d.n_v.to_string()),
+        ("params".to_string(), d.names.join(",")),
+    ]);
+    nets::io::write_safetensors(
+        &out.join("subnetworks.safetensors"),
+        named.iter().map(|(n, t)| (n.as_str(), t)),
+        &meta,
+    )?;
+    let mut meta_json = metadata.clone();
+    if let serde_json::Value::Object(map) = &mut meta_json {
+        map.insert("params".into(), serde_json::json!(d.names));
+        map.insert(
+            "param_shapes".into(),
+            serde_json::json!(d
+                .param_index
+                .iter()
+                .map(|&i| model.param_shapes()[i].clone())
+                .collect::<Vec<_>>()),
+        );
+    }
+    write_json(&out.join("subnetworks.json"), &meta_json)
+}
+
+/// What `decompose` produced.
+pub struct Outcome {
+    pub loaded: LoadedModel,
+    pub data: Tensor<f32>,
+    pub trained: Trained,
+    pub reports: Reports,
+}
+
+/// The whole of `l3d decompose`: once the model and data have loaded, writes `config.json`,
+/// then the model (for a toy trained here), the decomposition, the reports and figures
+/// ([`write_reports`]) and the exports into `out`.
+pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<Outcome> {
+    run.l3d.validate().map_err(l3d::L3dError::from)?;
+    if let DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } = &run.data {
+        check_against_data(&run.l3d, *samples)?;
+    }
+    let loaded = load_model_source(&run.model, ui)?;
+    let data = load_data(&run.data, &loaded)?;
+    // Nothing is written until the model and the data have loaded.
+    create_dir(out)?;
+    write_json(&out.join("config.json"), run)?;
+    if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
+        save_toy(toy, &out.join("model"))?;
+    }
+    let trained = train_decomposition(&loaded.model, &run.l3d, &data, resume, out, ui)?;
+    let d = &trained.decomposition;
+    save_decomposition(
+        &out.join("decomposition.json"),
+        d,
+        &run.l3d,
+        &loaded.model,
+        &trained.history,
+    )?;
+    let decomposed = Decomposed {
+        model: &loaded.model,
+        toy: loaded.toy.as_ref(),
+        d,
+        config: &run.l3d,
+        data: &data,
+        history: &trained.history,
+        settings: &run.analysis,
+    };
+    let reports = write_reports(out, &decomposed, ui)?;
+    let metadata = serde_json::json!({
+        "config": run,
+        "metrics": &reports.generic,
+        "analysis": &reports.analysis,
+    });
+    export_subnetworks(out, &loaded.model, d, &metadata)?;
+    Ok(Outcome {
+        loaded,
+        data,
+        trained,
+        reports,
+    })
+}

@@ -1,5 +1,0 @@
-//! The `l3d` program; see `l3d --help`.
-
-fn main() -> std::process::ExitCode {
-    toys::cli::main()
-}
