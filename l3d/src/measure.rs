@@ -3,12 +3,12 @@
 //! Impact of subnetwork `v_k` on a pair: `I(x_i, x_j, v_k) = |<V_in[k], g(x_i, x_j)>|`; on a
 //! sample: `I(x_i, v_k)`, the mean of `I(x_i, x_j, v_k)` over `n` references `x_j`.
 
-use crate::config::{L3dConfig, StepPath};
+use crate::config::L3dConfig;
 use crate::decomposition::Decomposition;
+use crate::engine::{engine, Sums};
 use crate::error::{L3dError, Result};
-use crate::fast::FastStep;
-use crate::pairs::{check_data, draw_partners, pair_gradients, per_sample_gradients};
-use crate::step::{encode, tape_step, MaskRule};
+use crate::pairs::{check_data, draw_partners, per_sample_gradients, Source};
+use crate::step::{encode, MaskRule};
 use nets::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -62,55 +62,29 @@ pub fn evaluate<T: Float>(
     check_data(model, data)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(EVAL_STREAM);
-    let (mut err, mut norm, mut samples) = (0.0, 0.0, 0usize);
-    let mut active = vec![0.0; d.n_v];
-    let mut fast = match config.path {
-        StepPath::Fast => Some(FastStep::new(model, data, d, config)?),
-        StepPath::Tape => None,
-    };
+    let mut engine = engine(Source::Model { model, data }, d, config)?;
+    let mut sums = Sums::new(d.n_v);
     let rows: Vec<usize> = (0..data.shape()[0]).collect();
     let rule = MaskRule::top_k_for(config, config.top_k);
     for chunk in rows.chunks(config.batch_size) {
         if chunk.len() < config.reference.min_batch() {
             continue;
         }
-        let step = match &mut fast {
-            Some(fast) => fast
-                .run(d, chunk, &mut rng, rule, false)?
-                .map(|out| (out.sq_error, out.sq_norm, out.mask.to_vec())),
-            None => {
-                let x = data.gather_rows(chunk);
-                let (reference, divergence) = (config.reference, config.divergence);
-                let grads: Vec<Tensor<T>> =
-                    pair_gradients(model, &d.param_index, &x, reference, divergence, &mut rng)?
-                        .into_iter()
-                        .map(|g| g.into_dense())
-                        .collect();
-                let step = tape_step(d, &grads, rule)?;
-                Some((step.sq_error, step.sq_norm, step.mask.into_data()))
-            }
-        };
-        samples += chunk.len();
         // A batch whose gradients are all zero adds nothing to either sum.
-        let Some((sq_error, sq_norm, mask)) = step else {
-            continue;
-        };
-        err += sq_error.to_f64();
-        norm += sq_norm.to_f64();
-        for row in mask.chunks_exact(d.n_v) {
-            for (a, m) in active.iter_mut().zip(row) {
-                *a += m.to_f64();
-            }
+        match engine.step(d, chunk, &mut rng, rule, false)? {
+            Some(out) => sums.add(&out),
+            None => sums.skip(chunk.len()),
         }
     }
+    let samples = sums.samples + sums.skipped_samples;
     if samples == 0 {
         return Err(L3dError::Mismatch(
             "evaluation needs at least 2 samples".into(),
         ));
     }
-    let p_act: Vec<f64> = active.iter().map(|a| a / samples as f64).collect();
+    let p_act = sums.p_act(samples);
     Ok(Evaluation {
-        reconstruction_error: err / norm.max(f64::MIN_POSITIVE),
+        reconstruction_error: sums.reconstruction_error(),
         dead: p_act.iter().filter(|&&p| p == 0.0).count(),
         p_act,
     })

@@ -294,6 +294,11 @@ impl<'m, T: Float> FastStep<'m, T> {
         self.inputs.pass.uses_mlp()
     }
 
+    /// The factor gradients of the last step run with backward.
+    pub fn factor_grads(&self) -> &[Tensor<T>] {
+        &self.backward.grads
+    }
+
     /// The time spent in each phase since the last call, and a reset.
     pub fn take_timings(&mut self) -> Timings {
         std::mem::take(&mut self.timings)
