@@ -53,7 +53,7 @@ impl<T: Float> Decomposition<T> {
     ) -> Result<Self> {
         config.validate()?;
         if names.is_empty() || names.len() != shapes.len() || names.len() != param_index.len() {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Decomposition(format!(
                 "{} names, {} shapes and {} indices: need one of each per tensor, at least one",
                 names.len(),
                 shapes.len(),
@@ -66,7 +66,7 @@ impl<T: Float> Decomposition<T> {
         let mut encoder = Vec::new();
         for (name, shape) in names.iter().zip(shapes) {
             if shape.is_empty() || shape.contains(&0) {
-                return Err(L3dError::Mismatch(format!(
+                return Err(L3dError::Decomposition(format!(
                     "parameter '{name}' has shape {shape:?}; only tensors with at least one axis \
                      and no empty axis can be decomposed"
                 )));
@@ -190,7 +190,7 @@ pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>)
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(L3dError::Mismatch(format!(
+        Err(L3dError::Decomposition(format!(
             "the decomposition does not fit the model: {}",
             problems.join("; ")
         )))
@@ -204,7 +204,7 @@ fn select_params(names: &[String], wanted: &[String]) -> Result<Vec<usize>> {
     }
     let unknown: Vec<&String> = wanted.iter().filter(|w| !names.contains(w)).collect();
     if !unknown.is_empty() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Decomposition(format!(
             "cannot decompose {unknown:?}: the model's parameters are {names:?}"
         )));
     }

@@ -78,9 +78,7 @@ pub fn evaluate<T: Float>(
     }
     let samples = sums.samples + sums.skipped_samples;
     if samples == 0 {
-        return Err(L3dError::Mismatch(
-            "evaluation needs at least 2 samples".into(),
-        ));
+        return Err(L3dError::Data("evaluation needs at least 2 samples".into()));
     }
     let p_act = sums.p_act(samples);
     Ok(Evaluation {
@@ -99,7 +97,7 @@ pub fn pair_impacts<T: Float>(
     xj: &Tensor<T>,
 ) -> Result<Tensor<T>> {
     if xi.shape() != xj.shape() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "pair impacts need equally many samples and references: {:?} and {:?}",
             xi.shape(),
             xj.shape()
@@ -124,7 +122,7 @@ pub fn impacts<T: Float>(
     check_data(model, data)?;
     let n = data.shape()[0];
     if n < 2 || n_refs == 0 {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "impacts need at least 2 samples and 1 reference (got {n} samples, {n_refs} references)"
         )));
     }

@@ -180,7 +180,7 @@ pub fn pair_gradients<T: Float>(
 /// Checks a data matrix against the model: `[N, input_dim]`, every value finite.
 pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     if x.ndim() != 2 || x.shape()[1] != model.input_dim() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has shape {:?}; the model takes rows of {} values",
             x.shape(),
             model.input_dim()
@@ -188,7 +188,7 @@ pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     }
     if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
         let w = x.shape()[1];
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has a non-finite value at row {}, column {}",
             i / w,
             i % w

@@ -98,7 +98,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         let shapes: Vec<Vec<usize>> = grads.iter().map(|g| g.shape()[1..].to_vec()).collect();
         let n = grads.first().map_or(0, |g| g.shape()[0]);
         if grads.iter().any(|g| g.shape().first() != Some(&n)) || n == 0 {
-            return Err(L3dError::Mismatch(
+            return Err(L3dError::Gradients(
                 "the gradient tensors must share a non-zero leading sample axis".into(),
             ));
         }
@@ -149,7 +149,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         check_model(model)?;
         check_data(model, data)?;
         if fingerprint(data) != state.data_fingerprint {
-            return Err(L3dError::Mismatch(
+            return Err(L3dError::Data(
                 "the data differs from the data the checkpoint was trained on".into(),
             ));
         }
@@ -315,7 +315,7 @@ fn check_finite<T: Float>(
 pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
     for (name, p) in model.param_names().iter().zip(model.params()) {
         if let Some(i) = p.data().iter().position(|v| !v.is_finite()) {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Model(format!(
                 "parameter '{name}' has a non-finite value ({}) at flat index {i}",
                 p.data()[i]
             )));

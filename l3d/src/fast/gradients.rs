@@ -345,10 +345,10 @@ impl<'m, T: Float> GivenPass<'m, T> {
         let mut split = Split::default();
         for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
             let g = grads.get(param).ok_or_else(|| {
-                L3dError::Mismatch(format!("no given gradient for tensor {param}"))
+                L3dError::Gradients(format!("no given gradient for tensor {param}"))
             })?;
             if g.shape().get(1..) != Some(&cp.shape[..]) {
-                return Err(L3dError::Mismatch(format!(
+                return Err(L3dError::Gradients(format!(
                     "given gradients of shape {:?} for a tensor of shape {:?}",
                     g.shape(),
                     cp.shape

@@ -172,7 +172,7 @@ impl Layout {
                 },
             );
         if !fits {
-            return Err(L3dError::Mismatch(
+            return Err(L3dError::Decomposition(
                 "the decomposition differs from the one the fast step was built for".into(),
             ));
         }

@@ -77,7 +77,7 @@ impl<T: Float> LossState<T> {
             }
             MaskRule::Given(m) => {
                 if m.shape() != [b, n_v] {
-                    return Err(L3dError::Mismatch(format!(
+                    return Err(L3dError::Batch(format!(
                         "a given mask has shape {:?}; the batch needs [{b}, {n_v}]",
                         m.shape()
                     )));

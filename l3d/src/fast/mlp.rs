@@ -77,7 +77,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
     }
 
     fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
-        let bad = |msg: String| L3dError::Mismatch(format!("the model's MLP view: {msg}"));
+        let bad = |msg: String| L3dError::Model(format!("the model's MLP view: {msg}"));
         let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
         let mut claim = |index: usize, role: Role| {
             match roles.get_mut(index) {

@@ -400,7 +400,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         self.layout.check(d)?;
         let least = self.inputs.pass.min_batch();
         if rows.len() < least {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Batch(format!(
                 "a batch of {} samples; it needs at least {least}",
                 rows.len(),
             )));

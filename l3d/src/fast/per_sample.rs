@@ -30,7 +30,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
     /// The pass for `model`; an error if the model has no MLP view (or a view that does not fit).
     pub fn new(model: &'m dyn Model<T>) -> Result<Self> {
         let net = MlpNet::of(model)?.ok_or_else(|| {
-            L3dError::Mismatch("the model is not a stack of dense layers (no MLP view)".into())
+            L3dError::Model("the model is not a stack of dense layers (no MLP view)".into())
         })?;
         Ok(Self {
             net,
@@ -52,7 +52,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
         let net = &self.net;
         let b = x.shape().first().copied().unwrap_or(0);
         if x.shape() != [b, net.input_dim] || reference.shape() != [b, net.output_dim] || b == 0 {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Data(format!(
                 "inputs {:?} and references {:?} for a network {} -> {}",
                 x.shape(),
                 reference.shape(),
