@@ -209,6 +209,17 @@ pub fn gelu_grad<T: Float>(x: T) -> T {
     cdf + x * pdf
 }
 
+/// `(gelu(x), gelu'(x)) = (x Phi(x), Phi(x) + x phi(x))` with one `erf` for both, for
+/// hand-written backward passes that need both (toy training). The formulas of [`gelu`] and
+/// [`gelu_grad`]; the value is `x Phi(x)` rather than `0.5 x (1 + erf)`, a few ulps apart.
+#[inline]
+pub fn gelu_and_grad<T: Float>(x: T) -> (T, T) {
+    let half = T::from_f64(0.5);
+    let cdf = half * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
+    let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
+    (x * cdf, cdf + x * pdf)
+}
+
 /// `a[i] = gelu(z[i])`, `da[i] = gelu'(z[i])` over equal-length slices, by the type's row
 /// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, these exact formulas in
 /// `f64`).
@@ -304,6 +315,17 @@ impl<T: Float> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_and_grad_match_gelu_and_its_gradient() {
+        for i in -80..=80 {
+            let x = i as f32 / 10.0;
+            let (value, grad) = gelu_and_grad(x);
+            // The same formulas; a few ulps apart at most.
+            assert!((value - gelu(x)).abs() <= 1e-6 * (1.0 + x.abs()), "{x}");
+            assert!((grad - gelu_grad(x)).abs() <= 1e-6, "{x}");
+        }
+    }
 
     #[test]
     fn gelu_rows_are_the_exact_formulas_in_f64_and_close_in_f32() {
