@@ -11,6 +11,29 @@ use nets::Model;
 use rand::Rng;
 use tensor::{Float, Tensor};
 
+/// Where a batch's per-sample gradients come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a, T: Float> {
+    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
+    Model {
+        model: &'a dyn Model<T>,
+        data: &'a Tensor<T>,
+    },
+    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
+    /// of each is sample `i`). For testing the decomposition on its own.
+    Gradients(&'a [Tensor<T>]),
+}
+
+impl<T: Float> Source<'_, T> {
+    /// `N`, the number of samples.
+    pub fn rows(&self) -> usize {
+        match self {
+            Source::Model { data, .. } => data.shape()[0],
+            Source::Gradients(g) => g[0].shape()[0],
+        }
+    }
+}
+
 /// For each of `b` samples, the index of another sample of the batch, uniform over the
 /// `b - 1` others (`r_i != i`). Needs `b >= 2`.
 pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {
@@ -134,10 +157,30 @@ pub fn per_sample_gradients<T: Float>(
     Ok(grads)
 }
 
+/// Step 1 of Algorithm 1 for a batch `x: [B, d_in]`: each sample's reference drawn from `rng`
+/// under `reference` ([`draw_reference_partners`]), the reference outputs `r: [B, d_out]` at
+/// `W0` ([`reference_outputs`]), and the per-sample gradients `g_i` of the divergence for the
+/// parameters `decomposed` ([`per_sample_gradients`]). Every engine of a step draws a batch's
+/// references this way, so they all draw the same numbers.
+pub fn pair_gradients<T: Float>(
+    model: &dyn Model<T>,
+    decomposed: &[usize],
+    x: &Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    rng: &mut impl Rng,
+) -> Result<Vec<PerSampleGrad<T>>> {
+    let mut partners = Vec::new();
+    draw_reference_partners(reference, x.shape()[0], rng, &mut partners);
+    let y0 = model.evaluate_w0(x)?;
+    let r = reference_outputs(&y0, reference, divergence, &partners);
+    per_sample_gradients(model, decomposed, x, &r, divergence)
+}
+
 /// Checks a data matrix against the model: `[N, input_dim]`, every value finite.
 pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     if x.ndim() != 2 || x.shape()[1] != model.input_dim() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has shape {:?}; the model takes rows of {} values",
             x.shape(),
             model.input_dim()
@@ -145,7 +188,7 @@ pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     }
     if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
         let w = x.shape()[1];
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has a non-finite value at row {}, column {}",
             i / w,
             i % w

@@ -55,6 +55,12 @@ pub trait Float:
     /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
     /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
     fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `a[i] = gelu(z[i])` and `da[i] = gelu'(z[i])` over equal-length slices (panics
+    /// otherwise). `f64`: the exact [`crate::elementwise::gelu`] and
+    /// [`crate::elementwise::gelu_grad`]; `f32`: one vectorised pass whose `erf` and `exp` are
+    /// approximations within a few units in the last place (`gelu.rs`), since `libm`'s scalar
+    /// calls would dominate a hand-written MLP pass.
+    fn gelu_rows(z: &[Self], a: &mut [Self], da: &mut [Self]);
     /// `C <- alpha op(A) op(B) + beta C` with element strides, through `matrixmultiply`.
     ///
     /// # Safety
@@ -80,7 +86,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $name:literal, $erf:path, $gemm:path) => {
+    ($t:ty, $name:literal, $erf:path, $gemm:path, $gelu_rows:path) => {
         impl Float for $t {
             const NAME: &'static str = $name;
             #[inline(always)]
@@ -143,6 +149,9 @@ macro_rules! float_impl {
             fn mul_add(self, a: Self, b: Self) -> Self {
                 <$t>::mul_add(self, a, b)
             }
+            fn gelu_rows(z: &[Self], a: &mut [Self], da: &mut [Self]) {
+                $gelu_rows(z, a, da)
+            }
             unsafe fn gemm(
                 m: usize,
                 k: usize,
@@ -166,5 +175,17 @@ macro_rules! float_impl {
     };
 }
 
-float_impl!(f32, "f32", libm::erff, matrixmultiply::sgemm);
-float_impl!(f64, "f64", libm::erf, matrixmultiply::dgemm);
+float_impl!(
+    f32,
+    "f32",
+    libm::erff,
+    matrixmultiply::sgemm,
+    crate::gelu::gelu_f32
+);
+float_impl!(
+    f64,
+    "f64",
+    libm::erf,
+    matrixmultiply::dgemm,
+    crate::elementwise::gelu_rows_exact
+);

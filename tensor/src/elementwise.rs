@@ -209,6 +209,36 @@ pub fn gelu_grad<T: Float>(x: T) -> T {
     cdf + x * pdf
 }
 
+/// `(gelu(x), gelu'(x)) = (x Phi(x), Phi(x) + x phi(x))` with one `erf` for both, for
+/// hand-written backward passes that need both (toy training). The formulas of [`gelu`] and
+/// [`gelu_grad`]; the value is `x Phi(x)` rather than `0.5 x (1 + erf)`, a few ulps apart.
+#[inline]
+pub fn gelu_and_grad<T: Float>(x: T) -> (T, T) {
+    let half = T::from_f64(0.5);
+    let cdf = half * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
+    let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
+    (x * cdf, cdf + x * pdf)
+}
+
+/// `a[i] = gelu(z[i])`, `da[i] = gelu'(z[i])` over equal-length slices, by the type's row
+/// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, these exact formulas in
+/// `f64`).
+pub fn gelu_rows<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
+    T::gelu_rows(z, a, da);
+}
+
+/// [`gelu_rows`] by the exact [`gelu`] and [`gelu_grad`] (`f64`'s row kernel).
+pub(crate) fn gelu_rows_exact<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
+    assert!(
+        z.len() == a.len() && z.len() == da.len(),
+        "gelu_rows: lengths"
+    );
+    for ((ai, di), &x) in a.iter_mut().zip(da.iter_mut()).zip(z) {
+        *ai = gelu(x);
+        *di = gelu_grad(x);
+    }
+}
+
 /// `x` for `x > 0`, `alpha (e^x - 1)` otherwise.
 #[inline]
 pub fn elu<T: Float>(x: T, alpha: T) -> T {
@@ -285,6 +315,41 @@ impl<T: Float> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_and_grad_match_gelu_and_its_gradient() {
+        for i in -80..=80 {
+            let x = i as f32 / 10.0;
+            let (value, grad) = gelu_and_grad(x);
+            // The same formulas; a few ulps apart at most.
+            assert!((value - gelu(x)).abs() <= 1e-6 * (1.0 + x.abs()), "{x}");
+            assert!((grad - gelu_grad(x)).abs() <= 1e-6, "{x}");
+        }
+    }
+
+    #[test]
+    fn gelu_rows_are_the_exact_formulas_in_f64_and_close_in_f32() {
+        let z: Vec<f64> = (-400..400).map(|i| i as f64 * 0.02 + 1e-3).collect();
+        let (mut a, mut da) = (vec![f64::NAN; z.len()], vec![f64::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert_eq!(
+                (ax.to_bits(), dx.to_bits()),
+                (gelu(x).to_bits(), gelu_grad(x).to_bits())
+            );
+        }
+        // f32: the vectorised approximations (`gelu.rs`), within rounding of the formulas.
+        let z: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+        let (mut a, mut da) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert!(
+                (ax - gelu(x)).abs() <= 1e-6 * (1.0 + gelu(x).abs()),
+                "gelu({x})"
+            );
+            assert!((dx - gelu_grad(x)).abs() <= 1e-6, "gelu'({x})");
+        }
+    }
 
     #[test]
     fn broadcasting_paths_agree_with_the_general_walk() {
