@@ -6,11 +6,6 @@ use crate::kernels::{map_into, zip_map_into};
 use crate::shape::{broadcast_shape, broadcast_strides, for_each_offset, is_trailing, numel};
 use crate::tensor::Tensor;
 
-/// `1 / sqrt(2)`, for the exact GELU.
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-/// `1 / sqrt(2 pi)`, the standard normal density at 0.
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
 impl<T: Float> Tensor<T> {
     /// `out = f(self, other)` elementwise under NumPy broadcasting.
     ///
@@ -193,50 +188,31 @@ pub fn relu_grad<T: Float>(x: T) -> T {
     }
 }
 
-/// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form).
+/// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form;
+/// [`Float::gelu`], where the formulas live).
 #[inline]
 pub fn gelu<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    half * x * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
+    x.gelu()
 }
 
-/// `d gelu / dx = Phi(x) + x phi(x)`.
+/// `d gelu / dx = Phi(x) + x phi(x)` ([`Float::gelu_grad`]).
 #[inline]
 pub fn gelu_grad<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
-    cdf + x * pdf
+    x.gelu_grad()
 }
 
-/// `(gelu(x), gelu'(x)) = (x Phi(x), Phi(x) + x phi(x))` with one `erf` for both, for
-/// hand-written backward passes that need both (toy training). The formulas of [`gelu`] and
-/// [`gelu_grad`]; the value is `x Phi(x)` rather than `0.5 x (1 + erf)`, a few ulps apart.
+/// `(gelu(x), gelu'(x))` with one `erf` for both ([`Float::gelu_and_grad`]), for hand-written
+/// backward passes that need both (toy training).
 #[inline]
 pub fn gelu_and_grad<T: Float>(x: T) -> (T, T) {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
-    (x * cdf, cdf + x * pdf)
+    x.gelu_and_grad()
 }
 
 /// `a[i] = gelu(z[i])`, `da[i] = gelu'(z[i])` over equal-length slices, by the type's row
-/// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, these exact formulas in
+/// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, the exact formulas in
 /// `f64`).
 pub fn gelu_rows<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
     T::gelu_rows(z, a, da);
-}
-
-/// [`gelu_rows`] by the exact [`gelu`] and [`gelu_grad`] (`f64`'s row kernel).
-pub(crate) fn gelu_rows_exact<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
-    assert!(
-        z.len() == a.len() && z.len() == da.len(),
-        "gelu_rows: lengths"
-    );
-    for ((ai, di), &x) in a.iter_mut().zip(da.iter_mut()).zip(z) {
-        *ai = gelu(x);
-        *di = gelu_grad(x);
-    }
 }
 
 /// `x` for `x > 0`, `alpha (e^x - 1)` otherwise.
