@@ -76,7 +76,7 @@ pub enum WarmStart {
 }
 
 /// How a training step is computed. Both give the same numbers up to floating-point rounding
-/// (`tests/fast_path.rs`).
+/// (`tests/all/fast_path.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepPath {
