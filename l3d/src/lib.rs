@@ -22,7 +22,8 @@
 //! relative loss and its gradient, recorded on the tape (the reference); [`fast`]: the same
 //! step with dense layers' gradients kept factored, in reused buffers (the default,
 //! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
-//! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
+//! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files;
+//! [`memory`]: the memory a decomposition will need, from the shapes alone.
 
 pub mod config;
 pub mod cp;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod fast;
 pub mod intervene;
 pub mod measure;
+pub mod memory;
 pub mod pairs;
 pub mod persist;
 pub mod step;
