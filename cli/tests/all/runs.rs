@@ -112,13 +112,37 @@ fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
+/// Epochs no test waits for: a run of this many is killed once it has saved a checkpoint,
+/// and resumed for the epochs the test wants (a run's schedule does not depend on its
+/// length), so no test races a run to its end.
+const ENDLESS: usize = 1_000_000;
+
+/// Starts a `tms` run of [`ENDLESS`] epochs with a checkpoint every 10.
+fn spawn_endless(out: &Path, seed: u64) -> Child {
+    let mut args = tms_args(out, ENDLESS, seed);
+    args.extend(["--checkpoint-every", "10"].map(String::from));
+    spawn(&strs(&args))
+}
+
+/// Kills `child` with SIGKILL once it has saved a checkpoint in `out`; returns the epoch of
+/// the newest checkpoint.
+fn kill_after_a_checkpoint(mut child: Child, out: &Path) -> usize {
+    wait_for("a checkpoint", || !checkpoints(out).is_empty());
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an endless run finished");
+    let newest = checkpoints(out)
+        .pop()
+        .expect("the checkpoint is still there");
+    json(&newest)["checkpoint"]["epoch"].as_u64().unwrap() as usize
+}
+
 #[test]
 fn a_second_run_into_a_folder_in_use_is_refused_and_the_folder_stays_whole() {
     let dir = scratch("concurrent");
     let out = dir.join("run");
-    let first = tms_args(&out, 200, 1);
-    let mut a = spawn(&strs(&first));
-    // Once its lock names it, hold the first run still, so it surely owns the folder.
+    let a = spawn_endless(&out, 1);
+    // Once its lock names it, hold the first run still: it surely owns the folder.
     let lock = out.join(".l3d.lock");
     let pid = format!("pid {}", a.id());
     wait_for("the first run's lock", || {
@@ -132,8 +156,19 @@ fn a_second_run_into_a_folder_in_use_is_refused_and_the_folder_stays_whole() {
         1,
         &["is in use by another l3d run", &pid, "started 20"],
     );
-    let status = a.wait().unwrap();
-    assert!(status.success(), "the first run failed");
+    assert!(
+        !out.join("config.json").exists(),
+        "the refused run wrote results"
+    );
+    // The first run, killed and resumed to its end (taking its own stale lock over).
+    let at = kill_after_a_checkpoint(a, &out);
+    let o = out.to_str().unwrap();
+    let total = (at + 20).to_string();
+    let resumed = succeeded(&l3d(&["decompose", "--resume", o, "--epochs", &total]));
+    assert!(
+        resumed.contains("taking over") && resumed.contains(&pid),
+        "{resumed}"
+    );
     assert_eq!(json(&out.join("config.json"))["l3d"]["seed"], 1);
     assert_eq!(json(&out.join("decomposition.json"))["config"]["seed"], 1);
     for gone in [".staging", ".l3d.lock"] {
@@ -170,20 +205,14 @@ fn a_lock_left_by_a_killed_run_is_taken_over_with_a_note() {
 }
 
 /// A run killed with `kill -9` after a periodic checkpoint resumes to the same bits as a run
-/// never stopped; before that, a resume whose flags contradict the checkpoint is refused
-/// and leaves config.json as it was; the killed run left no temporary file outside staging.
+/// never stopped; before that, a resume whose flags contradict the checkpoint is refused and
+/// leaves config.json as it was, and the killed run left no temporary file outside staging.
+/// The resume sets its own `--epochs`, which the results record.
 #[test]
 fn a_run_killed_with_sigkill_resumes_to_the_bits_of_an_uninterrupted_run() {
     let dir = scratch("kill-resume");
     let (whole, killed) = (dir.join("whole"), dir.join("killed"));
-    let epochs = 4000;
-    let mut args = tms_args(&killed, epochs, 5);
-    args.extend(["--checkpoint-every", "20"].map(String::from));
-    let mut child = spawn(&strs(&args));
-    wait_for("a checkpoint", || !checkpoints(&killed).is_empty());
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the run finished before it was killed");
+    let at = kill_after_a_checkpoint(spawn_endless(&killed, 5), &killed);
     assert!(stray_temporaries(&killed).is_empty());
     assert!(
         !killed.join("config.json").exists(),
@@ -207,7 +236,19 @@ fn a_run_killed_with_sigkill_resumes_to_the_bits_of_an_uninterrupted_run() {
         "config.json changed"
     );
 
-    succeeded(&l3d(&["--quiet", "decompose", "--resume", k, "--n-v", "5"]));
+    let epochs = at + 300;
+    let total = epochs.to_string();
+    let resume = [
+        "--quiet",
+        "decompose",
+        "--resume",
+        k,
+        "--n-v",
+        "5",
+        "--epochs",
+        &total,
+    ];
+    succeeded(&l3d(&resume));
     succeeded(&l3d(&strs(&tms_args(&whole, epochs, 5))));
     for file in [
         "decomposition.safetensors",
@@ -220,6 +261,9 @@ fn a_run_killed_with_sigkill_resumes_to_the_bits_of_an_uninterrupted_run() {
             "{file} differs between the resumed run and the uninterrupted one"
         );
     }
+    assert_eq!(json(&killed.join("config.json"))["l3d"]["epochs"], epochs);
+    let d = json(&killed.join("decomposition.json"));
+    assert_eq!(d["history"].as_array().unwrap().len(), epochs);
     assert!(
         checkpoints(&killed).is_empty() && !killed.join(".staging").exists(),
         "checkpoints left after the run completed"
@@ -227,34 +271,6 @@ fn a_run_killed_with_sigkill_resumes_to_the_bits_of_an_uninterrupted_run() {
     // Nothing left to resume: the message says what to run instead.
     let again = l3d(&["decompose", "--resume", k]);
     assert_fails(&again, 1, &["no checkpoint in", "l3d decompose --config"]);
-}
-
-#[test]
-fn a_resume_may_run_more_epochs_and_records_them() {
-    let dir = scratch("more-epochs");
-    let out = dir.join("run");
-    let mut args = tms_args(&out, 4000, 0);
-    args.extend(["--checkpoint-every", "10"].map(String::from));
-    let mut child = spawn(&strs(&args));
-    wait_for("a checkpoint", || !checkpoints(&out).is_empty());
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let ck = checkpoints(&out).pop().unwrap();
-    let at: usize = json(&ck)["checkpoint"]["epoch"].as_u64().unwrap() as usize;
-    let total = (at + 7).to_string();
-    let o = out.to_str().unwrap();
-    succeeded(&l3d(&[
-        "--quiet",
-        "decompose",
-        "--resume",
-        o,
-        "--epochs",
-        &total,
-    ]));
-    assert_eq!(json(&out.join("config.json"))["l3d"]["epochs"], at + 7);
-    let d = json(&out.join("decomposition.json"));
-    assert_eq!(d["config"]["epochs"], at + 7);
-    assert_eq!(d["history"].as_array().unwrap().len(), at + 7);
 }
 
 /// A user's model run, then its weights replaced: `report` and `intervene` refuse, or with
