@@ -51,7 +51,8 @@ impl Schedule {
 
     /// Whether a checkpoint is due after `done` epochs; if so, the clock restarts.
     pub fn due(&mut self, done: usize) -> bool {
-        let by_count = self.policy.every_epochs > 0 && done % self.policy.every_epochs == 0;
+        let by_count =
+            self.policy.every_epochs > 0 && done.is_multiple_of(self.policy.every_epochs);
         if by_count || self.last.elapsed() >= self.policy.every {
             self.last = Instant::now();
             return true;
