@@ -2,7 +2,7 @@
 //! values that name L3D's settings.
 
 use clap::{Args, Parser, Subcommand};
-use l3d::{Divergence, Reference, TopKCount, WarmStart};
+use l3d::{Divergence, Reference, SettingName, TopKCount, WarmStart};
 use nets::TensorSet;
 use std::path::PathBuf;
 use toys::models::ToyKind;
@@ -101,12 +101,22 @@ pub struct DecomposeArgs {
     /// A run config (e.g. the config.json of an earlier run); flags given override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Continue an interrupted run from its checkpoint.json.
-    #[arg(long)]
+    /// Continue a stopped or killed run: its output folder (or one of its checkpoint files).
+    /// Flags that would change the run are refused; --epochs may grow.
+    #[arg(long, conflicts_with_all = ["toy", "model_dir", "arch", "weights", "inputs", "sparse_features", "config", "out", "overwrite"])]
     pub resume: Option<PathBuf>,
-    /// Output folder (default out/<model>).
+    /// Output folder (default: a fresh folder out/<model>, out/<model>-2, ..).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the results of an earlier run in the output folder (else refused).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Save a checkpoint every this many epochs (0: only by time).
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Save a checkpoint at least this often, in minutes.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_minutes)]
+    pub checkpoint_minutes: f64,
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -180,41 +190,32 @@ fn parse_tensor_set(s: &str) -> std::result::Result<TensorSet, String> {
         .ok_or_else(|| format!("unknown tensor set '{s}' (all, weights, weights-before-readout)"))
 }
 
-fn parse_divergence(s: &str) -> std::result::Result<Divergence, String> {
-    match s {
-        "mse" => Ok(Divergence::Mse),
-        "mse-authors" => Ok(Divergence::MseAuthors),
-        "kl" => Ok(Divergence::Kl),
-        _ => Err(format!("unknown divergence '{s}' (mse, mse-authors, kl)")),
+fn parse_minutes(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() && m >= 0.0 => Ok(m),
+        _ => Err(format!("'{s}' is not a number of minutes (0 or more)")),
     }
+}
+
+/// A setting's value by its name (`mse-authors`), or a message listing the names.
+fn parse_named<T: SettingName>(what: &str, s: &str) -> std::result::Result<T, String> {
+    T::parse(s).ok_or_else(|| format!("unknown {what} '{s}' ({})", T::listed()))
+}
+
+fn parse_divergence(s: &str) -> std::result::Result<Divergence, String> {
+    parse_named("divergence", s)
 }
 
 fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
-    match s {
-        "random" => Ok(Reference::RandomSample),
-        "random-with-self" => Ok(Reference::RandomWithSelf),
-        "mean" => Ok(Reference::BatchMean),
-        "zero" => Ok(Reference::Zero),
-        _ => Err(format!(
-            "unknown reference '{s}' (random, random-with-self, mean, zero)"
-        )),
-    }
+    parse_named("reference", s)
 }
 
 fn parse_warm_start(s: &str) -> std::result::Result<WarmStart, String> {
-    match s {
-        "linear" => Ok(WarmStart::Linear),
-        "hold" => Ok(WarmStart::Hold),
-        _ => Err(format!("unknown warm-start schedule '{s}' (linear, hold)")),
-    }
+    parse_named("warm-start schedule", s)
 }
 
 fn parse_top_k_count(s: &str) -> std::result::Result<TopKCount, String> {
-    match s {
-        "ceil" => Ok(TopKCount::Ceil),
-        "floor-plus-one" => Ok(TopKCount::FloorPlusOne),
-        _ => Err(format!("unknown top-k count '{s}' (ceil, floor-plus-one)")),
-    }
+    parse_named("top-k count", s)
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +223,10 @@ pub struct ReportArgs {
     /// The folder of a decomposition (written by `l3d decompose`).
     #[arg(long)]
     pub dir: PathBuf,
+    /// Go on (with a warning) when the model's weights, its architecture or the inputs
+    /// changed since the run.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,7 +237,8 @@ pub struct InterveneArgs {
     /// Subnetworks to move along (comma-separated indices).
     #[arg(long, value_delimiter = ',', required = true)]
     pub subnetworks: Vec<usize>,
-    /// Largest |delta| of the sweep (default: half the norm of the decomposed parameters).
+    /// Largest |delta| of the sweep (default: half the norm of the decomposed parameters; at
+    /// most 100 times that norm).
     #[arg(long)]
     pub delta: Option<f64>,
     /// Number of delta values from -delta to delta.
@@ -241,6 +247,10 @@ pub struct InterveneArgs {
     /// Samples to show.
     #[arg(long, default_value_t = 60)]
     pub samples: usize,
+    /// Go on (with a warning) when the model's weights, its architecture or the inputs
+    /// changed since the run.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

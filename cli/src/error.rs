@@ -27,7 +27,7 @@ pub enum RunError {
     TooFewRows { rows: usize },
     /// Fresh samples asked of a model that has no input distribution (not a toy).
     #[error(
-        "fresh samples need a toy's input distribution; give the inputs as a file (--inputs) or a generator (--data)"
+        "fresh samples need a toy's input distribution; give the inputs as a file (--inputs FILE) or draw them from the sparse generator (--sparse-features N)"
     )]
     NoInputDistribution,
     /// A data generator whose settings are invalid.
@@ -43,6 +43,46 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// An output folder (its lock, its staging folder, its results) that could not be used.
+    #[error("{}: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output folder that another run is writing to.
+    #[error(
+        "{} is in use by another l3d run ({holder}); wait for it to finish, or write elsewhere with --out DIR",
+        dir.display()
+    )]
+    FolderInUse { dir: PathBuf, holder: String },
+    /// An output folder that holds the results of an earlier run.
+    #[error(
+        "{} holds the results of an earlier run ({found}); give --overwrite to replace them, or write elsewhere with --out DIR",
+        dir.display()
+    )]
+    ResultsPresent { dir: PathBuf, found: String },
+    /// An output folder that is one of the run's inputs' folders.
+    #[error(
+        "{} holds the run's input {}; results are never written over the inputs: write them elsewhere with --out DIR",
+        out.display(), input.display()
+    )]
+    OutIsInput { out: PathBuf, input: PathBuf },
+    /// A path the program must record (in config.json) but cannot: JSON holds text only.
+    #[error(
+        "the path {} is not valid UTF-8, so config.json cannot record it; rename it (or link to it under a UTF-8 name)",
+        path.display()
+    )]
+    NotUtf8 { path: PathBuf },
+    /// `--resume` given a folder or file with no checkpoint to continue from.
+    #[error("{what}")]
+    NoCheckpoint { what: String },
+    /// The inputs of a finished run (weights, architecture, data) changed after it ran.
+    #[error("{0}")]
+    Changed(String),
+    /// A decomposition that would not fit in memory.
+    #[error("{0}")]
+    TooMuchMemory(String),
     /// A JSON file (a config, a toy's record) that does not parse as what it should hold.
     #[error("{}: {source}", path.display())]
     Json {
@@ -54,8 +94,8 @@ pub enum RunError {
     #[error("{0}")]
     ToJson(#[source] serde_json::Error),
     /// The user stopped the run; what was done is saved at `checkpoint`.
-    #[error("interrupted; the run was saved at {checkpoint}: continue it with `l3d decompose --resume {checkpoint}`")]
-    Interrupted { checkpoint: String },
+    #[error("interrupted; the run was saved at {checkpoint}: continue it with `l3d decompose --resume {resume}`")]
+    Interrupted { checkpoint: String, resume: String },
     /// The user stopped a run made of independent parts (`reproduce`); nothing is resumed.
     #[error("interrupted")]
     Stopped,

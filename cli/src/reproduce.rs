@@ -224,10 +224,11 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
             },
             l3d: config.clone(),
             analysis: settings,
+            fingerprints: None,
         };
         let quiet = Ui::new(Mode::Quiet);
         let out = args.out.join(job.toy.name());
-        let outcome = run::decompose(&run_config, &out, None, &quiet)?;
+        let outcome = run::decompose(&run_config, &out, run::Options::replacing(), &quiet)?;
         let a = outcome.reports.analysis.expect("toys are analysed");
         (a.evaluation.reconstruction_error, Some(a))
     } else {

@@ -3,11 +3,16 @@
 //! figures and its exports. Every run writes its resolved config first, so
 //! `l3d decompose --config <out>/config.json` repeats it exactly.
 
+use crate::checkpoint;
+use crate::checks;
 use crate::error::{Result, RunError};
 use crate::files::{create_dir, read_json, write_json};
+use crate::folder::OutputFolder;
+use crate::provenance::Fingerprints;
 use crate::report::{write_reports, Decomposed, Reports};
 use crate::ui::Ui;
-use l3d::persist::{load_checkpoint, save_checkpoint, save_decomposition};
+use l3d::persist::save_decomposition;
+use l3d::train::TrainState;
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
 use nets::{Sequential, TensorSet};
 use serde::{Deserialize, Serialize};
@@ -61,6 +66,60 @@ pub struct RunConfig {
     pub l3d: L3dConfig,
     #[serde(default)]
     pub analysis: AnalysisConfig,
+    /// What the run was computed from, recorded by the run (absent in a config written by
+    /// hand or by an older version; `--config` ignores it and records the new run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<Fingerprints>,
+}
+
+impl RunConfig {
+    /// The paths of the run's inputs.
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut paths: Vec<&Path> = match &self.model {
+            ModelSource::Toy { .. } => vec![],
+            ModelSource::ToyDir { dir } => vec![dir],
+            ModelSource::Files { arch, weights } => vec![arch, weights],
+        };
+        if let DataSource::File { path } = &self.data {
+            paths.push(path);
+        }
+        paths
+    }
+
+    /// The config with every input path mapped by `f`.
+    fn map_paths(&self, f: impl Fn(&Path) -> PathBuf) -> Self {
+        let mut run = self.clone();
+        match &mut run.model {
+            ModelSource::Toy { .. } => {}
+            ModelSource::ToyDir { dir } => *dir = f(dir),
+            ModelSource::Files { arch, weights } => {
+                *arch = f(arch);
+                *weights = f(weights);
+            }
+        }
+        if let DataSource::File { path } = &mut run.data {
+            *path = f(path);
+        }
+        run
+    }
+}
+
+/// Reads a run config whose input paths are relative to the folder `base` (the config
+/// file's own folder, or for a run in progress its output folder), so that it works from
+/// any working directory.
+pub fn read_config(path: &Path, base: &Path) -> Result<RunConfig> {
+    let run: RunConfig = read_json(path)?;
+    Ok(run.map_paths(|p| crate::files::resolve(p, base)))
+}
+
+/// Writes a run config with its input paths relative to the folder `base` (where the config
+/// will be read from): the inverse of [`read_config`]. A path that is not valid UTF-8 is an
+/// error naming it (JSON holds text).
+pub fn write_config(path: &Path, run: &RunConfig, base: &Path) -> Result<()> {
+    for p in run.paths() {
+        crate::files::utf8(p)?;
+    }
+    write_json(path, &run.map_paths(|p| crate::files::relative_to(p, base)))
 }
 
 /// A model with, for toys, what the analysis needs to know about it.
@@ -236,42 +295,55 @@ pub struct Trained {
     pub history: Vec<EpochStats>,
 }
 
-/// Trains a decomposition with a progress bar, stopping cleanly on Ctrl-C (the state is then
-/// saved as a checkpoint in `out` and [`RunError::Interrupted`] returned). `resume`
-/// continues from a checkpoint.
+/// Trains a decomposition with a progress bar, saving checkpoints into `staging` as
+/// `policy` says. On Ctrl-C it stops at the end of the epoch, saves a checkpoint and returns
+/// [`RunError::Interrupted`], naming `out` for `--resume`. `resume` continues from a
+/// checkpoint's state, for `config.epochs` epochs in all (the resumed run's own count, which
+/// may be larger than the checkpoint's).
 pub fn train_decomposition(
     model: &Sequential<f32>,
     config: &L3dConfig,
     data: &Tensor<f32>,
-    resume: Option<&Path>,
-    out: &Path,
+    resume: Option<TrainState<f32>>,
+    (staging, out): (&Path, &Path),
+    policy: checkpoint::Policy,
     ui: &Ui,
 ) -> Result<Trained> {
     config.validate().map_err(l3d::L3dError::from)?;
     check_against_data(config, data.shape()[0])?;
     let mut trainer = match resume {
-        Some(path) => Trainer::resume(model, load_checkpoint(path)?, data)?,
+        Some(mut state) => {
+            state.config.epochs = config.epochs;
+            Trainer::resume(model, state, data)?
+        }
         None => Trainer::new(model, config.clone(), data)?,
     };
     let bar = ui.bar(config.epochs as u64, "decompose");
     bar.set_position(trainer.state.epoch as u64);
-    trainer.train(|s| {
+    let mut schedule = checkpoint::Schedule::new(policy);
+    while trainer.state.epoch < config.epochs {
+        let s = trainer.run_epoch()?;
         bar.set_position(s.epoch as u64 + 1);
         bar.set_message(format!(
             "loss {:.4} error {:.4} dead {}",
             s.loss, s.reconstruction_error, s.dead
         ));
-        ui.event("epoch", serde_json::to_value(s).unwrap_or_default());
-        !ui.interrupted()
-    })?;
-    bar.finish_and_clear();
-    if trainer.state.epoch < trainer.state.config.epochs {
-        let path = out.join("checkpoint.json");
-        save_checkpoint(&path, &trainer.state, model)?;
-        return Err(RunError::Interrupted {
-            checkpoint: path.display().to_string(),
-        });
+        ui.event("epoch", serde_json::to_value(&s).unwrap_or_default());
+        let done = trainer.state.epoch;
+        if ui.interrupted() && done < config.epochs {
+            bar.finish_and_clear();
+            let path = checkpoint::save(staging, &trainer.state, model)?;
+            return Err(RunError::Interrupted {
+                checkpoint: path.display().to_string(),
+                resume: crate::files::shell_quote(&out.display().to_string()),
+            });
+        }
+        if done < config.epochs && schedule.due(done) {
+            checkpoint::save(staging, &trainer.state, model)?;
+            ui.event("checkpoint", serde_json::json!({ "epoch": done }));
+        }
     }
+    bar.finish_and_clear();
     Ok(Trained {
         decomposition: trainer.state.decomposition.clone(),
         history: trainer.state.history.clone(),
@@ -327,28 +399,81 @@ pub struct Outcome {
     pub data: Tensor<f32>,
     pub trained: Trained,
     pub reports: Reports,
+    /// The config as the run recorded it (with its fingerprints).
+    pub run: RunConfig,
 }
 
-/// The whole of `l3d decompose`: once the model and data have loaded, writes `config.json`,
-/// then the model (for a toy trained here), the decomposition, the reports and figures
-/// ([`write_reports`]) and the exports into `out`.
-pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) -> Result<Outcome> {
-    run.l3d.validate().map_err(l3d::L3dError::from)?;
-    if let DataSource::Fresh { samples, .. } | DataSource::Generator { samples, .. } = &run.data {
-        check_against_data(&run.l3d, *samples)?;
+/// How a run treats its output folder and its checkpoints.
+pub struct Options {
+    /// Replace the results of an earlier run in the output folder (else that is refused).
+    pub overwrite: bool,
+    pub checkpoints: checkpoint::Policy,
+    /// Continue from this checkpoint's state (the output folder's run in progress).
+    pub resume: Option<TrainState<f32>>,
+}
+
+impl Options {
+    /// A fresh run that replaces whatever results its folder holds (the default run,
+    /// `reproduce` and `suite`, which own their folders), with the default checkpoints.
+    pub fn replacing() -> Self {
+        Self {
+            overwrite: true,
+            checkpoints: checkpoint::Policy::default(),
+            resume: None,
+        }
     }
+}
+
+/// The whole of `l3d decompose` into the output folder `out`, which the run holds for its
+/// whole life ([`OutputFolder`]): once the settings are checked, the model and data load,
+/// and `config.json` (with the fingerprints of the model and data), the model (for a toy
+/// trained here), checkpoints, the decomposition, the reports and figures
+/// ([`write_reports`]) and the exports are written into its staging folder; at the end the
+/// checkpoints are removed and the results moved into `out`, replacing any earlier ones.
+pub fn decompose(run: &RunConfig, out: &Path, options: Options, ui: &Ui) -> Result<Outcome> {
+    checks::before_loading(run, ui)?;
+    checks::out_is_not_an_input(run, out)?;
+    crate::files::utf8(out)?;
+    for p in run.paths() {
+        crate::files::utf8(p)?;
+    }
+    let folder = OutputFolder::acquire(out, ui)?;
+    if options.resume.is_none() {
+        if let Some(found) = OutputFolder::results_present(out).filter(|_| !options.overwrite) {
+            return Err(RunError::ResultsPresent {
+                dir: out.to_path_buf(),
+                found: found.into(),
+            });
+        }
+        folder.clear_staging()?;
+    }
+    let staging = folder.staging()?;
     let loaded = load_model_source(&run.model, ui)?;
     let data = load_data(&run.data, &loaded)?;
-    // Nothing is written until the model and the data have loaded.
-    create_dir(out)?;
-    write_json(&out.join("config.json"), run)?;
-    if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
-        save_toy(toy, &out.join("model"))?;
+    if let Some(state) = &options.resume {
+        checks::resume_fits(state, &loaded.model, &data)?;
     }
-    let trained = train_decomposition(&loaded.model, &run.l3d, &data, resume, out, ui)?;
+    let run = RunConfig {
+        fingerprints: Some(Fingerprints::of(&loaded, &data)),
+        ..run.clone()
+    };
+    // Nothing is written until the model and the data have loaded and fit the settings.
+    write_config(&staging.join("config.json"), &run, out)?;
+    if let (Some(toy), ModelSource::Toy { .. }) = (&loaded.toy, &run.model) {
+        save_toy(toy, &staging.join("model"))?;
+    }
+    let trained = train_decomposition(
+        &loaded.model,
+        &run.l3d,
+        &data,
+        options.resume,
+        (&staging, out),
+        options.checkpoints,
+        ui,
+    )?;
     let d = &trained.decomposition;
     save_decomposition(
-        &out.join("decomposition.json"),
+        &staging.join("decomposition.json"),
         d,
         &run.l3d,
         &loaded.model,
@@ -363,17 +488,20 @@ pub fn decompose(run: &RunConfig, out: &Path, resume: Option<&Path>, ui: &Ui) ->
         history: &trained.history,
         settings: &run.analysis,
     };
-    let reports = write_reports(out, &decomposed, ui)?;
+    let reports = write_reports(&staging, &decomposed, ui)?;
     let metadata = serde_json::json!({
-        "config": run,
+        "config": run.map_paths(|p| crate::files::relative_to(p, out)),
         "metrics": &reports.generic,
         "analysis": &reports.analysis,
     });
-    export_subnetworks(out, &loaded.model, d, &metadata)?;
+    export_subnetworks(&staging, &loaded.model, d, &metadata)?;
+    checkpoint::remove_all(&staging)?;
+    folder.commit(true)?;
     Ok(Outcome {
         loaded,
         data,
         trained,
         reports,
+        run,
     })
 }

@@ -191,9 +191,15 @@ fn decompose_saved(
             },
             l3d: config.clone(),
             analysis: analysis_settings.clone(),
+            fingerprints: None,
         };
         let quiet = crate::ui::Ui::new(crate::ui::Mode::Quiet);
-        let outcome = crate::run::decompose(&run, &dir.join("decomposition"), None, &quiet)?;
+        let outcome = crate::run::decompose(
+            &run,
+            &dir.join("decomposition"),
+            crate::run::Options::replacing(),
+            &quiet,
+        )?;
         let a = analyse(
             member.truth(),
             &outcome.trained.decomposition,

@@ -75,6 +75,15 @@ impl Ui {
         }
     }
 
+    /// A warning: on stderr in human and quiet modes (quiet hides progress, not problems), a
+    /// `warning` event in JSON mode.
+    pub fn warn(&self, text: &str) {
+        match self.mode {
+            Mode::Json => self.event("warning", json!({ "message": text })),
+            _ => eprintln!("warning: {text}"),
+        }
+    }
+
     /// A JSON-lines event (JSON mode only).
     pub fn event(&self, kind: &str, mut body: Value) {
         if self.mode != Mode::Json {

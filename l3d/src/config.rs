@@ -2,36 +2,48 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use thiserror::Error;
 
 /// The divergence `D(f(x_i, W), r)` whose per-sample gradient at `W0` is decomposed.
+///
+/// Its names (in config files and in `--divergence`) are `mse`, `mse-authors` and `kl`;
+/// config files written before the names matched the flags (`mse_authors`) still load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Divergence {
     /// The paper's MSE, `mean_j (f_j - r_j)^2`: gradient `2/n_out J^T (f - r)`.
     Mse,
     /// The variant of the authors' toy scripts, `mean_j f_j (f_j - r_j)` with `r` fixed:
     /// gradient `1/n_out J^T (2 f - r)`. Offered to compare with the paper's toy numbers.
+    #[serde(alias = "mse_authors")]
     MseAuthors,
     /// `KL(softmax(r) || softmax(f))` for logit outputs.
     Kl,
 }
 
 /// Which reference output `r` a sample is compared with.
+///
+/// Its names (in config files and in `--reference`) are `random`, `random-with-self`, `mean`
+/// and `zero`; the older names of config files (`random_sample`, `random_with_self`,
+/// `batch_mean`) still load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Reference {
     /// `r = f(x_r, W0)` for another sample `x_r` of the same batch, drawn uniformly among the
     /// other samples (`r != i`, so no pair has a zero gradient by construction). The paper's
     /// choice.
+    #[serde(rename = "random", alias = "random_sample")]
     RandomSample,
     /// `r = f(x_r, W0)` for a sample `x_r` drawn uniformly from the whole batch, the sample
     /// itself included, as the authors' code draws it (a pair `(i, i)` has a zero gradient
     /// under the paper's MSE and KL). Offered to compare with the authors' numbers.
+    #[serde(rename = "random-with-self", alias = "random_with_self")]
     RandomWithSelf,
     /// The batch's mean output (for KL: the mean of the softmaxes).
+    #[serde(rename = "mean", alias = "batch_mean")]
     BatchMean,
     /// The zero output (for KL: the uniform distribution).
+    #[serde(rename = "zero")]
     Zero,
 }
 
@@ -52,14 +64,17 @@ impl Reference {
 }
 
 /// How many of the `N = B n_v` coefficients batch top-k keeps for a fraction `k`.
+///
+/// Its names are `ceil` and `floor-plus-one` (older config files: `floor_plus_one`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum TopKCount {
     /// `ceil(k N)` (at least 1): exactly the fraction where `k N` is whole.
     #[default]
     Ceil,
     /// `floor(k N) + 1`, as the authors' code counts (one more than the fraction where `k N`
     /// is whole). Offered to compare with the authors' numbers.
+    #[serde(alias = "floor_plus_one")]
     FloorPlusOne,
 }
 
@@ -75,8 +90,94 @@ pub enum WarmStart {
     Hold,
 }
 
+/// The names of a setting's values, as the flags and config files spell them: `name` and
+/// `parse` are inverses, and `NAMES` lists every value for messages.
+pub trait SettingName: Sized + Copy + 'static {
+    /// Every value with its name, in the order messages list them.
+    const NAMES: &'static [(&'static str, Self)];
+
+    /// The value's name (`mse-authors`, `random`).
+    fn name(self) -> &'static str
+    where
+        Self: PartialEq,
+    {
+        Self::NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(n, _)| *n)
+            .expect("every value has a name")
+    }
+
+    /// The value of a name, if it is one.
+    fn parse(s: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// The names, comma-separated, for messages.
+    fn listed() -> String {
+        Self::NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl SettingName for Divergence {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("mse", Divergence::Mse),
+        ("mse-authors", Divergence::MseAuthors),
+        ("kl", Divergence::Kl),
+    ];
+}
+
+impl SettingName for Reference {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("random", Reference::RandomSample),
+        ("random-with-self", Reference::RandomWithSelf),
+        ("mean", Reference::BatchMean),
+        ("zero", Reference::Zero),
+    ];
+}
+
+impl SettingName for TopKCount {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("ceil", TopKCount::Ceil),
+        ("floor-plus-one", TopKCount::FloorPlusOne),
+    ];
+}
+
+impl SettingName for WarmStart {
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("linear", WarmStart::Linear), ("hold", WarmStart::Hold)];
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for TopKCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for WarmStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How a training step is computed. Both give the same numbers up to floating-point rounding
-/// (`tests/fast_path.rs`).
+/// (`tests/all/fast_path.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepPath {
@@ -311,5 +412,42 @@ mod tests {
         };
         assert_eq!((held.top_k_at(0), held.top_k_at(3)), (0.999, 0.999));
         assert_eq!(held.top_k_at(4), 0.2);
+    }
+
+    #[test]
+    fn names_match_the_flags_and_old_config_files_still_load() {
+        for &(name, d) in Divergence::NAMES {
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                (d.to_string(), Divergence::parse(name)),
+                (name.to_string(), Some(d))
+            );
+        }
+        for &(name, r) in Reference::NAMES {
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{name}\""));
+            assert_eq!(Reference::parse(name), Some(r));
+        }
+        for &(name, c) in TopKCount::NAMES {
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{name}\""));
+        }
+        let old = r#"{"divergence": "mse_authors", "reference": "random_sample",
+                     "top_k_count": "floor_plus_one"}"#;
+        let c: L3dConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (c.divergence, c.reference, c.top_k_count),
+            (
+                Divergence::MseAuthors,
+                Reference::RandomSample,
+                TopKCount::FloorPlusOne
+            )
+        );
+        for (old, new) in [
+            ("random_with_self", "random-with-self"),
+            ("batch_mean", "mean"),
+        ] {
+            let a: Reference = serde_json::from_str(&format!("\"{old}\"")).unwrap();
+            let b: Reference = serde_json::from_str(&format!("\"{new}\"")).unwrap();
+            assert_eq!(a, b);
+        }
     }
 }

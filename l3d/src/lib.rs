@@ -25,7 +25,8 @@
 //! `L3dConfig::path`, fast by default); [`train`]: epochs, AdamW, renormalisation, statistics,
 //! on one engine; [`measure`] and [`intervene`]: held-out error (on one engine), impacts,
 //! interventions; [`decomposition`] and [`cp`]: the subnetworks as CP tensors; [`persist`]:
-//! files; [`config`]: the settings and their checks.
+//! files; [`config`]: the settings and their checks; [`memory`]: the memory a decomposition
+//! will need, from the shapes alone.
 
 pub mod config;
 pub mod cp;
@@ -35,6 +36,7 @@ pub mod error;
 pub mod fast;
 pub mod intervene;
 pub mod measure;
+pub mod memory;
 pub mod pairs;
 mod par;
 pub mod persist;
@@ -42,7 +44,7 @@ pub mod step;
 pub mod topk;
 pub mod train;
 
-pub use config::{Divergence, L3dConfig, Reference, StepPath, TopKCount, WarmStart};
+pub use config::{Divergence, L3dConfig, Reference, SettingName, StepPath, TopKCount, WarmStart};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
 pub use nets::{Model, OutputKind};

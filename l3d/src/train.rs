@@ -303,7 +303,7 @@ fn check_finite<T: Float>(
         let bad = g.data().iter().find(|v| !v.is_finite()).copied();
         return Err(L3dError::NonFinite {
             what: "a factor gradient",
-            value: format!("{bad:?}"),
+            value: bad.map_or("non-finite".into(), |v| v.to_string()),
             epoch,
             batch,
         });

@@ -4,11 +4,17 @@ use super::reopen;
 use crate::args::InterveneArgs;
 use crate::error::{Result, RunError};
 use crate::files::write_json;
+use crate::folder::OutputFolder;
 use crate::ui::Ui;
 use nets::Model;
 
+/// The largest `|delta|`, in norms of the decomposed parameters: far beyond it the outputs
+/// say nothing about the subnetwork (and overflow to infinity long before `1e30`).
+const MAX_DELTA_NORMS: f64 = 100.0;
+
 pub(super) fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
-    let (_, loaded, data, saved) = reopen(&a.dir, ui)?;
+    let _folder = OutputFolder::acquire(&a.dir, ui)?;
+    let (_, loaded, data, saved) = reopen(&a.dir, a.force, ui)?;
     let d = &saved.decomposition;
     if let Some(&k) = a.subnetworks.iter().find(|&&k| k >= d.n_v) {
         return Err(RunError::NoSuchSubnetwork {
@@ -22,6 +28,12 @@ pub(super) fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
     let model = &loaded.model;
     let norm = toys::circuits::decomposed_norm(model, d);
     let delta = a.delta.unwrap_or(0.5 * norm);
+    if !(delta.is_finite() && delta.abs() <= MAX_DELTA_NORMS * norm) {
+        return Err(RunError::Setting(format!(
+            "--delta {delta}: must be a finite number of at most {MAX_DELTA_NORMS} times the norm of the decomposed parameters ({norm:.4}), so at most {:.4} (the default is half the norm)",
+            MAX_DELTA_NORMS * norm
+        )));
+    }
     let deltas: Vec<f64> = (0..a.steps)
         .map(|i| -delta + 2.0 * delta * i as f64 / (a.steps - 1) as f64)
         .collect();

@@ -7,8 +7,8 @@ mod report;
 
 use crate::args::{Command, TrainArgs};
 use crate::error::Result;
-use crate::files::read_json;
-use crate::run::{self, DataSource, LoadedModel, ModelSource, RunConfig};
+use crate::provenance::{self, Fingerprints};
+use crate::run::{self, DataSource, LoadedModel, ModelSource, Options, RunConfig};
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use tensor::Tensor;
@@ -42,8 +42,9 @@ fn default_run(ui: &Ui) -> Result<()> {
         },
         l3d: ToyKind::Tms.paper_config(0),
         analysis: AnalysisConfig::default(),
+        fingerprints: None,
     };
-    decompose::finish_decompose(&run, Path::new("out/default"), None, ui)
+    decompose::finish_decompose(&run, Path::new("out/default"), Options::replacing(), ui)
 }
 
 fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
@@ -65,9 +66,12 @@ fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-/// Reads a finished decomposition folder back: its config, model, data and decomposition.
+/// Reads a finished decomposition folder back: its config, model, data and decomposition,
+/// after checking that the model and data are still those the run recorded (see
+/// [`provenance::check`]; `force` turns a difference into a warning).
 fn reopen(
     dir: &Path,
+    force: bool,
     ui: &Ui,
 ) -> Result<(
     RunConfig,
@@ -75,7 +79,7 @@ fn reopen(
     Tensor<f32>,
     l3d::persist::Saved<f32>,
 )> {
-    let run: RunConfig = read_json(&dir.join("config.json"))?;
+    let run = run::read_config(&dir.join("config.json"), dir)?;
     let source = match &run.model {
         ModelSource::Toy { .. } => ModelSource::ToyDir {
             dir: dir.join("model"),
@@ -84,6 +88,7 @@ fn reopen(
     };
     let loaded = run::load_model_source(&source, ui)?;
     let data = run::load_data(&run.data, &loaded)?;
+    provenance::check(&run, dir, &Fingerprints::of(&loaded, &data), force, ui)?;
     let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
     l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
     Ok((run, loaded, data, saved))

@@ -2,12 +2,23 @@
 
 use super::reopen;
 use crate::args::ReportArgs;
-use crate::error::Result;
+use crate::checkpoint;
+use crate::error::{Result, RunError};
+use crate::files::shell_quote;
+use crate::folder::{self, OutputFolder};
 use crate::report::{write_reports, Decomposed};
 use crate::ui::Ui;
 
 pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
-    let (run, loaded, data, saved) = reopen(&a.dir, ui)?;
+    let folder = OutputFolder::acquire(&a.dir, ui)?;
+    if checkpoint::latest(&a.dir.join(folder::STAGING)).is_some() {
+        return Err(RunError::Setting(format!(
+            "{} holds a run that stopped before it finished; continue it first with `l3d decompose --resume {}`",
+            a.dir.display(),
+            shell_quote(&a.dir.display().to_string())
+        )));
+    }
+    let (run, loaded, data, saved) = reopen(&a.dir, a.force, ui)?;
     let decomposed = Decomposed {
         model: &loaded.model,
         toy: loaded.toy.as_ref(),
@@ -17,7 +28,9 @@ pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
         history: &saved.meta.history,
         settings: &run.analysis,
     };
-    let reports = write_reports(&a.dir, &decomposed, ui)?;
+    folder.clear_staging()?;
+    let reports = write_reports(&folder.staging()?, &decomposed, ui)?;
+    folder.commit(false)?;
     ui.result(
         &format!(
             "{}\nreport.json, figures and report.html rewritten in {}",

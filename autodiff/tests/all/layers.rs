@@ -3,7 +3,7 @@
 //! integers (every sum exact, so results compare equal); attention and layer norm against
 //! loops written from their definitions, to rounding.
 
-mod common;
+use crate::common;
 
 use autodiff::{Conv2dOptions, Tape, Window2d};
 use tensor::{conv2d_naive, rng, Tensor};

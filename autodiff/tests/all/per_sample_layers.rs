@@ -7,7 +7,7 @@
 //! against one at a time), so they differ by rounding only: a few eps relative to the largest
 //! entry. Every op's gradient itself is checked against finite differences in `vjp.rs`.
 
-mod common;
+use crate::common;
 
 use autodiff::{per_sample_grads, per_sample_grads_loop, Conv2dOptions, Grad, Result, Tape, Var};
 use proptest::prelude::*;

@@ -6,7 +6,7 @@
 //! Ops with a kink (relu, abs, elu) get inputs shifted away from it; log, sqrt and the
 //! denominator of div get inputs bounded away from 0.
 
-mod common;
+use crate::common;
 
 use autodiff::check::check_vjp;
 use autodiff::{Conv2dOptions, Result, Tape, Var, Window2d};

@@ -167,7 +167,7 @@ fn mlp_example_has_the_slots_of_a_pytorch_sequential() {
 /// The ```toml blocks of the module docs are valid architecture files.
 #[test]
 fn toml_examples_in_the_module_docs_parse() {
-    let docs = include_str!("../src/io/mod.rs");
+    let docs = include_str!("../../src/io/mod.rs");
     let dir = scratch("docs");
     let mut blocks = 0;
     for (i, block) in docs.split("//! ```toml\n").skip(1).enumerate() {

@@ -5,8 +5,8 @@
 //! gradients of tensors with 1, 2 and 3 modes. Then: one thread and two give the same bits,
 //! and training on either path gives the same decomposition.
 
-mod random_mlp;
-mod rows_model;
+use crate::random_mlp;
+use crate::rows_model;
 
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::FastStep;

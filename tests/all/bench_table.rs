@@ -1,7 +1,7 @@
 //! The benchmark table's layout (`benches/support/table.rs`), tested here so that
 //! `cargo test` runs it: the bench targets themselves only run under `cargo bench`.
 
-#[path = "../benches/support/table.rs"]
+#[path = "../../benches/support/table.rs"]
 mod table;
 
 use l3d::fast::Timings;

@@ -1,6 +1,6 @@
 //! Training: the planted problem, determinism across thread counts, exact resume, and errors.
 
-mod common;
+use crate::common;
 
 use common::{inputs, TinyMlp};
 use l3d::persist::{load_checkpoint, load_decomposition, save_checkpoint, save_decomposition};

@@ -1,7 +1,7 @@
 //! End to end at reduced settings with fixed seeds: a toy is trained, decomposed, analysed
 //! and reported through the program's own code, and what is written parses back.
 
-use l3d_cli::run::{decompose, DataSource, ModelSource, RunConfig};
+use l3d_cli::run::{decompose, DataSource, ModelSource, Options, RunConfig};
 use l3d_cli::ui::{Mode, Ui};
 use std::path::PathBuf;
 use toys::circuits::AnalysisConfig;
@@ -41,8 +41,9 @@ fn run_toy(
             n_refs: 4,
             ..Default::default()
         },
+        fingerprints: None,
     };
-    let outcome = decompose(&run, &out, None, &Ui::new(Mode::Quiet)).unwrap();
+    let outcome = decompose(&run, &out, Options::replacing(), &Ui::new(Mode::Quiet)).unwrap();
     (run, out, outcome)
 }
 

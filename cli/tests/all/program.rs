@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tensor::{rng, Tensor};
 
-fn l3d(args: &[&str]) -> Output {
+pub(crate) fn l3d(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_l3d"))
         .args(args)
         .output()
         .expect("the l3d binary runs")
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("l3d-program-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -21,7 +21,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// Asserts a failed run: exit code `code`, stderr naming every `needle`, no panic.
-fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
+pub(crate) fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "a panic: {stderr}");
@@ -109,7 +109,7 @@ fn missing_and_corrupt_files_are_named() {
 /// Writes an `nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))` state dict as
 /// PyTorch's `save_file` would (`0.weight`, `0.bias`, `2.weight`, `2.bias`) and inputs as
 /// `np.save` would.
-fn pytorch_layout_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn pytorch_layout_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let mut r = rng(4);
     let tensors = [
         ("0.weight", Tensor::<f32>::randn(&[16, 8], 0.4, &mut r)),
@@ -285,8 +285,9 @@ fn the_authors_options_reach_the_config() {
         serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     let l3d_config = &config["l3d"];
     assert_eq!(l3d_config["warm_start"], "hold");
-    assert_eq!(l3d_config["top_k_count"], "floor_plus_one");
-    assert_eq!(l3d_config["reference"], "random_with_self");
+    assert_eq!(l3d_config["top_k_count"], "floor-plus-one");
+    assert_eq!(l3d_config["reference"], "random-with-self");
+    assert_eq!(l3d_config["divergence"], "mse-authors");
     let decomposition: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("decomposition.json")).unwrap()).unwrap();
     let history = decomposition["history"].as_array().unwrap();

@@ -1,7 +1,7 @@
 //! The loss of one step and its gradient with respect to every factor, against finite
 //! differences in f64 (the top-k mask held fixed), and the CP encode against the dense encoder.
 
-mod common;
+use crate::common;
 
 use autodiff::check::numerical_gradient;
 use common::{inputs, TinyMlp};

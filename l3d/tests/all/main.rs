@@ -1,0 +1,11 @@
+//! `l3d`'s integration tests, one binary: each file below is one of
+//! its modules, so a cold build compiles and links this crate's tests once, not once per file.
+//! `fast_alloc.rs` stays a binary of its own: it installs a counting global allocator.
+
+mod common;
+mod fast_path;
+#[path = "../random_mlp/mod.rs"]
+mod random_mlp;
+mod rows_model;
+mod step_gradients;
+mod training;

@@ -1,0 +1,9 @@
+//! `tensor`'s integration tests, one binary: each file below is one of
+//! its modules, so a cold build compiles and links this crate's tests once, not once per file.
+
+mod bad_input;
+mod broadcasting;
+mod kernels;
+mod layout;
+mod topk;
+mod unfold;
