@@ -87,7 +87,7 @@ pub use self::element::StoredFloat;
 pub use self::error::{IoError, Mismatch};
 pub use self::fs::read_bytes;
 pub use self::half::{bf16_to_f32, f16_to_f32};
-pub use self::inputs::{check_inputs, load_inputs};
+pub use self::inputs::{check_inputs, check_model_inputs, load_inputs};
 pub use self::model::{load_model, read_architecture, save_model, write_architecture};
 pub use self::npy::{npy_from_bytes, read_npy, write_npy};
 pub use self::safetensors::{
