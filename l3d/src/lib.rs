@@ -37,7 +37,7 @@ pub mod step;
 pub mod topk;
 pub mod train;
 
-pub use config::{Divergence, L3dConfig, Reference, StepPath, TopKCount, WarmStart};
+pub use config::{Divergence, L3dConfig, Positions, Reference, StepPath, TopKCount, WarmStart};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
 pub use nets::{Model, OutputKind};

@@ -8,7 +8,7 @@ use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::FastStep;
 use crate::pairs::{
-    check_data, draw_partners, draw_reference_partners, per_sample_gradients, reference_outputs,
+    check_data, draw_partners, draw_reference_partners, per_sample_gradients_at, reference_outputs,
 };
 use crate::step::{encode, tape_step, MaskRule};
 use nets::Model;
@@ -42,12 +42,17 @@ fn dense_grads<T: Float>(
     x: &Tensor<T>,
     reference: &Tensor<T>,
 ) -> Result<Vec<Tensor<T>>> {
-    Ok(
-        per_sample_gradients(model, &d.param_index, x, reference, config.divergence)?
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect(),
-    )
+    Ok(per_sample_gradients_at(
+        model,
+        &d.param_index,
+        x,
+        reference,
+        config.divergence,
+        &config.positions,
+    )?
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect())
 }
 
 /// Relative reconstruction error on `data`, in batches of `config.batch_size` with references

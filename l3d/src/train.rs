@@ -11,7 +11,9 @@ use crate::config::{L3dConfig, StepPath};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::fast::{all_finite, renormalise_decoder, FastStep, RenormScratch};
-use crate::pairs::{check_data, draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{
+    check_data, draw_reference_partners, per_sample_gradients_at, reference_outputs,
+};
 use crate::step::{tape_step, MaskRule, StepResult};
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
 use nets::Model;
@@ -381,12 +383,17 @@ fn pair_gradients<T: Float>(
     draw_reference_partners(config.reference, x.shape()[0], rng, &mut partners);
     let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
     let d = &state.decomposition;
-    Ok(
-        per_sample_gradients(model, &d.param_index, x, &r, config.divergence)?
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect(),
-    )
+    Ok(per_sample_gradients_at(
+        model,
+        &d.param_index,
+        x,
+        &r,
+        config.divergence,
+        &config.positions,
+    )?
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect())
 }
 
 /// Sums over the batches of an epoch.

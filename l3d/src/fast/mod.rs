@@ -86,11 +86,11 @@ mod source;
 
 pub use renorm::{renormalise_decoder, RenormScratch};
 
-use crate::config::{Divergence, L3dConfig, Reference};
+use crate::config::{Divergence, L3dConfig, Positions, Reference};
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::pairs::check_data;
+use crate::pairs::{check_data, check_positions};
 use crate::step::{MaskRule, StepResult};
 use backward::{FactorTask, BLOCK_ROWS};
 use encode::{add_sq_norms, encode_dense, encode_outer, fit, GradRows};
@@ -334,6 +334,7 @@ pub struct FastStep<'m, T: Float> {
     param_index: Vec<usize>,
     divergence: Divergence,
     reference: Reference,
+    positions: Positions,
     n_v: usize,
     /// `(shape, rank)` of each decomposed tensor, to check the decomposition on every step.
     layout: Vec<(Vec<usize>, usize)>,
@@ -368,6 +369,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         config: &L3dConfig,
     ) -> Result<Self> {
         check_data(model, data)?;
+        check_positions(model, &config.positions)?;
         let source = match MlpNet::of(model)? {
             Some(net) => {
                 let lowest = net.lowest_layer(&d.param_index);
@@ -450,6 +452,7 @@ impl<'m, T: Float> FastStep<'m, T> {
             param_index: d.param_index.clone(),
             divergence: config.divergence,
             reference: config.reference,
+            positions: config.positions.clone(),
             n_v: d.n_v,
             layout,
             forms,

@@ -11,7 +11,7 @@ use super::mlp::{self, MlpNet, Role};
 use super::{each, Chunk, FastContext, FastStep};
 use crate::config::{Divergence, Reference};
 use crate::error::{L3dError, Result};
-use crate::pairs::{draw_reference_partners, per_sample_gradients, reference_outputs};
+use crate::pairs::{draw_reference_partners, per_sample_gradients_at, reference_outputs};
 use autodiff::Grad;
 use nets::Model;
 use rand::Rng;
@@ -145,8 +145,14 @@ impl<T: Float> FastStep<'_, T> {
                 let x = data.gather_rows(rows);
                 let y0 = model.evaluate_w0(&x)?;
                 let r = reference_outputs(&y0, self.reference, self.divergence, &self.partners);
-                let tape =
-                    per_sample_gradients(*model, &self.param_index, &x, &r, self.divergence)?;
+                let tape = per_sample_gradients_at(
+                    *model,
+                    &self.param_index,
+                    &x,
+                    &r,
+                    self.divergence,
+                    &self.positions,
+                )?;
                 grads.clear();
                 for (t, g) in tape.into_iter().enumerate() {
                     let (form, grad) = tape_form(g, &self.layout[t].0, b);
