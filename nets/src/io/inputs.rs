@@ -66,7 +66,7 @@ pub fn check_model_inputs<T: Float>(
 ) -> Result<(), IoError> {
     let sample = arch.sample_shape();
     let shape = x.shape();
-    if shape.first().map_or(true, |&n| n == 0) || shape[1..] != sample[..] {
+    if shape.len() != sample.len() + 1 || shape[0] == 0 || shape[1..] != sample[..] {
         let expected = format!(
             "[N, {}] with N >= 1 (N samples of the model's input shape {sample:?})",
             sample
