@@ -21,7 +21,7 @@ use criterion::{
 };
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::FastStep;
-use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
+use l3d::pairs::{draw_partners, pair_gradients, per_sample_gradients, reference_outputs};
 use l3d::step::{tape_step, MaskRule};
 use l3d::{Decomposition, Divergence, Model, Reference, StepPath, Trainer};
 use std::hint::black_box;
@@ -61,15 +61,21 @@ fn step(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new(case.name(), "tape"), |b| {
             b.iter(|| {
                 let batch = x.gather_rows(&rows);
-                let y0 = model.evaluate_w0(&batch).expect("outputs");
-                let partners = draw_partners(rows.len(), &mut rng(1));
-                let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-                let grads: Vec<Tensor<f32>> =
-                    per_sample_gradients(&model, &d.param_index, &batch, &r, config.divergence)
-                        .expect("per-sample gradients")
-                        .into_iter()
-                        .map(|g| g.into_dense())
-                        .collect();
+                let (reference, divergence) = (config.reference, config.divergence);
+                let mut r = rng(1);
+                let grads: Vec<Tensor<f32>> = pair_gradients(
+                    &model,
+                    &d.param_index,
+                    &batch,
+                    reference,
+                    divergence,
+                    &config.positions,
+                    &mut r,
+                )
+                .expect("per-sample gradients")
+                .into_iter()
+                .map(|g| g.into_dense())
+                .collect();
                 black_box(tape_step(&d, &grads, rule).expect("a step"))
             })
         });

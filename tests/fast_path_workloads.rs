@@ -9,9 +9,9 @@
 //! rounding, and the numbers are then compared under the tape's mask.
 
 use l3d::fast::FastStep;
-use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
+use l3d::pairs::pair_gradients;
 use l3d::step::{tape_step, MaskRule, StepResult};
-use l3d::{Decomposition, Model, StepPath};
+use l3d::{Decomposition, StepPath};
 use tensor::{rng, Tensor};
 use toys::workloads::BenchCase;
 
@@ -41,15 +41,20 @@ fn check(case: BenchCase) {
     let seed = 5;
 
     let batch = x.gather_rows(&rows);
-    let y0 = model.evaluate_w0(&batch).unwrap();
-    let partners = draw_partners(rows.len(), &mut rng(seed));
-    let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-    let grads: Vec<Tensor<f32>> =
-        per_sample_gradients(&model, &d.param_index, &batch, &r, config.divergence)
-            .unwrap()
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect();
+    let (reference, divergence) = (config.reference, config.divergence);
+    let grads: Vec<Tensor<f32>> = pair_gradients(
+        &model,
+        &d.param_index,
+        &batch,
+        reference,
+        divergence,
+        &config.positions,
+        &mut rng(seed),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect();
     let rule = MaskRule::top_k(config.top_k);
     let tape = tape_step(&d, &grads, rule).unwrap();
 

@@ -53,7 +53,7 @@ impl<T: Float> Decomposition<T> {
     ) -> Result<Self> {
         config.validate()?;
         if names.is_empty() || names.len() != shapes.len() || names.len() != param_index.len() {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Decomposition(format!(
                 "{} names, {} shapes and {} indices: need one of each per tensor, at least one",
                 names.len(),
                 shapes.len(),
@@ -66,7 +66,7 @@ impl<T: Float> Decomposition<T> {
         let mut encoder = Vec::new();
         for (name, shape) in names.iter().zip(shapes) {
             if shape.is_empty() || shape.contains(&0) {
-                return Err(L3dError::Mismatch(format!(
+                return Err(L3dError::Decomposition(format!(
                     "parameter '{name}' has shape {shape:?}; only tensors with at least one axis \
                      and no empty axis can be decomposed"
                 )));
@@ -168,6 +168,35 @@ impl<T: Float> Decomposition<T> {
     }
 }
 
+/// Checks a decomposition against a model: every decomposed tensor must exist in the model,
+/// at the recorded index, with the same shape. Lists every mismatch at once.
+pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>) -> Result<()> {
+    let names = model.param_names();
+    let shapes = model.param_shapes();
+    let mut problems = Vec::new();
+    for ((name, cp), &i) in d.names.iter().zip(&d.encoder).zip(&d.param_index) {
+        match names.iter().position(|n| n == name) {
+            None => problems.push(format!("'{name}' is not a parameter of the model")),
+            Some(j) if j != i => problems.push(format!(
+                "'{name}' is parameter {j} of the model but was recorded as parameter {i}"
+            )),
+            Some(j) if shapes[j] != cp.shape => problems.push(format!(
+                "'{name}' has shape {:?} in the model but {:?} in the decomposition",
+                shapes[j], cp.shape
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(L3dError::Decomposition(format!(
+            "the decomposition does not fit the model: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
 /// Indices of the parameters to decompose: all, or those named (every name must exist).
 fn select_params(names: &[String], wanted: &[String]) -> Result<Vec<usize>> {
     if wanted.is_empty() {
@@ -175,7 +204,7 @@ fn select_params(names: &[String], wanted: &[String]) -> Result<Vec<usize>> {
     }
     let unknown: Vec<&String> = wanted.iter().filter(|w| !names.contains(w)).collect();
     if !unknown.is_empty() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Decomposition(format!(
             "cannot decompose {unknown:?}: the model's parameters are {names:?}"
         )));
     }

@@ -30,7 +30,7 @@ pub fn moved_params_where<T: Float>(
     let mut params: Vec<Tensor<T>> = model.params().into_iter().cloned().collect();
     for &(k, delta) in moves {
         if k >= d.n_v {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Decomposition(format!(
                 "subnetwork {k} does not exist (there are {})",
                 d.n_v
             )));
@@ -116,7 +116,7 @@ pub fn selectivity<T: Float>(
     delta: f64,
 ) -> Result<Vec<Option<f64>>> {
     if impacts.shape() != [x.shape()[0], d.n_v] {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Decomposition(format!(
             "impacts have shape {:?}; expected [{}, {}]",
             impacts.shape(),
             x.shape()[0],

@@ -18,20 +18,25 @@
 //!
 //! # One step (Algorithm 1)
 //!
-//! [`pairs`]: references and per-sample gradients; [`step`]: encode, [`topk`], decode, the
-//! relative loss and its gradient, recorded on the tape (the reference); [`fast`]: the same
-//! step with dense layers' gradients kept factored, in reused buffers (the default,
-//! `L3dConfig::path`); [`train`]: epochs, AdamW, renormalisation, statistics;
-//! [`measure`] and [`intervene`]: impacts, held-out error, interventions; [`persist`]: files.
+//! [`pairs`]: a batch's pairs and their per-sample gradients; [`step`]: encode, [`topk`],
+//! decode, the relative loss and its gradient, recorded on the tape (the reference); [`fast`]:
+//! the same step with dense layers' gradients kept factored, in reused buffers; [`engine`]: the
+//! one interface both steps sit behind (the tape engine and the fast engine, chosen by
+//! `L3dConfig::path`, fast by default); [`train`]: epochs, AdamW, renormalisation, statistics,
+//! on one engine; [`measure`] and [`intervene`]: held-out error (on one engine), impacts,
+//! interventions; [`decomposition`] and [`cp`]: the subnetworks as CP tensors; [`persist`]:
+//! files; [`config`]: the settings and their checks.
 
 pub mod config;
 pub mod cp;
 pub mod decomposition;
+pub mod engine;
 pub mod error;
 pub mod fast;
 pub mod intervene;
 pub mod measure;
 pub mod pairs;
+mod par;
 pub mod persist;
 pub mod step;
 pub mod topk;

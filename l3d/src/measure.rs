@@ -3,14 +3,12 @@
 //! Impact of subnetwork `v_k` on a pair: `I(x_i, x_j, v_k) = |<V_in[k], g(x_i, x_j)>|`; on a
 //! sample: `I(x_i, v_k)`, the mean of `I(x_i, x_j, v_k)` over `n` references `x_j`.
 
-use crate::config::{L3dConfig, StepPath};
+use crate::config::L3dConfig;
 use crate::decomposition::Decomposition;
+use crate::engine::{engine, Sums};
 use crate::error::{L3dError, Result};
-use crate::fast::FastStep;
-use crate::pairs::{
-    check_data, draw_partners, draw_reference_partners, per_sample_gradients_at, reference_outputs,
-};
-use crate::step::{encode, tape_step, MaskRule};
+use crate::pairs::{check_data, draw_partners, per_sample_gradients_at, Source};
+use crate::step::{encode, MaskRule};
 use nets::Model;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,8 +19,10 @@ use tensor::{Float, Tensor};
 /// one per epoch; initialisation uses the last stream).
 const EVAL_STREAM: u64 = u64::MAX - 1;
 
-/// Rows per chunk when measuring many samples, bounding the memory of dense gradients.
-const CHUNK_ROWS: usize = 256;
+/// Samples per call of [`pair_impacts`] when [`impacts`] measures a whole dataset: the call
+/// holds every sample's dense per-sample gradient, so this bounds its memory. (Not the fast
+/// path's `fast::CHUNK_ROWS`, which is a unit of parallel work sized for the caches.)
+const IMPACT_ROWS: usize = 256;
 
 /// Reconstruction quality on a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,54 +67,27 @@ pub fn evaluate<T: Float>(
     check_data(model, data)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(EVAL_STREAM);
-    let (mut err, mut norm, mut samples) = (0.0, 0.0, 0usize);
-    let mut active = vec![0.0; d.n_v];
-    let mut fast = match config.path {
-        StepPath::Fast => Some(FastStep::new(model, data, d, config)?),
-        StepPath::Tape => None,
-    };
+    let mut engine = engine(Source::Model { model, data }, d, config)?;
+    let mut sums = Sums::new(d.n_v);
     let rows: Vec<usize> = (0..data.shape()[0]).collect();
     let rule = MaskRule::top_k_for(config, config.top_k);
     for chunk in rows.chunks(config.batch_size) {
         if chunk.len() < config.reference.min_batch() {
             continue;
         }
-        let step = match &mut fast {
-            Some(fast) => fast
-                .run(d, chunk, &mut rng, rule, false)?
-                .map(|out| (out.sq_error, out.sq_norm, out.mask.to_vec())),
-            None => {
-                let x = data.gather_rows(chunk);
-                let y0 = model.evaluate_w0(&x)?;
-                let mut p = Vec::new();
-                draw_reference_partners(config.reference, chunk.len(), &mut rng, &mut p);
-                let r = reference_outputs(&y0, config.reference, config.divergence, &p);
-                let grads = dense_grads(model, d, config, &x, &r)?;
-                let step = tape_step(d, &grads, rule)?;
-                Some((step.sq_error, step.sq_norm, step.mask.into_data()))
-            }
-        };
-        samples += chunk.len();
         // A batch whose gradients are all zero adds nothing to either sum.
-        let Some((sq_error, sq_norm, mask)) = step else {
-            continue;
-        };
-        err += sq_error.to_f64();
-        norm += sq_norm.to_f64();
-        for row in mask.chunks_exact(d.n_v) {
-            for (a, m) in active.iter_mut().zip(row) {
-                *a += m.to_f64();
-            }
+        match engine.step(d, chunk, &mut rng, rule, false)? {
+            Some(out) => sums.add(&out),
+            None => sums.skip(chunk.len()),
         }
     }
+    let samples = sums.samples + sums.skipped_samples;
     if samples == 0 {
-        return Err(L3dError::Mismatch(
-            "evaluation needs at least 2 samples".into(),
-        ));
+        return Err(L3dError::Data("evaluation needs at least 2 samples".into()));
     }
-    let p_act: Vec<f64> = active.iter().map(|a| a / samples as f64).collect();
+    let p_act = sums.p_act(samples);
     Ok(Evaluation {
-        reconstruction_error: err / norm.max(f64::MIN_POSITIVE),
+        reconstruction_error: sums.reconstruction_error(),
         dead: p_act.iter().filter(|&&p| p == 0.0).count(),
         p_act,
     })
@@ -129,7 +102,7 @@ pub fn pair_impacts<T: Float>(
     xj: &Tensor<T>,
 ) -> Result<Tensor<T>> {
     if xi.shape() != xj.shape() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "pair impacts need equally many samples and references: {:?} and {:?}",
             xi.shape(),
             xj.shape()
@@ -154,7 +127,7 @@ pub fn impacts<T: Float>(
     check_data(model, data)?;
     let n = data.shape()[0];
     if n < 2 || n_refs == 0 {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "impacts need at least 2 samples and 1 reference (got {n} samples, {n_refs} references)"
         )));
     }
@@ -165,7 +138,7 @@ pub fn impacts<T: Float>(
         let p = draw_partners(n, &mut rng);
         let rows: Vec<usize> = (0..n).collect();
         let mut parts = Vec::new();
-        for chunk in rows.chunks(CHUNK_ROWS) {
+        for chunk in rows.chunks(IMPACT_ROWS) {
             let xi = data.gather_rows(chunk);
             let xj = data.gather_rows(&chunk.iter().map(|&i| p[i]).collect::<Vec<_>>());
             parts.push(pair_impacts(model, d, config, &xi, &xj)?);

@@ -32,6 +32,29 @@ use nets::Model;
 use rand::Rng;
 use tensor::{Float, Tensor};
 
+/// Where a batch's per-sample gradients come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a, T: Float> {
+    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
+    Model {
+        model: &'a dyn Model<T>,
+        data: &'a Tensor<T>,
+    },
+    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
+    /// of each is sample `i`). For testing the decomposition on its own.
+    Gradients(&'a [Tensor<T>]),
+}
+
+impl<T: Float> Source<'_, T> {
+    /// `N`, the number of samples.
+    pub fn rows(&self) -> usize {
+        match self {
+            Source::Model { data, .. } => data.shape()[0],
+            Source::Gradients(g) => g[0].shape()[0],
+        }
+    }
+}
+
 /// For each of `b` samples, the index of another sample of the batch, uniform over the
 /// `b - 1` others (`r_i != i`). Needs `b >= 2`.
 pub fn draw_partners(b: usize, rng: &mut impl Rng) -> Vec<usize> {
@@ -173,16 +196,16 @@ pub fn check_positions<T: Float>(model: &dyn Model<T>, positions: &Positions) ->
         (Positions::All, _) => return Ok(()),
         (_, [t, _, ..]) => *t,
         _ => {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Data(format!(
                 "positions {positions:?} needs a sequence model (outputs [T, ..] per sample); \
                  the model's outputs are {shape:?} per sample"
             )))
         }
     };
     match positions {
-        Positions::Chosen(list) if list.iter().any(|&p| p >= t) => Err(L3dError::Mismatch(
-            format!("positions {list:?}: the model's sequences have positions 0..{t}"),
-        )),
+        Positions::Chosen(list) if list.iter().any(|&p| p >= t) => Err(L3dError::Data(format!(
+            "positions {list:?}: the model's sequences have positions 0..{t}"
+        ))),
         _ => Ok(()),
     }
 }
@@ -235,18 +258,39 @@ pub fn per_sample_gradients_at<T: Float>(
     Ok(grads)
 }
 
+/// Step 1 of Algorithm 1 for a batch `x: [B, ..input shape]`: each sample's reference drawn
+/// from `rng` under `reference` ([`draw_reference_partners`]), the reference outputs at `W0`
+/// ([`reference_outputs`]), and the per-sample gradients `g_i` of the divergence over the
+/// chosen `positions` for the parameters `decomposed` ([`per_sample_gradients_at`]). Every
+/// engine of a step draws a batch's references this way, so they all draw the same numbers.
+pub fn pair_gradients<T: Float>(
+    model: &dyn Model<T>,
+    decomposed: &[usize],
+    x: &Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    positions: &Positions,
+    rng: &mut impl Rng,
+) -> Result<Vec<PerSampleGrad<T>>> {
+    let mut partners = Vec::new();
+    draw_reference_partners(reference, x.shape()[0], rng, &mut partners);
+    let y0 = model.evaluate_w0(x)?;
+    let r = reference_outputs(&y0, reference, divergence, &partners);
+    per_sample_gradients_at(model, decomposed, x, &r, divergence, positions)
+}
+
 /// Checks the data against the model: `[N, ..input shape]`, every value finite.
 pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
     let sample = model.input_shape();
     if x.ndim() != sample.len() + 1 || x.shape()[1..] != sample[..] {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has shape {:?}; the model takes samples of shape {sample:?}",
             x.shape(),
         )));
     }
     if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
         let w = model.input_dim().max(1);
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Data(format!(
             "the data has a non-finite value at row {}, column {}",
             i / w,
             i % w

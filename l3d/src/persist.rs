@@ -25,6 +25,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::{Float, Tensor};
 
+/// Checking a loaded decomposition against its model (the check lives with the decomposition,
+/// which training uses too).
+pub use crate::decomposition::check_against_model;
+
 const FORMAT: &str = "l3d-decomposition";
 const CHECKPOINT_FORMAT: &str = "l3d-checkpoint";
 const VERSION: u32 = 1;
@@ -90,8 +94,8 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 /// Takes tensor `name` out of a read tensor file (`path` names the file in errors).
 fn take_tensor<T: Float>(file: &mut TensorFile<T>, name: &str, path: &Path) -> Result<Tensor<T>> {
-    file.tensors.remove(name).ok_or_else(|| L3dError::Io {
-        path: path.display().to_string(),
+    file.tensors.remove(name).ok_or_else(|| L3dError::Save {
+        path: path.to_path_buf(),
         msg: format!("tensor '{name}' is missing"),
     })
 }
@@ -200,26 +204,25 @@ pub fn save_checkpoint<T: StoredFloat>(
 
 /// Reads both files of a save and checks that they belong together.
 fn read_pair(json: &Path) -> Result<(Meta, Vec<u8>)> {
-    let io = |path: &Path, e: std::io::Error| L3dError::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    };
-    let text = std::fs::read_to_string(json).map_err(|e| io(json, e))?;
-    let meta: Meta = serde_json::from_str(&text).map_err(|e| L3dError::Io {
-        path: json.display().to_string(),
+    let text = std::fs::read_to_string(json).map_err(|source| nets::IoError::Read {
+        path: json.to_path_buf(),
+        source,
+    })?;
+    let meta: Meta = serde_json::from_str(&text).map_err(|e| L3dError::Save {
+        path: json.to_path_buf(),
         msg: format!("not a valid l3d metadata file: {e}"),
     })?;
     if meta.format != FORMAT && meta.format != CHECKPOINT_FORMAT {
-        return Err(L3dError::Io {
-            path: json.display().to_string(),
+        return Err(L3dError::Save {
+            path: json.to_path_buf(),
             msg: format!("unknown format '{}'", meta.format),
         });
     }
     let tensor_path = tensors_path(json);
     let bytes = read_bytes(&tensor_path)?;
     if fnv(&bytes) != meta.tensors_hash {
-        return Err(L3dError::Io {
-            path: tensor_path.display().to_string(),
+        return Err(L3dError::Save {
+            path: tensor_path.to_path_buf(),
             msg: format!(
                 "does not match {} (a different save, or a damaged file)",
                 json.display()
@@ -244,8 +247,8 @@ fn decomposition_from<T: Float>(
                         let name = format!("{prefix}.{}.mode{m}", t.name);
                         let f = take_tensor(file, &name, path)?;
                         if f.shape() != [t.shape[m], n_v * t.rank] {
-                            return Err(L3dError::Io {
-                                path: path.display().to_string(),
+                            return Err(L3dError::Save {
+                                path: path.to_path_buf(),
                                 msg: format!(
                                     "tensor '{name}' has shape {:?}; expected [{}, {}]",
                                     f.shape(),
@@ -293,8 +296,8 @@ pub fn load_decomposition<T: Float>(json: &Path) -> Result<Saved<T>> {
 pub fn load_checkpoint<T: Float>(json: &Path) -> Result<TrainState<T>> {
     let (meta, bytes) = read_pair(json)?;
     let path = tensors_path(json);
-    let ck = meta.checkpoint.clone().ok_or_else(|| L3dError::Io {
-        path: json.display().to_string(),
+    let ck = meta.checkpoint.clone().ok_or_else(|| L3dError::Save {
+        path: json.to_path_buf(),
         msg: "is a decomposition, not a checkpoint".into(),
     })?;
     let mut file = safetensors_from_bytes(&path, &bytes)?;
@@ -324,33 +327,4 @@ pub fn load_checkpoint<T: Float>(json: &Path) -> Result<TrainState<T>> {
         history: meta.history,
         data_fingerprint: ck.data_fingerprint,
     })
-}
-
-/// Checks a decomposition against a model: every decomposed tensor must exist in the model,
-/// at the recorded index, with the same shape. Lists every mismatch at once.
-pub fn check_against_model<T: Float>(d: &Decomposition<T>, model: &dyn Model<T>) -> Result<()> {
-    let names = model.param_names();
-    let shapes = model.param_shapes();
-    let mut problems = Vec::new();
-    for ((name, cp), &i) in d.names.iter().zip(&d.encoder).zip(&d.param_index) {
-        match names.iter().position(|n| n == name) {
-            None => problems.push(format!("'{name}' is not a parameter of the model")),
-            Some(j) if j != i => problems.push(format!(
-                "'{name}' is parameter {j} of the model but was recorded as parameter {i}"
-            )),
-            Some(j) if shapes[j] != cp.shape => problems.push(format!(
-                "'{name}' has shape {:?} in the model but {:?} in the decomposition",
-                shapes[j], cp.shape
-            )),
-            Some(_) => {}
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(L3dError::Mismatch(format!(
-            "the decomposition does not fit the model: {}",
-            problems.join("; ")
-        )))
-    }
 }

@@ -149,13 +149,13 @@ fn record_encode_all<T: Float>(
             Some(prev) => tape.try_add(prev, ct)?,
         });
     }
-    let c = c.ok_or_else(|| L3dError::Mismatch("the decomposition has no tensors".into()))?;
+    let c = c.ok_or_else(|| L3dError::Decomposition("the decomposition has no tensors".into()))?;
     Ok((c, enc, g))
 }
 
 fn check_grads<T: Float>(d: &Decomposition<T>, grads: &[Tensor<T>]) -> Result<()> {
     if grads.len() != d.encoder.len() {
-        return Err(L3dError::Mismatch(format!(
+        return Err(L3dError::Gradients(format!(
             "{} per-sample gradient tensors for a decomposition of {} tensors",
             grads.len(),
             d.encoder.len()
@@ -164,7 +164,7 @@ fn check_grads<T: Float>(d: &Decomposition<T>, grads: &[Tensor<T>]) -> Result<()
     let b = grads[0].shape().first().copied().unwrap_or(0);
     for ((g, cp), name) in grads.iter().zip(&d.encoder).zip(&d.names) {
         if g.shape().first() != Some(&b) || g.shape()[1..] != cp.shape[..] {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Gradients(format!(
                 "per-sample gradient of '{name}' has shape {:?}; expected [{b}, {:?}]",
                 g.shape(),
                 cp.shape
@@ -172,7 +172,7 @@ fn check_grads<T: Float>(d: &Decomposition<T>, grads: &[Tensor<T>]) -> Result<()
         }
     }
     if b == 0 {
-        return Err(L3dError::Mismatch("the batch is empty".into()));
+        return Err(L3dError::Batch("the batch is empty".into()));
     }
     Ok(())
 }

@@ -7,14 +7,13 @@
 //! `e`, so an epoch's randomness does not depend on what came before it, and resuming from a
 //! checkpoint repeats exactly what an uninterrupted run would have done.
 
-use crate::config::{L3dConfig, StepPath};
-use crate::decomposition::Decomposition;
+use crate::config::L3dConfig;
+use crate::decomposition::{check_against_model, Decomposition};
+use crate::engine::{engine, Engine, Sums};
 use crate::error::{L3dError, Result};
-use crate::fast::{all_finite, renormalise_decoder, FastStep, RenormScratch};
-use crate::pairs::{
-    check_data, draw_reference_partners, per_sample_gradients_at, reference_outputs,
-};
-use crate::step::{tape_step, MaskRule, StepResult};
+use crate::pairs::{check_data, Source};
+use crate::par::{all_finite, worth_threads};
+use crate::step::MaskRule;
 use autodiff::optim::{AdamW, AdamWConfig, StepLr};
 use nets::Model;
 use rand::seq::SliceRandom;
@@ -62,46 +61,22 @@ pub struct TrainState<T: Float> {
     pub data_fingerprint: u64,
 }
 
-/// Where a batch's per-sample gradients come from.
-#[derive(Clone, Copy)]
-pub enum Source<'a, T: Float> {
-    /// Pairs of rows of `data: [N, d_in]` through the model (Algorithm 1).
-    Model {
-        model: &'a dyn Model<T>,
-        data: &'a Tensor<T>,
-    },
-    /// Given per-sample gradients, one tensor `[N, ..shape]` per decomposed tensor (row `i`
-    /// of each is sample `i`). For testing the decomposition on its own.
-    Gradients(&'a [Tensor<T>]),
-}
-
-impl<T: Float> Source<'_, T> {
-    fn rows(&self) -> usize {
-        match self {
-            Source::Model { data, .. } => data.shape()[0],
-            Source::Gradients(g) => g[0].shape()[0],
-        }
-    }
-
-    fn fingerprint(&self) -> u64 {
-        match self {
-            Source::Model { data, .. } => fingerprint(data),
-            Source::Gradients(g) => g.iter().fold(0, |h, t| h ^ fingerprint(t).rotate_left(1)),
-        }
+/// A hash of the source's data, to recognise it on resume.
+fn source_fingerprint<T: Float>(source: &Source<T>) -> u64 {
+    match source {
+        Source::Model { data, .. } => fingerprint(data),
+        Source::Gradients(g) => g.iter().fold(0, |h, t| h ^ fingerprint(t).rotate_left(1)),
     }
 }
 
 /// Trains a decomposition on a [`Source`] of per-sample gradients.
 ///
-/// `config.path` chooses how each step is computed: [`StepPath::Tape`] runs [`tape_step`] on
-/// dense per-sample gradients; [`StepPath::Fast`] runs a [`FastStep`] (built on the first
-/// batch and reused) and renormalises the decoder without allocating. Both draw the same
-/// random numbers in the same order, so they train the same decomposition up to rounding.
+/// Each step runs on one [`Engine`], chosen by `config.path` (see [`crate::engine`]); the
+/// trainer holds it and never forks on the path itself.
 pub struct Trainer<'a, T: Float> {
     source: Source<'a, T>,
     pub state: TrainState<T>,
-    fast: Option<FastStep<'a, T>>,
-    renorm: RenormScratch<T>,
+    engine: Box<dyn Engine<T> + 'a>,
 }
 
 impl<'a, T: Float> Trainer<'a, T> {
@@ -123,7 +98,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         let shapes: Vec<Vec<usize>> = grads.iter().map(|g| g.shape()[1..].to_vec()).collect();
         let n = grads.first().map_or(0, |g| g.shape()[0]);
         if grads.iter().any(|g| g.shape().first() != Some(&n)) || n == 0 {
-            return Err(L3dError::Mismatch(
+            return Err(L3dError::Gradients(
                 "the gradient tensors must share a non-zero leading sample axis".into(),
             ));
         }
@@ -150,6 +125,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             },
             &shapes,
         );
+        let engine = engine(source, &decomposition, &config)?;
         Ok(Self {
             state: TrainState {
                 config,
@@ -157,11 +133,10 @@ impl<'a, T: Float> Trainer<'a, T> {
                 optimizer,
                 epoch: 0,
                 history: Vec::new(),
-                data_fingerprint: source.fingerprint(),
+                data_fingerprint: source_fingerprint(&source),
             },
             source,
-            fast: None,
-            renorm: RenormScratch::default(),
+            engine,
         })
     }
 
@@ -174,26 +149,24 @@ impl<'a, T: Float> Trainer<'a, T> {
         check_model(model)?;
         check_data(model, data)?;
         if fingerprint(data) != state.data_fingerprint {
-            return Err(L3dError::Mismatch(
+            return Err(L3dError::Data(
                 "the data differs from the data the checkpoint was trained on".into(),
             ));
         }
-        crate::persist::check_against_model(&state.decomposition, model)?;
+        check_against_model(&state.decomposition, model)?;
+        let source = Source::Model { model, data };
+        let engine = engine(source, &state.decomposition, &state.config)?;
         Ok(Self {
-            source: Source::Model { model, data },
+            source,
             state,
-            fast: None,
-            renorm: RenormScratch::default(),
+            engine,
         })
     }
 
-    /// Time spent in each phase of the fast path's steps since the last call (zero before the
-    /// first fast step, or on the tape path).
+    /// Time spent in each phase of the fast path's steps since the last call (zero on the
+    /// tape path).
     pub fn take_fast_timings(&mut self) -> crate::fast::Timings {
-        self.fast
-            .as_mut()
-            .map(FastStep::take_timings)
-            .unwrap_or_default()
+        self.engine.take_timings()
     }
 
     pub fn decomposition(&self) -> &Decomposition<T> {
@@ -230,224 +203,67 @@ impl<'a, T: Float> Trainer<'a, T> {
         };
         let (lr, top_k) = (schedule.at(epoch), config.top_k_at(epoch));
         let n_v = self.state.decomposition.n_v;
-        let mut acc = EpochAccumulator::new(n_v);
+        let mut sums = Sums::new(n_v);
+        let rule = MaskRule::top_k_for(&config, top_k);
         // A lone leftover sample has no partner in its batch: it is skipped.
         let kept = |rows: &&[usize]| rows.len() >= config.reference.min_batch();
-        let mut batches = |trainer: &mut Self, acc: &mut EpochAccumulator| -> Result<()> {
+        let mut batches = |trainer: &mut Self, sums: &mut Sums| -> Result<()> {
             let mut chunks = order.chunks(config.batch_size).enumerate().peekable();
             while let Some((batch, rows)) = chunks.next() {
                 if !kept(&rows) {
                     continue;
                 }
-                let at = (epoch, batch);
-                match config.path {
-                    StepPath::Tape => {
-                        trainer.tape_batch_step(rows, top_k, lr, &mut rng, acc, at)?
-                    }
-                    StepPath::Fast => {
-                        let next = chunks.peek().map(|&(_, r)| r).filter(kept);
-                        let step = (rows, next);
-                        trainer.fast_batch_step(step, top_k, lr, &mut rng, acc, at)?
-                    }
-                }
+                let next = chunks.peek().map(|&(_, r)| r).filter(kept);
+                trainer.batch_step((rows, next), rule, lr, &mut rng, sums, (epoch, batch))?;
             }
             Ok(())
         };
-        if self.parallel_steps() {
+        if self.engine.runs_parallel(config.batch_size) {
             // The whole loop on one of rayon's threads, so the steps' parallel work goes to
             // the workers' own queues instead of being injected into the pool each time.
-            rayon::scope(|_| batches(self, &mut acc))?;
+            rayon::scope(|_| batches(self, &mut sums))?;
         } else {
-            batches(self, &mut acc)?;
+            batches(self, &mut sums)?;
         }
-        let stats = acc.finish(epoch, lr, top_k);
+        let p_act = sums.p_act(sums.samples);
+        let stats = EpochStats {
+            epoch,
+            lr,
+            top_k,
+            loss: sums.loss_sum / sums.batches.max(1) as f64,
+            reconstruction_error: sums.reconstruction_error(),
+            dead: p_act.iter().filter(|&&p| p == 0.0).count(),
+            p_act,
+            skipped_batches: sums.skipped,
+        };
         self.state.history.push(stats.clone());
         self.state.epoch += 1;
         Ok(stats)
     }
 
-    /// Whether the fast path's steps run in parallel (see [`FastStep::runs_parallel`]).
-    fn parallel_steps(&self) -> bool {
-        let b = self.state.config.batch_size;
-        self.fast.as_ref().is_some_and(|f| f.runs_parallel(b))
-    }
-
-    /// The tape path's batch: dense per-sample gradients, [`tape_step`], AdamW, decoder
-    /// renormalisation, statistics.
-    fn tape_batch_step(
-        &mut self,
-        rows: &[usize],
-        top_k: f64,
-        lr: f64,
-        rng: &mut ChaCha8Rng,
-        acc: &mut EpochAccumulator,
-        (epoch, batch): (usize, usize),
-    ) -> Result<()> {
-        let Some(step) = self.batch_step(rows, top_k, rng)? else {
-            acc.skipped += 1;
-            return Ok(());
-        };
-        check_finite(step.loss(), &step.factor_grads, false, epoch, batch)?;
-        let d = &mut self.state.decomposition;
-        self.state
-            .optimizer
-            .step_refs(lr, d.factors_mut(), &step.factor_grads);
-        d.renormalise_decoder();
-        acc.add(step.loss(), step.sq_error, step.sq_norm, step.mask.data());
-        Ok(())
-    }
-
-    /// The fast path's batch: a [`FastStep`], AdamW, decoder renormalisation, statistics. No
-    /// allocation once the step's buffers exist (for models with an MLP view, or given
-    /// gradients).
-    fn fast_batch_step(
+    /// One batch (`rows`, and the batch after it, `next`): a step, its statistics, and the
+    /// update.
+    fn batch_step(
         &mut self,
         (rows, next): (&[usize], Option<&[usize]>),
-        top_k: f64,
+        rule: MaskRule<T>,
         lr: f64,
         rng: &mut ChaCha8Rng,
-        acc: &mut EpochAccumulator,
+        sums: &mut Sums,
         (epoch, batch): (usize, usize),
     ) -> Result<()> {
-        if self.fast.is_none() {
-            let (d, config) = (&self.state.decomposition, &self.state.config);
-            self.fast = Some(match self.source {
-                Source::Model { model, data } => FastStep::new(model, data, d, config)?,
-                Source::Gradients(grads) => FastStep::on_gradients(grads, d, config)?,
-            });
-        }
-        let fast = self.fast.as_mut().expect("built above");
         let state = &mut self.state;
-        let rule = MaskRule::top_k_for(&state.config, top_k);
-        // Parallel steps of an MLP compute the next batch's per-sample gradients beside this
-        // step's update (see `FastStep::prefetch_alongside`).
-        let pipeline = next.is_some_and(|n| fast.uses_mlp() && fast.runs_parallel(n.len()));
-        let Some(out) = fast.run(&state.decomposition, rows, rng, rule, true)? else {
-            acc.skipped += 1;
+        let Some(out) = self
+            .engine
+            .step(&state.decomposition, rows, rng, rule, true)?
+        else {
+            sums.skip(rows.len());
             return Ok(());
         };
         check_finite(out.loss(), out.factor_grads, out.grads_finite, epoch, batch)?;
-        acc.add(out.loss(), out.sq_error, out.sq_norm, out.mask);
-        let (d, optimizer, renorm) = (
-            &mut state.decomposition,
-            &mut state.optimizer,
-            &mut self.renorm,
-        );
-        let mut update = |grads: &[Tensor<T>]| {
-            optimizer.step_iter(lr, d.factors_iter_mut(), grads);
-            renormalise_decoder(d, renorm);
-        };
-        match next.filter(|_| pipeline) {
-            // The next batch's per-sample gradients beside this update.
-            Some(next) => fast.prefetch_alongside(next, rng, update)?,
-            None => update(out.factor_grads),
-        }
-        Ok(())
-    }
-
-    /// Per-sample gradients of the batch `rows` and one step on them; `None` if every
-    /// gradient of the batch is zero.
-    fn batch_step(
-        &self,
-        rows: &[usize],
-        top_k: f64,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Option<StepResult<T>>> {
-        let grads = match self.source {
-            Source::Model { model, data } => {
-                pair_gradients(model, &self.state, &data.gather_rows(rows), rng)?
-            }
-            Source::Gradients(all) => all.iter().map(|g| g.gather_rows(rows)).collect(),
-        };
-        if grads.iter().all(|g| g.sum_squares() == T::zero()) {
-            return Ok(None);
-        }
-        Ok(Some(tape_step(
-            &self.state.decomposition,
-            &grads,
-            MaskRule::top_k_for(&self.state.config, top_k),
-        )?))
-    }
-}
-
-/// Draws references for the batch `x: [B, d_in]` and returns the dense per-sample gradients.
-fn pair_gradients<T: Float>(
-    model: &dyn Model<T>,
-    state: &TrainState<T>,
-    x: &Tensor<T>,
-    rng: &mut ChaCha8Rng,
-) -> Result<Vec<Tensor<T>>> {
-    let config = &state.config;
-    let y0 = model.evaluate_w0(x)?;
-    let mut partners = Vec::new();
-    draw_reference_partners(config.reference, x.shape()[0], rng, &mut partners);
-    let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-    let d = &state.decomposition;
-    Ok(per_sample_gradients_at(
-        model,
-        &d.param_index,
-        x,
-        &r,
-        config.divergence,
-        &config.positions,
-    )?
-    .into_iter()
-    .map(|g| g.into_dense())
-    .collect())
-}
-
-/// Sums over the batches of an epoch.
-struct EpochAccumulator {
-    loss_sum: f64,
-    batches: usize,
-    sq_error: f64,
-    sq_norm: f64,
-    active: Vec<f64>,
-    samples: usize,
-    skipped: usize,
-}
-
-impl EpochAccumulator {
-    fn new(n_v: usize) -> Self {
-        Self {
-            loss_sum: 0.0,
-            batches: 0,
-            sq_error: 0.0,
-            sq_norm: 0.0,
-            active: vec![0.0; n_v],
-            samples: 0,
-            skipped: 0,
-        }
-    }
-
-    /// One batch's loss, `sum |g - g_hat|^2`, `sum |g|^2` and mask (`[B, n_v]`, flat).
-    fn add<T: Float>(&mut self, loss: T, sq_error: T, sq_norm: T, mask: &[T]) {
-        self.loss_sum += loss.to_f64();
-        self.batches += 1;
-        self.sq_error += sq_error.to_f64();
-        self.sq_norm += sq_norm.to_f64();
-        let n_v = self.active.len();
-        for row in mask.chunks_exact(n_v) {
-            for (a, m) in self.active.iter_mut().zip(row) {
-                *a += m.to_f64();
-            }
-        }
-        self.samples += mask.len() / n_v;
-    }
-
-    fn finish(self, epoch: usize, lr: f64, top_k: f64) -> EpochStats {
-        let samples = self.samples.max(1) as f64;
-        let p_act: Vec<f64> = self.active.iter().map(|a| a / samples).collect();
-        EpochStats {
-            epoch,
-            lr,
-            top_k,
-            loss: self.loss_sum / self.batches.max(1) as f64,
-            reconstruction_error: self.sq_error / self.sq_norm.max(f64::MIN_POSITIVE),
-            dead: p_act.iter().filter(|&&p| p == 0.0).count(),
-            p_act,
-            skipped_batches: self.skipped,
-        }
+        sums.add(&out);
+        let (d, optimizer) = (&mut state.decomposition, &mut state.optimizer);
+        self.engine.update(d, optimizer, lr, next, rng)
     }
 }
 
@@ -474,7 +290,7 @@ fn check_finite<T: Float>(
     let entries: usize = factor_grads.iter().map(|g| g.numel()).sum();
     let finite = if known_finite {
         true
-    } else if crate::fast::worth_threads(entries, 1 << 16) {
+    } else if worth_threads(entries, 1 << 16) {
         factor_grads.par_iter().all(|g| all_finite(g.data()))
     } else {
         factor_grads.iter().all(|g| all_finite(g.data()))
@@ -499,7 +315,7 @@ fn check_finite<T: Float>(
 pub fn check_model<T: Float>(model: &dyn Model<T>) -> Result<()> {
     for (name, p) in model.param_names().iter().zip(model.params()) {
         if let Some(i) = p.data().iter().position(|v| !v.is_finite()) {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Model(format!(
                 "parameter '{name}' has a non-finite value ({}) at flat index {i}",
                 p.data()[i]
             )));

@@ -18,61 +18,19 @@ use l3d::fast::{renormalise_decoder, FastStep, RenormScratch};
 use l3d::step::MaskRule;
 use l3d::{Decomposition, L3dConfig, Trainer};
 use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tensor::{rng, Tensor};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Set on the worker threads of the pools this test builds.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Counts one allocation if the current thread is a counted one.
-fn count() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the counter is an atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../benches/support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: alloc::TrackingAllocator = alloc::TrackingAllocator;
 
-/// Allocations made while `f` runs.
+/// Allocations made on the counted threads while `f` runs.
 fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = alloc::counted_allocations();
     f();
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    alloc::counted_allocations() - before
 }
 
 /// A model with an MLP view, a config and data: `wide` is past `fast::PARALLEL_WORK` (so the
@@ -176,7 +134,7 @@ fn given_gradient_steps() -> usize {
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .start_handler(|_| alloc::count_this_thread(true))
         .build()
         .unwrap();
     pool.broadcast(|_| ());

@@ -10,7 +10,7 @@ mod rows_model;
 
 use l3d::fast::per_sample::MlpPerSample;
 use l3d::fast::FastStep;
-use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
+use l3d::pairs::{pair_gradients, per_sample_gradients};
 use l3d::step::{tape_step, MaskRule, StepResult};
 use l3d::{
     Decomposition, Divergence, L3dConfig, Model, Reference, StepPath, TopKCount, Trainer, WarmStart,
@@ -30,18 +30,20 @@ fn tape_batch<T: Float>(
     seed: u64,
     rule: MaskRule<T>,
 ) -> StepResult<T> {
-    let y0 = model.evaluate_w0(x).unwrap();
-    let partners = match config.reference {
-        Reference::RandomSample => draw_partners(x.shape()[0], &mut rng(seed)),
-        _ => Vec::new(),
-    };
-    let r = reference_outputs(&y0, config.reference, config.divergence, &partners);
-    let grads: Vec<Tensor<T>> =
-        per_sample_gradients(model, &d.param_index, x, &r, config.divergence)
-            .unwrap()
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect();
+    let (reference, divergence) = (config.reference, config.divergence);
+    let grads: Vec<Tensor<T>> = pair_gradients(
+        model,
+        &d.param_index,
+        x,
+        reference,
+        divergence,
+        &config.positions,
+        &mut rng(seed),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect();
     tape_step(d, &grads, rule).unwrap()
 }
 

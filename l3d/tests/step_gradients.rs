@@ -5,9 +5,9 @@ mod common;
 
 use autodiff::check::numerical_gradient;
 use common::{inputs, TinyMlp};
-use l3d::pairs::{draw_partners, per_sample_gradients, reference_outputs};
+use l3d::pairs::{pair_gradients, per_sample_gradients};
 use l3d::step::{encode, tape_step, MaskRule};
-use l3d::{Decomposition, Divergence, L3dConfig, Model, Reference};
+use l3d::{Decomposition, Divergence, L3dConfig, Model, Positions, Reference};
 use proptest::prelude::*;
 use tensor::{rng, Tensor};
 
@@ -19,14 +19,20 @@ fn pair_grads(
     seed: u64,
 ) -> Vec<Tensor<f64>> {
     let x = inputs::<f64>(b, seed);
-    let y0 = model.evaluate_w0(&x).unwrap();
-    let partners = draw_partners(b, &mut rng(seed + 1));
-    let r = reference_outputs(&y0, Reference::RandomSample, div, &partners);
-    per_sample_gradients(model, &d.param_index, &x, &r, div)
-        .unwrap()
-        .into_iter()
-        .map(|g| g.into_dense())
-        .collect()
+    let mut r = rng(seed + 1);
+    pair_gradients(
+        model,
+        &d.param_index,
+        &x,
+        Reference::RandomSample,
+        div,
+        &Positions::All,
+        &mut r,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect()
 }
 
 proptest! {

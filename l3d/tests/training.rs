@@ -194,8 +194,9 @@ fn saved_decompositions_load_back_and_damage_is_reported() {
     std::fs::write(&tensors, &bytes).unwrap();
     // Corrupt metadata.
     std::fs::write(&path, b"{\"format\": 3").unwrap();
-    let err = load_decomposition::<f32>(&path).unwrap_err().to_string();
-    assert!(err.contains("d.json"), "{err}");
+    let err = load_decomposition::<f32>(&path).unwrap_err();
+    assert!(matches!(err, L3dError::Save { .. }), "{err:?}");
+    assert!(err.to_string().contains("d.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -213,7 +214,7 @@ fn a_decomposition_that_does_not_fit_the_model_is_refused_with_every_reason() {
 }
 
 #[test]
-fn bad_inputs_give_clear_errors() {
+fn bad_inputs_give_clear_errors_of_their_kind() {
     let mut model = TinyMlp::<f32>::new(5);
     let data = inputs::<f32>(32, 6);
     // Unknown tensor to decompose.
@@ -221,28 +222,30 @@ fn bad_inputs_give_clear_errors() {
         decompose: vec!["9.weight".into()],
         ..small_config(1)
     };
-    let err = Trainer::new(&model, config, &data)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Trainer::new(&model, config, &data).err().unwrap();
+    assert!(matches!(err, L3dError::Decomposition(_)), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains("9.weight") && err.contains("0.weight"),
         "{err}"
     );
     // Data of the wrong width, and with a NaN.
     let wide = Tensor::<f32>::zeros(&[8, 4]);
-    let err = Trainer::new(&model, small_config(1), &wide)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("[8, 4]"), "{err}");
+    let err = Trainer::new(&model, small_config(1), &wide).err().unwrap();
+    assert!(matches!(err, L3dError::Data(_)), "{err:?}");
+    assert!(err.to_string().contains("[8, 4]"), "{err}");
     let mut nan = data.clone();
     nan.data_mut()[7] = f32::NAN;
-    let err = Trainer::new(&model, small_config(1), &nan)
+    let err = Trainer::new(&model, small_config(1), &nan).err().unwrap();
+    assert!(matches!(err, L3dError::Data(_)), "{err:?}");
+    assert!(err.to_string().contains("row 2, column 1"), "{err}");
+    // Given gradients without a common sample axis.
+    let ragged = [Tensor::<f32>::zeros(&[4, 3]), Tensor::<f32>::zeros(&[5, 2])];
+    let names = ["a".to_string(), "b".to_string()];
+    let err = Trainer::on_gradients(&ragged, &names, small_config(1))
         .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("row 2, column 1"), "{err}");
+        .unwrap();
+    assert!(matches!(err, L3dError::Gradients(_)), "{err:?}");
     // Impossible config.
     let err = Trainer::new(
         &model,
@@ -257,10 +260,9 @@ fn bad_inputs_give_clear_errors() {
     assert!(matches!(err, L3dError::Config(_)), "{err}");
     // A NaN weight.
     model.params[2].data_mut()[3] = f32::INFINITY;
-    let err = Trainer::new(&model, small_config(1), &data)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Trainer::new(&model, small_config(1), &data).err().unwrap();
+    assert!(matches!(err, L3dError::Model(_)), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("2.weight") && err.contains("index 3"), "{err}");
 }
 

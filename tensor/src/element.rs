@@ -1,9 +1,13 @@
 //! The element types: `f32` for work, `f64` for gradient checks.
 
 use crate::gemm::Kernels;
+use std::f64::consts::FRAC_1_SQRT_2;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// `1 / sqrt(2 pi)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// A floating-point element type of a [`crate::Tensor`].
 ///
@@ -55,6 +59,44 @@ pub trait Float:
     /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
     /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
     fn mul_add(self, a: Self, b: Self) -> Self;
+    /// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form). The
+    /// one place its formulas are written; the tape, the fast path and toy training use them.
+    #[inline]
+    fn gelu(self) -> Self {
+        let half = Self::from_f64(0.5);
+        half * self * (Self::one() + (self * Self::from_f64(FRAC_1_SQRT_2)).erf())
+    }
+    /// `d gelu / dx = Phi(x) + x phi(x)`.
+    #[inline]
+    fn gelu_grad(self) -> Self {
+        let half = Self::from_f64(0.5);
+        let cdf = half * (Self::one() + (self * Self::from_f64(FRAC_1_SQRT_2)).erf());
+        let pdf = Self::from_f64(FRAC_1_SQRT_2PI) * (-half * self * self).exp();
+        cdf + self * pdf
+    }
+    /// `(gelu(x), gelu'(x)) = (x Phi(x), Phi(x) + x phi(x))` with one `erf` for both; the
+    /// value is `x Phi(x)` rather than `0.5 x (1 + erf)`, a few ulps from [`Float::gelu`].
+    #[inline]
+    fn gelu_and_grad(self) -> (Self, Self) {
+        let half = Self::from_f64(0.5);
+        let cdf = half * (Self::one() + (self * Self::from_f64(FRAC_1_SQRT_2)).erf());
+        let pdf = Self::from_f64(FRAC_1_SQRT_2PI) * (-half * self * self).exp();
+        (self * cdf, cdf + self * pdf)
+    }
+    /// `a[i] = gelu(z[i])` and `da[i] = gelu'(z[i])` over equal-length slices (panics
+    /// otherwise). `f64`: the exact [`Float::gelu`] and [`Float::gelu_grad`]; `f32`: one
+    /// vectorised pass whose `erf` and `exp` are approximations within a few units in the last
+    /// place (`gelu.rs`), since `libm`'s scalar calls would dominate a hand-written MLP pass.
+    fn gelu_rows(z: &[Self], a: &mut [Self], da: &mut [Self]) {
+        assert!(
+            z.len() == a.len() && z.len() == da.len(),
+            "gelu_rows: lengths"
+        );
+        for ((ai, di), &x) in a.iter_mut().zip(da.iter_mut()).zip(z) {
+            *ai = x.gelu();
+            *di = x.gelu_grad();
+        }
+    }
     /// `C <- alpha op(A) op(B) + beta C` with element strides, through `matrixmultiply`.
     ///
     /// # Safety
@@ -80,7 +122,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $name:literal, $erf:path, $gemm:path) => {
+    ($t:ty, $name:literal, $erf:path, $gemm:path $(, gelu_rows = $gelu_rows:path)?) => {
         impl Float for $t {
             const NAME: &'static str = $name;
             #[inline(always)]
@@ -143,6 +185,11 @@ macro_rules! float_impl {
             fn mul_add(self, a: Self, b: Self) -> Self {
                 <$t>::mul_add(self, a, b)
             }
+            $(
+                fn gelu_rows(z: &[Self], a: &mut [Self], da: &mut [Self]) {
+                    $gelu_rows(z, a, da)
+                }
+            )?
             unsafe fn gemm(
                 m: usize,
                 k: usize,
@@ -166,5 +213,11 @@ macro_rules! float_impl {
     };
 }
 
-float_impl!(f32, "f32", libm::erff, matrixmultiply::sgemm);
+float_impl!(
+    f32,
+    "f32",
+    libm::erff,
+    matrixmultiply::sgemm,
+    gelu_rows = crate::gelu::gelu_f32
+);
 float_impl!(f64, "f64", libm::erf, matrixmultiply::dgemm);

@@ -6,11 +6,6 @@ use crate::kernels::{map_into, zip_map_into};
 use crate::shape::{broadcast_shape, broadcast_strides, for_each_offset, is_trailing, numel};
 use crate::tensor::Tensor;
 
-/// `1 / sqrt(2)`, for the exact GELU.
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-/// `1 / sqrt(2 pi)`, the standard normal density at 0.
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
 impl<T: Float> Tensor<T> {
     /// `out = f(self, other)` elementwise under NumPy broadcasting.
     ///
@@ -193,20 +188,31 @@ pub fn relu_grad<T: Float>(x: T) -> T {
     }
 }
 
-/// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form).
+/// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form;
+/// [`Float::gelu`], where the formulas live).
 #[inline]
 pub fn gelu<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    half * x * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
+    x.gelu()
 }
 
-/// `d gelu / dx = Phi(x) + x phi(x)`.
+/// `d gelu / dx = Phi(x) + x phi(x)` ([`Float::gelu_grad`]).
 #[inline]
 pub fn gelu_grad<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::one() + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
-    cdf + x * pdf
+    x.gelu_grad()
+}
+
+/// `(gelu(x), gelu'(x))` with one `erf` for both ([`Float::gelu_and_grad`]), for hand-written
+/// backward passes that need both (toy training).
+#[inline]
+pub fn gelu_and_grad<T: Float>(x: T) -> (T, T) {
+    x.gelu_and_grad()
+}
+
+/// `a[i] = gelu(z[i])`, `da[i] = gelu'(z[i])` over equal-length slices, by the type's row
+/// kernel ([`Float::gelu_rows`]: vectorised approximations in `f32`, the exact formulas in
+/// `f64`).
+pub fn gelu_rows<T: Float>(z: &[T], a: &mut [T], da: &mut [T]) {
+    T::gelu_rows(z, a, da);
 }
 
 /// `x` for `x > 0`, `alpha (e^x - 1)` otherwise.
@@ -285,6 +291,41 @@ impl<T: Float> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_and_grad_match_gelu_and_its_gradient() {
+        for i in -80..=80 {
+            let x = i as f32 / 10.0;
+            let (value, grad) = gelu_and_grad(x);
+            // The same formulas; a few ulps apart at most.
+            assert!((value - gelu(x)).abs() <= 1e-6 * (1.0 + x.abs()), "{x}");
+            assert!((grad - gelu_grad(x)).abs() <= 1e-6, "{x}");
+        }
+    }
+
+    #[test]
+    fn gelu_rows_are_the_exact_formulas_in_f64_and_close_in_f32() {
+        let z: Vec<f64> = (-400..400).map(|i| i as f64 * 0.02 + 1e-3).collect();
+        let (mut a, mut da) = (vec![f64::NAN; z.len()], vec![f64::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert_eq!(
+                (ax.to_bits(), dx.to_bits()),
+                (gelu(x).to_bits(), gelu_grad(x).to_bits())
+            );
+        }
+        // f32: the vectorised approximations (`gelu.rs`), within rounding of the formulas.
+        let z: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+        let (mut a, mut da) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
+        gelu_rows(&z, &mut a, &mut da);
+        for ((&x, &ax), &dx) in z.iter().zip(&a).zip(&da) {
+            assert!(
+                (ax - gelu(x)).abs() <= 1e-6 * (1.0 + gelu(x).abs()),
+                "gelu({x})"
+            );
+            assert!((dx - gelu_grad(x)).abs() <= 1e-6, "gelu'({x})");
+        }
+    }
 
     #[test]
     fn broadcasting_paths_agree_with_the_general_walk() {

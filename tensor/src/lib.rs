@@ -22,6 +22,7 @@ pub mod cpu;
 mod element;
 pub mod elementwise;
 mod error;
+mod gelu;
 pub mod gemm;
 pub mod kernels;
 mod matmul;

@@ -5,23 +5,27 @@
 //! - factored gradients: `dL/dF_0 = sum_chunks left^T (dS_E * Q)` and
 //!   `dL/dF_1 = sum_chunks right^T (dS_E * P)`, with `dS_E[i M + m', vR + r] = dS[i, v]`;
 //! - dense gradients: `dV^T = sum_chunks g^T dS: [numel, n_v]`, then the adjoint of the dense
-//!   form (`gram::dense_form_adjoint`; nothing for a vector of rank 1, whose factor is `V^T`);
+//!   form (`dense::dense_form_adjoint`; nothing for a vector of rank 1, whose factor is `V^T`);
 //! - decoder factors also get the Gram term `2 F_m (dG_E * prod_{m' != m} K_m')`.
 //!
-//! Pass 1 ([`FactorTask::prepare`], one task per factor) forms the right operands of a
-//! factored gradient: `dS_E * Q` for every chunk, and for the decoder `2 dG_E * prod K_m'`;
-//! a dense gradient is finished whole in this pass (biases: small). Pass 2
-//! ([`FactorTask::rows`], one task per block of [`BLOCK_ROWS`] rows of a factored gradient)
+//! Pass 1 (one task per factor: [`OuterTask::prepare`], [`DenseTask::run`]) forms the right
+//! operands of a factored gradient: `dS_E * Q` for every chunk, and for the decoder
+//! `2 dG_E * prod K_m'`; a dense gradient is finished whole in this pass (biases: small). Pass 2
+//! ([`OuterTask::rows`], one task per block of [`BLOCK_ROWS`] rows of a factored gradient)
 //! computes `dL/dF_m[rows] = [left_0^T | left_1^T | .. | F_m] [work_0; work_1; ..; gram]`
 //! as one product ([`gemm_sum`]): every element is the same sum in the same order however
 //! the rows are split, and the tasks are small and even, so two threads share them evenly.
 
-use super::encode::{fit, GradRows};
-use super::gram::{
-    add_gram_gradient, dense_form_adjoint, dense_form_is_factor, gram_adjoint, DenseScratch,
-};
-use super::source::Form;
-use super::{Chunk, FastContext, Side};
+use super::blocks::expand;
+use super::chunk::{Chunk, Context};
+use super::dense::{dense_form_adjoint, dense_form_is_factor, DenseScratch};
+use super::gram::{add_gram_gradient, gram_adjoint, DecoderGrams};
+use super::layout::{Form, Side, Split};
+use super::loss::LossState;
+use crate::cp::CpTensor;
+use crate::par::{all_finite, each_block, fit};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tensor::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
@@ -31,135 +35,129 @@ pub(crate) const BLOCK_ROWS: usize = 96;
 /// Parts of `k` per [`gemm_sum`] call: chunks beyond this are added by further calls.
 const MAX_PARTS: usize = 8;
 
-/// Which factor a task differentiates, and its scratch.
-#[derive(Debug, Clone)]
-pub(crate) struct FactorTask<T> {
-    pub side: Side,
-    pub t: usize,
-    pub m: usize,
-    /// Factored: `dS_E * Q` (or `* P`) for the whole batch, `[B M, C]`, then one row of
-    /// scratch. Dense: `dV^T`.
+/// What the backward reads: the step's context, the loss's gradients, the decoder's Grams and
+/// the chunks (their `P` and `Q`).
+pub(crate) struct Upstream<'a, T: Float> {
+    pub ctx: &'a Context<'a, T>,
+    pub loss: &'a LossState<T>,
+    pub grams: &'a DecoderGrams<T>,
+    pub chunks: &'a [Chunk<T>],
+}
+
+impl<'a, T: Float> Upstream<'a, T> {
+    fn split(&self) -> &'a Split {
+        self.ctx.pass.split()
+    }
+
+    fn cp(&self, side: Side, t: usize) -> &'a CpTensor<T> {
+        side.of(self.ctx.d, t)
+    }
+
+    /// `dS`: `dL/dc` or `dL/dd`, `[B, n_v]`.
+    fn coefficient_grad(&self, side: Side) -> &'a [T] {
+        match side {
+            Side::Encoder => &self.loss.dc,
+            Side::Decoder => &self.loss.dd,
+        }
+    }
+
+    /// `out = scale dL/dK_m` of tensor `t`'s decoder mode `m` (see [`gram_adjoint`]).
+    fn gram_term(&self, t: usize, m: usize, scale: T, out: &mut Vec<T>) {
+        let cp = self.cp(Side::Decoder, t);
+        let ks = self.grams.modes(t);
+        gram_adjoint(ks, m, &self.loss.dg, scale, (cp.n_v, cp.rank), out);
+    }
+}
+
+/// The factor gradient of mode `m` of factored tensor `k` on one side, in two passes.
+#[derive(Debug)]
+pub(crate) struct OuterTask<T> {
+    side: Side,
+    k: usize,
+    m: usize,
+    /// `dS_E * Q` (or `* P`) for the whole batch, `[B M, C]`, then one row of scratch.
     work: Vec<T>,
-    /// `dL/dK_m` for the Gram term, doubled for pass 2 (decoder only; `C x C`, then scratch).
+    /// `2 dL/dK_m` for the Gram term (decoder only; `C x C`, then scratch).
+    gram: Vec<T>,
+}
+
+/// The factor gradient of mode `m` of dense tensor `k` on one side, in one pass.
+#[derive(Debug)]
+pub(crate) struct DenseTask<T> {
+    side: Side,
+    k: usize,
+    m: usize,
+    /// `dV^T: [numel, n_v]`.
+    work: Vec<T>,
+    /// `dL/dK_m` for the Gram term (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
     dense: DenseScratch<T>,
     gemm: GemmScratch<T>,
 }
 
-impl<T: Float> FactorTask<T> {
-    pub fn new(side: Side, t: usize, m: usize) -> Self {
-        Self {
-            side,
-            t,
-            m,
-            work: Vec::new(),
-            gram: Vec::new(),
-            dense: DenseScratch::default(),
-            gemm: GemmScratch::default(),
-        }
-    }
+/// One factor's gradient: by blocks of rows for a factored tensor, whole for a dense one.
+#[derive(Debug)]
+pub(crate) enum FactorTask<T> {
+    Outer(OuterTask<T>),
+    Dense(DenseTask<T>),
+}
 
-    /// Whether pass 2 computes this gradient (its tensor's gradients are factored).
-    pub fn by_rows(&self, ctx: &FastContext<T>) -> bool {
-        !ctx.is_dense(self.t)
-    }
-
-    /// Pass 1: the right operands of a factored gradient, or the whole of a dense one.
-    pub fn prepare(&mut self, ctx: &FastContext<T>, chunks: &[Chunk<T>], grad: &mut Tensor<T>) {
-        let cp = ctx.cp(self.side, self.t);
-        let ds = ctx.coefficient_grad(self.side);
+impl<T: Float> OuterTask<T> {
+    /// Pass 1: `dS_E * Q` (mode 0) or `dS_E * P` (mode 1) for every chunk, and the doubled
+    /// Gram term.
+    pub fn prepare(&mut self, up: &Upstream<T>) {
+        let f = &up.split().factored()[self.k];
+        let cp = up.cp(self.side, f.t);
+        let ds = up.coefficient_grad(self.side);
         let (n_v, rank, cols) = (cp.n_v, cp.rank, cp.columns());
         if self.side == Side::Decoder {
             // Pass 2 multiplies by this matrix as it is, so it carries the factor 2 of the Gram
-            // term (doubling is exact); the dense case adds it in `add_gram_gradient`.
-            let scale = T::from_f64(if self.by_rows(ctx) { 2.0 } else { 1.0 });
-            let ks = ctx.mode_grams(self.t);
-            let dg = ctx.gram_grad();
-            gram_adjoint(ks, self.m, dg, scale, (n_v, rank), &mut self.gram);
+            // term (doubling is exact).
+            up.gram_term(f.t, self.m, T::from_f64(2.0), &mut self.gram);
         }
-        if self.by_rows(ctx) {
-            let Form::Outer { m: per_sample, .. } = ctx.forms[self.t] else {
-                unreachable!("by_rows: the tensor's gradients are factored");
-            };
-            let total = chunks.iter().map(|c| c.len).sum::<usize>() * per_sample;
-            // The products, then one row of scratch: dS_E's row of a sample.
-            fit(&mut self.work, (total + 1) * cols);
-            let (work, expanded) = self.work.split_at_mut(total * cols);
-            let mut at = 0;
-            for chunk in chunks {
-                let GradRows::Outer { m, .. } = ctx.grad_rows(chunk, self.t) else {
-                    unreachable!("a factored tensor has factored rows in every chunk");
+        let m = f.m;
+        let total = up.chunks.iter().map(|c| c.span.len).sum::<usize>() * m;
+        // The products, then one row of scratch: dS_E's row of a sample.
+        fit(&mut self.work, (total + 1) * cols);
+        let (work, expanded) = self.work.split_at_mut(total * cols);
+        let mut at = 0;
+        for chunk in up.chunks {
+            let (p, q) = chunk.products(self.k, self.side);
+            // Mode 0 pairs left with Q; mode 1 pairs right with P.
+            let y = if self.m == 0 { q } else { p };
+            let rows = chunk.span.len * m;
+            let ds_rows = &ds[chunk.span.values(n_v)];
+            let out = &mut work[at * cols..(at + rows) * cols];
+            let per_sample = out.chunks_exact_mut(m * cols).zip(y.chunks_exact(m * cols));
+            for ((w, ys), dsr) in per_sample.zip(ds_rows.chunks_exact(n_v)) {
+                // dS_E's row: dsr itself at rank 1.
+                let e: &[T] = if rank == 1 {
+                    dsr
+                } else {
+                    expand(dsr, rank, expanded);
+                    expanded
                 };
-                let (p, q) = chunk.products(self.t, self.side);
-                // Mode 0 pairs left with Q; mode 1 pairs right with P.
-                let y = if self.m == 0 { q } else { p };
-                let rows = chunk.len * m;
-                let ds_rows = &ds[chunk.start * n_v..(chunk.start + chunk.len) * n_v];
-                let out = &mut work[at * cols..(at + rows) * cols];
-                let per_sample = out.chunks_exact_mut(m * cols).zip(y.chunks_exact(m * cols));
-                for ((w, ys), dsr) in per_sample.zip(ds_rows.chunks_exact(n_v)) {
-                    // dS_E's row: dsr itself at rank 1.
-                    let e: &[T] = if rank == 1 {
-                        dsr
-                    } else {
-                        expand(dsr, rank, expanded);
-                        expanded
-                    };
-                    for (w_row, y_row) in w.chunks_exact_mut(cols).zip(ys.chunks_exact(cols)) {
-                        for ((wj, &yj), &e) in w_row.iter_mut().zip(y_row).zip(e) {
-                            *wj = e * yj;
-                        }
+                for (w_row, y_row) in w.chunks_exact_mut(cols).zip(ys.chunks_exact(cols)) {
+                    for ((wj, &yj), &e) in w_row.iter_mut().zip(y_row).zip(e) {
+                        *wj = e * yj;
                     }
                 }
-                at += rows;
             }
-            return;
-        }
-        // dV^T = sum_chunks g^T dS: [numel, n_v], straight into the gradient for a vector of
-        // rank 1 (whose factor is V^T).
-        let direct = dense_form_is_factor(cp);
-        let numel = cp.numel();
-        if !direct {
-            fit(&mut self.work, numel * n_v);
-        }
-        for (index, chunk) in chunks.iter().enumerate() {
-            let beta = if index == 0 { T::zero() } else { T::one() };
-            let ds_rows = &ds[chunk.start * n_v..(chunk.start + chunk.len) * n_v];
-            let GradRows::Dense { g, .. } = ctx.grad_rows(chunk, self.t) else {
-                unreachable!("a dense tensor has dense rows in every chunk");
-            };
-            let out = if direct {
-                grad.data_mut()
-            } else {
-                &mut self.work[..]
-            };
-            gemm(
-                T::one(),
-                MatRef::rows(g, chunk.len, numel).t(),
-                MatRef::rows(ds_rows, chunk.len, n_v),
-                beta,
-                MatMut::rows(out, numel, n_v),
-                &mut self.gemm,
-            );
-        }
-        if !direct {
-            dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
-        }
-        if self.side == Side::Decoder {
-            add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);
+            at += rows;
         }
     }
 
-    /// Pass 2: rows `block * BLOCK_ROWS..` of a factored gradient, into `out` (those rows).
+    /// Pass 2: rows `block * BLOCK_ROWS..` of the gradient, into `out` (those rows):
+    /// `[left_0^T | left_1^T | .. | F_m] [work_0; work_1; ..; gram]` (or `right`, for mode 1).
     pub fn rows(
         &self,
-        ctx: &FastContext<T>,
-        chunks: &[Chunk<T>],
+        up: &Upstream<T>,
         block: usize,
         out: &mut [T],
         scratch: &mut GemmScratch<T>,
     ) {
-        let cp = ctx.cp(self.side, self.t);
+        let factored = &up.split().factored()[self.k];
+        let cp = up.cp(self.side, factored.t);
         let (cols, f) = (cp.columns(), &cp.factors[self.m]);
         let (r0, n_rows) = (block * BLOCK_ROWS, out.len() / cols);
         let mut parts_a = [MatRef::rows(&[], 0, 0); MAX_PARTS + 1];
@@ -173,12 +171,10 @@ impl<T: Float> FactorTask<T> {
             let c = MatMut::rows(out, n_rows, cols);
             gemm_sum(T::one(), parts_a, parts_b, beta, c, scratch);
         };
-        for chunk in chunks {
-            let GradRows::Outer { left, right, m, .. } = ctx.grad_rows(chunk, self.t) else {
-                unreachable!("a factored tensor has factored rows in every chunk");
-            };
+        for chunk in up.chunks {
+            let (left, right) = up.ctx.pass.outer_rows(self.k, chunk.span);
             let (x, width) = (if self.m == 0 { left } else { right }, f.shape()[0]);
-            let rows = chunk.len * m;
+            let rows = chunk.span.len * factored.m;
             // x^T restricted to rows r0.. of the gradient: columns r0.. of x.
             parts_a[n_parts] = MatRef::new(&x[r0..], n_rows, rows, 1, width);
             parts_b[n_parts] = MatRef::rows(&self.work[at * cols..(at + rows) * cols], rows, cols);
@@ -201,22 +197,146 @@ impl<T: Float> FactorTask<T> {
     }
 }
 
-/// `out[vR + r] = x[v]` for `r < R`: each value repeated `rank` times (unrolled for the
-/// common ranks).
-pub(crate) fn expand<T: Float>(x: &[T], rank: usize, out: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(x: &[T], out: &mut [T]) {
-        for (block, &v) in out.chunks_exact_mut(R).zip(x) {
-            *<&mut [T; R]>::try_from(block).expect("R values") = [v; R];
+impl<T: Float> DenseTask<T> {
+    /// The whole gradient: `dV^T = sum_chunks g^T dS` (straight into the gradient for a vector
+    /// of rank 1, whose factor is `V^T`), the adjoint of the dense form, the Gram term.
+    pub fn run(&mut self, up: &Upstream<T>, grad: &mut Tensor<T>) {
+        let dense = &up.split().dense()[self.k];
+        let cp = up.cp(self.side, dense.t);
+        let ds = up.coefficient_grad(self.side);
+        let (n_v, numel) = (cp.n_v, dense.numel);
+        if self.side == Side::Decoder {
+            // Added by `add_gram_gradient`, which carries the factor 2.
+            up.gram_term(dense.t, self.m, T::one(), &mut self.gram);
+        }
+        let direct = dense_form_is_factor(cp);
+        if !direct {
+            fit(&mut self.work, numel * n_v);
+        }
+        for (index, chunk) in up.chunks.iter().enumerate() {
+            let beta = if index == 0 { T::zero() } else { T::one() };
+            let (len, ds_rows) = (chunk.span.len, &ds[chunk.span.values(n_v)]);
+            let g = up.ctx.pass.dense_rows(self.k, chunk.span);
+            let out = if direct {
+                grad.data_mut()
+            } else {
+                &mut self.work[..]
+            };
+            gemm(
+                T::one(),
+                MatRef::rows(g, len, numel).t(),
+                MatRef::rows(ds_rows, len, n_v),
+                beta,
+                MatMut::rows(out, numel, n_v),
+                &mut self.gemm,
+            );
+        }
+        if !direct {
+            dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
+        }
+        if self.side == Side::Decoder {
+            add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);
         }
     }
-    match rank {
-        2 => fixed::<T, 2>(x, out),
-        3 => fixed::<T, 3>(x, out),
-        4 => fixed::<T, 4>(x, out),
-        _ => {
-            for (block, &v) in out.chunks_exact_mut(rank).zip(x) {
-                block.fill(v);
+}
+
+/// The factor gradients of a step and the tasks that compute them, reused from step to step.
+///
+/// Invariant: `tasks` and `grads` have one entry per factor, in the order of
+/// [`crate::decomposition::Decomposition::factors`] (the encoder's, then the decoder's), each
+/// task of the kind its tensor has in the split of the last [`Backward::adopt`].
+#[derive(Debug)]
+pub(crate) struct Backward<T: Float> {
+    tasks: Vec<FactorTask<T>>,
+    /// `dL/dF` of every factor.
+    pub grads: Vec<Tensor<T>>,
+    /// Cleared by a task that wrote a non-finite value.
+    finite: AtomicBool,
+}
+
+impl<T: Float> Backward<T> {
+    /// Zero gradients of factors of the shapes `factor_shapes`, and tasks for `split` with
+    /// `modes[t]` modes per tensor.
+    pub fn new(factor_shapes: &[&[usize]], split: &Split, modes: &[usize]) -> Self {
+        let mut backward = Backward {
+            tasks: Vec::new(),
+            grads: factor_shapes.iter().map(|s| Tensor::zeros(s)).collect(),
+            finite: AtomicBool::new(true),
+        };
+        backward.adopt(split, modes);
+        backward
+    }
+
+    /// Tasks for the tensors of `split` (allocates).
+    pub fn adopt(&mut self, split: &Split, modes: &[usize]) {
+        self.tasks.clear();
+        for side in Side::BOTH {
+            for (&form, &count) in split.order().iter().zip(modes) {
+                for m in 0..count {
+                    self.tasks.push(match form {
+                        Form::Factored(k) => FactorTask::Outer(OuterTask {
+                            side,
+                            k,
+                            m,
+                            work: Vec::new(),
+                            gram: Vec::new(),
+                        }),
+                        Form::Dense(k) => FactorTask::Dense(DenseTask {
+                            side,
+                            k,
+                            m,
+                            work: Vec::new(),
+                            gram: Vec::new(),
+                            dense: DenseScratch::default(),
+                            gemm: GemmScratch::default(),
+                        }),
+                    });
+                }
             }
+        }
+    }
+
+    /// Whether every gradient of the last [`Backward::run`] is finite.
+    pub fn finite(&self) -> bool {
+        self.finite.load(Ordering::Relaxed)
+    }
+
+    /// Every factor gradient: pass 1 one task per factor, pass 2 one task per block of rows
+    /// of a factored gradient. Each block is checked for non-finite values as it is written.
+    pub fn run(&mut self, up: &Upstream<T>, parallel: bool) {
+        self.finite.store(true, Ordering::Relaxed);
+        let finite = &self.finite;
+        let check = |values: &[T]| {
+            if !all_finite(values) {
+                finite.store(false, Ordering::Relaxed);
+            }
+        };
+        let prepare = |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| match task {
+            FactorTask::Outer(task) => task.prepare(up),
+            FactorTask::Dense(task) => {
+                task.run(up, grad);
+                check(grad.data());
+            }
+        };
+        let blocks = |(task, grad): (&FactorTask<T>, &mut Tensor<T>)| {
+            if let FactorTask::Outer(task) = task {
+                let block = BLOCK_ROWS * grad.shape()[1];
+                each_block(grad.data_mut(), block, parallel, |b, out| {
+                    up.ctx.pool.with(|s| task.rows(up, b, out, s));
+                    check(out);
+                });
+            }
+        };
+        if parallel {
+            let pairs = self.tasks.par_iter_mut().zip(self.grads.par_iter_mut());
+            pairs.with_max_len(1).for_each(prepare);
+            let pairs = self.tasks.par_iter().zip(self.grads.par_iter_mut());
+            pairs.with_max_len(1).for_each(blocks);
+        } else {
+            let pairs = self.tasks.iter_mut().zip(self.grads.iter_mut());
+            pairs.for_each(prepare);
+            let pairs = self.tasks.iter().zip(self.grads.iter_mut());
+            pairs.for_each(blocks);
         }
     }
 }

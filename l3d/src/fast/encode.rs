@@ -2,25 +2,12 @@
 //! samples: `out[i, v] += <V[v], g_i>` (`c` with the encoder's factors, `d` with the
 //! decoder's), and the squared norms `|g_i|^2`. Legend and derivations in `fast/mod.rs`.
 
+use super::blocks::add_block_dots;
+use super::layout::Factored;
 use crate::cp::CpTensor;
+use crate::par::fit;
 use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::Float;
-
-/// One tensor's per-sample gradients for the `n` samples of a chunk.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum GradRows<'a, T> {
-    /// `g_i = sum_{m < M} left[i M + m] (x) right[i M + m]`: `left: [n M, p]`, `right: [n M, q]`
-    /// (a dense layer: `left` the output gradients `delta`, `right` the inputs `x`).
-    Outer {
-        left: &'a [T],
-        right: &'a [T],
-        m: usize,
-        p: usize,
-        q: usize,
-    },
-    /// `g_i` = row `i` of `g: [n, numel]`.
-    Dense { g: &'a [T], numel: usize },
-}
 
 /// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_1: [n M, C]` are kept in `p_buf`
 /// and `q_buf` for the backward; then `out[i, v] += sum_m sum_r P[i M + m, vR + r] Q[.., vR + r]`.
@@ -68,28 +55,6 @@ pub(crate) fn encode_outer<T: Float>(
     }
 }
 
-/// `out[v] += sum_r p[vR + r] q[vR + r]` (the terms summed from zero in order, then added),
-/// unrolled for the common ranks.
-fn add_block_dots<T: Float>(p: &[T], q: &[T], rank: usize, out: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(p: &[T], q: &[T], out: &mut [T]) {
-        for ((o, pv), qv) in out.iter_mut().zip(p.chunks_exact(R)).zip(q.chunks_exact(R)) {
-            *o += pv.iter().zip(qv).fold(T::zero(), |s, (&a, &b)| s + a * b);
-        }
-    }
-    match rank {
-        1 => fixed::<T, 1>(p, q, out),
-        2 => fixed::<T, 2>(p, q, out),
-        3 => fixed::<T, 3>(p, q, out),
-        4 => fixed::<T, 4>(p, q, out),
-        _ => {
-            let blocks = p.chunks_exact(rank).zip(q.chunks_exact(rank));
-            for (o, (pv, qv)) in out.iter_mut().zip(blocks) {
-                *o += pv.iter().zip(qv).fold(T::zero(), |s, (&a, &b)| s + a * b);
-            }
-        }
-    }
-}
-
 /// Dense encode: `out += g V^T` with `vt = V^T: [numel, n_v]`, the side's dense subnetworks.
 pub(crate) fn encode_dense<T: Float>(
     vt: &[T],
@@ -110,37 +75,35 @@ pub(crate) fn encode_dense<T: Float>(
     );
 }
 
-/// `s[i] += |g_i|^2` for the `n` samples.
-///
-/// Factored: `|sum_m l_m (x) r_m|^2 = sum_{m, m'} (l_m . l_m') (r_m . r_m')`, which is
+/// `s[i] += |g_i|^2` for the `n` samples of a factored gradient, `left: [n M, p]`,
+/// `right: [n M, q]`: `|sum_m l_m (x) r_m|^2 = sum_{m, m'} (l_m . l_m') (r_m . r_m')`, which is
 /// `|l|^2 |r|^2` for `M = 1`.
-pub(crate) fn add_sq_norms<T: Float>(rows: GradRows<T>, n: usize, s: &mut [T]) {
-    match rows {
-        GradRows::Outer {
-            left,
-            right,
-            m,
-            p,
-            q,
-        } => {
-            for (i, si) in s.iter_mut().take(n).enumerate() {
-                let l = &left[i * m * p..(i + 1) * m * p];
-                let r = &right[i * m * q..(i + 1) * m * q];
-                let mut total = T::zero();
-                for a in 0..m {
-                    for b in 0..m {
-                        total += dot(&l[a * p..(a + 1) * p], &l[b * p..(b + 1) * p])
-                            * dot(&r[a * q..(a + 1) * q], &r[b * q..(b + 1) * q]);
-                    }
-                }
-                *si += total;
+pub(crate) fn add_outer_sq_norms<T: Float>(
+    left: &[T],
+    right: &[T],
+    f: &Factored,
+    n: usize,
+    s: &mut [T],
+) {
+    let Factored { m, p, q, .. } = *f;
+    for (i, si) in s.iter_mut().take(n).enumerate() {
+        let l = &left[i * m * p..(i + 1) * m * p];
+        let r = &right[i * m * q..(i + 1) * m * q];
+        let mut total = T::zero();
+        for a in 0..m {
+            for b in 0..m {
+                total += dot(&l[a * p..(a + 1) * p], &l[b * p..(b + 1) * p])
+                    * dot(&r[a * q..(a + 1) * q], &r[b * q..(b + 1) * q]);
             }
         }
-        GradRows::Dense { g, numel } => {
-            for (si, row) in s.iter_mut().zip(g.chunks_exact(numel)).take(n) {
-                *si += dot(row, row);
-            }
-        }
+        *si += total;
+    }
+}
+
+/// `s[i] += |g_i|^2` for the `n` samples of a dense gradient `g: [n, numel]`.
+pub(crate) fn add_dense_sq_norms<T: Float>(g: &[T], numel: usize, n: usize, s: &mut [T]) {
+    for (si, row) in s.iter_mut().zip(g.chunks_exact(numel)).take(n) {
+        *si += dot(row, row);
     }
 }
 
@@ -153,12 +116,4 @@ pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
     } else {
         tensor::kernels::dot(x, y)
     }
-}
-
-/// Sets a buffer's length, allocating only when it must grow.
-pub(crate) fn fit<T: Float>(buf: &mut Vec<T>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, T::zero());
-    }
-    buf.truncate(len);
 }

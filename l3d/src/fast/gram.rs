@@ -1,4 +1,4 @@
-//! The decoder's Gram matrices and dense forms of CP tensors, with their adjoints.
+//! The decoder's Gram matrices and their adjoints, and the phase of a step that computes them.
 //!
 //! For one tensor with factors `F_m: [d_m, C]` (`C = n_v R`, column `vR + r` the mode-`m`
 //! vector of term `r` of subnetwork `v`):
@@ -9,14 +9,14 @@
 //! - Adjoint: with `dG = dL/dG: [n_v, n_v]` and `dG_E[vR + r, wR + s] = dG[v, w]`,
 //!   `dL/dK_m = dG_E * prod_{m' != m} K_m'`, and since it is symmetric,
 //!   `dL/dF_m = 2 F_m dL/dK_m`.
-//! - The dense form `V[v, idx] = sum_r prod_m F_m[idx_m, vR + r]: [n_v, numel]` (row-major
-//!   multi-index `idx`), and its adjoint
-//!   `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
+//!
+//! [`CpTensor::term_gram`]: crate::cp::CpTensor::term_gram
 
-use super::backward::expand;
-use super::encode::fit;
-use crate::cp::CpTensor;
-use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use super::blocks::{add_blocks, expand};
+use super::layout::matrix;
+use crate::decomposition::Decomposition;
+use crate::par::{each, each_block, fit, ScratchPool};
+use tensor::gemm::{gemm, gram_rows, mirror_upper, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// `g[v, w] += sum_{r, s} prod_m K_m[vR + r, wR + s]` for one tensor's mode Grams `ks`.
@@ -46,31 +46,6 @@ pub(crate) fn add_subnetwork_gram<T: Float, K: AsRef<[T]>>(
         }
         for (gw, &t) in g[v * n_v..(v + 1) * n_v].iter_mut().zip(total.iter()) {
             *gw += t;
-        }
-    }
-}
-
-/// `total[w] += h[wR] + .. + h[wR + R - 1]`, added one by one in order (unrolled for the
-/// common ranks).
-fn add_blocks<T: Float>(h: &[T], rank: usize, total: &mut [T]) {
-    fn fixed<T: Float, const R: usize>(h: &[T], total: &mut [T]) {
-        for (t, block) in total.iter_mut().zip(h.chunks_exact(R)) {
-            for &x in block {
-                *t += x;
-            }
-        }
-    }
-    match rank {
-        1 => total.iter_mut().zip(h).for_each(|(t, &x)| *t += x),
-        2 => fixed::<T, 2>(h, total),
-        3 => fixed::<T, 3>(h, total),
-        4 => fixed::<T, 4>(h, total),
-        _ => {
-            for (t, block) in total.iter_mut().zip(h.chunks_exact(rank)) {
-                for &x in block {
-                    *t += x;
-                }
-            }
         }
     }
 }
@@ -138,123 +113,86 @@ pub(crate) fn add_gram_gradient<T: Float>(
     );
 }
 
-/// `out <- F_first (.) .. (.) F_last`, the row-wise Khatri-Rao product of the factors of modes
-/// `modes`: `[prod d_m, C]`, row `(i_first, .., i_last)` (row-major) holding
-/// `prod_m F_m[i_m, c]` in column `c` (one row of ones for no modes). `tmp` is scratch.
-fn khatri_rao<T: Float>(
-    cp: &CpTensor<T>,
-    modes: std::ops::Range<usize>,
-    out: &mut Vec<T>,
-    tmp: &mut Vec<T>,
-) {
-    let cols = cp.columns();
-    fit(out, cols);
-    out.fill(T::one());
-    for f in &cp.factors[modes] {
-        std::mem::swap(out, tmp);
-        let rows = tmp.len() / cols;
-        fit(out, rows * f.shape()[0] * cols);
-        for (prefix, block) in tmp
-            .chunks_exact(cols)
-            .zip(out.chunks_exact_mut(f.shape()[0] * cols))
-        {
-            for (frow, orow) in f
-                .data()
-                .chunks_exact(cols)
-                .zip(block.chunks_exact_mut(cols))
-            {
-                for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
-                    *o = p * x;
-                }
+/// Rows of a mode Gram per task (`K_m` is computed in blocks of rows on and above its
+/// diagonal, then mirrored).
+const GRAM_ROWS: usize = 32;
+
+/// The decoder's Grams of one tensor: its mode Grams `K_m` (`[C, C]` each, in mode order),
+/// its part `G_t` of `G` (`[n_v, n_v]`), and scratch.
+#[derive(Debug, Default)]
+struct TensorGrams<T> {
+    modes: Vec<Vec<T>>,
+    g: Vec<T>,
+    row: Vec<T>,
+}
+
+/// The decoder's Grams of every decomposed tensor, reused from step to step.
+///
+/// Invariant: one [`TensorGrams`] per decomposed tensor, in order, with one mode Gram per
+/// mode; after [`DecoderGrams::finish`], each `K_m` is whole and `G_t` formed.
+#[derive(Debug, Default)]
+pub(crate) struct DecoderGrams<T> {
+    tensors: Vec<TensorGrams<T>>,
+}
+
+impl<T: Float> DecoderGrams<T> {
+    /// Buffers for tensors of `modes[t]` modes each.
+    pub fn new(modes: impl Iterator<Item = usize>) -> Self {
+        let tensors = modes
+            .map(|count| TensorGrams {
+                modes: vec![Vec::new(); count],
+                ..Default::default()
+            })
+            .collect();
+        DecoderGrams { tensors }
+    }
+
+    /// Blocks of rows on and above the diagonal of every mode Gram `K_m` of `d`'s decoder
+    /// ([`tensor::gemm::gram_rows`]), each block one task.
+    pub fn compute_blocks(&mut self, d: &Decomposition<T>, parallel: bool, pool: &ScratchPool<T>) {
+        each(&mut self.tensors, parallel, |t, tg| {
+            let cp = &d.decoder[t];
+            let cols = cp.columns();
+            for (k, f) in tg.modes.iter_mut().zip(&cp.factors) {
+                fit(k, cols * cols);
+                each_block(k, GRAM_ROWS * cols, parallel, |b, rows| {
+                    pool.with(|s| gram_rows(matrix(f), b * GRAM_ROWS, rows, s));
+                });
+            }
+        });
+    }
+
+    /// Completes each `K_m` and forms each `G_t` (a task per tensor), then
+    /// `g <- G = sum_t G_t` in tensor order.
+    pub fn finish(&mut self, d: &Decomposition<T>, parallel: bool, g: &mut [T]) {
+        each(&mut self.tensors, parallel, |t, tg| {
+            let cp = &d.decoder[t];
+            for k in &mut tg.modes {
+                mirror_upper(k, cp.columns());
+            }
+            fit(&mut tg.g, cp.n_v * cp.n_v);
+            tg.g.fill(T::zero());
+            add_subnetwork_gram(&tg.modes, cp.n_v, cp.rank, &mut tg.g, &mut tg.row);
+        });
+        g.fill(T::zero());
+        for tg in &self.tensors {
+            for (g, &x) in g.iter_mut().zip(&tg.g) {
+                *g += x;
             }
         }
     }
-}
 
-/// Scratch of the dense forms: the Khatri-Rao products before and after a mode.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DenseScratch<T> {
-    before: Vec<T>,
-    after: Vec<T>,
-    tmp: Vec<T>,
-}
-
-/// Whether the dense form of `cp` is its only factor as it is (a vector of rank 1:
-/// `V^T = F`), so nothing needs computing.
-pub(crate) fn dense_form_is_factor<T: Float>(cp: &CpTensor<T>) -> bool {
-    cp.factors.len() == 1 && cp.rank == 1
-}
-
-/// `out <- V^T: [numel, n_v]`, every subnetwork's full tensor, flattened, one column each:
-/// `V^T[idx, v] = sum_r KR[idx, vR + r]` with `KR` the Khatri-Rao product of all the factors
-/// (for a vector, `KR` is its factor).
-pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut DenseScratch<T>) {
-    let (numel, rank, n_v) = (cp.numel(), cp.rank, cp.n_v);
-    fit(out, numel * n_v);
-    let kr: &[T] = if cp.factors.len() == 1 {
-        cp.factors[0].data()
-    } else {
-        khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
-        &s.before
-    };
-    for (row, out_row) in kr.chunks_exact(cp.columns()).zip(out.chunks_exact_mut(n_v)) {
-        for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
-            *o = terms.iter().fold(T::zero(), |a, &x| a + x);
-        }
-    }
-}
-
-/// `grad <- dL/dF_m` from `dvt = dL/dV^T: [numel, n_v]` (the adjoint of [`dense_form`]):
-/// `dF_m[j, c] = sum_{a, b} dV^T[(a, j, b), v(c)] Before[a, c] After[b, c]`, with `Before` and
-/// `After` the Khatri-Rao products of the modes before and after `m`.
-pub(crate) fn dense_form_adjoint<T: Float>(
-    cp: &CpTensor<T>,
-    m: usize,
-    dvt: &[T],
-    grad: &mut Tensor<T>,
-    s: &mut DenseScratch<T>,
-) {
-    let (n_v, cols, rank) = (cp.n_v, cp.columns(), cp.rank);
-    if cp.factors.len() == 1 {
-        // A vector: `V^T[j, v] = sum_r F[j, vR + r]`, so `dF[j, vR + r] = dV^T[j, v]`.
-        let rows = grad
-            .data_mut()
-            .chunks_exact_mut(cols)
-            .zip(dvt.chunks_exact(n_v));
-        for (row, d_row) in rows {
-            for (block, &x) in row.chunks_exact_mut(rank).zip(d_row) {
-                block.fill(x);
-            }
-        }
-        return;
-    }
-    khatri_rao(cp, 0..m, &mut s.before, &mut s.tmp);
-    khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
-    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
-    let out = grad.data_mut();
-    out.fill(T::zero());
-    for (a, before) in s.before.chunks_exact(cols).enumerate() {
-        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
-            for (b, after) in s.after.chunks_exact(cols).enumerate() {
-                let flat = (a * d_m + j) * after_rows + b;
-                let d_row = &dvt[flat * n_v..(flat + 1) * n_v];
-                let terms = g
-                    .chunks_exact_mut(rank)
-                    .zip(before.chunks_exact(rank))
-                    .zip(after.chunks_exact(rank));
-                for (((gv, xv), yv), &dvv) in terms.zip(d_row) {
-                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
-                        *gc += dvv * x * y;
-                    }
-                }
-            }
-        }
+    /// The mode Grams of tensor `t`, in mode order.
+    pub fn modes(&self, t: usize) -> &[Vec<T>] {
+        &self.tensors[t].modes
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cp::CpTensor;
+    use crate::fast::dense::{dense_form, DenseScratch};
     use tensor::rng;
 
     #[test]
@@ -283,39 +221,6 @@ mod tests {
                 let want = cp.dense_subnetwork(a).dot(&cp.dense_subnetwork(b));
                 assert!((g[a * 3 + b] - want).abs() < 1e-12, "G[{a}, {b}]");
             }
-        }
-    }
-
-    #[test]
-    fn dense_form_adjoint_is_the_transpose_of_its_derivative() {
-        // <dV, dense_form'(F)[dF_m]> = <dense_form_adjoint(dV), dF_m> for a random direction:
-        // dense_form is linear in each factor, so the difference quotient is exact up to rounding.
-        for shape in [vec![3, 2, 4], vec![5]] {
-            adjoint_matches(&shape);
-        }
-    }
-
-    fn adjoint_matches(shape: &[usize]) {
-        let cp = CpTensor::<f64>::random(shape, 2, 2, 1.0, &mut rng(6));
-        let numel: usize = shape.iter().product();
-        let dv = Tensor::<f64>::randn(&[2 * numel], 1.0, &mut rng(7));
-        for m in 0..shape.len() {
-            let dir = Tensor::<f64>::randn(cp.factors[m].shape(), 1.0, &mut rng(8 + m as u64));
-            let mut moved = cp.clone();
-            moved.factors[m].add_assign(&dir);
-            let (mut v0, mut v1) = (Vec::new(), Vec::new());
-            let mut scratch = DenseScratch::default();
-            dense_form(&cp, &mut v0, &mut scratch);
-            dense_form(&moved, &mut v1, &mut scratch);
-            let lhs: f64 = dv
-                .data()
-                .iter()
-                .zip(v1.iter().zip(&v0))
-                .map(|(d, (a, b))| d * (a - b))
-                .sum();
-            let mut grad = Tensor::zeros(cp.factors[m].shape());
-            dense_form_adjoint(&cp, m, dv.data(), &mut grad, &mut scratch);
-            assert!((lhs - grad.dot(&dir)).abs() < 1e-10, "mode {m}");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Shapes: `c, d, mask, ct, dc, dd: [B, n_v]`, `s: [B]`, `G, dG: [n_v, n_v]`.
 
 use crate::error::{L3dError, Result};
+use crate::par::fit;
 use crate::step::MaskRule;
 use crate::topk::batch_top_k_into;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
@@ -46,11 +47,11 @@ impl<T: Float> LossState<T> {
             &mut self.dc,
             &mut self.dd,
         ] {
-            super::encode::fit(v, b * n_v);
+            fit(v, b * n_v);
         }
-        super::encode::fit(&mut self.s, b);
-        super::encode::fit(&mut self.g, n_v * n_v);
-        super::encode::fit(&mut self.dg, n_v * n_v);
+        fit(&mut self.s, b);
+        fit(&mut self.g, n_v * n_v);
+        fit(&mut self.dg, n_v * n_v);
     }
 
     /// The mask, then `(sum_i |g_i - g_hat_i|^2, S)`, and with `grads` the gradients `dc`, `dd`
@@ -76,7 +77,7 @@ impl<T: Float> LossState<T> {
             }
             MaskRule::Given(m) => {
                 if m.shape() != [b, n_v] {
-                    return Err(L3dError::Mismatch(format!(
+                    return Err(L3dError::Batch(format!(
                         "a given mask has shape {:?}; the batch needs [{b}, {n_v}]",
                         m.shape()
                     )));

@@ -17,18 +17,13 @@
 //! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
 //! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
 
-use super::CHUNK_ROWS;
+use super::layout::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use nets::{Activation, MlpView, Model};
-use std::any::Any;
-use std::f64::consts::FRAC_1_SQRT_2;
-use tensor::elementwise::{elu, elu_grad, relu, relu_grad, sigmoid};
+use tensor::elementwise::{elu, elu_grad, gelu, gelu_grad, gelu_rows, relu, relu_grad, sigmoid};
 use tensor::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::{Float, Tensor};
-
-/// `1 / sqrt(2 pi)`, the standard normal density at 0 (as `tensor::elementwise`).
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// One dense layer with its values, and for large layers `W^T` and `W` packed once for the
 /// forward and backward products (the weights never change).
@@ -82,7 +77,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
     }
 
     fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
-        let bad = |msg: String| L3dError::Mismatch(format!("the model's MLP view: {msg}"));
+        let bad = |msg: String| L3dError::Model(format!("the model's MLP view: {msg}"));
         let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
         let mut claim = |index: usize, role: Role| {
             match roles.get_mut(index) {
@@ -252,14 +247,19 @@ impl<T: Float> MlpChunk<T> {
                 }
             }
             let len = n * layer.n_out;
-            if !f32_gelu(layer.act, &self.z[l], &mut rest[0], &mut self.da[l], len) {
-                let (z, a, da) = (
-                    &self.z[l][..len],
-                    &mut rest[0][..len],
-                    &mut self.da[l][..len],
-                );
-                for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z) {
-                    (*ai, *dai) = activate(layer.act, zi);
+            let (z, a, da) = (
+                &self.z[l][..len],
+                &mut rest[0][..len],
+                &mut self.da[l][..len],
+            );
+            match layer.act {
+                // GELU's `erf` and `exp` would dominate the pass: one row kernel, vectorised
+                // in `f32`.
+                Activation::Gelu => gelu_rows(z, a, da),
+                act => {
+                    for ((ai, dai), &zi) in a.iter_mut().zip(da.iter_mut()).zip(z) {
+                        (*ai, *dai) = activate(act, zi);
+                    }
                 }
             }
         }
@@ -319,46 +319,15 @@ impl<T: Float> MlpChunk<T> {
     }
 }
 
-/// For GELU in `f32`, `a` and `da` from `z` (their first `len` values) by the vectorised pass
-/// of [`super::gelu`]; `false` (nothing done) otherwise. (The buffers come as `Vec`s because
-/// `Any` can tell a `Vec<f32>` from a `Vec<f64>`, not a slice.)
-#[allow(clippy::ptr_arg)]
-fn f32_gelu<T: Float>(
-    act: Activation,
-    z: &Vec<T>,
-    a: &mut Vec<T>,
-    da: &mut Vec<T>,
-    len: usize,
-) -> bool {
-    if act != Activation::Gelu {
-        return false;
-    }
-    let z = (z as &dyn Any).downcast_ref::<Vec<f32>>();
-    let a = (a as &mut dyn Any).downcast_mut::<Vec<f32>>();
-    let da = (da as &mut dyn Any).downcast_mut::<Vec<f32>>();
-    match (z, a, da) {
-        (Some(z), Some(a), Some(da)) => {
-            super::gelu::gelu_f32(&z[..len], &mut a[..len], &mut da[..len]);
-            true
-        }
-        _ => false,
-    }
-}
-
-/// `(act(z), act'(z))`, with the tape's formulas: ReLU's derivative is 0 at 0; GELU shares
-/// one `erf` between `x Phi(x)` and `Phi(x) + x phi(x)`; tanh and sigmoid take theirs from the
-/// output (`1 - a^2`, `a (1 - a)`).
+/// `(act(z), act'(z))`, with the tape's formulas: ReLU's derivative is 0 at 0; tanh and
+/// sigmoid take theirs from the output (`1 - a^2`, `a (1 - a)`). (The forward pass takes GELU
+/// a row at a time, through [`gelu_rows`].)
 #[inline]
 pub(crate) fn activate<T: Float>(act: Activation, z: T) -> (T, T) {
     match act {
         Activation::Identity => (z, T::one()),
         Activation::Relu => (relu(z), relu_grad(z)),
-        Activation::Gelu => {
-            let half = T::from_f64(0.5);
-            let one_plus_erf = T::one() + (z * T::from_f64(FRAC_1_SQRT_2)).erf();
-            let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (-half * z * z).exp();
-            (half * z * one_plus_erf, half * one_plus_erf + z * pdf)
-        }
+        Activation::Gelu => (gelu(z), gelu_grad(z)),
         Activation::Elu => (elu(z, T::one()), elu_grad(z, T::one())),
         Activation::Tanh => {
             let a = z.tanh();

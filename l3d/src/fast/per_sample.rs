@@ -7,10 +7,11 @@
 //! `fast/mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
 //! rows, so the result does not depend on the number of threads.
 
+use super::layout::CHUNK_ROWS;
 use super::mlp::{MlpChunk, MlpNet, Role};
-use super::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
+use crate::par::worth_threads;
 use nets::Model;
 use rayon::prelude::*;
 use tensor::{Float, Tensor};
@@ -29,7 +30,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
     /// The pass for `model`; an error if the model has no MLP view (or a view that does not fit).
     pub fn new(model: &'m dyn Model<T>) -> Result<Self> {
         let net = MlpNet::of(model)?.ok_or_else(|| {
-            L3dError::Mismatch("the model is not a stack of dense layers (no MLP view)".into())
+            L3dError::Model("the model is not a stack of dense layers (no MLP view)".into())
         })?;
         Ok(Self {
             net,
@@ -51,7 +52,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
         let net = &self.net;
         let b = x.shape().first().copied().unwrap_or(0);
         if x.shape() != [b, net.input_dim] || reference.shape() != [b, net.output_dim] || b == 0 {
-            return Err(L3dError::Mismatch(format!(
+            return Err(L3dError::Data(format!(
                 "inputs {:?} and references {:?} for a network {} -> {}",
                 x.shape(),
                 reference.shape(),
@@ -68,7 +69,7 @@ impl<'m, T: Float> MlpPerSample<'m, T> {
             .iter()
             .map(|s| s.iter().product::<usize>())
             .sum::<usize>();
-        let parallel = super::worth_threads(values, PARALLEL_VALUES);
+        let parallel = worth_threads(values, PARALLEL_VALUES);
         let chunks = &mut self.chunks[..n_chunks];
         let (d_in, d_out) = (net.input_dim, net.output_dim);
         let start = |k: usize| k * CHUNK_ROWS;

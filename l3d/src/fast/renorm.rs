@@ -6,9 +6,9 @@
 //! `|V_out[v]|^2 = sum_t sum_{r, s} prod_m <F_m[:, vR + r], F_m[:, vR + s]>`: `n_v R^2` inner
 //! products per mode instead of the full `[n_v R, n_v R]` Gram of `CpTensor::term_gram`.
 
-use super::encode::fit;
 use crate::cp::CpTensor;
 use crate::decomposition::Decomposition;
+use crate::par::{fit, worth_threads};
 use rayon::prelude::*;
 use tensor::Float;
 
@@ -41,7 +41,7 @@ pub fn renormalise_decoder<T: Float>(d: &mut Decomposition<T>, scratch: &mut Ren
         .iter()
         .map(|cp| cp.columns() * cp.shape.iter().sum::<usize>())
         .sum();
-    let parallel = super::worth_threads(entries, PARALLEL_ENTRIES);
+    let parallel = worth_threads(entries, PARALLEL_ENTRIES);
     if scratch.tensors.len() < d.decoder.len() {
         scratch
             .tensors

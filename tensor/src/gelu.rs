@@ -1,10 +1,10 @@
-//! GELU and its derivative over `f32` rows in one vectorised pass, for the MLP pass of the fast
-//! path: `a = x Phi(x)` and `a' = Phi(x) + x phi(x)` with `Phi(x) = (1 + erf(x / sqrt 2)) / 2`
-//! and `phi(x) = e^(-x^2 / 2) / sqrt(2 pi)`.
+//! GELU and its derivative over `f32` rows in one vectorised pass ([`Float::gelu_rows`] for
+//! `f32`, used by `l3d`'s hand-written MLP pass): `a = x Phi(x)` and `a' = Phi(x) + x phi(x)`
+//! with `Phi(x) = (1 + erf(x / sqrt 2)) / 2` and `phi(x) = e^(-x^2 / 2) / sqrt(2 pi)`.
 //!
 //! `libm`'s `erff` and `expf` (what the tape and `f64` use) are scalar calls of 10 to 20 ns, and
-//! `mlp-wide` evaluates 32,768 GELUs a step, a tenth of the fast path's time. Here both come
-//! from approximations the compiler vectorises:
+//! `l3d`'s `mlp-wide` benchmark case evaluates 32,768 GELUs a step, a tenth of its fast path's
+//! time. Here both come from approximations the compiler vectorises:
 //!
 //! - `erf(x) = x p(x^2) / q(x^2)` on `x` clamped to `[-4, 4]` (beyond, `erf = +-1` in `f32`):
 //!   the rational minimax approximation of degree 13/8 that Eigen and XLA use for `f32`
@@ -14,8 +14,10 @@
 //!   exact), `e^r` by the Cephes `expf` polynomial of degree 7, `2^k` from the exponent bits.
 //!   Relative error below 3e-7 on `[-87, 88]` (`tests`).
 //!
-//! So the fast path's `f32` GELU differs from the tape's by rounding-level amounts (the tests
-//! comparing the paths allow for that); `f64` keeps `libm`.
+//! So this `f32` GELU differs from [`crate::elementwise::gelu`] (the tape's) by rounding-level
+//! amounts; `f64` keeps `libm`.
+//!
+//! [`Float::gelu_rows`]: crate::Float::gelu_rows
 
 /// `1 / sqrt(2)`.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -52,7 +54,7 @@ const EXP_C: [f32; 6] = [
 
 /// `erf(x)`, vectorisable (see the module docs).
 #[inline(always)]
-pub(crate) fn erf(x: f32) -> f32 {
+fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let p = ERF_P.iter().fold(0.0, |acc, &c| acc * x2 + c);
@@ -63,7 +65,7 @@ pub(crate) fn erf(x: f32) -> f32 {
 /// `e^x`, vectorisable, for `x` in `[-87, 88]` (clamped to it; `e^-87` is `f32`'s smallest
 /// normal scale).
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
@@ -93,7 +95,7 @@ pub(crate) fn gelu_f32(z: &[f32], a: &mut [f32], da: &mut [f32]) {
         z.len() == a.len() && z.len() == da.len(),
         "gelu_f32: lengths"
     );
-    tensor::multiversion!(gelu_loop(z, a, da));
+    crate::multiversion!(gelu_loop(z, a, da));
 }
 
 #[cfg(test)]
@@ -104,7 +106,7 @@ mod tests {
     fn erf_is_within_4e_7_of_libm() {
         let worst = (-8000..=8000)
             .map(|i| i as f32 * 1e-3)
-            .map(|x| (erf(x) - <f32 as tensor::Float>::erf(x)).abs())
+            .map(|x| (erf(x) - <f32 as crate::Float>::erf(x)).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 4e-7, "largest error {worst}");
     }
@@ -123,9 +125,9 @@ mod tests {
         let z: Vec<f32> = (-3000..3000).map(|i| i as f32 * 3e-3 + 1e-4).collect();
         let (mut a, mut da) = (vec![0.0; z.len()], vec![0.0; z.len()]);
         gelu_loop(&z, &mut a, &mut da);
-        for isa in tensor::Isa::available() {
+        for isa in crate::Isa::available() {
             let (mut a_isa, mut da_isa) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
-            tensor::multiversion!(isa => gelu_loop(&z, &mut a_isa, &mut da_isa));
+            crate::multiversion!(isa => gelu_loop(&z, &mut a_isa, &mut da_isa));
             let same =
                 |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
             assert!(same(&a, &a_isa) && same(&da, &da_isa), "{isa:?}");
@@ -139,8 +141,8 @@ mod tests {
         gelu_f32(&z, &mut a, &mut da);
         for ((&x, &ai), &di) in z.iter().zip(&a).zip(&da) {
             let (want_a, want_d) = (
-                tensor::elementwise::gelu(x),
-                tensor::elementwise::gelu_grad(x),
+                crate::elementwise::gelu(x),
+                crate::elementwise::gelu_grad(x),
             );
             assert!(
                 (ai - want_a).abs() <= 1e-6 * (1.0 + want_a.abs()),

@@ -1,0 +1,164 @@
+//! The dense form of a CP tensor and its adjoint, for tensors whose per-sample gradients
+//! arrive dense.
+//!
+//! For factors `F_m: [d_m, C]` (`C = n_v R`), the dense form is
+//! `V[v, idx] = sum_r prod_m F_m[idx_m, vR + r]: [n_v, numel]` (row-major multi-index `idx`),
+//! stored transposed, `V^T: [numel, n_v]`; its adjoint is
+//! `dL/dF_m[j, vR + r] = sum_{idx: idx_m = j} dV[v, idx] prod_{m' != m} F_m'[idx_m', vR + r]`.
+
+use crate::cp::CpTensor;
+use crate::par::fit;
+use tensor::{Float, Tensor};
+
+/// `out <- F_first (.) .. (.) F_last`, the row-wise Khatri-Rao product of the factors of modes
+/// `modes`: `[prod d_m, C]`, row `(i_first, .., i_last)` (row-major) holding
+/// `prod_m F_m[i_m, c]` in column `c` (one row of ones for no modes). `tmp` is scratch.
+fn khatri_rao<T: Float>(
+    cp: &CpTensor<T>,
+    modes: std::ops::Range<usize>,
+    out: &mut Vec<T>,
+    tmp: &mut Vec<T>,
+) {
+    let cols = cp.columns();
+    fit(out, cols);
+    out.fill(T::one());
+    for f in &cp.factors[modes] {
+        std::mem::swap(out, tmp);
+        let rows = tmp.len() / cols;
+        fit(out, rows * f.shape()[0] * cols);
+        for (prefix, block) in tmp
+            .chunks_exact(cols)
+            .zip(out.chunks_exact_mut(f.shape()[0] * cols))
+        {
+            for (frow, orow) in f
+                .data()
+                .chunks_exact(cols)
+                .zip(block.chunks_exact_mut(cols))
+            {
+                for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
+                    *o = p * x;
+                }
+            }
+        }
+    }
+}
+
+/// Scratch of the dense forms: the Khatri-Rao products before and after a mode.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DenseScratch<T> {
+    before: Vec<T>,
+    after: Vec<T>,
+    tmp: Vec<T>,
+}
+
+/// Whether the dense form of `cp` is its only factor as it is (a vector of rank 1:
+/// `V^T = F`), so nothing needs computing.
+pub(crate) fn dense_form_is_factor<T: Float>(cp: &CpTensor<T>) -> bool {
+    cp.factors.len() == 1 && cp.rank == 1
+}
+
+/// `out <- V^T: [numel, n_v]`, every subnetwork's full tensor, flattened, one column each:
+/// `V^T[idx, v] = sum_r KR[idx, vR + r]` with `KR` the Khatri-Rao product of all the factors
+/// (for a vector, `KR` is its factor).
+pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut DenseScratch<T>) {
+    let (numel, rank, n_v) = (cp.numel(), cp.rank, cp.n_v);
+    fit(out, numel * n_v);
+    let kr: &[T] = if cp.factors.len() == 1 {
+        cp.factors[0].data()
+    } else {
+        khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
+        &s.before
+    };
+    for (row, out_row) in kr.chunks_exact(cp.columns()).zip(out.chunks_exact_mut(n_v)) {
+        for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
+            *o = terms.iter().fold(T::zero(), |a, &x| a + x);
+        }
+    }
+}
+
+/// `grad <- dL/dF_m` from `dvt = dL/dV^T: [numel, n_v]` (the adjoint of [`dense_form`]):
+/// `dF_m[j, c] = sum_{a, b} dV^T[(a, j, b), v(c)] Before[a, c] After[b, c]`, with `Before` and
+/// `After` the Khatri-Rao products of the modes before and after `m`.
+pub(crate) fn dense_form_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    dvt: &[T],
+    grad: &mut Tensor<T>,
+    s: &mut DenseScratch<T>,
+) {
+    let (n_v, cols, rank) = (cp.n_v, cp.columns(), cp.rank);
+    if cp.factors.len() == 1 {
+        // A vector: `V^T[j, v] = sum_r F[j, vR + r]`, so `dF[j, vR + r] = dV^T[j, v]`.
+        let rows = grad
+            .data_mut()
+            .chunks_exact_mut(cols)
+            .zip(dvt.chunks_exact(n_v));
+        for (row, d_row) in rows {
+            for (block, &x) in row.chunks_exact_mut(rank).zip(d_row) {
+                block.fill(x);
+            }
+        }
+        return;
+    }
+    khatri_rao(cp, 0..m, &mut s.before, &mut s.tmp);
+    khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
+    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
+    let out = grad.data_mut();
+    out.fill(T::zero());
+    for (a, before) in s.before.chunks_exact(cols).enumerate() {
+        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
+            for (b, after) in s.after.chunks_exact(cols).enumerate() {
+                let flat = (a * d_m + j) * after_rows + b;
+                let d_row = &dvt[flat * n_v..(flat + 1) * n_v];
+                let terms = g
+                    .chunks_exact_mut(rank)
+                    .zip(before.chunks_exact(rank))
+                    .zip(after.chunks_exact(rank));
+                for (((gv, xv), yv), &dvv) in terms.zip(d_row) {
+                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
+                        *gc += dvv * x * y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::rng;
+
+    #[test]
+    fn dense_form_adjoint_is_the_transpose_of_its_derivative() {
+        // <dV, dense_form'(F)[dF_m]> = <dense_form_adjoint(dV), dF_m> for a random direction:
+        // dense_form is linear in each factor, so the difference quotient is exact up to rounding.
+        for shape in [vec![3, 2, 4], vec![5]] {
+            adjoint_matches(&shape);
+        }
+    }
+
+    fn adjoint_matches(shape: &[usize]) {
+        let cp = CpTensor::<f64>::random(shape, 2, 2, 1.0, &mut rng(6));
+        let numel: usize = shape.iter().product();
+        let dv = Tensor::<f64>::randn(&[2 * numel], 1.0, &mut rng(7));
+        for m in 0..shape.len() {
+            let dir = Tensor::<f64>::randn(cp.factors[m].shape(), 1.0, &mut rng(8 + m as u64));
+            let mut moved = cp.clone();
+            moved.factors[m].add_assign(&dir);
+            let (mut v0, mut v1) = (Vec::new(), Vec::new());
+            let mut scratch = DenseScratch::default();
+            dense_form(&cp, &mut v0, &mut scratch);
+            dense_form(&moved, &mut v1, &mut scratch);
+            let lhs: f64 = dv
+                .data()
+                .iter()
+                .zip(v1.iter().zip(&v0))
+                .map(|(d, (a, b))| d * (a - b))
+                .sum();
+            let mut grad = Tensor::zeros(cp.factors[m].shape());
+            dense_form_adjoint(&cp, m, dv.data(), &mut grad, &mut scratch);
+            assert!((lhs - grad.dot(&dir)).abs() < 1e-10, "mode {m}");
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! How a fast step computes a batch's per-sample gradients, and hands them to the chunks:
+//!
+//! - a model with an MLP view ([`MlpPass`]): the hand-written forward and backward of
+//!   [`super::mlp`], run per chunk into reused buffers, with the references drawn as
+//!   [`crate::pairs::pair_gradients`] draws them and computed into reused buffers;
+//! - any other model ([`TapePass`]): [`crate::pairs::pair_gradients`] on the tape, factored
+//!   where the tape kept a weight's gradient factored (this allocates);
+//! - given gradients `[N, ..shape]` per tensor ([`GivenPass`]), gathered by row into reused
+//!   buffers.
+//!
+//! Each pass states how the tensors' gradients arrive as a [`Split`], and hands out factored
+//! tensor `k`'s rows and dense tensor `k`'s rows by their place in it. The MLP pass's split
+//! follows the layers' roles and the given gradients are all dense, so theirs never change; the
+//! tape's is read off each batch's gradients (in practice the same every batch).
+
+use super::layout::{Span, Split, CHUNK_ROWS};
+use super::mlp::{self, MlpChunk, MlpNet, Role};
+use crate::config::{Divergence, L3dConfig, Positions, Reference};
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::pairs::{check_positions, draw_reference_partners, pair_gradients, Source};
+use crate::par::{each, fit};
+use autodiff::Grad;
+use nets::Model;
+use rand::Rng;
+use tensor::{Float, Tensor};
+
+/// Where a fast step's per-sample gradients come from (see the module docs).
+pub(crate) enum GradientPass<'m, T: Float> {
+    Mlp(MlpPass<'m, T>),
+    Tape(TapePass<'m, T>),
+    Given(GivenPass<'m, T>),
+}
+
+impl<'m, T: Float> GradientPass<'m, T> {
+    /// The pass for `source` and decompositions laid out like `d`: the MLP pass for a model
+    /// with an MLP view, the tape for another model.
+    pub fn new(source: Source<'m, T>, d: &Decomposition<T>, config: &L3dConfig) -> Result<Self> {
+        let pairing = (config.reference, config.divergence);
+        Ok(match source {
+            Source::Model { model, data } => {
+                check_positions(model, &config.positions)?;
+                match MlpNet::of(model)? {
+                    Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
+                    None => GradientPass::Tape(TapePass::new(model, data, d, config)),
+                }
+            }
+            Source::Gradients(grads) => GradientPass::Given(GivenPass::new(grads, d)?),
+        })
+    }
+
+    /// How the tensors' gradients arrive (for the last batch, on the tape).
+    pub fn split(&self) -> &Split {
+        match self {
+            GradientPass::Mlp(p) => &p.split,
+            GradientPass::Tape(p) => &p.batch.split,
+            GradientPass::Given(p) => &p.batch.split,
+        }
+    }
+
+    /// The fewest samples a batch needs: 2 when each sample's reference must be another
+    /// sample's output; 1 for given gradients (no references).
+    pub fn min_batch(&self) -> usize {
+        match self {
+            GradientPass::Mlp(p) => p.reference.min_batch(),
+            GradientPass::Tape(p) => p.reference.min_batch(),
+            GradientPass::Given(_) => 1,
+        }
+    }
+
+    /// Whether the gradients come from the hand-written MLP pass (no tape).
+    pub fn uses_mlp(&self) -> bool {
+        matches!(self, GradientPass::Mlp(_))
+    }
+
+    /// Buffers for batches of up to `n_chunks` chunks (allocates; steps then reuse them).
+    pub fn reserve(&mut self, n_chunks: usize) {
+        if let GradientPass::Mlp(p) = self {
+            while p.chunks.len() < n_chunks {
+                p.chunks.push(MlpChunk::new(&p.net, CHUNK_ROWS));
+            }
+        }
+    }
+
+    /// The per-sample gradients of the batch `rows` (of the data, or of the given gradients),
+    /// in `n_chunks` chunks, drawing references from `rng`. Returns whether the split changed.
+    pub fn compute(
+        &mut self,
+        rows: &[usize],
+        rng: &mut impl Rng,
+        n_chunks: usize,
+        parallel: bool,
+    ) -> Result<bool> {
+        match self {
+            GradientPass::Mlp(p) => p.compute(rows, rng, n_chunks, parallel).map(|()| false),
+            GradientPass::Tape(p) => p.compute(rows, rng),
+            GradientPass::Given(p) => {
+                p.compute(rows);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Factored tensor `k`'s per-sample gradient for the rows of `span`:
+    /// `(left: [n M, p], right: [n M, q])`.
+    pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
+        match self {
+            GradientPass::Mlp(p) => p.outer_rows(k, span),
+            GradientPass::Tape(p) => p.batch.outer_rows(k, span),
+            GradientPass::Given(p) => p.batch.outer_rows(k, span),
+        }
+    }
+
+    /// Dense tensor `k`'s per-sample gradients for the rows of `span`: `[n, numel]`.
+    pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
+        match self {
+            GradientPass::Mlp(p) => p.dense_rows(k, span),
+            GradientPass::Tape(p) => p.batch.dense_rows(k, span),
+            GradientPass::Given(p) => p.batch.dense_rows(k, span),
+        }
+    }
+}
+
+/// A model with an MLP view: every decomposed weight's gradient factored (`M = 1`), every
+/// bias's dense, computed per chunk into reused buffers.
+///
+/// Invariant: `weights[k]` is the layer of the split's factored tensor `k`, `biases[k]` that of
+/// its dense tensor `k`; `chunks[j]` holds chunk `j`'s activations and `delta`s.
+pub(crate) struct MlpPass<'m, T: Float> {
+    net: MlpNet<'m, T>,
+    data: &'m Tensor<T>,
+    /// The lowest layer whose `delta` a decomposed tensor needs (the backward stops there).
+    lowest: usize,
+    reference: Reference,
+    divergence: Divergence,
+    split: Split,
+    weights: Vec<usize>,
+    biases: Vec<usize>,
+    chunks: Vec<MlpChunk<T>>,
+    partners: Vec<usize>,
+    /// The batch's outputs at `W0` and its reference outputs, `[B, d_L]` each.
+    y0: Vec<T>,
+    references: Vec<T>,
+}
+
+impl<'m, T: Float> MlpPass<'m, T> {
+    fn new(
+        net: MlpNet<'m, T>,
+        data: &'m Tensor<T>,
+        d: &Decomposition<T>,
+        (reference, divergence): (Reference, Divergence),
+    ) -> Self {
+        let mut split = Split::default();
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
+            match net.roles[param] {
+                Role::Weight(l) => {
+                    split.push_factored(cp.shape[0], cp.shape[1], 1);
+                    weights.push(l);
+                }
+                Role::Bias(l) => {
+                    split.push_dense(cp.numel());
+                    biases.push(l);
+                }
+            }
+        }
+        MlpPass {
+            lowest: net.lowest_layer(&d.param_index),
+            net,
+            data,
+            reference,
+            divergence,
+            split,
+            weights,
+            biases,
+            chunks: Vec::new(),
+            partners: Vec::new(),
+            y0: Vec::new(),
+            references: Vec::new(),
+        }
+    }
+
+    /// Every chunk's forward, the references from the batch's outputs, every chunk's
+    /// backward (chunks in parallel, each owning its rows).
+    fn compute(
+        &mut self,
+        rows: &[usize],
+        rng: &mut impl Rng,
+        n_chunks: usize,
+        parallel: bool,
+    ) -> Result<()> {
+        let b = rows.len();
+        draw_reference_partners(self.reference, b, rng, &mut self.partners);
+        let (net, data) = (&self.net, self.data);
+        let chunks = &mut self.chunks[..n_chunks];
+        each(chunks, parallel, |k, c| {
+            let span = Span::of(k, b);
+            c.gather(data, &rows[span.start..span.start + span.len]);
+            c.forward(net);
+        });
+        let width = net.output_dim;
+        fit(&mut self.y0, b * width);
+        for (k, c) in chunks.iter().enumerate() {
+            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
+        }
+        fill_references(
+            self.reference,
+            self.divergence,
+            &self.y0,
+            width,
+            &self.partners,
+            &mut self.references,
+        );
+        let (refs, divergence, lowest) = (&self.references, self.divergence, self.lowest);
+        each(chunks, parallel, |k, c| {
+            let r = &refs[Span::of(k, b).values(width)];
+            c.backward(net, r, divergence, lowest);
+        });
+        Ok(())
+    }
+
+    fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
+        let (c, l) = (&self.chunks[span.index], self.weights[k]);
+        (c.layer_delta(&self.net, l), c.layer_input(&self.net, l))
+    }
+
+    fn dense_rows(&self, k: usize, span: Span) -> &[T] {
+        self.chunks[span.index].layer_delta(&self.net, self.biases[k])
+    }
+}
+
+/// A batch's per-sample gradients held whole, in the split's order: factored tensor `k` as
+/// `outer[k] = (left: [B M, p], right: [B M, q])`, dense tensor `k` as `dense[k]: [B, numel]`.
+#[derive(Debug, Default)]
+pub(crate) struct BatchGradients<T> {
+    split: Split,
+    outer: Vec<(Vec<T>, Vec<T>)>,
+    dense: Vec<Vec<T>>,
+}
+
+impl<T: Float> BatchGradients<T> {
+    fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
+        let f = &self.split.factored()[k];
+        let (left, right) = &self.outer[k];
+        (
+            &left[span.values(f.m * f.p)],
+            &right[span.values(f.m * f.q)],
+        )
+    }
+
+    fn dense_rows(&self, k: usize, span: Span) -> &[T] {
+        &self.dense[k][span.values(self.split.dense()[k].numel)]
+    }
+}
+
+/// Any other model: the tape's per-sample gradients of the batch.
+pub(crate) struct TapePass<'m, T: Float> {
+    model: &'m dyn Model<T>,
+    data: &'m Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    /// The positions of a sequence output the divergence sums over.
+    positions: Positions,
+    param_index: Vec<usize>,
+    shapes: Vec<Vec<usize>>,
+    batch: BatchGradients<T>,
+}
+
+impl<'m, T: Float> TapePass<'m, T> {
+    fn new(
+        model: &'m dyn Model<T>,
+        data: &'m Tensor<T>,
+        d: &Decomposition<T>,
+        config: &L3dConfig,
+    ) -> Self {
+        let shapes: Vec<Vec<usize>> = d.encoder.iter().map(|cp| cp.shape.clone()).collect();
+        // Until the first batch says otherwise, every tensor's gradients are dense.
+        let mut split = Split::default();
+        for shape in &shapes {
+            split.push_dense(shape.iter().product());
+        }
+        TapePass {
+            model,
+            data,
+            reference: config.reference,
+            divergence: config.divergence,
+            positions: config.positions.clone(),
+            param_index: d.param_index.clone(),
+            shapes,
+            batch: BatchGradients {
+                split,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// [`pair_gradients`] of the batch, each tensor's kept factored when the tape kept it
+    /// factored and its factors fit the tensor's `[p, q]` shape, dense `[B, numel]` otherwise.
+    /// Returns whether the split differs from the last batch's.
+    fn compute(&mut self, rows: &[usize], rng: &mut impl Rng) -> Result<bool> {
+        let x = self.data.gather_rows(rows);
+        let (reference, divergence) = (self.reference, self.divergence);
+        let grads = pair_gradients(
+            self.model,
+            &self.param_index,
+            &x,
+            reference,
+            divergence,
+            &self.positions,
+            rng,
+        )?;
+        let mut split = Split::default();
+        let batch = &mut self.batch;
+        batch.outer.clear();
+        batch.dense.clear();
+        for (g, shape) in grads.into_iter().zip(&self.shapes) {
+            match g {
+                Grad::Outer { left, right, .. }
+                    if shape.len() == 2
+                        && left.ndim() == 3
+                        && right.ndim() == 3
+                        && left.shape()[..2] == right.shape()[..2]
+                        && left.shape()[2] == shape[0]
+                        && right.shape()[2] == shape[1] =>
+                {
+                    split.push_factored(shape[0], shape[1], left.shape()[1]);
+                    batch.outer.push((left.into_data(), right.into_data()));
+                }
+                other => {
+                    split.push_dense(shape.iter().product());
+                    batch.dense.push(other.into_dense().into_data());
+                }
+            }
+        }
+        let changed = split != batch.split;
+        batch.split = split;
+        Ok(changed)
+    }
+}
+
+/// Given per-sample gradients `[N, ..shape]`, one tensor per decomposed tensor (row `i` of
+/// each is sample `i`), all dense, gathered by row.
+pub(crate) struct GivenPass<'m, T: Float> {
+    /// Tensor `t`'s gradients are `grads[param_index[t]]`.
+    grads: &'m [Tensor<T>],
+    param_index: Vec<usize>,
+    batch: BatchGradients<T>,
+}
+
+impl<'m, T: Float> GivenPass<'m, T> {
+    fn new(grads: &'m [Tensor<T>], d: &Decomposition<T>) -> Result<Self> {
+        let mut split = Split::default();
+        for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
+            let g = grads.get(param).ok_or_else(|| {
+                L3dError::Gradients(format!("no given gradient for tensor {param}"))
+            })?;
+            if g.shape().get(1..) != Some(&cp.shape[..]) {
+                return Err(L3dError::Gradients(format!(
+                    "given gradients of shape {:?} for a tensor of shape {:?}",
+                    g.shape(),
+                    cp.shape
+                )));
+            }
+            split.push_dense(cp.numel());
+        }
+        Ok(GivenPass {
+            grads,
+            param_index: d.param_index.clone(),
+            batch: BatchGradients {
+                dense: vec![Vec::new(); split.dense().len()],
+                split,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The batch's rows of every tensor, into the reused buffers.
+    fn compute(&mut self, rows: &[usize]) {
+        let b = rows.len();
+        for (&param, out) in self.param_index.iter().zip(&mut self.batch.dense) {
+            let all = &self.grads[param];
+            let numel = all.row_len();
+            fit(out, b * numel);
+            for (dst, &r) in out.chunks_exact_mut(numel).zip(rows) {
+                dst.copy_from_slice(all.row(r));
+            }
+        }
+    }
+}
+
+/// The reference outputs of the batch `y0: [B, width]`, as
+/// [`crate::pairs::reference_outputs`] computes them, into `out`.
+fn fill_references<T: Float>(
+    kind: Reference,
+    divergence: Divergence,
+    y0: &[T],
+    width: usize,
+    partners: &[usize],
+    out: &mut Vec<T>,
+) {
+    let b = y0.len() / width;
+    fit(out, b * width);
+    match kind {
+        Reference::RandomSample | Reference::RandomWithSelf => {
+            for (dst, &p) in out.chunks_exact_mut(width).zip(partners) {
+                dst.copy_from_slice(&y0[p * width..(p + 1) * width]);
+            }
+        }
+        Reference::Zero => out.fill(T::zero()),
+        Reference::BatchMean => {
+            let (first, rest) = out.split_at_mut(width);
+            first.fill(T::zero());
+            for y in y0.chunks_exact(width) {
+                if divergence == Divergence::Kl {
+                    // The mean distribution: softmax rows summed, then ln of their mean.
+                    let (max, sum) = mlp::exp_sum(y);
+                    for (m, &v) in first.iter_mut().zip(y) {
+                        *m += (v - max).exp() / sum;
+                    }
+                } else {
+                    for (m, &v) in first.iter_mut().zip(y) {
+                        *m += v;
+                    }
+                }
+            }
+            let inv = T::one() / T::from_usize(b);
+            for m in first.iter_mut() {
+                *m *= inv;
+                if divergence == Divergence::Kl {
+                    *m = m.ln();
+                }
+            }
+            for dst in rest.chunks_exact_mut(width) {
+                dst.copy_from_slice(first);
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The factors prepared once per step for every chunk's encode: a factored tensor's factors
+//! packed for the chunks' products with them, a dense tensor's dense form `V^T` per side.
+
+use super::dense::{dense_form, dense_form_is_factor, DenseScratch};
+use super::layout::{matrix, Side, Split, CHUNK_ROWS};
+use crate::decomposition::Decomposition;
+use crate::par::each;
+use tensor::gemm::{takes_packing, PackedB};
+use tensor::Float;
+
+/// Factor `m` of factored tensor `k` on one side, packed once per step for the chunks'
+/// products with it (only when there are several chunks and the product is large enough to
+/// pack).
+#[derive(Debug, Default)]
+struct FactorPack<T> {
+    k: usize,
+    m: usize,
+    packed: PackedB<T>,
+    active: bool,
+}
+
+/// The dense form `V^T: [numel, n_v]` of one side of dense tensor `k` (unused for a vector of
+/// rank 1, whose factor is its dense form).
+#[derive(Debug)]
+struct DenseForm<T> {
+    k: usize,
+    side: Side,
+    v: Vec<T>,
+    scratch: DenseScratch<T>,
+}
+
+/// Every factored tensor's packed factors and every dense tensor's dense forms, reused from
+/// step to step.
+///
+/// Invariant: `packs[side]` holds factor `m` of factored tensor `k` at `2 k + m`; `forms`
+/// holds dense tensor `k`'s forms at `2 k` (encoder) and `2 k + 1` (decoder), for the split
+/// of the last [`Prepared::for_split`].
+#[derive(Debug)]
+pub(crate) struct Prepared<T> {
+    packs: [Vec<FactorPack<T>>; 2],
+    forms: Vec<DenseForm<T>>,
+}
+
+impl<T: Float> Prepared<T> {
+    /// Empty buffers for the tensors of `split`.
+    pub fn for_split(split: &Split) -> Self {
+        let packs = || {
+            (0..split.factored().len())
+                .flat_map(|k| {
+                    (0..2).map(move |m| FactorPack {
+                        k,
+                        m,
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        };
+        let forms = (0..split.dense().len())
+            .flat_map(|k| {
+                Side::BOTH.map(|side| DenseForm {
+                    k,
+                    side,
+                    v: Vec::new(),
+                    scratch: DenseScratch::default(),
+                })
+            })
+            .collect();
+        Prepared {
+            packs: [packs(), packs()],
+            forms,
+        }
+    }
+
+    /// Packs the factors of `side` that several of the `n_chunks` chunks multiply by.
+    pub fn pack(
+        &mut self,
+        d: &Decomposition<T>,
+        split: &Split,
+        side: Side,
+        n_chunks: usize,
+        parallel: bool,
+    ) {
+        each(&mut self.packs[side.index()], parallel, |_, p| {
+            p.active = false;
+            if n_chunks < 2 {
+                return;
+            }
+            let factored = &split.factored()[p.k];
+            let f = &side.of(d, factored.t).factors[p.m];
+            let (width, cols) = (f.shape()[0], f.shape()[1]);
+            if takes_packing(CHUNK_ROWS * factored.m, width, cols) {
+                p.packed.pack(matrix(f));
+                p.active = true;
+            }
+        });
+    }
+
+    /// The dense forms of both sides of every dense tensor that needs one (in parallel only
+    /// when they are large, as for large tensors of given gradients).
+    pub fn form_dense(&mut self, d: &Decomposition<T>, split: &Split, parallel: bool) {
+        let cp_of = |f: &DenseForm<T>| f.side.of(d, split.dense()[f.k].t);
+        let work: usize = self
+            .forms
+            .iter()
+            .filter(|f| !dense_form_is_factor(cp_of(f)))
+            .map(|f| cp_of(f).numel() * cp_of(f).columns())
+            .sum();
+        each(&mut self.forms, parallel && work >= 1 << 16, |_, f| {
+            let cp = cp_of(f);
+            if !dense_form_is_factor(cp) {
+                dense_form(cp, &mut f.v, &mut f.scratch);
+            }
+        });
+    }
+
+    /// Factor `m` of factored tensor `k` packed for this step, if it was.
+    pub fn packed(&self, side: Side, k: usize, m: usize) -> Option<&PackedB<T>> {
+        let p = &self.packs[side.index()][2 * k + m];
+        p.active.then_some(&p.packed)
+    }
+
+    /// `V^T: [numel, n_v]` of dense tensor `k` on `side`: its factor itself for a vector of
+    /// rank 1.
+    pub fn dense_form<'a>(
+        &'a self,
+        d: &'a Decomposition<T>,
+        split: &Split,
+        side: Side,
+        k: usize,
+    ) -> &'a [T] {
+        let cp = side.of(d, split.dense()[k].t);
+        if dense_form_is_factor(cp) {
+            return cp.factors[0].data();
+        }
+        &self.forms[2 * k + side.index()].v
+    }
+}
