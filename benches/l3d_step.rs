@@ -69,6 +69,7 @@ fn step(c: &mut Criterion) {
                     &batch,
                     reference,
                     divergence,
+                    &config.positions,
                     &mut r,
                 )
                 .expect("per-sample gradients")

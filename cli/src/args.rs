@@ -2,7 +2,7 @@
 //! values that name L3D's settings.
 
 use clap::{Args, Parser, Subcommand};
-use l3d::{Divergence, Reference, SettingName, TopKCount, WarmStart};
+use l3d::{Divergence, Positions, Reference, SettingName, TopKCount, WarmStart};
 use nets::TensorSet;
 use std::path::PathBuf;
 use toys::models::ToyKind;
@@ -92,7 +92,8 @@ pub struct DecomposeArgs {
     /// Your model's weights (safetensors, PyTorch state_dict names).
     #[arg(long, requires = "arch")]
     pub weights: Option<PathBuf>,
-    /// Inputs to decompose on (.npy or safetensors, [N, d_in]).
+    /// Inputs to decompose on (.npy or safetensors): [N, d_in] rows, [N, C, H, W] images, or
+    /// [N, T] token ids (.npy of int32 or int64) for a model whose first layer is an embedding.
     #[arg(long)]
     pub inputs: Option<PathBuf>,
     /// Inputs from a sparse generator instead: number of features.
@@ -171,10 +172,15 @@ pub struct Settings {
     /// itself included, as the authors' code draws it), mean (the batch mean), zero.
     #[arg(long, value_parser = parse_reference)]
     pub reference: Option<Reference>,
+    /// For a sequence model (outputs per position), the positions whose divergences are
+    /// summed: all (the default), last, or a list such as 0,5,7.
+    #[arg(long, value_parser = Positions::parse)]
+    pub positions: Option<Positions>,
     /// Parameter tensors to decompose: comma-separated names, or a set: all (every tensor,
-    /// biases included: the paper's choice, the default for toys), weights (every weight
-    /// matrix), weights-before-readout (every weight matrix but the last layer's; the default
-    /// for your own models). The rest stay frozen at W0.
+    /// biases included: the paper's choice, the default for toys), weights (every weight of
+    /// two or more modes, conv kernels and embedding tables included), weights-before-readout
+    /// (those weights but the read-out's and the embedding tables; the default for your own
+    /// models). The rest stay frozen at W0.
     #[arg(long, value_delimiter = ',')]
     pub decompose: Option<Vec<String>>,
     /// Samples to decompose on (fresh from the toy's distribution or a generator).

@@ -47,7 +47,7 @@ pub enum ModelSource {
 pub enum DataSource {
     /// Fresh samples from a toy's own input distribution.
     Fresh { samples: usize, seed: u64 },
-    /// Rows of a `.npy` or safetensors file (`[N, d_in]`).
+    /// Samples of a `.npy` or safetensors file (`[N, ..input shape]`).
     File { path: PathBuf },
     /// Fresh samples from a named generator (for users' models without an input file).
     Generator {
@@ -268,7 +268,7 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
         }
         DataSource::File { path } => {
             let x = nets::io::load_inputs(path)?;
-            nets::io::check_inputs(&x, loaded.model.input_dim(), path)?;
+            nets::io::check_model_inputs(&x, loaded.model.architecture(), path)?;
             x
         }
     };

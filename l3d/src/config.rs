@@ -63,6 +63,42 @@ impl Reference {
     }
 }
 
+/// Which positions of a sequence output the divergence sums over (see [`crate::pairs`]).
+///
+/// A sequence model maps one sample (a sequence) to outputs per position, `[T, ..]` (logits
+/// `[T, vocab]`); its divergence to the reference sequence's outputs is the sum over the
+/// chosen positions `t` of the per-position divergence. Outputs without a position axis
+/// (`[d_out]`) take only [`Positions::All`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// Every position: `D = sum_t D_t` (for an output `[d_out]`, the paper's `D` itself).
+    #[default]
+    All,
+    /// The last position only, `D = D_{T-1}`: the next-token prediction of the whole sequence.
+    Last,
+    /// The listed positions (each once, `0..T`): `D = sum_{t in list} D_t`.
+    Chosen(Vec<usize>),
+}
+
+impl Positions {
+    /// Reads a flag's value: `all`, `last`, or a comma-separated list of positions (`0,5,7`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => Ok(Positions::All),
+            "last" => Ok(Positions::Last),
+            list => list
+                .split(',')
+                .map(|p| p.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Positions::Chosen)
+                .map_err(|_| {
+                    format!("positions '{s}': expected all, last, or a list such as 0,5,7")
+                }),
+        }
+    }
+}
+
 /// How many of the `N = B n_v` coefficients batch top-k keeps for a fraction `k`.
 ///
 /// Its names are `ceil` and `floor-plus-one` (older config files: `floor_plus_one`).
@@ -218,6 +254,8 @@ pub struct L3dConfig {
     pub top_k_count: TopKCount,
     pub divergence: Divergence,
     pub reference: Reference,
+    /// For a sequence model, the positions whose divergences are summed ([`Positions`]).
+    pub positions: Positions,
     /// Parameter tensors to decompose, by name; empty means all of them.
     pub decompose: Vec<String>,
     pub seed: u64,
@@ -245,6 +283,7 @@ impl Default for L3dConfig {
             top_k_count: TopKCount::Ceil,
             divergence: Divergence::Mse,
             reference: Reference::RandomSample,
+            positions: Positions::All,
             decompose: Vec::new(),
             seed: 0,
             path: StepPath::Fast,
@@ -303,6 +342,15 @@ impl L3dConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(bad("weight_decay", self.weight_decay, "must be >= 0"));
+        }
+        if let Positions::Chosen(list) = &self.positions {
+            let mut sorted = list.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if list.is_empty() || sorted.len() != list.len() {
+                let why = "list at least one position, each once";
+                return Err(bad("positions", format!("{list:?}"), why));
+            }
         }
         Ok(())
     }
@@ -389,10 +437,47 @@ mod tests {
                     ..ok.clone()
                 },
             ),
+            (
+                "positions",
+                L3dConfig {
+                    positions: Positions::Chosen(vec![]),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "positions",
+                L3dConfig {
+                    positions: Positions::Chosen(vec![3, 1, 3]),
+                    ..ok.clone()
+                },
+            ),
         ];
         for (field, config) in cases {
             let err = config.validate().unwrap_err();
             assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn positions_parse_from_a_flag_and_round_trip_through_json() {
+        assert_eq!(Positions::parse("all"), Ok(Positions::All));
+        assert_eq!(Positions::parse("last"), Ok(Positions::Last));
+        assert_eq!(
+            Positions::parse("0, 5,7"),
+            Ok(Positions::Chosen(vec![0, 5, 7]))
+        );
+        assert!(Positions::parse("first").unwrap_err().contains("0,5,7"));
+        for p in [
+            Positions::All,
+            Positions::Last,
+            Positions::Chosen(vec![2, 0]),
+        ] {
+            let c = L3dConfig {
+                positions: p,
+                ..Default::default()
+            };
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<L3dConfig>(&json).unwrap(), c);
         }
     }
 

@@ -118,10 +118,18 @@ impl<'a, T: Float> TapeEngine<'a, T> {
             Source::Model { model, data } => {
                 let x = data.gather_rows(rows);
                 let (reference, divergence) = (self.config.reference, self.config.divergence);
-                pair_gradients(model, &d.param_index, &x, reference, divergence, rng)?
-                    .into_iter()
-                    .map(|g| g.into_dense())
-                    .collect()
+                pair_gradients(
+                    model,
+                    &d.param_index,
+                    &x,
+                    reference,
+                    divergence,
+                    &self.config.positions,
+                    rng,
+                )?
+                .into_iter()
+                .map(|g| g.into_dense())
+                .collect()
             }
             Source::Gradients(all) => all.iter().map(|g| g.gather_rows(rows)).collect(),
         })

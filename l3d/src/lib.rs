@@ -44,7 +44,9 @@ pub mod step;
 pub mod topk;
 pub mod train;
 
-pub use config::{Divergence, L3dConfig, Reference, SettingName, StepPath, TopKCount, WarmStart};
+pub use config::{
+    Divergence, L3dConfig, Positions, Reference, SettingName, StepPath, TopKCount, WarmStart,
+};
 pub use decomposition::Decomposition;
 pub use error::{L3dError, Result};
 pub use nets::{Model, OutputKind};

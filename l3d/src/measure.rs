@@ -7,7 +7,7 @@ use crate::config::L3dConfig;
 use crate::decomposition::Decomposition;
 use crate::engine::{engine, Sums};
 use crate::error::{L3dError, Result};
-use crate::pairs::{check_data, draw_partners, per_sample_gradients, Source};
+use crate::pairs::{check_data, draw_partners, per_sample_gradients_at, Source};
 use crate::step::{encode, MaskRule};
 use nets::Model;
 use rand::SeedableRng;
@@ -42,12 +42,17 @@ fn dense_grads<T: Float>(
     x: &Tensor<T>,
     reference: &Tensor<T>,
 ) -> Result<Vec<Tensor<T>>> {
-    Ok(
-        per_sample_gradients(model, &d.param_index, x, reference, config.divergence)?
-            .into_iter()
-            .map(|g| g.into_dense())
-            .collect(),
-    )
+    Ok(per_sample_gradients_at(
+        model,
+        &d.param_index,
+        x,
+        reference,
+        config.divergence,
+        &config.positions,
+    )?
+    .into_iter()
+    .map(|g| g.into_dense())
+    .collect())
 }
 
 /// Relative reconstruction error on `data`, in batches of `config.batch_size` with references

@@ -1,10 +1,31 @@
 //! Pairs and divergences: for each sample `x_i` of a batch a reference output `r_i`, and the
 //! per-sample gradient `g_i = d/dW D(f(x_i, W), r_i)` at `W = W0` with `r_i` held fixed.
 //!
-//! Shapes: `x: [B, d_in]`, `r: [B, d_out]`, `g_i` one tensor per decomposed parameter,
-//! stacked as `[B, ..param shape]`.
+//! Shapes: `x: [B, ..input shape]` (rows `[B, d_in]`, images `[B, C, H, W]`, token ids
+//! `[B, T]`), `r: [B, ..output shape]`, `g_i` one tensor per decomposed parameter, stacked as
+//! `[B, ..param shape]`.
+//!
+//! # Sequences
+//!
+//! The paper defines `g_i = d/dW D(f(x_i, W), f(x_r, W0))` for a model with one output vector
+//! per sample. For a sequence model a sample is one whole sequence `x_i` (`T` token ids), its
+//! output is one distribution per position, `f(x_i, W): [T, vocab]` (logits), and the reference
+//! is another sequence `x_r` of the batch, drawn as for any model (`r != i`). The divergence
+//! sums the per-position divergences over the positions chosen by
+//! [`Positions`](crate::Positions):
+//!
+//! ```text
+//! D(f(x_i, W), f(x_r, W0)) = sum_{t in P} KL( softmax(f(x_r, W0)[t]) || softmax(f(x_i, W)[t]) )
+//! ```
+//!
+//! with `P` every position (`all`, the default), the last one (`last`: the prediction after
+//! the whole sequence, which equals the paper's definition for the model that outputs only
+//! its last position), or a list. Positions are compared with the same positions of the
+//! reference: the pair is two sequences, not two tokens. With `P` all positions, `g_i` is the
+//! sum of the `T` per-position gradients; MSE is treated alike, its mean taken over the chosen
+//! positions' values. Tested in `tests/sequences.rs`.
 
-use crate::config::{Divergence, Reference};
+use crate::config::{Divergence, Positions, Reference};
 use crate::error::{L3dError, Result};
 use autodiff::{per_sample_grads, PerSampleGrad, Tape, Var};
 use nets::Model;
@@ -126,17 +147,95 @@ pub fn record_divergence<T: Float>(
     }
 }
 
+/// The outputs `y: [B, T, ..]` at the chosen positions, `[B, |P|, ..]` (in the order listed);
+/// `y` itself for [`Positions::All`]. An error if `y` has no position axis or a position is
+/// not in `0..T`.
+pub fn select_positions<T: Float>(
+    tape: &mut Tape<T>,
+    y: Var,
+    positions: &Positions,
+) -> autodiff::Result<Var> {
+    let shape = tape.shape(y).to_vec();
+    let bad = |msg: String| autodiff::AutodiffError::Invalid {
+        op: "select_positions",
+        msg,
+    };
+    let t = match (positions, &shape[..]) {
+        (Positions::All, _) => return Ok(y),
+        (_, [_, t, _, ..]) => *t,
+        _ => {
+            return Err(bad(format!(
+                "positions {positions:?} needs sequence outputs [B, T, ..]; the model outputs \
+                 {shape:?}"
+            )))
+        }
+    };
+    match positions {
+        Positions::All => Ok(y),
+        Positions::Last => tape.try_slice_axis(y, 1, t - 1..t),
+        Positions::Chosen(list) => {
+            if let Some(p) = list.iter().find(|&&p| p >= t) {
+                return Err(bad(format!(
+                    "position {p} is not in 0..{t} (outputs of shape {shape:?})"
+                )));
+            }
+            let slices = list
+                .iter()
+                .map(|&p| tape.try_slice_axis(y, 1, p..p + 1))
+                .collect::<autodiff::Result<Vec<Var>>>()?;
+            tape.try_concat(&slices, 1)
+        }
+    }
+}
+
+/// Checks that `positions` fits the model's outputs: [`Positions::All`] fits any model; the
+/// others need outputs with a position axis, `[T, ..]` per sample, and positions in `0..T`.
+pub fn check_positions<T: Float>(model: &dyn Model<T>, positions: &Positions) -> Result<()> {
+    let shape = model.output_shape();
+    let t = match (positions, &shape[..]) {
+        (Positions::All, _) => return Ok(()),
+        (_, [t, _, ..]) => *t,
+        _ => {
+            return Err(L3dError::Data(format!(
+                "positions {positions:?} needs a sequence model (outputs [T, ..] per sample); \
+                 the model's outputs are {shape:?} per sample"
+            )))
+        }
+    };
+    match positions {
+        Positions::Chosen(list) if list.iter().any(|&p| p >= t) => Err(L3dError::Data(format!(
+            "positions {list:?}: the model's sequences have positions 0..{t}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Per-sample gradients `g_i` of the divergence at `W0` for the parameters `decomposed`
-/// (indices into the model's parameters; the others are held at `W0` as constants).
-///
-/// Returns one [`PerSampleGrad`] per decomposed tensor: `[B, ..shape]`, possibly in factored
-/// form for weights of linear layers.
+/// (indices into the model's parameters; the others are held at `W0` as constants), over
+/// every position of a sequence output: [`per_sample_gradients_at`] with [`Positions::All`].
 pub fn per_sample_gradients<T: Float>(
     model: &dyn Model<T>,
     decomposed: &[usize],
     x: &Tensor<T>,
     reference: &Tensor<T>,
     divergence: Divergence,
+) -> Result<Vec<PerSampleGrad<T>>> {
+    per_sample_gradients_at(model, decomposed, x, reference, divergence, &Positions::All)
+}
+
+/// Per-sample gradients `g_i` of the divergence at `W0` for the parameters `decomposed`
+/// (indices into the model's parameters; the others are held at `W0` as constants), summed
+/// over the chosen `positions` of a sequence output (see the module docs).
+///
+/// Returns one [`PerSampleGrad`] per decomposed tensor: `[B, ..shape]`, possibly in factored
+/// form for weights of linear layers.
+pub fn per_sample_gradients_at<T: Float>(
+    model: &dyn Model<T>,
+    decomposed: &[usize],
+    x: &Tensor<T>,
+    reference: &Tensor<T>,
+    divergence: Divergence,
+    positions: &Positions,
 ) -> Result<Vec<PerSampleGrad<T>>> {
     let w0 = model.params();
     let trainable: Vec<Tensor<T>> = decomposed.iter().map(|&i| w0[i].clone()).collect();
@@ -152,42 +251,45 @@ pub fn per_sample_gradients<T: Float>(
             }
         }
         let y = model.forward(tape, &all, inputs[0])?;
-        record_divergence(tape, divergence, y, inputs[1])
+        let y = select_positions(tape, y, positions)?;
+        let r = select_positions(tape, inputs[1], positions)?;
+        record_divergence(tape, divergence, y, r)
     })?;
     Ok(grads)
 }
 
-/// Step 1 of Algorithm 1 for a batch `x: [B, d_in]`: each sample's reference drawn from `rng`
-/// under `reference` ([`draw_reference_partners`]), the reference outputs `r: [B, d_out]` at
-/// `W0` ([`reference_outputs`]), and the per-sample gradients `g_i` of the divergence for the
-/// parameters `decomposed` ([`per_sample_gradients`]). Every engine of a step draws a batch's
-/// references this way, so they all draw the same numbers.
+/// Step 1 of Algorithm 1 for a batch `x: [B, ..input shape]`: each sample's reference drawn
+/// from `rng` under `reference` ([`draw_reference_partners`]), the reference outputs at `W0`
+/// ([`reference_outputs`]), and the per-sample gradients `g_i` of the divergence over the
+/// chosen `positions` for the parameters `decomposed` ([`per_sample_gradients_at`]). Every
+/// engine of a step draws a batch's references this way, so they all draw the same numbers.
 pub fn pair_gradients<T: Float>(
     model: &dyn Model<T>,
     decomposed: &[usize],
     x: &Tensor<T>,
     reference: Reference,
     divergence: Divergence,
+    positions: &Positions,
     rng: &mut impl Rng,
 ) -> Result<Vec<PerSampleGrad<T>>> {
     let mut partners = Vec::new();
     draw_reference_partners(reference, x.shape()[0], rng, &mut partners);
     let y0 = model.evaluate_w0(x)?;
     let r = reference_outputs(&y0, reference, divergence, &partners);
-    per_sample_gradients(model, decomposed, x, &r, divergence)
+    per_sample_gradients_at(model, decomposed, x, &r, divergence, positions)
 }
 
-/// Checks a data matrix against the model: `[N, input_dim]`, every value finite.
+/// Checks the data against the model: `[N, ..input shape]`, every value finite.
 pub fn check_data<T: Float>(model: &dyn Model<T>, x: &Tensor<T>) -> Result<()> {
-    if x.ndim() != 2 || x.shape()[1] != model.input_dim() {
+    let sample = model.input_shape();
+    if x.ndim() != sample.len() + 1 || x.shape()[1..] != sample[..] {
         return Err(L3dError::Data(format!(
-            "the data has shape {:?}; the model takes rows of {} values",
+            "the data has shape {:?}; the model takes samples of shape {sample:?}",
             x.shape(),
-            model.input_dim()
         )));
     }
     if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
-        let w = x.shape()[1];
+        let w = model.input_dim().max(1);
         return Err(L3dError::Data(format!(
             "the data has a non-finite value at row {}, column {}",
             i / w,

@@ -11,7 +11,7 @@ pub mod model;
 pub mod sequential;
 
 pub use activation::Activation;
-pub use architecture::{Architecture, Layer, ParamSlot, TensorSet};
+pub use architecture::{Architecture, Layer, Pair, ParamSlot, TensorSet};
 pub use io::IoError;
 pub use model::{MlpLayer, MlpView, Model, OutputKind};
 pub use sequential::Sequential;

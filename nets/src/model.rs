@@ -46,16 +46,29 @@ pub trait Model<T: Float>: Sync {
     /// The trained values `W0`, in the order of `param_names`.
     fn params(&self) -> Vec<&Tensor<T>>;
 
-    /// Width of one input row.
+    /// Width of one input row: the number of values of one input sample.
     fn input_dim(&self) -> usize;
 
-    /// Width of one output row.
+    /// Width of one output row: the number of values of one output sample.
     fn output_dim(&self) -> usize;
+
+    /// The shape of one input sample (`[C, H, W]` images, `[T]` token ids); `[input_dim]`
+    /// by default.
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.input_dim()]
+    }
+
+    /// The shape of one output sample: `[output_dim]` by default, `[T, vocab]` for a
+    /// sequence model's logits per position.
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.output_dim()]
+    }
 
     fn output_kind(&self) -> OutputKind;
 
-    /// Records `f(x, W)` on `tape` for a batch `x: [B, input_dim]`, reading `W` from
-    /// `params` (one `Var` per parameter tensor, in order), and returns `[B, output_dim]`.
+    /// Records `f(x, W)` on `tape` for a batch `x: [B, ..input_shape]`, reading `W` from
+    /// `params` (one `Var` per parameter tensor, in order), and returns
+    /// `[B, ..output_shape]`.
     fn forward(&self, tape: &mut Tape<T>, params: &[Var], x: Var) -> autodiff::Result<Var>;
 
     /// `f(x, W)` for given parameter values, outside of any gradient computation.

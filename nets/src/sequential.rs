@@ -1,9 +1,13 @@
-//! A feed-forward model that runs an [`Architecture`]: its forward pass recorded on the tape,
-//! and its view as a stack of dense layers when it is one.
+//! A model that runs an [`Architecture`]: its forward pass recorded on the tape, and its view
+//! as a stack of dense layers when it is one.
+//!
+//! Shapes carry the batch axis first: inputs `[B, ..input_shape]` (rows `[B, d]`, images
+//! `[B, C, H, W]`, token ids `[B, T]`), outputs `[B, ..output_shape]` (`[B, T, vocab]` for
+//! logits per position).
 
-use crate::architecture::{Architecture, Layer};
+use crate::architecture::{window_of, Architecture, Layer};
 use crate::{Activation, MlpLayer, MlpView, Model, OutputKind};
-use autodiff::{Tape, Var};
+use autodiff::{Conv2dOptions, Tape, Var};
 use tensor::{Float, Tensor};
 
 /// A feed-forward model: an architecture and its parameter values `W0`.
@@ -14,13 +18,13 @@ pub struct Sequential<T: Float> {
     arch: Architecture,
     names: Vec<String>,
     params: Vec<Tensor<T>>,
-    output_dim: usize,
+    output_shape: Vec<usize>,
 }
 
 impl<T: Float> Sequential<T> {
     /// A model from an architecture and values in slot order; checks every shape.
     pub fn new(arch: Architecture, params: Vec<Tensor<T>>) -> Result<Self, String> {
-        let (slots, output_dim) = arch.slots()?;
+        let (slots, output_shape) = arch.slots()?;
         if slots.len() != params.len() {
             return Err(format!(
                 "the architecture has {} parameter tensors, {} were given",
@@ -42,7 +46,7 @@ impl<T: Float> Sequential<T> {
             arch,
             names: slots.into_iter().map(|s| s.name).collect(),
             params,
-            output_dim,
+            output_shape,
         })
     }
 
@@ -56,7 +60,7 @@ impl<T: Float> Sequential<T> {
             arch: self.arch.clone(),
             names: self.names.clone(),
             params: self.params.iter().map(|p| p.cast()).collect(),
-            output_dim: self.output_dim,
+            output_shape: self.output_shape.clone(),
         }
     }
 
@@ -71,44 +75,144 @@ impl<T: Float> Sequential<T> {
     }
 }
 
-/// Records `layers` on the tape, reading parameters from `params` starting at `*next`.
-fn forward_layers<T: Float>(
-    layers: &[Layer],
-    tape: &mut Tape<T>,
-    params: &[Var],
-    next: &mut usize,
-    mut h: Var,
-) -> autodiff::Result<Var> {
-    let take = |next: &mut usize| {
-        *next += 1;
-        params[*next - 1]
-    };
-    for layer in layers {
-        h = match layer {
+/// A forward pass being recorded: the tape, the parameters' `Var`s and names (in slot order),
+/// and the next parameter to read.
+struct Forward<'a, T: Float> {
+    tape: &'a mut Tape<T>,
+    params: &'a [Var],
+    names: &'a [String],
+    next: usize,
+}
+
+impl<T: Float> Forward<'_, T> {
+    /// The next parameter in slot order.
+    fn take(&mut self) -> Var {
+        self.next += 1;
+        self.params[self.next - 1]
+    }
+
+    /// The next parameter if `present`.
+    fn take_if(&mut self, present: bool) -> Option<Var> {
+        present.then(|| self.take())
+    }
+
+    /// Records `layers` on `h: [B, ..]`.
+    fn layers(&mut self, layers: &[Layer], mut h: Var) -> autodiff::Result<Var> {
+        for layer in layers {
+            h = self.layer(layer, h)?;
+        }
+        Ok(h)
+    }
+
+    fn layer(&mut self, layer: &Layer, h: Var) -> autodiff::Result<Var> {
+        match layer {
             Layer::Linear { bias, .. } => {
-                let w = take(next);
-                let b = bias.then(|| take(next));
-                tape.try_linear(h, w, b)?
+                let w = self.take();
+                let b = self.take_if(*bias);
+                self.tape.try_linear(h, w, b)
             }
-            Layer::Activation { function } => match function {
-                Activation::Relu => tape.relu(h),
-                Activation::Gelu => tape.gelu(h),
-                Activation::Elu => tape.elu(h, T::one()),
-                Activation::Tanh => tape.tanh(h),
-                Activation::Sigmoid => tape.sigmoid(h),
-                Activation::Identity => h,
-            },
+            Layer::Activation { function } => Ok(activation(self.tape, *function, h)),
             Layer::LayerNorm { eps, .. } => {
-                let (w, b) = (take(next), take(next));
-                layer_norm(tape, h, w, b, T::from_f64(*eps))?
+                let (w, b) = (self.take(), self.take());
+                layer_norm(self.tape, h, w, b, T::from_f64(*eps))
             }
             Layer::Residual { block } => {
-                let inner = forward_layers(block, tape, params, next, h)?;
-                tape.try_add(h, inner)?
+                let inner = self.layers(block, h)?;
+                self.tape.try_add(h, inner)
             }
-        };
+            Layer::Conv2d { bias, .. } => {
+                let (_, window, _) = window_of(layer);
+                let options = Conv2dOptions {
+                    stride: window.stride,
+                    padding: window.padding,
+                    dilation: window.dilation,
+                };
+                let w = self.take();
+                let b = self.take_if(*bias);
+                self.tape.try_conv2d(h, w, b, options)
+            }
+            Layer::MaxPool2d { .. } => {
+                let (_, window, _) = window_of(layer);
+                self.tape.try_max_pool2d(h, window.kernel, window.stride)
+            }
+            Layer::AvgPool2d { .. } => {
+                let (_, window, _) = window_of(layer);
+                let tape = &mut *self.tape;
+                tape.try_avg_pool2d(h, window.kernel, window.stride, window.padding)
+            }
+            Layer::Flatten => self.tape.try_flatten(h),
+            Layer::Embedding { .. } => {
+                let table = self.take();
+                self.tape.try_embedding(table, h)
+            }
+            Layer::PositionalEmbedding { .. } => {
+                // [B, T, d] + rows 0..T of the table [context, d], broadcast over the batch.
+                let table = self.take();
+                let t = self.tape.shape(h)[1];
+                let rows = self.tape.try_slice_axis(table, 0, 0..t)?;
+                self.tape.try_add(h, rows)
+            }
+            Layer::TiedReadout { embedding } => {
+                let table = self.param_named(&format!("{embedding}.weight"))?;
+                self.tape.try_linear(h, table, None)
+            }
+            Layer::Attention {
+                num_heads,
+                causal,
+                bias,
+                ..
+            } => {
+                let project = |f: &mut Self, x: Var| {
+                    let w = f.take();
+                    let b = f.take_if(*bias);
+                    f.tape.try_linear(x, w, b)
+                };
+                let q = project(self, h)?;
+                let k = project(self, h)?;
+                let v = project(self, h)?;
+                let mixed = self.tape.try_attention(q, k, v, *num_heads, *causal)?;
+                project(self, mixed)
+            }
+            Layer::MultiheadAttention {
+                embed_dim: d,
+                num_heads,
+                causal,
+                bias,
+                ..
+            } => {
+                // One projection [B, T, 3d], cut into q, k, v along its last axis.
+                let (w_in, b_in) = (self.take(), self.take_if(*bias));
+                let (w_out, b_out) = (self.take(), self.take_if(*bias));
+                let qkv = self.tape.try_linear(h, w_in, b_in)?;
+                let [q, k, v] =
+                    [0, 1, 2].map(|i| self.tape.try_slice_axis(qkv, 2, i * d..(i + 1) * d));
+                let mixed = self.tape.try_attention(q?, k?, v?, *num_heads, *causal)?;
+                self.tape.try_linear(mixed, w_out, b_out)
+            }
+        }
     }
-    Ok(h)
+
+    /// The parameter of a given name (a tied read-out's table, read a second time).
+    fn param_named(&self, name: &str) -> autodiff::Result<Var> {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => Ok(self.params[i]),
+            None => Err(autodiff::AutodiffError::Invalid {
+                op: "Sequential::forward",
+                msg: format!("no parameter named '{name}'"),
+            }),
+        }
+    }
+}
+
+fn activation<T: Float>(tape: &mut Tape<T>, function: Activation, h: Var) -> Var {
+    match function {
+        Activation::Relu => tape.relu(h),
+        Activation::Gelu => tape.gelu(h),
+        Activation::Elu => tape.elu(h, T::one()),
+        Activation::Tanh => tape.tanh(h),
+        Activation::Sigmoid => tape.sigmoid(h),
+        Activation::Identity => h,
+    }
 }
 
 /// Layer norm over the last axis of `x: [B, d]`, composed from primitives.
@@ -146,20 +250,31 @@ impl<T: Float> Model<T> for Sequential<T> {
     }
 
     fn input_dim(&self) -> usize {
-        self.arch.input_dim
+        self.arch.sample_shape().iter().product()
     }
 
     fn output_dim(&self) -> usize {
-        self.output_dim
+        self.output_shape.iter().product()
+    }
+
+    fn input_shape(&self) -> Vec<usize> {
+        self.arch.sample_shape()
+    }
+
+    fn output_shape(&self) -> Vec<usize> {
+        self.output_shape.clone()
     }
 
     fn output_kind(&self) -> OutputKind {
         self.arch.output
     }
 
-    /// Linear layers each followed by at most one activation form an [`MlpView`]; a layer
-    /// norm, a residual block, or an activation with no linear layer before it do not.
+    /// Linear layers each followed by at most one activation, on rows, form an [`MlpView`];
+    /// any other layer, or an activation with no linear layer before it, do not.
     fn as_mlp(&self) -> Option<MlpView<'_, T>> {
+        if self.arch.sample_shape().len() != 1 {
+            return None;
+        }
         let mut layers: Vec<MlpLayer> = Vec::new();
         let mut next = 0;
         for layer in &self.arch.layers {
@@ -182,7 +297,7 @@ impl<T: Float> Model<T> for Sequential<T> {
                     }
                     last.activation = *function;
                 }
-                Layer::LayerNorm { .. } | Layer::Residual { .. } => return None,
+                _ => return None,
             }
         }
         Some(MlpView {
@@ -202,7 +317,12 @@ impl<T: Float> Model<T> for Sequential<T> {
                 ),
             });
         }
-        let mut next = 0;
-        forward_layers(&self.arch.layers, tape, params, &mut next, x)
+        let mut forward = Forward {
+            tape,
+            params,
+            names: &self.names,
+            next: 0,
+        };
+        forward.layers(&self.arch.layers, x)
     }
 }

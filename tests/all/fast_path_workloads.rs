@@ -48,6 +48,7 @@ fn check(case: BenchCase) {
         &batch,
         reference,
         divergence,
+        &config.positions,
         &mut rng(seed),
     )
     .unwrap()

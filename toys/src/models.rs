@@ -273,6 +273,7 @@ pub struct PaperSettings {
 fn tms_like(n: usize, h: usize) -> Architecture {
     Architecture {
         input_dim: n,
+        input_shape: Vec::new(),
         layers: vec![
             linear("hidden", n, h, false),
             linear("out", h, n, true),
@@ -298,6 +299,7 @@ pub(crate) fn mlp(widths: &[usize], act: Activation, on_output: bool) -> Archite
     }
     Architecture {
         input_dim: widths[0],
+        input_shape: Vec::new(),
         layers,
         output: OutputKind::Regression,
     }

@@ -89,6 +89,7 @@ impl SuiteModel {
         };
         Architecture {
             input_dim: n,
+            input_shape: Vec::new(),
             layers,
             output,
         }

@@ -286,6 +286,7 @@ fn apply_settings(run: &mut RunConfig, s: &Settings) {
     set(&mut c.seed, &s.seed);
     set(&mut c.divergence, &s.divergence);
     set(&mut c.reference, &s.reference);
+    set(&mut c.positions, &s.positions);
     set(&mut c.decompose, &s.decompose);
     if let Some(n) = s.samples {
         match &mut run.data {

@@ -4,4 +4,5 @@
 mod end_to_end;
 mod figures;
 mod program;
+mod real_models;
 mod runs;

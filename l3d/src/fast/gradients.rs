@@ -15,10 +15,10 @@
 
 use super::layout::{Span, Split, CHUNK_ROWS};
 use super::mlp::{self, MlpChunk, MlpNet, Role};
-use crate::config::{Divergence, L3dConfig, Reference};
+use crate::config::{Divergence, L3dConfig, Positions, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::pairs::{draw_reference_partners, pair_gradients, Source};
+use crate::pairs::{check_positions, draw_reference_partners, pair_gradients, Source};
 use crate::par::{each, fit};
 use autodiff::Grad;
 use nets::Model;
@@ -38,10 +38,13 @@ impl<'m, T: Float> GradientPass<'m, T> {
     pub fn new(source: Source<'m, T>, d: &Decomposition<T>, config: &L3dConfig) -> Result<Self> {
         let pairing = (config.reference, config.divergence);
         Ok(match source {
-            Source::Model { model, data } => match MlpNet::of(model)? {
-                Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
-                None => GradientPass::Tape(TapePass::new(model, data, d, pairing)),
-            },
+            Source::Model { model, data } => {
+                check_positions(model, &config.positions)?;
+                match MlpNet::of(model)? {
+                    Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
+                    None => GradientPass::Tape(TapePass::new(model, data, d, config)),
+                }
+            }
             Source::Gradients(grads) => GradientPass::Given(GivenPass::new(grads, d)?),
         })
     }
@@ -256,6 +259,8 @@ pub(crate) struct TapePass<'m, T: Float> {
     data: &'m Tensor<T>,
     reference: Reference,
     divergence: Divergence,
+    /// The positions of a sequence output the divergence sums over.
+    positions: Positions,
     param_index: Vec<usize>,
     shapes: Vec<Vec<usize>>,
     batch: BatchGradients<T>,
@@ -266,7 +271,7 @@ impl<'m, T: Float> TapePass<'m, T> {
         model: &'m dyn Model<T>,
         data: &'m Tensor<T>,
         d: &Decomposition<T>,
-        (reference, divergence): (Reference, Divergence),
+        config: &L3dConfig,
     ) -> Self {
         let shapes: Vec<Vec<usize>> = d.encoder.iter().map(|cp| cp.shape.clone()).collect();
         // Until the first batch says otherwise, every tensor's gradients are dense.
@@ -277,8 +282,9 @@ impl<'m, T: Float> TapePass<'m, T> {
         TapePass {
             model,
             data,
-            reference,
-            divergence,
+            reference: config.reference,
+            divergence: config.divergence,
+            positions: config.positions.clone(),
             param_index: d.param_index.clone(),
             shapes,
             batch: BatchGradients {
@@ -300,6 +306,7 @@ impl<'m, T: Float> TapePass<'m, T> {
             &x,
             reference,
             divergence,
+            &self.positions,
             rng,
         )?;
         let mut split = Split::default();

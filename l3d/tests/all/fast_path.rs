@@ -37,6 +37,7 @@ fn tape_batch<T: Float>(
         x,
         reference,
         divergence,
+        &config.positions,
         &mut rng(seed),
     )
     .unwrap()

@@ -7,7 +7,7 @@ use autodiff::check::numerical_gradient;
 use common::{inputs, TinyMlp};
 use l3d::pairs::{pair_gradients, per_sample_gradients};
 use l3d::step::{encode, tape_step, MaskRule};
-use l3d::{Decomposition, Divergence, L3dConfig, Model, Reference};
+use l3d::{Decomposition, Divergence, L3dConfig, Model, Positions, Reference};
 use proptest::prelude::*;
 use tensor::{rng, Tensor};
 
@@ -26,6 +26,7 @@ fn pair_grads(
         &x,
         Reference::RandomSample,
         div,
+        &Positions::All,
         &mut r,
     )
     .unwrap()

@@ -5,13 +5,16 @@ use tensor::Float;
 
 use super::half::{bf16_to_f32, f16_to_f32};
 
-/// A little-endian float encoding that the readers convert into `f32` or `f64` tensors.
+/// A little-endian encoding that the readers convert into `f32` or `f64` tensors: floats,
+/// and (in `.npy` inputs) integers such as token ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
     F16,
     Bf16,
     F32,
     F64,
+    I32,
+    I64,
 }
 
 /// The safetensors dtypes that are read, for error messages.
@@ -33,8 +36,8 @@ impl Encoding {
     pub(crate) fn size(self) -> usize {
         match self {
             Self::F16 | Self::Bf16 => 2,
-            Self::F32 => 4,
-            Self::F64 => 8,
+            Self::F32 | Self::I32 => 4,
+            Self::F64 | Self::I64 => 8,
         }
     }
 
@@ -42,6 +45,8 @@ impl Encoding {
     ///
     /// Halves and `f32` widen exactly; `f64` into an `f32` tensor rounds to nearest, and values
     /// beyond the `f32` range become infinite (which the model and input checks then reject).
+    /// Integers convert exactly up to `2^24` in magnitude into `f32` (`2^53` into `f64`), which
+    /// covers the token ids of any vocabulary a table in memory can hold.
     pub(crate) fn decode<T: Float>(self, bytes: &[u8]) -> Vec<T> {
         let widen = |x: f32| T::from_f64(f64::from(x));
         match self {
@@ -57,6 +62,18 @@ impl Encoding {
                     let mut b = [0; 8];
                     b.copy_from_slice(c);
                     T::from_f64(f64::from_le_bytes(b))
+                })
+                .collect(),
+            Self::I32 => bytes
+                .chunks_exact(4)
+                .map(|c| T::from_f64(f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+                .collect(),
+            Self::I64 => bytes
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0; 8];
+                    b.copy_from_slice(c);
+                    T::from_f64(i64::from_le_bytes(b) as f64)
                 })
                 .collect(),
         }
@@ -155,5 +172,9 @@ mod tests {
         assert_eq!(Encoding::F32.decode::<f64>(&bytes), vec![1.5]);
         let bytes = (-0.25f64).to_le_bytes();
         assert_eq!(Encoding::F64.decode::<f32>(&bytes), vec![-0.25]);
+        let bytes = [7i32.to_le_bytes(), (-3i32).to_le_bytes()].concat();
+        assert_eq!(Encoding::I32.decode::<f32>(&bytes), vec![7.0, -3.0]);
+        let bytes = (63i64).to_le_bytes();
+        assert_eq!(Encoding::I64.decode::<f64>(&bytes), vec![63.0]);
     }
 }

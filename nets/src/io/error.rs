@@ -102,6 +102,20 @@ pub enum IoError {
         found: Vec<usize>,
         expected: String,
     },
+    /// A token id that is not a row of the embedding's table.
+    #[error(
+        "{}: token id {id} at row {row}, position {position} is not a row of embedding \
+         '{layer}': ids must be whole numbers in 0..{vocab} (vocabulary size {vocab})",
+        path.display()
+    )]
+    TokenId {
+        path: PathBuf,
+        id: f64,
+        row: usize,
+        position: usize,
+        vocab: usize,
+        layer: String,
+    },
     /// A safetensors inputs file whose tensor cannot be chosen.
     #[error(
         "{}: holds the tensors {names:?}; an inputs file needs exactly one tensor, or one named 'inputs'",

@@ -66,11 +66,115 @@
 //!
 //! [`load_model`] reports every missing, unexpected, misshapen or wrongly typed tensor at once.
 //!
+//! # Images and sequences
+//!
+//! `input_shape` (one sample's shape) replaces `input_dim` for models that do not read rows.
+//! A CNN on `[N, 1, 8, 8]` images; window sizes are one number or `[h, w]`:
+//!
+//! ```toml
+//! input_shape = [1, 8, 8]
+//! output = "logits"
+//!
+//! # nn.Conv2d(1, 8, 3, padding=1): 0.weight [8, 1, 3, 3], 0.bias [8]; stride and dilation
+//! # default to 1, padding to 0, bias to true.
+//! [[layers]]
+//! type = "conv2d"
+//! name = "0"
+//! in_channels = 1
+//! out_channels = 8
+//! kernel_size = 3
+//! padding = [1, 1]
+//!
+//! # nn.MaxPool2d(2) (the stride defaults to the kernel, no padding) and nn.AvgPool2d.
+//! [[layers]]
+//! type = "max_pool2d"
+//! kernel_size = 2
+//!
+//! [[layers]]
+//! type = "avg_pool2d"
+//! kernel_size = 3
+//! stride = 1
+//! padding = 1
+//!
+//! # nn.Flatten(): [8, 4, 4] -> [128].
+//! [[layers]]
+//! type = "flatten"
+//!
+//! [[layers]]
+//! type = "linear"
+//! name = "fc"
+//! in_features = 128
+//! out_features = 10
+//! ```
+//!
+//! A pre-norm transformer on `[N, 16]` token ids (int32 or int64 `.npy`), logits `[16, 50]` per
+//! sequence, with both attention forms and a tied read-out:
+//!
+//! ```toml
+//! input_shape = [16]
+//! output = "logits"
+//!
+//! # nn.Embedding(50, 32): wte.weight [50, 32]; must be the first layer.
+//! [[layers]]
+//! type = "embedding"
+//! name = "wte"
+//! num_embeddings = 50
+//! embedding_dim = 32
+//!
+//! # A learned positional embedding: wpe.weight [64, 32], rows 0..16 added.
+//! [[layers]]
+//! type = "positional_embedding"
+//! name = "wpe"
+//! num_embeddings = 64
+//! embedding_dim = 32
+//!
+//! [[layers]]
+//! type = "residual"
+//!
+//! [[layers.block]]
+//! type = "layer_norm"
+//! name = "h.0.ln_1"
+//! dim = 32
+//!
+//! # Separate projections: h.0.attn.{q_proj,k_proj,v_proj,out_proj}.{weight [32, 32], bias [32]}.
+//! [[layers.block]]
+//! type = "attention"
+//! name = "h.0.attn"
+//! embed_dim = 32
+//! num_heads = 4
+//! causal = true
+//! projections = ["q_proj", "k_proj", "v_proj", "out_proj"]
+//!
+//! [[layers]]
+//! type = "residual"
+//!
+//! [[layers.block]]
+//! type = "layer_norm"
+//! name = "h.1.ln_1"
+//! dim = 32
+//!
+//! # nn.MultiheadAttention(32, 4, batch_first=True): h.1.attn.in_proj_weight [96, 32],
+//! # in_proj_bias [96], out_proj.weight [32, 32], out_proj.bias [32].
+//! [[layers.block]]
+//! type = "multihead_attention"
+//! name = "h.1.attn"
+//! embed_dim = 32
+//! num_heads = 4
+//! causal = true
+//!
+//! # Logits through the token table (no tensor of its own).
+//! [[layers]]
+//! type = "tied_readout"
+//! embedding = "wte"
+//! ```
+//!
 //! # Inputs
 //!
-//! [`load_inputs`] reads `x: [N, d]` from a `.npy` file (`'<f4'`, `'<f8'` or `'<f2'`, C order,
-//! 2-D or 1-D) or from a safetensors file with one tensor (or a tensor named `inputs`);
-//! [`check_inputs`] checks the width against the model.
+//! [`load_inputs`] reads `x: [N, ..]` from a `.npy` file (`'<f4'`, `'<f8'`, `'<f2'`, or the
+//! integers `'<i4'` and `'<i8'`, C order, any rank; 1-D is read as `[N, 1]`) or from a
+//! safetensors file with one tensor (or a tensor named `inputs`); [`check_model_inputs`]
+//! checks the shape against an architecture, and token ids against its vocabulary
+//! ([`check_inputs`] checks rows of a given width).
 
 mod atomic;
 mod element;
@@ -87,7 +191,7 @@ pub use self::element::StoredFloat;
 pub use self::error::{IoError, Mismatch};
 pub use self::fs::read_bytes;
 pub use self::half::{bf16_to_f32, f16_to_f32};
-pub use self::inputs::{check_inputs, load_inputs};
+pub use self::inputs::{check_inputs, check_model_inputs, load_inputs};
 pub use self::model::{load_model, read_architecture, save_model, write_architecture};
 pub use self::npy::{npy_from_bytes, read_npy, write_npy};
 pub use self::safetensors::{

@@ -140,9 +140,7 @@ pub fn write_architecture(path: &Path, arch: &Architecture) -> Result<(), IoErro
 
 /// The parameter slots of an architecture that can exist, or what is wrong with it.
 fn check_architecture(arch: &Architecture) -> Result<Vec<ParamSlot>, String> {
-    if arch.input_dim == 0 {
-        return Err("input_dim is 0".to_string());
-    }
+    arch.check_input()?;
     check_layers(&arch.layers)?;
     let (slots, _) = arch.slots()?;
     let mut seen = BTreeSet::new();
@@ -160,7 +158,7 @@ fn check_architecture(arch: &Architecture) -> Result<Vec<ParamSlot>, String> {
     Ok(slots)
 }
 
-/// No layer has a zero width, an empty name or an unusable `eps`.
+/// No layer has a zero size, an empty name or an unusable `eps`.
 fn check_layers(layers: &[Layer]) -> Result<(), String> {
     for layer in layers {
         match layer {
@@ -178,7 +176,7 @@ fn check_layers(layers: &[Layer]) -> Result<(), String> {
                     ));
                 }
             }
-            Layer::Activation { .. } => {}
+            Layer::Activation { .. } | Layer::Flatten => {}
             Layer::LayerNorm { name, dim, eps } => {
                 check_name(name)?;
                 if *dim == 0 {
@@ -191,9 +189,72 @@ fn check_layers(layers: &[Layer]) -> Result<(), String> {
                 }
             }
             Layer::Residual { block } => check_layers(block)?,
+            Layer::Conv2d {
+                name,
+                in_channels,
+                out_channels,
+                ..
+            } => {
+                check_name(name)?;
+                check_sizes(
+                    name,
+                    &[
+                        ("in_channels", *in_channels),
+                        ("out_channels", *out_channels),
+                    ],
+                )?;
+            }
+            // Kernel, stride and dilation are checked against the input by the walk.
+            Layer::MaxPool2d { .. } | Layer::AvgPool2d { .. } => {}
+            Layer::Embedding {
+                name,
+                num_embeddings,
+                embedding_dim,
+            }
+            | Layer::PositionalEmbedding {
+                name,
+                num_embeddings,
+                embedding_dim,
+            } => {
+                check_name(name)?;
+                let sizes = [
+                    ("num_embeddings", *num_embeddings),
+                    ("embedding_dim", *embedding_dim),
+                ];
+                check_sizes(name, &sizes)?;
+            }
+            Layer::TiedReadout { embedding } => check_name(embedding)?,
+            Layer::Attention {
+                name,
+                embed_dim,
+                projections,
+                ..
+            } => {
+                check_name(name)?;
+                check_sizes(name, &[("embed_dim", *embed_dim)])?;
+                for p in projections {
+                    check_name(p)?;
+                }
+            }
+            Layer::MultiheadAttention {
+                name, embed_dim, ..
+            } => {
+                check_name(name)?;
+                check_sizes(name, &[("embed_dim", *embed_dim)])?;
+            }
         }
     }
     Ok(())
+}
+
+/// Every named size of layer `name` is at least 1.
+fn check_sizes(name: &str, sizes: &[(&str, usize)]) -> Result<(), String> {
+    match sizes.iter().find(|(_, n)| *n == 0) {
+        Some((key, _)) => Err(format!(
+            "layer '{name}' has {key} = 0; it must be at least 1"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {

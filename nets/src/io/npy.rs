@@ -5,7 +5,9 @@
 //! literal such as `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }` padded with
 //! spaces and ended by a newline, then the row-major data.
 //!
-//! Read: `'<f4'`, `'<f8'` and `'<f2'` in C order, of any rank. Written: `'<f4'` or `'<f8'`.
+//! Read: `'<f4'`, `'<f8'`, `'<f2'`, and the integers `'<i4'` and `'<i8'` (token ids, as
+//! `np.int32` and `np.int64` save them; see [`Encoding::decode`] for exactness), in C order,
+//! of any rank. Written: `'<f4'` or `'<f8'`.
 
 use std::path::Path;
 
@@ -41,9 +43,11 @@ pub fn npy_from_bytes<T: Float>(path: &Path, bytes: &[u8]) -> Result<Tensor<T>, 
         "<f4" => Encoding::F32,
         "<f8" => Encoding::F64,
         "<f2" => Encoding::F16,
+        "<i4" => Encoding::I32,
+        "<i8" => Encoding::I64,
         other => {
             return Err(unsupported(format!(
-                "dtype '{other}', expected one of '<f4', '<f8', '<f2'"
+                "dtype '{other}', expected one of '<f4', '<f8', '<f2', '<i4', '<i8'"
             )))
         }
     };

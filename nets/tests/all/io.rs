@@ -161,7 +161,7 @@ fn mlp_example_has_the_slots_of_a_pytorch_sequential() {
         })
         .collect();
     assert_eq!(slots, expected);
-    assert_eq!((arch.input_dim, width), (8, 4));
+    assert_eq!((arch.input_dim, width), (8, vec![4]));
 }
 
 /// The ```toml blocks of the module docs are valid architecture files.
@@ -187,13 +187,11 @@ fn toml_examples_in_the_module_docs_parse() {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert!(
-            names.contains(&"blocks.1.fc.weight".to_string()),
-            "{names:?}"
-        );
+        let expected = ["blocks.1.fc.weight", "0.weight", "h.1.attn.in_proj_weight"][i];
+        assert!(names.contains(&expected.to_string()), "{names:?}");
         blocks += 1;
     }
-    assert_eq!(blocks, 1);
+    assert_eq!(blocks, 3);
 }
 
 #[test]
@@ -264,10 +262,10 @@ fn architectures_that_cannot_exist_are_errors() {
                 "{head}[[layers]]\ntype = \"residual\"\n[[layers.block]]\n{}",
                 &linear("r", 8, 4)[11..]
             ),
-            "residual block maps width 8 to 4",
+            "residual block maps shape [8] to [4]",
         ),
         ("input_dim = 8\n".to_string(), "missing field"),
-        (format!("{head}[[layers]]\ntype = \"conv2d\"\n"), "conv2d"),
+        (format!("{head}[[layers]]\ntype = \"conv3d\"\n"), "conv3d"),
         (format!("{head}{}", linear("0", 8, usize::MAX)), "too large"),
     ];
     for (i, (text, reason)) in cases.iter().enumerate() {
@@ -894,10 +892,10 @@ fn bad_npy_files_are_errors_naming_the_file() {
         ),
         (
             npy_with_header(
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }",
+                "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }",
                 &twelve,
             ),
-            "'<i8'",
+            "'<u2'",
         ),
         (
             npy_with_header(
@@ -974,7 +972,7 @@ fn bad_inputs_are_errors_naming_the_file() {
         (Tensor::<f32>::zeros(&[0, 8]), "[0, 8]"),
         (Tensor::<f32>::zeros(&[4, 0]), "[4, 0]"),
         (Tensor::<f32>::zeros(&[0]), "[0, 1]"),
-        (Tensor::<f32>::zeros(&[2, 2, 2]), "[2, 2, 2]"),
+        (Tensor::<f32>::zeros(&[2, 0, 2]), "[2, 0, 2]"),
     ];
     for (i, (x, shape)) in cases.iter().enumerate() {
         let path = dir.join(format!("x{i}.npy"));

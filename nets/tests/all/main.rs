@@ -3,3 +3,4 @@
 
 mod io;
 mod io_fuzz;
+mod layers;
