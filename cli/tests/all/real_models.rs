@@ -9,25 +9,12 @@
 //! The models are the two benchmark cases of WORKLOADS.md: `cnn` (the digits CNN) and
 //! `attention` (the two-layer attention-only transformer), the latter in both attention forms.
 
+use crate::program::{self, l3d, scratch};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tensor::{rng, Tensor};
-
-fn l3d(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_l3d"))
-        .args(args)
-        .output()
-        .expect("the l3d binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("l3d-real-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,14 +29,9 @@ fn assert_succeeds(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Asserts a failed run: exit code 1, stderr naming every `needle`, no panic.
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "a panic: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "'{n}' missing from: {stderr}");
-    }
+/// Asserts a refused run: exit code 1, stderr naming every `needle`, no panic.
+fn assert_refused(out: &Output, needles: &[&str]) {
+    program::assert_fails(out, 1, needles);
 }
 
 /// `U(-bound, bound)`, PyTorch's default initialisation of linear and conv layers with
@@ -259,7 +241,7 @@ fn assert_outputs(out: &Path, tensors: &[(String, Vec<usize>)], frozen: &[&str])
 
 #[test]
 fn the_digits_cnn_decomposes_through_the_program() {
-    let dir = scratch("cnn");
+    let dir = scratch("real-cnn");
     let files = cnn_files(&dir);
     // Every tensor, the kernel as a 4-way CP tensor, on the default step.
     let out = dir.join("all");
@@ -291,7 +273,7 @@ fn the_digits_cnn_decomposes_through_the_program() {
 #[test]
 fn the_attention_transformer_decomposes_in_both_forms() {
     for (form, positions) in [(Form::Separate, "all"), (Form::Fused, "last")] {
-        let dir = scratch(&format!("{form:?}"));
+        let dir = scratch(&format!("real-{form:?}"));
         let files = transformer_files(&dir, form);
         // Every weight, KL summed over the chosen positions, on the default step.
         let out = dir.join("weights");
@@ -318,7 +300,7 @@ fn the_attention_transformer_decomposes_in_both_forms() {
 
 #[test]
 fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
-    let dir = scratch("bad");
+    let dir = scratch("real-bad");
     let out = dir.join("out");
     let cnn = cnn_files(&dir);
 
@@ -326,7 +308,7 @@ fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
     let rows = dir.join("rows.npy");
     nets::io::write_npy(&rows, &Tensor::<f32>::zeros(&[64, 64])).unwrap();
     let files = (cnn.0.clone(), cnn.1.clone(), rows);
-    assert_fails(
+    assert_refused(
         &decompose(&files, &out, &[]),
         &["rows.npy", "[64, 64]", "[N, 1, 8, 8]"],
     );
@@ -342,7 +324,7 @@ fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
     ];
     write_weights(&weights, &tensors);
     let files = (cnn.0.clone(), weights, cnn.2.clone());
-    assert_fails(
+    assert_refused(
         &decompose(&files, &out, &[]),
         &[
             "wrong.safetensors",
@@ -356,7 +338,7 @@ fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
     let arch = dir.join("big_kernel.toml");
     std::fs::write(&arch, text.replace("kernel_size = 3", "kernel_size = 11")).unwrap();
     let files = (arch, cnn.1.clone(), cnn.2.clone());
-    assert_fails(
+    assert_refused(
         &decompose(&files, &out, &[]),
         &[
             "big_kernel.toml",
@@ -372,7 +354,7 @@ fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
     let bad_ids = dir.join("bad_ids.npy");
     write_int64_npy(&bad_ids, &ids, [48, 32]);
     let files = (t.0.clone(), t.1.clone(), bad_ids);
-    assert_fails(
+    assert_refused(
         &decompose(&files, &out, &[]),
         &[
             "bad_ids.npy",
@@ -380,11 +362,11 @@ fn bad_real_model_inputs_are_refused_naming_the_layer_file_or_tensor() {
             "'tok_emb'",
         ],
     );
-    assert_fails(
+    assert_refused(
         &decompose(&t, &out, &["--positions", "3,40"]),
         &["positions [3, 40]", "0..32"],
     );
-    assert_fails(
+    assert_refused(
         &decompose(&cnn, &out, &["--positions", "last"]),
         &["needs a sequence model"],
     );
