@@ -265,7 +265,31 @@ pub fn train(
     config.validate()?;
     let x = data::sample(data, config.samples, &mut seeded(seed, Stream::TrainData));
     let t = target.apply(&x);
-    let initial_loss = batch_loss(model, &x, &t, config.loss)?;
+    fit(model, tie, (&x, &t), config, seed, progress)
+}
+
+/// Trains `model` in place on the fixed training set `x` (one sample per row of the first
+/// axis) against targets `t` (regression targets, or one-hot rows for
+/// [`Loss::CrossEntropy`]), visited in an order drawn from `seed`; `config.samples` is
+/// ignored (the set's size is `x`'s). Otherwise as [`train`].
+pub fn fit(
+    model: &mut Sequential<f32>,
+    tie: Option<Tie>,
+    (x, t): (&Tensor<f32>, &Tensor<f32>),
+    config: &TrainConfig,
+    seed: u64,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<TrainRun, TrainError> {
+    let samples = x.shape().first().copied().unwrap_or(0);
+    config.validate()?;
+    if samples == 0 || t.shape().first() != Some(&samples) {
+        return Err(TrainError::Config(format!(
+            "the training set needs as many targets as samples, and at least one: inputs {:?}, targets {:?}",
+            x.shape(),
+            t.shape()
+        )));
+    }
+    let initial_loss = batch_loss(model, x, t, config.loss)?;
     let mut params: Vec<Tensor<f32>> = model.params().into_iter().cloned().collect();
     if let Some(tie) = tie {
         check_tied(&params, tie)?;
@@ -278,7 +302,7 @@ pub fn train(
         }
         Backend::Tape => Stepper::Tape(model),
     };
-    let mut order: Vec<usize> = (0..config.samples).collect();
+    let mut order: Vec<usize> = (0..samples).collect();
     let mut shuffle = seeded(seed, Stream::Shuffle);
     let mut epoch_losses = Vec::with_capacity(config.epochs);
     let mut stopped_early = false;
@@ -286,11 +310,11 @@ pub fn train(
         order.shuffle(&mut shuffle);
         let mut total = 0.0;
         for batch in order.chunks(config.batch_size) {
-            let loss = stepper.loss_and_grads(&params, (&x, &t), batch, config.loss, &mut grads)?;
+            let loss = stepper.loss_and_grads(&params, (x, t), batch, config.loss, &mut grads)?;
             update.step(config.lr, &mut params, &mut grads);
             total += loss as f64 * batch.len() as f64;
         }
-        let loss = total / config.samples as f64;
+        let loss = total / samples as f64;
         epoch_losses.push(loss);
         progress(&Progress {
             seed,
