@@ -90,8 +90,12 @@ pub fn run(options: &BenchOptions) -> BenchTable {
     } else {
         Vec::new()
     };
-    let peak_by_batch = if wide && tracking {
-        [64, 256].map(|b| (b, fast_peak_at_batch(b))).to_vec()
+    let peak_by_batch = if tracking {
+        let grows = [BenchCase::MlpWide, BenchCase::Cnn, BenchCase::Attention];
+        let cases = options.cases.iter().filter(|c| grows.contains(c));
+        cases
+            .flat_map(|&case| [64, 256].map(|b| (case, b, fast_peak_at_batch(case, b))))
+            .collect()
     } else {
         Vec::new()
     };
@@ -211,10 +215,9 @@ fn thread_speedup<S: Send>(
     one.as_secs_f64() / two.as_secs_f64()
 }
 
-/// The fast path's peak heap over building a trainer and one epoch of `mlp-wide` with batches
-/// of `batch`.
-fn fast_peak_at_batch(batch: usize) -> usize {
-    let case = BenchCase::MlpWide;
+/// The fast path's peak heap over building a trainer and one epoch of `case` with batches of
+/// `batch`.
+fn fast_peak_at_batch(case: BenchCase, batch: usize) -> usize {
     let (model, x) = (case.model(), case.data());
     let config = L3dConfig {
         batch_size: batch,
@@ -291,7 +294,8 @@ fn per_sample_row(options: &BenchOptions) -> BenchRow {
 }
 
 /// The floating-point operations of each path's matrix products (2 per multiply-add) in one
-/// epoch, counted from the shapes.
+/// epoch, counted from the shapes of an MLP's layers (zero, not counted, for the CNN and the
+/// transformer, whose products the formula does not describe).
 struct EpochFlops {
     fast: f64,
     tape: f64,
@@ -299,6 +303,12 @@ struct EpochFlops {
 
 impl EpochFlops {
     fn of(case: BenchCase) -> Self {
+        if matches!(case, BenchCase::Cnn | BenchCase::Attention) {
+            return Self {
+                fast: 0.0,
+                tape: 0.0,
+            };
+        }
         let model = case.model();
         let config = case.config(StepPath::Fast);
         let x = case.data();

@@ -1,6 +1,7 @@
 //! The benchmark table: what [`super::run`] measured, and its markdown.
 
 use l3d::fast::Timings;
+use l3d::Model;
 use std::fmt;
 use std::time::Duration;
 use toys::workloads::BenchCase;
@@ -19,7 +20,8 @@ pub struct BenchRow {
     pub split: Timings,
     /// Fast path, one thread's time over two threads' time (medians of runs taken in turn).
     pub speedup_2_threads: f64,
-    /// Multiply-adds times two of each path's matrix products per epoch, over its time.
+    /// Multiply-adds times two of each path's matrix products per epoch, over its time (0:
+    /// not counted for this case).
     pub fast_gflops: f64,
     pub tape_gflops: f64,
 }
@@ -46,9 +48,9 @@ pub struct BenchTable {
     pub fast_gemm_gflops: f64,
     /// The tape path's large products on `mlp-wide` (empty if the case was not run).
     pub products: Vec<ProductRow>,
-    /// The fast path's peak heap on `mlp-wide` with batches of 64 and 256: `(batch, bytes)`
-    /// (empty if the case was not run or memory was not tracked).
-    pub peak_by_batch: Vec<(usize, usize)>,
+    /// The fast path's peak heap on `mlp-wide`, `cnn` and `attention` (those run) with batches
+    /// of 64 and 256: `(case, batch, bytes)` (empty if memory was not tracked).
+    pub peak_by_batch: Vec<(BenchCase, usize, usize)>,
     pub threads: usize,
     pub tracking: bool,
 }
@@ -69,6 +71,14 @@ fn bytes(b: Option<usize>) -> String {
         None => "n/a".into(),
         Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
         Some(b) => format!("{:.0} KB", b as f64 / 1024.0),
+    }
+}
+
+fn gflops(g: f64) -> String {
+    if g > 0.0 {
+        format!("{g:.1}")
+    } else {
+        "-".into()
     }
 }
 
@@ -101,7 +111,7 @@ impl BenchTable {
                 .join(" | ");
             writeln!(
                 f,
-                "| {} | {} | {} | {:.0}x | {} | {} | {shares} | {:.2}x | {:.1} | {:.1} |",
+                "| {} | {} | {} | {:.0}x | {} | {} | {shares} | {:.2}x | {} | {} |",
                 r.case.name(),
                 time(r.fast),
                 time(r.tape),
@@ -109,8 +119,8 @@ impl BenchTable {
                 bytes(r.fast_peak),
                 bytes(r.tape_peak),
                 r.speedup_2_threads,
-                r.fast_gflops,
-                r.tape_gflops,
+                gflops(r.fast_gflops),
+                gflops(r.tape_gflops),
             )?;
         }
         writeln!(f)?;
@@ -132,21 +142,24 @@ impl BenchTable {
                 "Peak memory: n/a, the counting allocator is not this program's global allocator."
             )?;
         }
-        if self.peak_by_batch.is_empty() {
-            return Ok(());
+        let mut cases: Vec<BenchCase> = self.peak_by_batch.iter().map(|p| p.0).collect();
+        cases.dedup();
+        for case in cases {
+            let rows = self.peak_by_batch.iter().filter(|p| p.0 == case);
+            let parts: Vec<String> = rows
+                .map(|&(_, b, p)| format!("batch {b}: {}", bytes(Some(p))))
+                .collect();
+            let n_params: usize = case.model().params().iter().map(|p| p.numel()).sum();
+            writeln!(
+                f,
+                "{} fast-path peak by batch size: {} (B x n_params floats would be {} and {}).",
+                case.name(),
+                parts.join(", "),
+                bytes(Some(64 * n_params * 4)),
+                bytes(Some(256 * n_params * 4))
+            )?;
         }
-        let parts: Vec<String> = self
-            .peak_by_batch
-            .iter()
-            .map(|&(b, p)| format!("batch {b}: {}", bytes(Some(p))))
-            .collect();
-        writeln!(
-            f,
-            "mlp-wide fast-path peak by batch size: {} (B x n_params floats would be {} and {}).",
-            parts.join(", "),
-            bytes(Some(64 * 98_880 * 4)),
-            bytes(Some(256 * 98_880 * 4))
-        )
+        Ok(())
     }
 
     fn write_products(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

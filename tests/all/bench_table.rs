@@ -11,7 +11,7 @@ use toys::workloads::BenchCase;
 
 #[test]
 fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {
-    let row = |case| BenchRow {
+    let row = |case: BenchCase| BenchRow {
         case,
         fast: Duration::from_micros(450),
         tape: Duration::from_millis(3),
@@ -22,7 +22,8 @@ fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {
             ..Timings::default()
         },
         speedup_2_threads: 1.0,
-        fast_gflops: 2.0,
+        // Not counted for the CNN and the transformer.
+        fast_gflops: if case == BenchCase::Cnn { 0.0 } else { 2.0 },
         tape_gflops: 0.5,
     };
     let table = BenchTable {
@@ -37,11 +38,24 @@ fn the_table_prints_every_case_and_says_when_memory_was_not_tracked() {
             tensor_gflops: 10.0,
             sgemm_gflops: 40.0,
         }],
-        peak_by_batch: Vec::new(),
+        peak_by_batch: vec![
+            (BenchCase::Cnn, 64, 3 << 20),
+            (BenchCase::Cnn, 256, 5 << 20),
+        ],
         threads: 2,
         tracking: false,
     };
     let text = table.to_string();
+    assert!(text.contains("| 1.00x | - | 0.5 |"), "{text}");
+    assert!(text.contains("| 1.00x | 2.0 | 0.5 |"), "{text}");
+    // 1,370 parameters: 64 and 256 times as many floats.
+    assert!(
+        text.contains(
+            "cnn fast-path peak by batch size: batch 64: 3.0 MB, batch 256: 5.0 MB (B x n_params \
+             floats would be 342 KB and 1.3 MB)."
+        ),
+        "{text}"
+    );
     for case in BenchCase::ALL {
         assert!(
             text.contains(&format!(
