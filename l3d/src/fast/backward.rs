@@ -18,7 +18,7 @@
 
 use super::blocks::expand;
 use super::chunk::{Chunk, Context};
-use super::dense::{dense_form_adjoint, dense_form_is_factor, DenseScratch};
+use super::dense::{dense_form_adjoint, dense_form_is_factor, right_factor_adjoint, DenseScratch};
 use super::gram::{add_gram_gradient, gram_adjoint, DecoderGrams};
 use super::layout::{Form, Side, Split};
 use super::loss::LossState;
@@ -69,12 +69,20 @@ impl<'a, T: Float> Upstream<'a, T> {
     }
 }
 
-/// The factor gradient of mode `m` of factored tensor `k` on one side, in two passes.
+/// The factor gradient of mode `m` of factored tensor `k` on one side, in two passes (in
+/// pass 1 alone when `whole`).
 #[derive(Debug)]
 pub(crate) struct OuterTask<T> {
     side: Side,
     k: usize,
     m: usize,
+    /// Mode `m >= 1` of a tensor of more than two modes: its gradient comes from the right
+    /// factor's through the Khatri-Rao adjoint, computed whole in pass 1
+    /// ([`OuterTask::finish_whole`]).
+    whole: bool,
+    /// `dL/dKR: [q, C]` (`whole` only).
+    kr_grad: Vec<T>,
+    dense: DenseScratch<T>,
     /// `dS_E * Q` (or `* P`) for the whole batch, `[B M, C]`, then one row of scratch.
     work: Vec<T>,
     /// `2 dL/dK_m` for the Gram term (decoder only; `C x C`, then scratch).
@@ -112,8 +120,13 @@ impl<T: Float> OuterTask<T> {
         let (n_v, rank, cols) = (cp.n_v, cp.rank, cp.columns());
         if self.side == Side::Decoder {
             // Pass 2 multiplies by this matrix as it is, so it carries the factor 2 of the Gram
-            // term (doubling is exact).
-            up.gram_term(f.t, self.m, T::from_f64(2.0), &mut self.gram);
+            // term (doubling is exact); `add_gram_gradient` carries it for a whole task.
+            let scale = if self.whole {
+                T::one()
+            } else {
+                T::from_f64(2.0)
+            };
+            up.gram_term(f.t, self.m, scale, &mut self.gram);
         }
         let m = f.m;
         let total = up.chunks.iter().map(|c| c.span.len).sum::<usize>() * m;
@@ -160,6 +173,51 @@ impl<T: Float> OuterTask<T> {
         let cp = up.cp(self.side, factored.t);
         let (cols, f) = (cp.columns(), &cp.factors[self.m]);
         let (r0, n_rows) = (block * BLOCK_ROWS, out.len() / cols);
+        let gram = (self.side == Side::Decoder).then(|| {
+            let f_rows = &f.data()[r0 * cols..(r0 + n_rows) * cols];
+            (
+                MatRef::rows(f_rows, n_rows, cols),
+                MatRef::rows(&self.gram[..cols * cols], cols, cols),
+            )
+        });
+        self.chunk_sum(up, r0, gram, out, scratch);
+    }
+
+    /// A tensor of more than two modes, mode `m >= 1` (`whole`), after pass 1: the gradient of
+    /// its right factor, `dL/dKR = sum_chunks right^T (dS_E * P): [q, C]`, then the adjoint of
+    /// the Khatri-Rao product into `grad`, then (decoder) the Gram term; all in this one task,
+    /// the sums in a fixed order.
+    pub fn finish_whole(
+        &mut self,
+        up: &Upstream<T>,
+        grad: &mut Tensor<T>,
+        scratch: &mut GemmScratch<T>,
+    ) {
+        let factored = &up.split().factored()[self.k];
+        let cp = up.cp(self.side, factored.t);
+        let mut kr_grad = std::mem::take(&mut self.kr_grad);
+        fit(&mut kr_grad, factored.q * cp.columns());
+        self.chunk_sum(up, 0, None, &mut kr_grad, scratch);
+        right_factor_adjoint(cp, self.m, &kr_grad, grad, &mut self.dense);
+        self.kr_grad = kr_grad;
+        if self.side == Side::Decoder {
+            add_gram_gradient(&cp.factors[self.m], &self.gram, grad, scratch);
+        }
+    }
+
+    /// `out <- x[:, r0..r0 + n]^T work (+ gram.0 gram.1)` summed over the chunks in order, `x`
+    /// each chunk's `left` (mode 0) or `right` (modes >= 1), `n = out.len() / C`.
+    fn chunk_sum(
+        &self,
+        up: &Upstream<T>,
+        r0: usize,
+        gram: Option<(MatRef<T>, MatRef<T>)>,
+        out: &mut [T],
+        scratch: &mut GemmScratch<T>,
+    ) {
+        let factored = &up.split().factored()[self.k];
+        let cols = up.cp(self.side, factored.t).columns();
+        let n_rows = out.len() / cols;
         let mut parts_a = [MatRef::rows(&[], 0, 0); MAX_PARTS + 1];
         let mut parts_b = parts_a;
         let mut n_parts = 0;
@@ -173,7 +231,11 @@ impl<T: Float> OuterTask<T> {
         };
         for chunk in up.chunks {
             let (left, right) = up.ctx.pass.outer_rows(self.k, chunk.span);
-            let (x, width) = (if self.m == 0 { left } else { right }, f.shape()[0]);
+            let (x, width) = if self.m == 0 {
+                (left, factored.p)
+            } else {
+                (right, factored.q)
+            };
             let rows = chunk.span.len * factored.m;
             // x^T restricted to rows r0.. of the gradient: columns r0.. of x.
             parts_a[n_parts] = MatRef::new(&x[r0..], n_rows, rows, 1, width);
@@ -185,10 +247,9 @@ impl<T: Float> OuterTask<T> {
                 n_parts = 0;
             }
         }
-        if self.side == Side::Decoder {
-            let f_rows = &f.data()[r0 * cols..(r0 + n_rows) * cols];
-            parts_a[n_parts] = MatRef::rows(f_rows, n_rows, cols);
-            parts_b[n_parts] = MatRef::rows(&self.gram[..cols * cols], cols, cols);
+        if let Some((f_rows, gram)) = gram {
+            parts_a[n_parts] = f_rows;
+            parts_b[n_parts] = gram;
             n_parts += 1;
         }
         if n_parts > 0 {
@@ -254,6 +315,16 @@ pub(crate) struct Backward<T: Float> {
     finite: AtomicBool,
 }
 
+impl<T: Float> FactorTask<T> {
+    /// The task as a factored tensor's pass-2 task: `None` for a dense or a whole one.
+    fn pass_two(&self) -> Option<&OuterTask<T>> {
+        match self {
+            FactorTask::Outer(task) if !task.whole => Some(task),
+            _ => None,
+        }
+    }
+}
+
 impl<T: Float> Backward<T> {
     /// Zero gradients of factors of the shapes `factor_shapes`, and tasks for `split` with
     /// `modes[t]` modes per tensor.
@@ -278,6 +349,9 @@ impl<T: Float> Backward<T> {
                             side,
                             k,
                             m,
+                            whole: count > 2 && m >= 1,
+                            kr_grad: Vec::new(),
+                            dense: DenseScratch::default(),
                             work: Vec::new(),
                             gram: Vec::new(),
                         }),
@@ -312,14 +386,20 @@ impl<T: Float> Backward<T> {
             }
         };
         let prepare = |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| match task {
-            FactorTask::Outer(task) => task.prepare(up),
+            FactorTask::Outer(task) => {
+                task.prepare(up);
+                if task.whole {
+                    up.ctx.pool.with(|s| task.finish_whole(up, grad, s));
+                    check(grad.data());
+                }
+            }
             FactorTask::Dense(task) => {
                 task.run(up, grad);
                 check(grad.data());
             }
         };
         let blocks = |(task, grad): (&FactorTask<T>, &mut Tensor<T>)| {
-            if let FactorTask::Outer(task) = task {
+            if let Some(task) = task.pass_two() {
                 let block = BLOCK_ROWS * grad.shape()[1];
                 each_block(grad.data_mut(), block, parallel, |b, out| {
                     up.ctx.pool.with(|s| task.rows(up, b, out, s));

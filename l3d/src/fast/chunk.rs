@@ -93,8 +93,11 @@ impl<T: Float> Chunk<T> {
                     };
                     let packed = [0, 1].map(|m| ctx.prepared.packed(side, k, m));
                     let cp = side.of(ctx.d, f.t);
+                    let f_right = ctx.prepared.right(ctx.d, split, side, k);
                     let scratch = &mut self.gemm;
-                    encode_outer(cp, packed, left, right, len, f.m, p, q, out, scratch);
+                    encode_outer(
+                        cp, f_right, packed, left, right, len, f.m, p, q, out, scratch,
+                    );
                     if side == Side::Encoder {
                         add_outer_sq_norms(left, right, f, len, &mut self.s);
                     }

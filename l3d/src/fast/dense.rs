@@ -1,5 +1,6 @@
 //! The dense form of a CP tensor and its adjoint, for tensors whose per-sample gradients
-//! arrive dense.
+//! arrive dense; and the right factor of a tensor of more than two modes whose gradients
+//! arrive factored, with its adjoint.
 //!
 //! For factors `F_m: [d_m, C]` (`C = n_v R`), the dense form is
 //! `V[v, idx] = sum_r prod_m F_m[idx_m, vR + r]: [n_v, numel]` (row-major multi-index `idx`),
@@ -124,10 +125,89 @@ pub(crate) fn dense_form_adjoint<T: Float>(
     }
 }
 
+/// `out <- KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]`, the right factor of a tensor of
+/// more than two modes read as a matrix `[d_0, prod_{m >= 1} d_m]` (a convolution's kernel
+/// `[out, in kh kw]`): its subnetwork `v`'s matrix is `sum_r F_0[:, vR + r] KR[:, vR + r]^T`.
+pub(crate) fn right_factor<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut DenseScratch<T>) {
+    khatri_rao(cp, 1..cp.factors.len(), out, &mut s.tmp);
+}
+
+/// `grad <- dL/dF_m` for a mode `m >= 1` from `dkr = dL/dKR: [prod_{m >= 1} d_m, C]` (the
+/// adjoint of [`right_factor`]): `dF_m[j, c] = sum_{a, b} dKR[(a, j, b), c] Before[a, c]
+/// After[b, c]`, `Before` and `After` the Khatri-Rao products of modes `1..m` and `m + 1..`.
+pub(crate) fn right_factor_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    dkr: &[T],
+    grad: &mut Tensor<T>,
+    s: &mut DenseScratch<T>,
+) {
+    let cols = cp.columns();
+    khatri_rao(cp, 1..m, &mut s.before, &mut s.tmp);
+    khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
+    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
+    let out = grad.data_mut();
+    out.fill(T::zero());
+    for (a, before) in s.before.chunks_exact(cols).enumerate() {
+        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
+            for (b, after) in s.after.chunks_exact(cols).enumerate() {
+                let flat = (a * d_m + j) * after_rows + b;
+                let d_row = &dkr[flat * cols..(flat + 1) * cols];
+                for (((gc, &x), &y), &d) in g.iter_mut().zip(before).zip(after).zip(d_row) {
+                    *gc += d * x * y;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tensor::rng;
+
+    #[test]
+    fn right_factor_is_the_kernel_as_a_matrix_and_its_adjoint_its_transpose() {
+        // A kernel [4, 2, 3, 3] of rank 2: subnetwork v as a matrix [4, 18] is
+        // sum_r F_0[:, vR + r] KR[:, vR + r]^T.
+        let cp = CpTensor::<f64>::random(&[4, 2, 3, 3], 3, 2, 1.0, &mut rng(9));
+        let (mut kr, mut scratch) = (Vec::new(), DenseScratch::default());
+        right_factor(&cp, &mut kr, &mut scratch);
+        let cols = cp.columns();
+        assert_eq!(kr.len(), 18 * cols);
+        for v in 0..3 {
+            let dense = cp.dense_subnetwork(v);
+            for o in 0..4 {
+                for q in 0..18 {
+                    let want = dense.data()[o * 18 + q];
+                    let got: f64 = (0..2)
+                        .map(|r| {
+                            cp.factors[0].data()[o * cols + 2 * v + r] * kr[q * cols + 2 * v + r]
+                        })
+                        .sum();
+                    assert!((got - want).abs() < 1e-12, "v {v}, [{o}, {q}]");
+                }
+            }
+        }
+        // <dKR, KR'(F)[dF_m]> = <adjoint(dKR), dF_m>: KR is linear in each factor.
+        let dkr = Tensor::<f64>::randn(&[18 * cols], 1.0, &mut rng(10));
+        for m in 1..4 {
+            let dir = Tensor::<f64>::randn(cp.factors[m].shape(), 1.0, &mut rng(11 + m as u64));
+            let mut moved = cp.clone();
+            moved.factors[m].add_assign(&dir);
+            let mut kr1 = Vec::new();
+            right_factor(&moved, &mut kr1, &mut scratch);
+            let lhs: f64 = dkr
+                .data()
+                .iter()
+                .zip(kr1.iter().zip(&kr))
+                .map(|(d, (a, b))| d * (a - b))
+                .sum();
+            let mut grad = Tensor::zeros(cp.factors[m].shape());
+            right_factor_adjoint(&cp, m, dkr.data(), &mut grad, &mut scratch);
+            assert!((lhs - grad.dot(&dir)).abs() < 1e-10, "mode {m}");
+        }
+    }
 
     #[test]
     fn dense_form_adjoint_is_the_transpose_of_its_derivative() {

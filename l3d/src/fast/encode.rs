@@ -9,12 +9,15 @@ use crate::par::fit;
 use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::Float;
 
-/// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_1: [n M, C]` are kept in `p_buf`
+/// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_R: [n M, C]` are kept in `p_buf`
 /// and `q_buf` for the backward; then `out[i, v] += sum_m sum_r P[i M + m, vR + r] Q[.., vR + r]`.
-/// `packed` holds `F_0` and `F_1` packed beforehand, where they were.
+/// `f_right` is the right factor `[q, C]` (`F_1`, or the Khatri-Rao product of the factors
+/// after the first for a tensor of more modes); `packed` holds `F_0` and it packed
+/// beforehand, where they were.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_outer<T: Float>(
     cp: &CpTensor<T>,
+    f_right: &[T],
     packed: [Option<&PackedB<T>>; 2],
     left: &[T],
     right: &[T],
@@ -28,16 +31,16 @@ pub(crate) fn encode_outer<T: Float>(
     let (cols, rank) = (cp.columns(), cp.rank);
     let rows = n * m;
     let operands = [
-        (&mut *p_buf, left, &cp.factors[0], packed[0]),
-        (&mut *q_buf, right, &cp.factors[1], packed[1]),
+        (&mut *p_buf, left, cp.factors[0].data(), packed[0]),
+        (&mut *q_buf, right, f_right, packed[1]),
     ];
     for (buf, x, f, packed) in operands {
-        let width = f.shape()[0];
+        let width = f.len() / cols;
         fit(buf, rows * cols);
         gemm_maybe_packed(
             T::one(),
             MatRef::rows(x, rows, width),
-            MatRef::rows(f.data(), width, cols),
+            MatRef::rows(f, width, cols),
             packed,
             T::zero(),
             MatMut::rows(buf, rows, cols),

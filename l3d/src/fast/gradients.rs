@@ -295,8 +295,9 @@ impl<'m, T: Float> TapePass<'m, T> {
     }
 
     /// [`pair_gradients`] of the batch, each tensor's kept factored when the tape kept it
-    /// factored and its factors fit the tensor's `[p, q]` shape, dense `[B, numel]` otherwise.
-    /// Returns whether the split differs from the last batch's.
+    /// factored and its factors fit the tensor read as a matrix `[p, q]` (`p` its first axis,
+    /// `q` the product of the others: a convolution's kernel `[out, in kh kw]`), dense
+    /// `[B, numel]` otherwise. Returns whether the split differs from the last batch's.
     fn compute(&mut self, rows: &[usize], rng: &mut impl Rng) -> Result<bool> {
         let x = self.data.gather_rows(rows);
         let (reference, divergence) = (self.reference, self.divergence);
@@ -316,14 +317,15 @@ impl<'m, T: Float> TapePass<'m, T> {
         for (g, shape) in grads.into_iter().zip(&self.shapes) {
             match g {
                 Grad::Outer { left, right, .. }
-                    if shape.len() == 2
+                    if shape.len() >= 2
                         && left.ndim() == 3
                         && right.ndim() == 3
                         && left.shape()[..2] == right.shape()[..2]
                         && left.shape()[2] == shape[0]
-                        && right.shape()[2] == shape[1] =>
+                        && right.shape()[2] == shape[1..].iter().product::<usize>() =>
                 {
-                    split.push_factored(shape[0], shape[1], left.shape()[1]);
+                    let q = right.shape()[2];
+                    split.push_factored(shape[0], q, left.shape()[1]);
                     batch.outer.push((left.into_data(), right.into_data()));
                 }
                 other => {

@@ -70,8 +70,10 @@ impl Span {
 }
 
 /// A decomposed tensor whose per-sample gradients arrive factored,
-/// `g_i = sum_{m < M} left_im (x) right_im` for a `[p, q]` tensor (a dense layer's weight:
-/// `left` the output gradients `delta`, `right` the inputs, `M` rows per sample).
+/// `g_i = sum_{m < M} left_im (x) right_im` for a tensor read as a `[p, q]` matrix (a dense
+/// layer's weight: `left` the output gradients `delta`, `right` the inputs, `M` rows per
+/// sample; a convolution's kernel `[out, in, kh, kw]` as `[out, in kh kw]`: `left` the output
+/// gradients at each of the `M` output positions, `right` the im2col patches there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Factored {
     /// The tensor's index in the decomposition.
@@ -180,15 +182,24 @@ impl Layout {
     }
 
     /// Multiply-adds of one step of `b` samples, roughly: the encodes and their backward, and
-    /// the Grams.
-    pub fn work(&self, b: usize) -> usize {
+    /// the Grams; a tensor whose gradients arrive factored (`split`) costs `M (p + q)` per
+    /// sample and column, as many rows as it has per sample.
+    pub fn work(&self, b: usize, split: &Split) -> usize {
         self.tensors
             .iter()
-            .map(|(shape, rank)| {
+            .zip(split.order())
+            .map(|((shape, rank), form)| {
                 let cols = self.n_v * rank;
                 let modes: usize = shape.iter().sum();
                 let numel: usize = shape.iter().product();
-                let per_sample = if shape.len() == 2 { modes } else { numel };
+                let per_sample = match *form {
+                    Form::Factored(k) => {
+                        let f = &split.factored()[k];
+                        f.m * (f.p + f.q)
+                    }
+                    Form::Dense(_) if shape.len() == 2 => modes,
+                    Form::Dense(_) => numel,
+                };
                 4 * b * cols * per_sample + 2 * cols * cols * modes
             })
             .sum()

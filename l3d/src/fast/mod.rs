@@ -45,7 +45,16 @@
 //! dL/dF_0 = delta^T (dS_E * Q)    dL/dF_1 = x^T (dS_E * P)      dS_E[iM+m, vR+r] = dS[i, v]
 //! ```
 //!
-//! with `dS = dL/dc` for the encoder's factors and `dL/dd` for the decoder's. Tensors whose
+//! with `dS = dL/dc` for the encoder's factors and `dL/dd` for the decoder's.
+//!
+//! A tensor of more than two modes whose gradient arrives as such a sum is read as a matrix
+//! `[d_0, d_1 .. d_last]`: a convolution's kernel `[out, in, kh, kw]` as `[out, in kh kw]`,
+//! with `delta_im` the output gradient at output position `m` and `x_im` the im2col patch
+//! there (`M` = output positions). Its subnetwork `v` is then
+//! `sum_r a_vr KR[:, vR + r]^T` with `KR = F_1 (.) .. (.) F_last: [d_1 .. d_last, C]` the
+//! row-wise Khatri-Rao product, so the encode is as above with `KR` for `F_1`
+//! (`Q = x KR`), and `dL/dKR = x^T (dS_E * P)` is chained to each `F_m`, `m >= 1`, through
+//! the Khatri-Rao product's adjoint (`fast/dense.rs`). Tensors whose
 //! gradient arrives dense (biases, or anything the tape could not keep factored) use the dense
 //! form, stored transposed, `V^T: [numel, n_v]`: `c += g V^T`, `dV^T = g^T dS`, and the adjoint
 //! of the dense form (`fast/dense.rs`; a vector of rank 1 is its own dense form: nothing to
@@ -286,12 +295,20 @@ impl<'m, T: Float> FastStep<'m, T> {
     /// Whether steps of `b` samples run in parallel: past [`PARALLEL_WORK`], with more than
     /// one thread.
     pub fn runs_parallel(&self, b: usize) -> bool {
-        worth_threads(self.layout.work(b), PARALLEL_WORK)
+        worth_threads(self.layout.work(b, self.inputs.pass.split()), PARALLEL_WORK)
     }
 
     /// Whether the gradients come from the hand-written MLP pass (no tape).
     pub fn uses_mlp(&self) -> bool {
         self.inputs.pass.uses_mlp()
+    }
+
+    /// The decomposed tensors (their indices in the decomposition) whose per-sample gradients
+    /// arrived factored in the last batch (before any batch: as the pass expects them), with
+    /// their rows per sample `M`.
+    pub fn factored_tensors(&self) -> Vec<(usize, usize)> {
+        let split = self.inputs.pass.split();
+        split.factored().iter().map(|f| (f.t, f.m)).collect()
     }
 
     /// The factor gradients of the last step run with backward.
@@ -450,6 +467,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         let inputs = &mut self.inputs;
         let split = inputs.pass.split();
         inputs.prepared.form_dense(d, split, parallel);
+        inputs.prepared.form_rights(d, split);
         inputs
             .prepared
             .pack(d, split, Side::Encoder, n_chunks, parallel);

@@ -1,11 +1,13 @@
 //! The factors prepared once per step for every chunk's encode: a factored tensor's factors
-//! packed for the chunks' products with them, a dense tensor's dense form `V^T` per side.
+//! packed for the chunks' products with them, a dense tensor's dense form `V^T` per side, and
+//! a factored tensor's right factor per side when it has more than two modes (the
+//! Khatri-Rao product of its factors after the first, `fast/dense.rs`).
 
-use super::dense::{dense_form, dense_form_is_factor, DenseScratch};
-use super::layout::{matrix, Side, Split, CHUNK_ROWS};
+use super::dense::{dense_form, dense_form_is_factor, right_factor, DenseScratch};
+use super::layout::{Side, Split, CHUNK_ROWS};
 use crate::decomposition::Decomposition;
 use crate::par::each;
-use tensor::gemm::{takes_packing, PackedB};
+use tensor::gemm::{takes_packing, MatRef, PackedB};
 use tensor::Float;
 
 /// Factor `m` of factored tensor `k` on one side, packed once per step for the chunks'
@@ -29,16 +31,28 @@ struct DenseForm<T> {
     scratch: DenseScratch<T>,
 }
 
-/// Every factored tensor's packed factors and every dense tensor's dense forms, reused from
-/// step to step.
+/// The right factor `KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]` of one side of factored
+/// tensor `k`, formed only when the tensor has more than two modes (for two, `F_1` is it).
+#[derive(Debug)]
+struct RightForm<T> {
+    k: usize,
+    side: Side,
+    v: Vec<T>,
+    scratch: DenseScratch<T>,
+}
+
+/// Every factored tensor's packed factors and right factors and every dense tensor's dense
+/// forms, reused from step to step.
 ///
-/// Invariant: `packs[side]` holds factor `m` of factored tensor `k` at `2 k + m`; `forms`
-/// holds dense tensor `k`'s forms at `2 k` (encoder) and `2 k + 1` (decoder), for the split
-/// of the last [`Prepared::for_split`].
+/// Invariant: `packs[side]` holds factor `m` of factored tensor `k` at `2 k + m` (`m = 1`: the
+/// right factor); `forms` holds dense tensor `k`'s forms and `rights` factored tensor `k`'s
+/// right factors at `2 k` (encoder) and `2 k + 1` (decoder), for the split of the last
+/// [`Prepared::for_split`].
 #[derive(Debug)]
 pub(crate) struct Prepared<T> {
     packs: [Vec<FactorPack<T>>; 2],
     forms: Vec<DenseForm<T>>,
+    rights: Vec<RightForm<T>>,
 }
 
 impl<T: Float> Prepared<T> {
@@ -65,9 +79,20 @@ impl<T: Float> Prepared<T> {
                 })
             })
             .collect();
+        let rights = (0..split.factored().len())
+            .flat_map(|k| {
+                Side::BOTH.map(|side| RightForm {
+                    k,
+                    side,
+                    v: Vec::new(),
+                    scratch: DenseScratch::default(),
+                })
+            })
+            .collect();
         Prepared {
             packs: [packs(), packs()],
             forms,
+            rights,
         }
     }
 
@@ -80,19 +105,46 @@ impl<T: Float> Prepared<T> {
         n_chunks: usize,
         parallel: bool,
     ) {
+        let rights = &self.rights;
         each(&mut self.packs[side.index()], parallel, |_, p| {
             p.active = false;
             if n_chunks < 2 {
                 return;
             }
             let factored = &split.factored()[p.k];
-            let f = &side.of(d, factored.t).factors[p.m];
-            let (width, cols) = (f.shape()[0], f.shape()[1]);
+            let f = match p.m {
+                0 => side.of(d, factored.t).factors[0].data(),
+                _ => right_of(rights, d, split, side, p.k),
+            };
+            let cols = side.of(d, factored.t).columns();
+            let width = f.len() / cols;
             if takes_packing(CHUNK_ROWS * factored.m, width, cols) {
-                p.packed.pack(matrix(f));
+                p.packed.pack(MatRef::rows(f, width, cols));
                 p.active = true;
             }
         });
+    }
+
+    /// The right factors of both sides of every factored tensor of more than two modes.
+    pub fn form_rights(&mut self, d: &Decomposition<T>, split: &Split) {
+        for r in &mut self.rights {
+            let cp = r.side.of(d, split.factored()[r.k].t);
+            if cp.factors.len() > 2 {
+                right_factor(cp, &mut r.v, &mut r.scratch);
+            }
+        }
+    }
+
+    /// The right factor of factored tensor `k` on `side`, `[q, C]` row-major: `F_1` for a
+    /// matrix, the formed Khatri-Rao product of the factors after the first for more modes.
+    pub fn right<'a>(
+        &'a self,
+        d: &'a Decomposition<T>,
+        split: &Split,
+        side: Side,
+        k: usize,
+    ) -> &'a [T] {
+        right_of(&self.rights, d, split, side, k)
     }
 
     /// The dense forms of both sides of every dense tensor that needs one (in parallel only
@@ -134,4 +186,18 @@ impl<T: Float> Prepared<T> {
         }
         &self.forms[2 * k + side.index()].v
     }
+}
+
+fn right_of<'a, T: Float>(
+    rights: &'a [RightForm<T>],
+    d: &'a Decomposition<T>,
+    split: &Split,
+    side: Side,
+    k: usize,
+) -> &'a [T] {
+    let cp = side.of(d, split.factored()[k].t);
+    if cp.factors.len() <= 2 {
+        return cp.factors[1].data();
+    }
+    &rights[2 * k + side.index()].v
 }

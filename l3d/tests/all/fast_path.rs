@@ -22,7 +22,7 @@ use rows_model::RowsModel;
 use tensor::{rng, Float, Tensor};
 
 /// One batch on the tape path, drawing references from `rng(seed)` as `Trainer` does.
-fn tape_batch<T: Float>(
+pub(crate) fn tape_batch<T: Float>(
     model: &dyn Model<T>,
     d: &Decomposition<T>,
     config: &L3dConfig,
@@ -48,7 +48,7 @@ fn tape_batch<T: Float>(
 }
 
 /// The same batch (every row of `x`) on the fast path.
-fn fast_batch<T: Float>(
+pub(crate) fn fast_batch<T: Float>(
     model: &dyn Model<T>,
     d: &Decomposition<T>,
     config: &L3dConfig,
@@ -90,7 +90,7 @@ fn relative(a: &Tensor<impl Float>, b: &Tensor<impl Float>) -> f64 {
 
 /// Every number of the two results within `tol` (relative; the squared error relative to
 /// `S`, since the fast path computes it as `S - 2 ct.d + ct G ct`).
-fn assert_agree<T: Float>(
+pub(crate) fn assert_agree<T: Float>(
     fast: &StepResult<T>,
     tape: &StepResult<T>,
     tol: f64,
@@ -415,7 +415,7 @@ fn wide_model(view: bool) -> (RandomMlp<f32>, L3dConfig, Tensor<f32>) {
     (model, config, x)
 }
 
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

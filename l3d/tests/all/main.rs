@@ -6,6 +6,7 @@ mod common;
 mod fast_path;
 #[path = "../random_mlp/mod.rs"]
 mod random_mlp;
+mod real_layers_fast;
 mod real_layers_paths;
 mod rows_model;
 mod sequences;

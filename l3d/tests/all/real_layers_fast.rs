@@ -1,0 +1,234 @@
+//! One fast step on convolutional and attention models against the plain tape step (dense
+//! per-sample gradients), in f64 to 1e-9: the coefficients (the encode), `|g_i|^2`, the loss
+//! and every factor gradient. A convolution's kernel `[out, in, kh, kw]` arrives factored as
+//! `sum_p delta_ip patch_ip^T` over its `M` output positions and is encoded through the
+//! Khatri-Rao product of its factors after the first; an attention layer's projections arrive
+//! factored with `M = T` rows per sample. Then one thread and two give the same bits.
+
+use crate::fast_path::{assert_agree, fast_batch, in_pool, tape_batch};
+use l3d::fast::FastStep;
+use l3d::step::MaskRule;
+use l3d::{Decomposition, Divergence, L3dConfig};
+use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
+use rand::Rng;
+use tensor::{rng, Tensor};
+
+/// A model of `arch` with weights `N(0, std)`.
+fn model(arch: Architecture, std: f64, seed: u64) -> Sequential<f64> {
+    let (slots, _) = arch.slots().unwrap();
+    let mut r = rng(seed);
+    let params = slots
+        .iter()
+        .map(|s| Tensor::randn(&s.shape, std, &mut r))
+        .collect();
+    Sequential::new(arch, params).unwrap()
+}
+
+fn conv(name: &str, io: (usize, usize), kernel: Pair, stride: Pair, padding: Pair) -> Layer {
+    Layer::Conv2d {
+        name: name.into(),
+        in_channels: io.0,
+        out_channels: io.1,
+        kernel_size: kernel,
+        stride,
+        padding,
+        dilation: Pair(1, 1),
+        bias: true,
+    }
+}
+
+/// Two convolutions, one of a non-square kernel: `[2, 6, 6]` images, conv 3x2 to 4 channels
+/// (padding (1, 0): `[4, 6, 5]`, `M = 30`), ReLU, conv 2x2 stride 2 to 3 channels
+/// (`[3, 3, 2]`, `M = 6`), GELU, flatten (18), linear to 5 logits.
+fn two_convs() -> Sequential<f64> {
+    let layers = vec![
+        conv("c1", (2, 4), Pair(3, 2), Pair(1, 1), Pair(1, 0)),
+        Layer::Activation {
+            function: Activation::Relu,
+        },
+        conv("c2", (4, 3), Pair(2, 2), Pair(2, 2), Pair(0, 0)),
+        Layer::Activation {
+            function: Activation::Gelu,
+        },
+        Layer::Flatten,
+        Layer::Linear {
+            name: "fc".into(),
+            in_features: 18,
+            out_features: 5,
+            bias: true,
+        },
+    ];
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: vec![2, 6, 6],
+        layers,
+        output: OutputKind::Logits,
+    };
+    model(arch, 0.5, 1)
+}
+
+/// The digits CNN's layout (`[1, 8, 8]`, conv 3x3 to 8 channels with padding 1, ReLU, 2x2 max
+/// pool, flatten, linear to 10): large enough that a step of 48 samples runs in parallel.
+fn digits_cnn() -> Sequential<f64> {
+    let layers = vec![
+        conv("0", (1, 8), Pair(3, 3), Pair(1, 1), Pair(1, 1)),
+        Layer::Activation {
+            function: Activation::Relu,
+        },
+        Layer::MaxPool2d {
+            kernel_size: Pair(2, 2),
+            stride: None,
+        },
+        Layer::Flatten,
+        Layer::Linear {
+            name: "4".into(),
+            in_features: 128,
+            out_features: 10,
+            bias: true,
+        },
+    ];
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: vec![1, 8, 8],
+        layers,
+        output: OutputKind::Logits,
+    };
+    model(arch, 0.3, 2)
+}
+
+/// Token ids `[T = 6]` of a vocabulary of 7, width 4, two residual causal one-head attention
+/// layers with separate q, k, v, o projections without bias, an unembedding without bias.
+fn attention_only() -> Sequential<f64> {
+    let block = |i: usize| Layer::Residual {
+        block: vec![Layer::Attention {
+            name: format!("blocks.{i}.attn"),
+            embed_dim: 4,
+            num_heads: 1,
+            causal: true,
+            bias: false,
+            projections: ["q", "k", "v", "o"].map(String::from),
+        }],
+    };
+    let layers = vec![
+        Layer::Embedding {
+            name: "tok".into(),
+            num_embeddings: 7,
+            embedding_dim: 4,
+        },
+        Layer::PositionalEmbedding {
+            name: "pos".into(),
+            num_embeddings: 6,
+            embedding_dim: 4,
+        },
+        block(0),
+        block(1),
+        Layer::Linear {
+            name: "unembed".into(),
+            in_features: 4,
+            out_features: 7,
+            bias: false,
+        },
+    ];
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: vec![6],
+        layers,
+        output: OutputKind::Logits,
+    };
+    model(arch, 0.7, 3)
+}
+
+fn config(n_v: usize, batch: usize) -> L3dConfig {
+    L3dConfig {
+        n_subnetworks: n_v,
+        rank: 2,
+        top_k: 0.3,
+        batch_size: batch,
+        divergence: Divergence::Kl,
+        ..Default::default()
+    }
+}
+
+/// The tensors a first fast step on `x` took factored, `(index, M)`.
+fn factored(
+    model: &Sequential<f64>,
+    x: &Tensor<f64>,
+    d: &Decomposition<f64>,
+    c: &L3dConfig,
+) -> Vec<(usize, usize)> {
+    let mut fast = FastStep::new(model, x, d, c).unwrap();
+    let rows: Vec<usize> = (0..x.shape()[0]).collect();
+    fast.run(d, &rows, &mut rng(0), MaskRule::top_k(c.top_k), false)
+        .unwrap();
+    fast.factored_tensors()
+}
+
+#[test]
+fn conv_kernels_stay_factored_over_positions_and_agree_with_the_tape() {
+    let model = two_convs();
+    // 70 samples: three chunks, so the factors shared by the chunks are packed.
+    let x = Tensor::<f64>::uniform(&[70, 2, 6, 6], 0.0, 1.0, &mut rng(4));
+    let c = config(4, 70);
+    let d = Decomposition::new(&model, &c).unwrap();
+    assert_eq!(
+        d.names,
+        [
+            "c1.weight",
+            "c1.bias",
+            "c2.weight",
+            "c2.bias",
+            "fc.weight",
+            "fc.bias"
+        ]
+    );
+    // Both kernels (4-way CP tensors) and the linear weight arrive factored; biases dense.
+    assert_eq!(factored(&model, &x, &d, &c), [(0, 30), (2, 6), (4, 1)]);
+    let rule = MaskRule::top_k(c.top_k);
+    for seed in [5, 6] {
+        let tape = tape_batch(&model, &d, &c, &x, seed, rule);
+        let fast = fast_batch(&model, &d, &c, &x, seed, rule);
+        assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+    }
+}
+
+#[test]
+fn the_digits_cnn_agrees_with_the_tape_and_one_thread_equals_two() {
+    let model = digits_cnn();
+    let x = Tensor::<f64>::uniform(&[48, 1, 8, 8], 0.0, 1.0, &mut rng(7));
+    let c = config(16, 48);
+    let d = Decomposition::new(&model, &c).unwrap();
+    assert_eq!(factored(&model, &x, &d, &c), [(0, 64), (2, 1)]);
+    let rule = MaskRule::top_k(c.top_k);
+    let tape = tape_batch(&model, &d, &c, &x, 8, rule);
+    let two = in_pool(2, || {
+        let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();
+        let rows: Vec<usize> = (0..48).collect();
+        // The first step learns the split; the second runs on it, in parallel.
+        fast.run(&d, &rows, &mut rng(8), rule, true).unwrap();
+        assert!(fast.runs_parallel(48));
+        let out = fast.run(&d, &rows, &mut rng(8), rule, true).unwrap();
+        out.unwrap().to_step_result()
+    });
+    assert_agree(&two, &tape, 1e-9, 1e-6).unwrap();
+    let one = in_pool(1, || fast_batch(&model, &d, &c, &x, 8, rule));
+    assert_eq!(one.coefficients, two.coefficients);
+    assert_eq!(one.sq_error.to_bits(), two.sq_error.to_bits());
+    assert_eq!(one.factor_grads, two.factor_grads);
+}
+
+#[test]
+fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
+    let model = attention_only();
+    let mut r = rng(9);
+    let x = Tensor::<f64>::from_fn(&[40, 6], |_| r.gen_range(0..7) as f64);
+    let c = config(5, 40);
+    let d = Decomposition::new(&model, &c).unwrap();
+    // tok, pos (embedding tables: scattered rows, dense), then q k v o of two layers and the
+    // unembedding, each with T = 6 rows per sample.
+    let projections: Vec<(usize, usize)> = (2..11).map(|t| (t, 6)).collect();
+    assert_eq!(factored(&model, &x, &d, &c), projections);
+    let rule = MaskRule::top_k(c.top_k);
+    let tape = tape_batch(&model, &d, &c, &x, 10, rule);
+    let fast = fast_batch(&model, &d, &c, &x, 10, rule);
+    assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+}
