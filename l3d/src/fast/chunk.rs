@@ -32,6 +32,9 @@ pub(crate) struct Chunk<T: Float> {
     c: Vec<T>,
     d: Vec<T>,
     s: Vec<T>,
+    /// One sample's gradient of a factored tensor, formed for its squared norm when that is
+    /// cheaper than the sum over pairs of rows.
+    outer: Vec<T>,
     gemm: GemmScratch<T>,
 }
 
@@ -44,6 +47,7 @@ impl<T: Float> Chunk<T> {
             c: vec![T::zero(); rows * n_v],
             d: vec![T::zero(); rows * n_v],
             s: vec![T::zero(); rows],
+            outer: Vec::new(),
             gemm: GemmScratch::default(),
         }
     }
@@ -99,7 +103,7 @@ impl<T: Float> Chunk<T> {
                         cp, f_right, packed, left, right, len, f.m, p, q, out, scratch,
                     );
                     if side == Side::Encoder {
-                        add_outer_sq_norms(left, right, f, len, &mut self.s);
+                        add_outer_sq_norms(left, right, f, len, &mut self.s, &mut self.outer);
                     }
                 }
                 Form::Dense(k) => {

@@ -79,19 +79,38 @@ pub(crate) fn encode_dense<T: Float>(
 }
 
 /// `s[i] += |g_i|^2` for the `n` samples of a factored gradient, `left: [n M, p]`,
-/// `right: [n M, q]`: `|sum_m l_m (x) r_m|^2 = sum_{m, m'} (l_m . l_m') (r_m . r_m')`, which is
-/// `|l|^2 |r|^2` for `M = 1`.
+/// `right: [n M, q]`: `|sum_m l_m (x) r_m|^2 = sum_{m, m'} (l_m . l_m') (r_m . r_m')`
+/// (`M^2 (p + q)` multiply-adds; `|l|^2 |r|^2` for `M = 1`), or, when cheaper, `g_i` formed
+/// in `scratch` (`M p q`) and its squared norm (a convolution's kernel, an attention
+/// projection: `p q < M (p + q)`).
 pub(crate) fn add_outer_sq_norms<T: Float>(
     left: &[T],
     right: &[T],
     f: &Factored,
     n: usize,
     s: &mut [T],
+    scratch: &mut Vec<T>,
 ) {
     let Factored { m, p, q, .. } = *f;
+    let form = m > 1 && p * q < m * (p + q);
+    if form {
+        fit(scratch, p * q);
+    }
     for (i, si) in s.iter_mut().take(n).enumerate() {
         let l = &left[i * m * p..(i + 1) * m * p];
         let r = &right[i * m * q..(i + 1) * m * q];
+        if form {
+            scratch.fill(T::zero());
+            for (lm, rm) in l.chunks_exact(p).zip(r.chunks_exact(q)) {
+                for (&la, g_row) in lm.iter().zip(scratch.chunks_exact_mut(q)) {
+                    for (g, &rb) in g_row.iter_mut().zip(rm) {
+                        *g += la * rb;
+                    }
+                }
+            }
+            *si += dot(scratch, scratch);
+            continue;
+        }
         let mut total = T::zero();
         for a in 0..m {
             for b in 0..m {
@@ -118,5 +137,37 @@ pub(crate) fn dot<T: Float>(x: &[T], y: &[T]) -> T {
         x.iter().zip(y).fold(T::zero(), |s, (&a, &b)| s + a * b)
     } else {
         tensor::kernels::dot(x, y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::{rng, Tensor};
+
+    #[test]
+    fn squared_norms_of_factored_gradients_by_pairs_of_rows_or_formed_agree() {
+        // (M, p, q): one row; pairs of rows cheaper (p q >= M (p + q)); forming cheaper.
+        for (m, p, q) in [(1, 3, 4), (2, 8, 8), (6, 2, 3), (30, 4, 12)] {
+            let n = 3;
+            let left = Tensor::<f64>::randn(&[n * m * p], 1.0, &mut rng(1));
+            let right = Tensor::<f64>::randn(&[n * m * q], 1.0, &mut rng(2));
+            let f = Factored { t: 0, p, q, m };
+            let mut s = vec![0.5; n];
+            add_outer_sq_norms(left.data(), right.data(), &f, n, &mut s, &mut Vec::new());
+            for (i, &si) in s.iter().enumerate() {
+                let mut g = vec![0.0; p * q];
+                for r in 0..m {
+                    let row = i * m + r;
+                    for a in 0..p {
+                        for b in 0..q {
+                            g[a * q + b] += left.data()[row * p + a] * right.data()[row * q + b];
+                        }
+                    }
+                }
+                let want = 0.5 + g.iter().map(|x| x * x).sum::<f64>();
+                assert!((si - want).abs() < 1e-12 * want, "M {m}: {si} vs {want}");
+            }
+        }
     }
 }
