@@ -234,9 +234,9 @@ impl<T: Float> Engine<T> for FastEngine<'_, T> {
             optimizer.step_iter(lr, d.factors_iter_mut(), grads);
             renormalise_decoder(d, renorm);
         };
-        // Parallel steps of an MLP compute the next batch's per-sample gradients beside this
-        // update (see `FastStep::prefetch_alongside`).
-        let pipeline = |n: &&[usize]| fast.uses_mlp() && fast.runs_parallel(n.len());
+        // Parallel steps of a model with a hand-written pass (an MLP, a CNN) compute the next
+        // batch's per-sample gradients beside this update (see `FastStep::prefetch_alongside`).
+        let pipeline = |n: &&[usize]| fast.uses_hand_written_pass() && fast.runs_parallel(n.len());
         match next.filter(pipeline) {
             Some(next) => fast.prefetch_alongside(next, rng, update),
             None => {

@@ -1,6 +1,7 @@
 //! The fast path allocates nothing in steady state: a counting global allocator sees zero
 //! allocations across fast steps after a warm-up, for a model with an MLP view (at a size that
-//! runs serially and at one that runs in parallel) and for given gradients; a whole training
+//! runs serially and at one that runs in parallel), for the digits CNN (a conv view: the CNN
+//! pass, in parallel) and for given gradients; a whole training
 //! epoch then allocates a fixed number of times however many batches it has (its own
 //! bookkeeping: the shuffled order, the epoch's statistics), so nothing is allocated per batch.
 //!
@@ -16,7 +17,8 @@ mod random_mlp;
 
 use l3d::fast::{renormalise_decoder, FastStep, RenormScratch};
 use l3d::step::MaskRule;
-use l3d::{Decomposition, L3dConfig, Trainer};
+use l3d::{Decomposition, L3dConfig, Model, Trainer};
+use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
 use random_mlp::{normal_inputs, RandomMlp, ACTIVATIONS};
 use tensor::{rng, Tensor};
 
@@ -61,12 +63,83 @@ fn setup(wide: bool) -> (RandomMlp<f32>, L3dConfig, Tensor<f32>) {
     (model, config, x)
 }
 
+/// The digits CNN of the `cnn` benchmark case (`[1, 8, 8]`, conv 3x3 to 8 channels with
+/// padding 1, ReLU, 2x2 max pool, flatten, linear to 10), its config (batch 64, `n_v` 16,
+/// rank 2, KL: parallel steps) and images.
+fn cnn_setup() -> (Sequential<f32>, L3dConfig, Tensor<f32>) {
+    let layers = vec![
+        Layer::Conv2d {
+            name: "0".into(),
+            in_channels: 1,
+            out_channels: 8,
+            kernel_size: Pair(3, 3),
+            stride: Pair(1, 1),
+            padding: Pair(1, 1),
+            dilation: Pair(1, 1),
+            bias: true,
+        },
+        Layer::Activation {
+            function: Activation::Relu,
+        },
+        Layer::MaxPool2d {
+            kernel_size: Pair(2, 2),
+            stride: None,
+        },
+        Layer::Flatten,
+        Layer::Linear {
+            name: "4".into(),
+            in_features: 128,
+            out_features: 10,
+            bias: true,
+        },
+    ];
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: vec![1, 8, 8],
+        layers,
+        output: OutputKind::Logits,
+    };
+    let (slots, _) = arch.slots().unwrap();
+    let mut r = rng(8);
+    let params = slots
+        .iter()
+        .map(|s| Tensor::randn(&s.shape, 0.3, &mut r))
+        .collect();
+    let model = Sequential::new(arch, params).unwrap();
+    let config = L3dConfig {
+        n_subnetworks: 16,
+        rank: 2,
+        batch_size: 64,
+        top_k: 0.2,
+        divergence: l3d::Divergence::Kl,
+        ..Default::default()
+    };
+    let x = Tensor::uniform(&[5 * 64 + 7, 1, 8, 8], 0.0, 1.0, &mut rng(9));
+    (model, config, x)
+}
+
 /// Fast steps over batches of every size the data gives (a last, shorter batch too), and the
 /// decoder renormalisation, `passes` times over the data after a warm-up pass.
 fn steady_state_steps(wide: bool, passes: usize) -> usize {
     let (model, config, x) = setup(wide);
-    let mut d = Decomposition::new(&model, &config).unwrap();
-    let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
+    steps(&model, &config, &x, passes)
+}
+
+fn cnn_steps(passes: usize) -> usize {
+    let (model, config, x) = cnn_setup();
+    let fast = FastStep::new(
+        &model,
+        &x,
+        &Decomposition::new(&model, &config).unwrap(),
+        &config,
+    );
+    assert!(fast.unwrap().uses_hand_written_pass());
+    steps(&model, &config, &x, passes)
+}
+
+fn steps(model: &dyn Model<f32>, config: &L3dConfig, x: &Tensor<f32>, passes: usize) -> usize {
+    let mut d = Decomposition::new(model, config).unwrap();
+    let mut fast = FastStep::new(model, x, &d, config).unwrap();
     let mut renorm = RenormScratch::default();
     let n = x.shape()[0];
     let rows: Vec<usize> = (0..n).map(|i| (i * 13) % n).collect();
@@ -154,6 +227,7 @@ fn the_fast_path_allocates_nothing_in_steady_state() {
         assert_eq!(count, 0, "wide {wide}: {count} allocations");
     }
     assert_eq!(in_pool(1, given_gradient_steps), 0, "given gradients");
+    assert_eq!(in_pool(1, || cnn_steps(1)), 0, "the digits CNN");
     // An epoch allocates the same, whatever its number of batches.
     let (short, long) = in_pool(1, || (epoch_allocations(2), epoch_allocations(6)));
     assert_eq!(
@@ -167,4 +241,9 @@ fn the_fast_path_allocates_nothing_in_steady_state() {
     // itself and not a count seen on a quiet machine.
     let count = in_pool(2, || steady_state_steps(true, 10));
     assert!(count < 60, "two threads: {count} allocations in 60 steps");
+    let count = in_pool(2, || cnn_steps(10));
+    assert!(
+        count < 60,
+        "the CNN, two threads: {count} allocations in 60 steps"
+    );
 }

@@ -3,7 +3,7 @@
 
 use crate::activation::Activation;
 use autodiff::{Tape, Var};
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, Window2d};
 
 /// What a model's output is, which decides the default divergence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +33,26 @@ pub struct MlpLayer {
 pub struct MlpView<'a, T: Float> {
     pub params: Vec<&'a Tensor<T>>,
     pub layers: Vec<MlpLayer>,
+}
+
+/// A model seen as one convolution, an activation, an optional max pool, a flatten, then a
+/// stack of dense layers, for L3D's fast path's hand-written forward and backward
+/// (`l3d::fast::cnn`): images `[C, H, W]`, `conv(x; params[weight], params[bias])` with
+/// `window` (PyTorch's `F.conv2d`), `activation`, `F.max_pool2d` with `pool` (no padding, no
+/// dilation), flattened in `(channel, row, column)` order, then `tail` as in an [`MlpView`].
+///
+/// Invariant (checked where it is used): as an [`MlpView`]'s, with the kernel
+/// `[out, C, kh, kw]` and the flattened width equal to the first dense layer's input.
+#[derive(Debug, Clone)]
+pub struct ConvView<'a, T: Float> {
+    pub params: Vec<&'a Tensor<T>>,
+    pub image: [usize; 3],
+    pub weight: usize,
+    pub bias: Option<usize>,
+    pub window: Window2d,
+    pub activation: Activation,
+    pub pool: Option<Window2d>,
+    pub tail: Vec<MlpLayer>,
 }
 
 /// A model `f(x, W)` with named parameter tensors.
@@ -89,6 +109,13 @@ pub trait Model<T: Float>: Sync {
     /// The model as a stack of dense layers, if it is one (then the fast path computes its
     /// per-sample gradients without the tape). `None` by default.
     fn as_mlp(&self) -> Option<MlpView<'_, T>> {
+        None
+    }
+
+    /// The model as a convolution followed by dense layers ([`ConvView`]), if it is one
+    /// (then the fast path computes its per-sample gradients without the tape). `None` by
+    /// default.
+    fn as_conv(&self) -> Option<ConvView<'_, T>> {
         None
     }
 

@@ -6,7 +6,7 @@
 //! logits per position).
 
 use crate::architecture::{window_of, Architecture, Layer};
-use crate::{Activation, MlpLayer, MlpView, Model, OutputKind};
+use crate::{Activation, ConvView, MlpLayer, MlpView, Model, OutputKind};
 use autodiff::{Conv2dOptions, Tape, Var};
 use tensor::{Float, Tensor};
 
@@ -303,6 +303,69 @@ impl<T: Float> Model<T> for Sequential<T> {
         Some(MlpView {
             params: self.params.iter().collect(),
             layers,
+        })
+    }
+
+    /// A convolution, at most one activation, at most one max pool, a flatten, then linear
+    /// layers each followed by at most one activation, form a [`ConvView`].
+    fn as_conv(&self) -> Option<ConvView<'_, T>> {
+        let &[c, h, w] = &self.arch.sample_shape()[..] else {
+            return None;
+        };
+        let mut layers = self.arch.layers.iter();
+        let Some(conv @ Layer::Conv2d { bias, .. }) = layers.next() else {
+            return None;
+        };
+        let (_, window, _) = window_of(conv);
+        let mut activation = Activation::Identity;
+        let mut pool = None;
+        let mut next = layers.next();
+        if let Some(Layer::Activation { function }) = next {
+            activation = *function;
+            next = layers.next();
+        }
+        if let Some(layer @ Layer::MaxPool2d { .. }) = next {
+            pool = Some(window_of(layer).1);
+            next = layers.next();
+        }
+        if next != Some(&Layer::Flatten) {
+            return None;
+        }
+        let first = 1 + usize::from(*bias);
+        let mut tail: Vec<MlpLayer> = Vec::new();
+        let mut at = first;
+        for layer in layers {
+            match layer {
+                Layer::Linear { bias, .. } => {
+                    tail.push(MlpLayer {
+                        weight: at,
+                        bias: bias.then_some(at + 1),
+                        activation: Activation::Identity,
+                    });
+                    at += 1 + usize::from(*bias);
+                }
+                Layer::Activation {
+                    function: Activation::Identity,
+                } => {}
+                Layer::Activation { function } => {
+                    let last = tail.last_mut()?;
+                    if last.activation != Activation::Identity {
+                        return None;
+                    }
+                    last.activation = *function;
+                }
+                _ => return None,
+            }
+        }
+        Some(ConvView {
+            params: self.params.iter().collect(),
+            image: [c, h, w],
+            weight: 0,
+            bias: bias.then_some(1),
+            window,
+            activation,
+            pool,
+            tail,
         })
     }
 

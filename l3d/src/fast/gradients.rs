@@ -3,6 +3,8 @@
 //! - a model with an MLP view ([`MlpPass`]): the hand-written forward and backward of
 //!   [`super::mlp`], run per chunk into reused buffers, with the references drawn as
 //!   [`crate::pairs::pair_gradients`] draws them and computed into reused buffers;
+//! - a model with a conv view ([`CnnPass`]): the hand-written forward and backward of
+//!   [`super::cnn`], likewise;
 //! - any other model ([`TapePass`]): [`crate::pairs::pair_gradients`] on the tape, factored
 //!   where the tape kept a weight's gradient factored (this allocates);
 //! - given gradients `[N, ..shape]` per tensor ([`GivenPass`]), gathered by row into reused
@@ -13,6 +15,7 @@
 //! follows the layers' roles and the given gradients are all dense, so theirs never change; the
 //! tape's is read off each batch's gradients (in practice the same every batch).
 
+use super::cnn::{CnnNet, CnnPass};
 use super::layout::{Span, Split, CHUNK_ROWS};
 use super::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::config::{Divergence, L3dConfig, Positions, Reference};
@@ -28,21 +31,25 @@ use tensor::{Float, Tensor};
 /// Where a fast step's per-sample gradients come from (see the module docs).
 pub(crate) enum GradientPass<'m, T: Float> {
     Mlp(MlpPass<'m, T>),
+    Cnn(CnnPass<'m, T>),
     Tape(TapePass<'m, T>),
     Given(GivenPass<'m, T>),
 }
 
 impl<'m, T: Float> GradientPass<'m, T> {
     /// The pass for `source` and decompositions laid out like `d`: the MLP pass for a model
-    /// with an MLP view, the tape for another model.
+    /// with an MLP view, the CNN pass for one with a conv view, the tape for another model.
     pub fn new(source: Source<'m, T>, d: &Decomposition<T>, config: &L3dConfig) -> Result<Self> {
         let pairing = (config.reference, config.divergence);
         Ok(match source {
             Source::Model { model, data } => {
                 check_positions(model, &config.positions)?;
-                match MlpNet::of(model)? {
-                    Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
-                    None => GradientPass::Tape(TapePass::new(model, data, d, config)),
+                if let Some(net) = MlpNet::of(model)? {
+                    GradientPass::Mlp(MlpPass::new(net, data, d, pairing))
+                } else if let Some(net) = CnnNet::of(model)? {
+                    GradientPass::Cnn(CnnPass::new(net, data, d, pairing))
+                } else {
+                    GradientPass::Tape(TapePass::new(model, data, d, config))
                 }
             }
             Source::Gradients(grads) => GradientPass::Given(GivenPass::new(grads, d)?),
@@ -53,6 +60,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     pub fn split(&self) -> &Split {
         match self {
             GradientPass::Mlp(p) => &p.split,
+            GradientPass::Cnn(p) => &p.split,
             GradientPass::Tape(p) => &p.batch.split,
             GradientPass::Given(p) => &p.batch.split,
         }
@@ -63,6 +71,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     pub fn min_batch(&self) -> usize {
         match self {
             GradientPass::Mlp(p) => p.reference.min_batch(),
+            GradientPass::Cnn(p) => p.min_batch(),
             GradientPass::Tape(p) => p.reference.min_batch(),
             GradientPass::Given(_) => 1,
         }
@@ -73,12 +82,21 @@ impl<'m, T: Float> GradientPass<'m, T> {
         matches!(self, GradientPass::Mlp(_))
     }
 
+    /// Whether the gradients come from a hand-written pass (MLP or CNN: no tape).
+    pub fn hand_written(&self) -> bool {
+        matches!(self, GradientPass::Mlp(_) | GradientPass::Cnn(_))
+    }
+
     /// Buffers for batches of up to `n_chunks` chunks (allocates; steps then reuse them).
     pub fn reserve(&mut self, n_chunks: usize) {
-        if let GradientPass::Mlp(p) = self {
-            while p.chunks.len() < n_chunks {
-                p.chunks.push(MlpChunk::new(&p.net, CHUNK_ROWS));
+        match self {
+            GradientPass::Mlp(p) => {
+                while p.chunks.len() < n_chunks {
+                    p.chunks.push(MlpChunk::new(&p.net, CHUNK_ROWS));
+                }
             }
+            GradientPass::Cnn(p) => p.reserve(n_chunks),
+            _ => {}
         }
     }
 
@@ -93,6 +111,10 @@ impl<'m, T: Float> GradientPass<'m, T> {
     ) -> Result<bool> {
         match self {
             GradientPass::Mlp(p) => p.compute(rows, rng, n_chunks, parallel).map(|()| false),
+            GradientPass::Cnn(p) => {
+                p.compute(rows, rng, n_chunks, parallel);
+                Ok(false)
+            }
             GradientPass::Tape(p) => p.compute(rows, rng),
             GradientPass::Given(p) => {
                 p.compute(rows);
@@ -106,6 +128,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
         match self {
             GradientPass::Mlp(p) => p.outer_rows(k, span),
+            GradientPass::Cnn(p) => p.outer_rows(k, span),
             GradientPass::Tape(p) => p.batch.outer_rows(k, span),
             GradientPass::Given(p) => p.batch.outer_rows(k, span),
         }
@@ -115,6 +138,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
         match self {
             GradientPass::Mlp(p) => p.dense_rows(k, span),
+            GradientPass::Cnn(p) => p.dense_rows(k, span),
             GradientPass::Tape(p) => p.batch.dense_rows(k, span),
             GradientPass::Given(p) => p.batch.dense_rows(k, span),
         }
@@ -392,7 +416,7 @@ impl<'m, T: Float> GivenPass<'m, T> {
 
 /// The reference outputs of the batch `y0: [B, width]`, as
 /// [`crate::pairs::reference_outputs`] computes them, into `out`.
-fn fill_references<T: Float>(
+pub(crate) fn fill_references<T: Float>(
     kind: Reference,
     divergence: Divergence,
     y0: &[T],

@@ -76,7 +76,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
         Self::from_view(view, model.input_dim(), model.output_dim()).map(Some)
     }
 
-    fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
+    pub fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
         let bad = |msg: String| L3dError::Model(format!("the model's MLP view: {msg}"));
         let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
         let mut claim = |index: usize, role: Role| {

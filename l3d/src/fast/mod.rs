@@ -107,6 +107,7 @@
 mod backward;
 mod blocks;
 mod chunk;
+mod cnn;
 mod dense;
 mod encode;
 mod gradients;
@@ -301,6 +302,11 @@ impl<'m, T: Float> FastStep<'m, T> {
     /// Whether the gradients come from the hand-written MLP pass (no tape).
     pub fn uses_mlp(&self) -> bool {
         self.inputs.pass.uses_mlp()
+    }
+
+    /// Whether the gradients come from a hand-written pass, the MLP's or the CNN's (no tape).
+    pub fn uses_hand_written_pass(&self) -> bool {
+        self.inputs.pass.hand_written()
     }
 
     /// The decomposed tensors (their indices in the decomposition) whose per-sample gradients

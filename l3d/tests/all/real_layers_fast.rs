@@ -3,7 +3,10 @@
 //! and every factor gradient. A convolution's kernel `[out, in, kh, kw]` arrives factored as
 //! `sum_p delta_ip patch_ip^T` over its `M` output positions and is encoded through the
 //! Khatri-Rao product of its factors after the first; an attention layer's projections arrive
-//! factored with `M = T` rows per sample. Then one thread and two give the same bits.
+//! factored with `M = T` rows per sample. A convolution followed by dense layers has a
+//! hand-written pass (`fast/cnn.rs`), checked the same way over strides, padding, dilation, a
+//! max pool with overlapping windows, no pool, no conv bias. Then one thread and two give the
+//! same bits.
 
 use crate::fast_path::{assert_agree, fast_batch, in_pool, tape_batch};
 use l3d::fast::FastStep;
@@ -35,6 +38,29 @@ fn conv(name: &str, io: (usize, usize), kernel: Pair, stride: Pair, padding: Pai
         dilation: Pair(1, 1),
         bias: true,
     }
+}
+
+fn act(function: Activation) -> Layer {
+    Layer::Activation { function }
+}
+
+fn linear(name: &str, io: (usize, usize)) -> Layer {
+    Layer::Linear {
+        name: name.into(),
+        in_features: io.0,
+        out_features: io.1,
+        bias: true,
+    }
+}
+
+fn images(layers: Vec<Layer>, shape: [usize; 3], seed: u64) -> Sequential<f64> {
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: shape.to_vec(),
+        layers,
+        output: OutputKind::Logits,
+    };
+    model(arch, 0.5, seed)
 }
 
 /// Two convolutions, one of a non-square kernel: `[2, 6, 6]` images, conv 3x2 to 4 channels
@@ -183,11 +209,77 @@ fn conv_kernels_stay_factored_over_positions_and_agree_with_the_tape() {
     );
     // Both kernels (4-way CP tensors) and the linear weight arrive factored; biases dense.
     assert_eq!(factored(&model, &x, &d, &c), [(0, 30), (2, 6), (4, 1)]);
+    // Two convolutions: no hand-written pass, the tape's gradients.
+    assert!(!FastStep::new(&model, &x, &d, &c)
+        .unwrap()
+        .uses_hand_written_pass());
     let rule = MaskRule::top_k(c.top_k);
     for seed in [5, 6] {
         let tape = tape_batch(&model, &d, &c, &x, seed, rule);
         let fast = fast_batch(&model, &d, &c, &x, seed, rule);
         assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+    }
+}
+
+#[test]
+fn the_cnn_pass_agrees_with_the_tape_over_strides_padding_dilation_and_pools() {
+    // [2, 7, 6] images. (a) conv 3x3 to 3 channels without bias, stride 2, padding (1, 2),
+    // dilation (1, 2): [3, 4, 3], GELU, no pool, flatten (36), linear, tanh, linear.
+    let strided = Layer::Conv2d {
+        name: "c".into(),
+        in_channels: 2,
+        out_channels: 3,
+        kernel_size: Pair(3, 3),
+        stride: Pair(2, 2),
+        padding: Pair(1, 2),
+        dilation: Pair(1, 2),
+        bias: false,
+    };
+    let a = images(
+        vec![
+            strided,
+            act(Activation::Gelu),
+            Layer::Flatten,
+            linear("f1", (36, 6)),
+            act(Activation::Tanh),
+            linear("f2", (6, 4)),
+        ],
+        [2, 7, 6],
+        11,
+    );
+    // (b) conv 2x3 to 4 channels: [4, 6, 4], ReLU, 2x2 max pool of stride 1 (overlapping
+    // windows: a value can be taken twice): [4, 5, 3], flatten (60), linear.
+    let pool = Layer::MaxPool2d {
+        kernel_size: Pair(2, 2),
+        stride: Some(Pair(1, 1)),
+    };
+    let b = images(
+        vec![
+            conv("c", (2, 4), Pair(2, 3), Pair(1, 1), Pair(0, 0)),
+            act(Activation::Relu),
+            pool,
+            Layer::Flatten,
+            linear("f", (60, 5)),
+        ],
+        [2, 7, 6],
+        12,
+    );
+    let x = Tensor::<f64>::uniform(&[45, 2, 7, 6], -1.0, 1.0, &mut rng(13));
+    for (model, kernel_rows) in [(a, 12), (b, 24)] {
+        for divergence in [Divergence::Kl, Divergence::Mse] {
+            let c = L3dConfig {
+                divergence,
+                ..config(4, 45)
+            };
+            let d = Decomposition::new(&model, &c).unwrap();
+            let fast = FastStep::new(&model, &x, &d, &c).unwrap();
+            assert!(fast.uses_hand_written_pass());
+            assert_eq!(factored(&model, &x, &d, &c)[0], (0, kernel_rows));
+            let rule = MaskRule::top_k(c.top_k);
+            let tape = tape_batch(&model, &d, &c, &x, 14, rule);
+            let fast = fast_batch(&model, &d, &c, &x, 14, rule);
+            assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+        }
     }
 }
 
@@ -199,6 +291,9 @@ fn the_digits_cnn_agrees_with_the_tape_and_one_thread_equals_two() {
     let d = Decomposition::new(&model, &c).unwrap();
     assert_eq!(factored(&model, &x, &d, &c), [(0, 64), (2, 1)]);
     let rule = MaskRule::top_k(c.top_k);
+    assert!(FastStep::new(&model, &x, &d, &c)
+        .unwrap()
+        .uses_hand_written_pass());
     let tape = tape_batch(&model, &d, &c, &x, 8, rule);
     let two = in_pool(2, || {
         let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();

@@ -1,0 +1,519 @@
+//! Per-sample gradients of a convolution followed by dense layers without the tape (a model
+//! with a [`ConvView`]: conv2d, an activation, an optional max pool, flatten, then an MLP),
+//! one forward and one backward pass per chunk into buffers reused from step to step.
+//!
+//! # Legend
+//!
+//! - `n` samples of a chunk; images `x: [n, C, H, W]`; the kernel `W: [out, K]` read as a
+//!   matrix, `K = C kh kw` taps in `(c, i, j)` order (PyTorch's `[out, C, kh, kw]`).
+//! - `M = OH OW` output positions; `patches: [n M, K]`, the im2col rows of every sample's
+//!   positions in row order (as the tape's `unfold2d`).
+//! - `z = patches W^T + b: [n M, out]` (position-major per sample), `a = act(z)`.
+//! - The pool takes, for every channel and pooled position, the largest `a` of its window
+//!   (on ties the first in row-major window order, a NaN smaller than every number, as the
+//!   tape's `max_pool2d`), flattened in `(channel, row, column)` order: the dense layers'
+//!   input `h: [n, out PH PW]` (`mlp.rs`'s pass from there on).
+//!
+//! # Backward
+//!
+//! With `delta_0` the first dense layer's `dD/dz` (`mlp.rs`), `dh = delta_0 W_0: [n, flat]`;
+//! each `dh` entry goes to the `a` its pool took (`dA`, zero elsewhere), and the conv's
+//! `delta = dA * act'(z): [n M, out]`. Sample `i`'s kernel gradient is
+//! `sum_p delta_ip patch_ip^T` (kept factored, `M` rows per sample), its bias gradient
+//! `sum_p delta_ip` (dense).
+
+use super::layout::{Span, Split, CHUNK_ROWS};
+use super::mlp::{activate, MlpChunk, MlpNet, Role};
+use crate::config::{Divergence, Reference};
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::pairs::draw_reference_partners;
+use crate::par::{each, fit};
+use nets::{Activation, ConvView, MlpLayer, MlpView, Model};
+use rand::Rng;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use tensor::{Float, Tensor, Window2d};
+
+/// What a parameter tensor is to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CnnRole {
+    Kernel,
+    ConvBias,
+    Dense(Role),
+}
+
+/// A tensor whose gradients arrive factored: the kernel, or dense layer `l`'s weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Factor {
+    Kernel,
+    Weight(usize),
+}
+
+/// A tensor whose gradients arrive dense: the conv's bias, or dense layer `l`'s bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sum {
+    ConvBias,
+    Bias(usize),
+}
+
+/// A validated [`ConvView`].
+#[derive(Debug, Clone)]
+pub(crate) struct CnnNet<'m, T: Float> {
+    w: &'m Tensor<T>,
+    b: Option<&'m Tensor<T>>,
+    act: Activation,
+    window: Window2d,
+    image: [usize; 3],
+    out: usize,
+    /// `(OH, OW)`, and `K` taps per position.
+    positions: (usize, usize),
+    taps: usize,
+    pool: Option<Window2d>,
+    /// `(PH, PW)`: the pooled positions (the conv's own without a pool).
+    pooled: (usize, usize),
+    dense: MlpNet<'m, T>,
+    roles: Vec<CnnRole>,
+}
+
+impl<'m, T: Float> CnnNet<'m, T> {
+    /// The network of `model`, `None` if the model has no conv view (or one with no dense
+    /// layer), or an error naming what in its view does not fit the model.
+    pub fn of(model: &'m dyn Model<T>) -> Result<Option<Self>> {
+        let Some(view) = model.as_conv() else {
+            return Ok(None);
+        };
+        if view.tail.is_empty() {
+            return Ok(None);
+        }
+        Self::from_view(view, model.output_dim()).map(Some)
+    }
+
+    fn from_view(view: ConvView<'m, T>, output_dim: usize) -> Result<Self> {
+        let bad = |msg: String| L3dError::Model(format!("the model's conv view: {msg}"));
+        let [c, h, wd] = view.image;
+        let w = *view
+            .params
+            .get(view.weight)
+            .ok_or_else(|| bad("no kernel".into()))?;
+        let (kh, kw) = view.window.kernel;
+        let &[out, wc, wkh, wkw] = w.shape() else {
+            return Err(bad(format!("the kernel has shape {:?}", w.shape())));
+        };
+        if (wc, wkh, wkw) != (c, kh, kw) {
+            return Err(bad(format!(
+                "the kernel {:?} does not fit images of {c} channels and a {kh}x{kw} window",
+                w.shape()
+            )));
+        }
+        let b = match view.bias {
+            Some(i) => {
+                let b = *view.params.get(i).ok_or_else(|| bad("no bias".into()))?;
+                if b.shape() != [out] {
+                    return Err(bad(format!("the bias has shape {:?}", b.shape())));
+                }
+                Some(b)
+            }
+            None => None,
+        };
+        let size = |window: &Window2d, shape: [usize; 4]| {
+            window
+                .try_output_size("conv view", &shape)
+                .map_err(|e| bad(e.to_string()))
+        };
+        let positions = size(&view.window, [1, c, h, wd])?;
+        let pooled = match &view.pool {
+            Some(p) => size(p, [1, out, positions.0, positions.1])?,
+            None => positions,
+        };
+        // The dense layers' parameters follow the conv's.
+        let first = 1 + usize::from(b.is_some());
+        let shift = |i: usize| {
+            i.checked_sub(first)
+                .ok_or_else(|| bad(format!("dense layer parameter {i} is the conv's")))
+        };
+        let layers = view
+            .tail
+            .iter()
+            .map(|l| {
+                Ok(MlpLayer {
+                    weight: shift(l.weight)?,
+                    bias: l.bias.map(shift).transpose()?,
+                    activation: l.activation,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let params = view.params.get(first..).unwrap_or_default().to_vec();
+        let flat = out * pooled.0 * pooled.1;
+        let dense = MlpNet::from_view(MlpView { params, layers }, flat, output_dim)?;
+        let mut roles = vec![CnnRole::Kernel];
+        if b.is_some() {
+            roles.push(CnnRole::ConvBias);
+        }
+        roles.extend(dense.roles.iter().map(|&r| CnnRole::Dense(r)));
+        Ok(Self {
+            w,
+            b,
+            act: view.activation,
+            window: view.window,
+            image: view.image,
+            out,
+            positions,
+            taps: c * kh * kw,
+            pool: view.pool,
+            pooled,
+            dense,
+            roles,
+        })
+    }
+
+    /// `M`, the conv's output positions.
+    fn m(&self) -> usize {
+        self.positions.0 * self.positions.1
+    }
+
+    fn input_len(&self) -> usize {
+        self.image.iter().product()
+    }
+
+    fn flat(&self) -> usize {
+        self.out * self.pooled.0 * self.pooled.1
+    }
+}
+
+/// The buffers of one chunk of up to `n` samples.
+///
+/// Invariant: after [`CnnChunk::forward`], `patches`, `z`, `da` and `taken` hold the chunk's
+/// `n` samples and `dense` its dense layers' forward; after [`CnnChunk::backward`], `delta`
+/// and `bias_grad` hold the conv's gradients and `dense` its dense layers' `delta`s.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CnnChunk<T> {
+    n: usize,
+    x: Vec<T>,
+    patches: Vec<T>,
+    z: Vec<T>,
+    da: Vec<T>,
+    /// For every entry of the dense layers' input, the index in `z` of the `a` it took.
+    taken: Vec<usize>,
+    delta: Vec<T>,
+    bias_grad: Vec<T>,
+    dh: Vec<T>,
+    dense: MlpChunk<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T: Float> CnnChunk<T> {
+    /// Buffers for up to `n` samples of `net` (allocates; steps reuse them).
+    pub fn new(net: &CnnNet<T>, n: usize) -> Self {
+        let rows = n * net.m();
+        Self {
+            n: 0,
+            x: vec![T::zero(); n * net.input_len()],
+            patches: vec![T::zero(); rows * net.taps],
+            z: vec![T::zero(); rows * net.out],
+            da: vec![T::zero(); rows * net.out],
+            taken: vec![0; n * net.flat()],
+            delta: vec![T::zero(); rows * net.out],
+            bias_grad: vec![T::zero(); n * net.out],
+            dh: vec![T::zero(); n * net.flat()],
+            dense: MlpChunk::new(&net.dense, n),
+            gemm: GemmScratch::default(),
+        }
+    }
+
+    /// Copies `rows` of `data` (`[N, C, H, W]`) into `x`.
+    pub fn gather(&mut self, data: &Tensor<T>, rows: &[usize]) {
+        let len = data.row_len();
+        self.n = rows.len();
+        for (dst, &r) in self.x.chunks_exact_mut(len).zip(rows) {
+            dst.copy_from_slice(data.row(r));
+        }
+    }
+
+    /// The output rows of the last forward pass.
+    pub fn output(&self, net: &CnnNet<T>) -> &[T] {
+        self.dense.output(&net.dense)
+    }
+
+    /// Unfold, the conv, its activation, the pool, then the dense layers.
+    pub fn forward(&mut self, net: &CnnNet<T>) {
+        let (n, m, k, out) = (self.n, net.m(), net.taps, net.out);
+        let rows = n * m;
+        unfold(
+            net,
+            &self.x[..n * net.input_len()],
+            &mut self.patches[..rows * k],
+        );
+        let z = &mut self.z[..rows * out];
+        // z = patches W^T: [n M, K] @ [K, out].
+        gemm(
+            T::one(),
+            MatRef::rows(&self.patches[..rows * k], rows, k),
+            MatRef::rows(net.w.data(), out, k).t(),
+            T::zero(),
+            MatMut::rows(z, rows, out),
+            &mut self.gemm,
+        );
+        if let Some(b) = net.b {
+            for row in z.chunks_exact_mut(out) {
+                for (zi, &bi) in row.iter_mut().zip(b.data()) {
+                    *zi += bi;
+                }
+            }
+        }
+        // z becomes a = act(z); da = act'(z).
+        for (zi, dai) in z.iter_mut().zip(&mut self.da[..rows * out]) {
+            (*zi, *dai) = activate(net.act, *zi);
+        }
+        self.dense.n = n;
+        pool(net, n, z, &mut self.dense.x, &mut self.taken);
+        self.dense.forward(&net.dense);
+    }
+
+    /// The dense layers' `delta`s, then the conv's `delta` and bias gradients, from the
+    /// reference rows `r`.
+    pub fn backward(&mut self, net: &CnnNet<T>, r: &[T], divergence: Divergence) {
+        let (n, out, flat) = (self.n, net.out, net.flat());
+        let rows = n * net.m();
+        self.dense.backward(&net.dense, r, divergence, 0);
+        let first = &net.dense.layers[0];
+        let dh = &mut self.dh[..n * flat];
+        // dh = delta_0 W_0: [n, d_1] @ [d_1, flat].
+        gemm(
+            T::one(),
+            MatRef::rows(self.dense.layer_delta(&net.dense, 0), n, first.n_out),
+            MatRef::rows(first.w.data(), first.n_out, flat),
+            T::zero(),
+            MatMut::rows(dh, n, flat),
+            &mut self.gemm,
+        );
+        let delta = &mut self.delta[..rows * out];
+        delta.fill(T::zero());
+        for (&g, &at) in dh.iter().zip(&self.taken[..n * flat]) {
+            delta[at] += g;
+        }
+        for (d, &da) in delta.iter_mut().zip(&self.da) {
+            *d *= da;
+        }
+        let per_sample = net.m() * out;
+        let sums = self.bias_grad[..n * out].chunks_exact_mut(out);
+        for (sum, sample) in sums.zip(delta.chunks_exact(per_sample)) {
+            sum.fill(T::zero());
+            for row in sample.chunks_exact(out) {
+                for (s, &d) in sum.iter_mut().zip(row) {
+                    *s += d;
+                }
+            }
+        }
+    }
+}
+
+/// `patches[s M + p, (c, i, j)] = x[s, c, y sh + i dh - ph, x sw + j dw - pw]` (0 in the
+/// padding) for position `p = (y, x)`.
+fn unfold<T: Float>(net: &CnnNet<T>, x: &[T], patches: &mut [T]) {
+    let [c, h, w] = net.image;
+    let Window2d {
+        kernel: (kh, kw),
+        stride: (sh, sw),
+        padding: (ph, pw),
+        dilation: (dh, dw),
+    } = net.window;
+    let (oh, ow) = net.positions;
+    let plane = h * w;
+    let mut rows = patches.chunks_exact_mut(net.taps);
+    for image in x.chunks_exact(c * plane) {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let row = rows.next().expect("a row per position");
+                let mut taps = row.iter_mut();
+                for channel in image.chunks_exact(plane) {
+                    for i in 0..kh {
+                        let yy = (y * sh + i * dh).checked_sub(ph).filter(|&v| v < h);
+                        for j in 0..kw {
+                            let xx = (xo * sw + j * dw).checked_sub(pw).filter(|&v| v < w);
+                            let tap = taps.next().expect("K taps per row");
+                            *tap = match (yy, xx) {
+                                (Some(yy), Some(xx)) => channel[yy * w + xx],
+                                _ => T::zero(),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The dense layers' input `h[s, (c, py, px)]` from `a: [n M, out]`, and where each entry
+/// was taken from.
+fn pool<T: Float>(net: &CnnNet<T>, n: usize, a: &[T], h: &mut [T], taken: &mut [usize]) {
+    let out = net.out;
+    let (oh, ow) = net.positions;
+    let (ph, pw) = net.pooled;
+    let per_sample = oh * ow * out;
+    let mut k = 0;
+    for s in 0..n {
+        let base = s * per_sample;
+        for c in 0..out {
+            for py in 0..ph {
+                for px in 0..pw {
+                    let at = |y: usize, x: usize| base + (y * ow + x) * out + c;
+                    let best = match net.pool {
+                        None => at(py, px),
+                        Some(p) => {
+                            let (kh, kw) = p.kernel;
+                            let (sh, sw) = p.stride;
+                            let mut best = at(py * sh, px * sw);
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let t = at(py * sh + i, px * sw + j);
+                                    let (v, b) = (a[t], a[best]);
+                                    if v > b || (b.is_nan() && !v.is_nan()) {
+                                        best = t;
+                                    }
+                                }
+                            }
+                            best
+                        }
+                    };
+                    h[k] = a[best];
+                    taken[k] = best;
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A model with a conv view: the kernel's gradient factored (`M` rows per sample), the conv's
+/// bias dense, the dense layers as in the MLP pass; computed per chunk into reused buffers.
+///
+/// Invariant: `factored[k]` is the role of the split's factored tensor `k`, `dense[k]` that of
+/// its dense tensor `k`; `chunks[j]` holds chunk `j`'s buffers.
+pub(crate) struct CnnPass<'m, T: Float> {
+    net: CnnNet<'m, T>,
+    data: &'m Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    pub split: Split,
+    factored: Vec<Factor>,
+    dense: Vec<Sum>,
+    pub chunks: Vec<CnnChunk<T>>,
+    partners: Vec<usize>,
+    y0: Vec<T>,
+    references: Vec<T>,
+}
+
+impl<'m, T: Float> CnnPass<'m, T> {
+    pub fn new(
+        net: CnnNet<'m, T>,
+        data: &'m Tensor<T>,
+        d: &Decomposition<T>,
+        (reference, divergence): (Reference, Divergence),
+    ) -> Self {
+        let mut split = Split::default();
+        let (mut factored, mut dense) = (Vec::new(), Vec::new());
+        let dense_net = &net.dense;
+        for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
+            match net.roles[param] {
+                CnnRole::Kernel => {
+                    split.push_factored(net.out, net.taps, net.m());
+                    factored.push(Factor::Kernel);
+                }
+                CnnRole::Dense(Role::Weight(l)) => {
+                    let layer = &dense_net.layers[l];
+                    split.push_factored(layer.n_out, layer.n_in, 1);
+                    factored.push(Factor::Weight(l));
+                }
+                CnnRole::ConvBias => {
+                    split.push_dense(cp.numel());
+                    dense.push(Sum::ConvBias);
+                }
+                CnnRole::Dense(Role::Bias(l)) => {
+                    split.push_dense(cp.numel());
+                    dense.push(Sum::Bias(l));
+                }
+            }
+        }
+        CnnPass {
+            net,
+            data,
+            reference,
+            divergence,
+            split,
+            factored,
+            dense,
+            chunks: Vec::new(),
+            partners: Vec::new(),
+            y0: Vec::new(),
+            references: Vec::new(),
+        }
+    }
+
+    pub fn min_batch(&self) -> usize {
+        self.reference.min_batch()
+    }
+
+    /// Buffers for batches of up to `n_chunks` chunks (allocates).
+    pub fn reserve(&mut self, n_chunks: usize) {
+        while self.chunks.len() < n_chunks {
+            self.chunks.push(CnnChunk::new(&self.net, CHUNK_ROWS));
+        }
+    }
+
+    /// Every chunk's forward, the references from the batch's outputs, every chunk's
+    /// backward (chunks in parallel, each owning its rows).
+    pub fn compute(&mut self, rows: &[usize], rng: &mut impl Rng, n_chunks: usize, parallel: bool) {
+        let b = rows.len();
+        draw_reference_partners(self.reference, b, rng, &mut self.partners);
+        let (net, data) = (&self.net, self.data);
+        let chunks = &mut self.chunks[..n_chunks];
+        each(chunks, parallel, |k, c| {
+            let span = Span::of(k, b);
+            c.gather(data, &rows[span.start..span.start + span.len]);
+            c.forward(net);
+        });
+        let width = net.dense.output_dim;
+        fit(&mut self.y0, b * width);
+        for (k, c) in chunks.iter().enumerate() {
+            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
+        }
+        super::gradients::fill_references(
+            self.reference,
+            self.divergence,
+            &self.y0,
+            width,
+            &self.partners,
+            &mut self.references,
+        );
+        let (refs, divergence) = (&self.references, self.divergence);
+        each(chunks, parallel, |k, c| {
+            let r = &refs[Span::of(k, b).values(width)];
+            c.backward(net, r, divergence);
+        });
+    }
+
+    pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
+        let c = &self.chunks[span.index];
+        match self.factored[k] {
+            Factor::Kernel => {
+                let rows = c.n * self.net.m();
+                (
+                    &c.delta[..rows * self.net.out],
+                    &c.patches[..rows * self.net.taps],
+                )
+            }
+            Factor::Weight(l) => (
+                c.dense.layer_delta(&self.net.dense, l),
+                c.dense.layer_input(&self.net.dense, l),
+            ),
+        }
+    }
+
+    pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
+        let c = &self.chunks[span.index];
+        match self.dense[k] {
+            Sum::ConvBias => &c.bias_grad[..c.n * self.net.out],
+            Sum::Bias(l) => c.dense.layer_delta(&self.net.dense, l),
+        }
+    }
+}
