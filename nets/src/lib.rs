@@ -13,5 +13,5 @@ pub mod sequential;
 pub use activation::Activation;
 pub use architecture::{Architecture, Layer, Pair, ParamSlot, TensorSet};
 pub use io::IoError;
-pub use model::{ConvView, MlpLayer, MlpView, Model, OutputKind};
+pub use model::{AttentionLayer, AttentionView, ConvView, MlpLayer, MlpView, Model, OutputKind};
 pub use sequential::Sequential;

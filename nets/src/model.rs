@@ -35,6 +35,35 @@ pub struct MlpView<'a, T: Float> {
     pub layers: Vec<MlpLayer>,
 }
 
+/// One attention layer of an [`AttentionView`], inside a residual block:
+/// `h + o(attention(q(h), k(h), v(h)))`, the four projections `[d, d]` without bias given as
+/// indices into the model's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionLayer {
+    /// `[q, k, v, o]`.
+    pub projections: [usize; 4],
+    pub num_heads: usize,
+    pub causal: bool,
+}
+
+/// A model seen as an attention-only transformer, for L3D's fast path's hand-written forward
+/// and backward (`l3d::fast::attention`): token ids `[T]`, `h = token[ids] + position[0..T]`
+/// (the positional table optional), residual attention layers (multi-head scaled
+/// dot-product attention, `autodiff`'s `attention`), then logits `h unembed^T: [T, vocab]`
+/// (a linear layer without bias).
+///
+/// Invariant (checked where it is used): tables `[vocab, d]` and `[context, d]` with
+/// `T <= context`, projections `[d, d]`, `d` divisible by each layer's heads, the unembedding
+/// `[vocab, d]`; every parameter used once.
+#[derive(Debug, Clone)]
+pub struct AttentionView<'a, T: Float> {
+    pub params: Vec<&'a Tensor<T>>,
+    pub tokens: usize,
+    pub positions: Option<usize>,
+    pub layers: Vec<AttentionLayer>,
+    pub unembed: usize,
+}
+
 /// A model seen as one convolution, an activation, an optional max pool, a flatten, then a
 /// stack of dense layers, for L3D's fast path's hand-written forward and backward
 /// (`l3d::fast::cnn`): images `[C, H, W]`, `conv(x; params[weight], params[bias])` with
@@ -116,6 +145,12 @@ pub trait Model<T: Float>: Sync {
     /// (then the fast path computes its per-sample gradients without the tape). `None` by
     /// default.
     fn as_conv(&self) -> Option<ConvView<'_, T>> {
+        None
+    }
+
+    /// The model as an attention-only transformer ([`AttentionView`]), if it is one (then the
+    /// fast path computes its per-sample gradients without the tape). `None` by default.
+    fn as_attention(&self) -> Option<AttentionView<'_, T>> {
         None
     }
 

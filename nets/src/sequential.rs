@@ -6,7 +6,9 @@
 //! logits per position).
 
 use crate::architecture::{window_of, Architecture, Layer};
-use crate::{Activation, ConvView, MlpLayer, MlpView, Model, OutputKind};
+use crate::{
+    Activation, AttentionLayer, AttentionView, ConvView, MlpLayer, MlpView, Model, OutputKind,
+};
 use autodiff::{Conv2dOptions, Tape, Var};
 use tensor::{Float, Tensor};
 
@@ -366,6 +368,60 @@ impl<T: Float> Model<T> for Sequential<T> {
             activation,
             pool,
             tail,
+        })
+    }
+
+    /// A token embedding, at most one positional embedding, residual blocks each holding one
+    /// attention layer without bias, then a linear layer without bias form an
+    /// [`AttentionView`].
+    fn as_attention(&self) -> Option<AttentionView<'_, T>> {
+        if self.arch.sample_shape().len() != 1 {
+            return None;
+        }
+        let mut layers = self.arch.layers.iter().peekable();
+        let Some(Layer::Embedding { .. }) = layers.next() else {
+            return None;
+        };
+        let mut at = 1;
+        let mut positions = None;
+        if let Some(Layer::PositionalEmbedding { .. }) = layers.peek() {
+            positions = Some(at);
+            at += 1;
+            layers.next();
+        }
+        let mut blocks = Vec::new();
+        let mut unembed = None;
+        for layer in layers {
+            match (layer, unembed) {
+                (Layer::Residual { block }, None) => match &block[..] {
+                    [Layer::Attention {
+                        num_heads,
+                        causal,
+                        bias: false,
+                        ..
+                    }] => {
+                        blocks.push(AttentionLayer {
+                            projections: [at, at + 1, at + 2, at + 3],
+                            num_heads: *num_heads,
+                            causal: *causal,
+                        });
+                        at += 4;
+                    }
+                    _ => return None,
+                },
+                (Layer::Linear { bias: false, .. }, None) => {
+                    unembed = Some(at);
+                    at += 1;
+                }
+                _ => return None,
+            }
+        }
+        Some(AttentionView {
+            params: self.params.iter().collect(),
+            tokens: 0,
+            positions,
+            layers: blocks,
+            unembed: unembed?,
         })
     }
 

@@ -4,7 +4,7 @@
 //! contribution added in tensor order.
 
 use super::encode::{add_dense_sq_norms, add_outer_sq_norms, encode_dense, encode_outer};
-use super::gradients::GradientPass;
+use super::forms::Forms;
 use super::layout::{Form, Side, Span};
 use super::prepare::Prepared;
 use crate::decomposition::Decomposition;
@@ -16,7 +16,7 @@ use tensor::Float;
 /// gradients, the factors prepared for the step, and the threads' GEMM scratch.
 pub(crate) struct Context<'a, T: Float> {
     pub d: &'a Decomposition<T>,
-    pub pass: &'a GradientPass<'a, T>,
+    pub pass: &'a Forms<'a, T>,
     pub prepared: &'a Prepared<T>,
     pub pool: &'a ScratchPool<T>,
 }

@@ -67,7 +67,9 @@
 //! |---|---|
 //! | `mod.rs` | this derivation; [`FastStep`]: its state, its phases in order, the update |
 //! | `layout.rs` | the tensors the step is built for, how their gradients arrive (`Split`), chunks |
-//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass, the tape, given ones |
+//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass, the CNN pass, the tape, given ones |
+//! | `cnn.rs` | forward and backward of a convolution followed by dense layers into reused buffers |
+//! | `forms.rs` | which tensors arriving factored are formed dense (the cheaper form) |
 //! | `mlp.rs` | forward and backward of a stack of dense layers into reused buffers |
 //! | `prepare.rs` | per step: factors packed for the chunks' products, dense forms |
 //! | `chunk.rs` | one chunk's buffers and its encode (`c`, `s` or `d`) |
@@ -110,6 +112,7 @@ mod chunk;
 mod cnn;
 mod dense;
 mod encode;
+mod forms;
 mod gradients;
 mod gram;
 mod layout;
@@ -119,6 +122,7 @@ pub mod per_sample;
 mod prepare;
 mod renorm;
 
+pub use forms::FormRule;
 pub use layout::CHUNK_ROWS;
 pub use renorm::{renormalise_decoder, RenormScratch};
 
@@ -130,6 +134,7 @@ use crate::par::{each, worth_threads, ScratchPool};
 use crate::step::{MaskRule, StepResult};
 use backward::{Backward, Upstream};
 use chunk::{Chunk, Context};
+use forms::Forms;
 use gradients::GradientPass;
 use gram::DecoderGrams;
 use layout::{Layout, Side, Span};
@@ -199,7 +204,7 @@ impl<T: Float> FastOutput<'_, T> {
 /// the factors prepared for the step, and the threads' GEMM scratch (of the Grams' and the
 /// backward's blocks of rows).
 struct Inputs<'m, T: Float> {
-    pass: GradientPass<'m, T>,
+    pass: Forms<'m, T>,
     prepared: Prepared<T>,
     pool: ScratchPool<T>,
 }
@@ -271,7 +276,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         config: &L3dConfig,
     ) -> Result<Self> {
         let layout = Layout::of(d);
-        let pass = GradientPass::new(source, d, config)?;
+        let pass = Forms::new(GradientPass::new(source, d, config)?, d, FormRule::Cheapest);
         let split = pass.split();
         let factor_shapes: Vec<&[usize]> = d.factors().iter().map(|f| f.shape()).collect();
         let modes: Vec<usize> = layout.tensors.iter().map(|(s, _)| s.len()).collect();
@@ -307,6 +312,13 @@ impl<'m, T: Float> FastStep<'m, T> {
     /// Whether the gradients come from a hand-written pass, the MLP's or the CNN's (no tape).
     pub fn uses_hand_written_pass(&self) -> bool {
         self.inputs.pass.hand_written()
+    }
+
+    /// Chooses which tensors arriving factored are formed dense ([`FormRule`]; by default the
+    /// cheaper form per tensor). Allocates the buffers of the new layout.
+    pub fn set_form_rule(&mut self, rule: FormRule) {
+        self.inputs.pass.set_rule(rule);
+        self.adopt_split();
     }
 
     /// The decomposed tensors (their indices in the decomposition) whose per-sample gradients

@@ -5,12 +5,14 @@
 //! Khatri-Rao product of its factors after the first; an attention layer's projections arrive
 //! factored with `M = T` rows per sample. A convolution followed by dense layers has a
 //! hand-written pass (`fast/cnn.rs`), checked the same way over strides, padding, dilation, a
-//! max pool with overlapping windows, no pool, no conv bias. Then one thread and two give the
-//! same bits.
+//! max pool with overlapping windows, no pool, no conv bias. Each check runs twice: with the
+//! cheaper form per tensor (these small kernels and projections are formed dense,
+//! `fast/forms.rs`) and with every tensor that arrives factored kept factored. Then one thread
+//! and two give the same bits.
 
-use crate::fast_path::{assert_agree, fast_batch, in_pool, tape_batch};
-use l3d::fast::FastStep;
-use l3d::step::MaskRule;
+use crate::fast_path::{assert_agree, in_pool, tape_batch};
+use l3d::fast::{FastStep, FormRule};
+use l3d::step::{MaskRule, StepResult};
 use l3d::{Decomposition, Divergence, L3dConfig};
 use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
 use rand::Rng;
@@ -94,7 +96,7 @@ fn two_convs() -> Sequential<f64> {
 }
 
 /// The digits CNN's layout (`[1, 8, 8]`, conv 3x3 to 8 channels with padding 1, ReLU, 2x2 max
-/// pool, flatten, linear to 10): large enough that a step of 48 samples runs in parallel.
+/// pool, flatten, linear to 10): large enough that a step of 96 samples runs in parallel.
 fn digits_cnn() -> Sequential<f64> {
     let layers = vec![
         conv("0", (1, 8), Pair(3, 3), Pair(1, 1), Pair(1, 1)),
@@ -175,18 +177,38 @@ fn config(n_v: usize, batch: usize) -> L3dConfig {
     }
 }
 
-/// The tensors a first fast step on `x` took factored, `(index, M)`.
+const FORMS: [FormRule; 2] = [FormRule::Cheapest, FormRule::Factored];
+
+/// The tensors a first fast step on `x` took factored with the forms of `form`, `(index, M)`.
 fn factored(
     model: &Sequential<f64>,
     x: &Tensor<f64>,
     d: &Decomposition<f64>,
     c: &L3dConfig,
+    form: FormRule,
 ) -> Vec<(usize, usize)> {
     let mut fast = FastStep::new(model, x, d, c).unwrap();
+    fast.set_form_rule(form);
     let rows: Vec<usize> = (0..x.shape()[0]).collect();
     fast.run(d, &rows, &mut rng(0), MaskRule::top_k(c.top_k), false)
         .unwrap();
     fast.factored_tensors()
+}
+
+/// One fast step on every row of `x` with the forms of `form`.
+fn fast_batch(
+    model: &Sequential<f64>,
+    d: &Decomposition<f64>,
+    c: &L3dConfig,
+    x: &Tensor<f64>,
+    seed: u64,
+    form: FormRule,
+) -> StepResult<f64> {
+    let mut fast = FastStep::new(model, x, d, c).unwrap();
+    fast.set_form_rule(form);
+    let rows: Vec<usize> = (0..x.shape()[0]).collect();
+    let out = fast.run(d, &rows, &mut rng(seed), MaskRule::top_k(c.top_k), true);
+    out.unwrap().unwrap().to_step_result()
 }
 
 #[test]
@@ -208,7 +230,11 @@ fn conv_kernels_stay_factored_over_positions_and_agree_with_the_tape() {
         ]
     );
     // Both kernels (4-way CP tensors) and the linear weight arrive factored; biases dense.
-    assert_eq!(factored(&model, &x, &d, &c), [(0, 30), (2, 6), (4, 1)]);
+    let kept = factored(&model, &x, &d, &c, FormRule::Factored);
+    assert_eq!(kept, [(0, 30), (2, 6), (4, 1)]);
+    // The kernels are formed dense where that is cheaper: both, here.
+    let cheapest = factored(&model, &x, &d, &c, FormRule::Cheapest);
+    assert_eq!(cheapest, [(4, 1)]);
     // Two convolutions: no hand-written pass, the tape's gradients.
     assert!(!FastStep::new(&model, &x, &d, &c)
         .unwrap()
@@ -216,8 +242,10 @@ fn conv_kernels_stay_factored_over_positions_and_agree_with_the_tape() {
     let rule = MaskRule::top_k(c.top_k);
     for seed in [5, 6] {
         let tape = tape_batch(&model, &d, &c, &x, seed, rule);
-        let fast = fast_batch(&model, &d, &c, &x, seed, rule);
-        assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+        for form in FORMS {
+            let fast = fast_batch(&model, &d, &c, &x, seed, form);
+            assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+        }
     }
 }
 
@@ -274,11 +302,16 @@ fn the_cnn_pass_agrees_with_the_tape_over_strides_padding_dilation_and_pools() {
             let d = Decomposition::new(&model, &c).unwrap();
             let fast = FastStep::new(&model, &x, &d, &c).unwrap();
             assert!(fast.uses_hand_written_pass());
-            assert_eq!(factored(&model, &x, &d, &c)[0], (0, kernel_rows));
+            let kept = factored(&model, &x, &d, &c, FormRule::Factored);
+            assert_eq!(kept[0], (0, kernel_rows));
+            let cheapest = factored(&model, &x, &d, &c, FormRule::Cheapest);
+            assert!(cheapest.iter().all(|&(t, _)| t != 0), "{cheapest:?}");
             let rule = MaskRule::top_k(c.top_k);
             let tape = tape_batch(&model, &d, &c, &x, 14, rule);
-            let fast = fast_batch(&model, &d, &c, &x, 14, rule);
-            assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+            for form in FORMS {
+                let fast = fast_batch(&model, &d, &c, &x, 14, form);
+                assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+            }
         }
     }
 }
@@ -286,29 +319,33 @@ fn the_cnn_pass_agrees_with_the_tape_over_strides_padding_dilation_and_pools() {
 #[test]
 fn the_digits_cnn_agrees_with_the_tape_and_one_thread_equals_two() {
     let model = digits_cnn();
-    let x = Tensor::<f64>::uniform(&[48, 1, 8, 8], 0.0, 1.0, &mut rng(7));
-    let c = config(16, 48);
+    let x = Tensor::<f64>::uniform(&[96, 1, 8, 8], 0.0, 1.0, &mut rng(7));
+    let c = config(16, 96);
     let d = Decomposition::new(&model, &c).unwrap();
-    assert_eq!(factored(&model, &x, &d, &c), [(0, 64), (2, 1)]);
+    let kept = factored(&model, &x, &d, &c, FormRule::Factored);
+    assert_eq!(kept, [(0, 64), (2, 1)]);
+    let cheapest = factored(&model, &x, &d, &c, FormRule::Cheapest);
+    assert_eq!(cheapest, [(2, 1)]);
     let rule = MaskRule::top_k(c.top_k);
     assert!(FastStep::new(&model, &x, &d, &c)
         .unwrap()
         .uses_hand_written_pass());
     let tape = tape_batch(&model, &d, &c, &x, 8, rule);
-    let two = in_pool(2, || {
-        let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();
-        let rows: Vec<usize> = (0..48).collect();
-        // The first step learns the split; the second runs on it, in parallel.
-        fast.run(&d, &rows, &mut rng(8), rule, true).unwrap();
-        assert!(fast.runs_parallel(48));
-        let out = fast.run(&d, &rows, &mut rng(8), rule, true).unwrap();
-        out.unwrap().to_step_result()
-    });
-    assert_agree(&two, &tape, 1e-9, 1e-6).unwrap();
-    let one = in_pool(1, || fast_batch(&model, &d, &c, &x, 8, rule));
-    assert_eq!(one.coefficients, two.coefficients);
-    assert_eq!(one.sq_error.to_bits(), two.sq_error.to_bits());
-    assert_eq!(one.factor_grads, two.factor_grads);
+    for form in FORMS {
+        let two = in_pool(2, || {
+            let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();
+            fast.set_form_rule(form);
+            assert!(fast.runs_parallel(96));
+            let rows: Vec<usize> = (0..96).collect();
+            let out = fast.run(&d, &rows, &mut rng(8), rule, true).unwrap();
+            out.unwrap().to_step_result()
+        });
+        assert_agree(&two, &tape, 1e-9, 1e-6).unwrap();
+        let one = in_pool(1, || fast_batch(&model, &d, &c, &x, 8, form));
+        assert_eq!(one.coefficients, two.coefficients);
+        assert_eq!(one.sq_error.to_bits(), two.sq_error.to_bits());
+        assert_eq!(one.factor_grads, two.factor_grads);
+    }
 }
 
 #[test]
@@ -321,9 +358,16 @@ fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
     // tok, pos (embedding tables: scattered rows, dense), then q k v o of two layers and the
     // unembedding, each with T = 6 rows per sample.
     let projections: Vec<(usize, usize)> = (2..11).map(|t| (t, 6)).collect();
-    assert_eq!(factored(&model, &x, &d, &c), projections);
+    assert_eq!(
+        factored(&model, &x, &d, &c, FormRule::Factored),
+        projections
+    );
+    // At T = 6 and width 4, forming each g_i is cheaper: every tensor dense.
+    assert!(factored(&model, &x, &d, &c, FormRule::Cheapest).is_empty());
     let rule = MaskRule::top_k(c.top_k);
     let tape = tape_batch(&model, &d, &c, &x, 10, rule);
-    let fast = fast_batch(&model, &d, &c, &x, 10, rule);
-    assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+    for form in FORMS {
+        let fast = fast_batch(&model, &d, &c, &x, 10, form);
+        assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+    }
 }
