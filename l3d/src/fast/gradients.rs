@@ -5,6 +5,8 @@
 //!   [`crate::pairs::pair_gradients`] draws them and computed into reused buffers;
 //! - a model with a conv view ([`CnnPass`]): the hand-written forward and backward of
 //!   [`super::cnn`], likewise;
+//! - an attention-only transformer ([`AttnPass`], `super::attention`), likewise, for every
+//!   position and a reference that is another sample's output (or zero);
 //! - any other model ([`TapePass`]): [`crate::pairs::pair_gradients`] on the tape, factored
 //!   where the tape kept a weight's gradient factored (this allocates);
 //! - given gradients `[N, ..shape]` per tensor ([`GivenPass`]), gathered by row into reused
@@ -15,6 +17,7 @@
 //! follows the layers' roles and the given gradients are all dense, so theirs never change; the
 //! tape's is read off each batch's gradients (in practice the same every batch).
 
+use super::attention::{AttnNet, AttnPass};
 use super::cnn::{CnnNet, CnnPass};
 use super::layout::{Span, Split, CHUNK_ROWS};
 use super::mlp::{self, MlpChunk, MlpNet, Role};
@@ -32,6 +35,7 @@ use tensor::{Float, Tensor};
 pub(crate) enum GradientPass<'m, T: Float> {
     Mlp(MlpPass<'m, T>),
     Cnn(CnnPass<'m, T>),
+    Attn(AttnPass<'m, T>),
     Tape(TapePass<'m, T>),
     Given(GivenPass<'m, T>),
 }
@@ -48,6 +52,8 @@ impl<'m, T: Float> GradientPass<'m, T> {
                     GradientPass::Mlp(MlpPass::new(net, data, d, pairing))
                 } else if let Some(net) = CnnNet::of(model)? {
                     GradientPass::Cnn(CnnPass::new(net, data, d, pairing))
+                } else if let Some(net) = attention_net(model, config)? {
+                    GradientPass::Attn(AttnPass::new(net, data, d, pairing)?)
                 } else {
                     GradientPass::Tape(TapePass::new(model, data, d, config))
                 }
@@ -61,6 +67,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         match self {
             GradientPass::Mlp(p) => &p.split,
             GradientPass::Cnn(p) => &p.split,
+            GradientPass::Attn(p) => &p.split,
             GradientPass::Tape(p) => &p.batch.split,
             GradientPass::Given(p) => &p.batch.split,
         }
@@ -72,6 +79,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         match self {
             GradientPass::Mlp(p) => p.reference.min_batch(),
             GradientPass::Cnn(p) => p.min_batch(),
+            GradientPass::Attn(p) => p.min_batch(),
             GradientPass::Tape(p) => p.reference.min_batch(),
             GradientPass::Given(_) => 1,
         }
@@ -82,9 +90,12 @@ impl<'m, T: Float> GradientPass<'m, T> {
         matches!(self, GradientPass::Mlp(_))
     }
 
-    /// Whether the gradients come from a hand-written pass (MLP or CNN: no tape).
+    /// Whether the gradients come from a hand-written pass (MLP, CNN, attention: no tape).
     pub fn hand_written(&self) -> bool {
-        matches!(self, GradientPass::Mlp(_) | GradientPass::Cnn(_))
+        matches!(
+            self,
+            GradientPass::Mlp(_) | GradientPass::Cnn(_) | GradientPass::Attn(_)
+        )
     }
 
     /// Buffers for batches of up to `n_chunks` chunks (allocates; steps then reuse them).
@@ -96,6 +107,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
                 }
             }
             GradientPass::Cnn(p) => p.reserve(n_chunks),
+            GradientPass::Attn(p) => p.reserve(n_chunks),
             _ => {}
         }
     }
@@ -115,6 +127,10 @@ impl<'m, T: Float> GradientPass<'m, T> {
                 p.compute(rows, rng, n_chunks, parallel);
                 Ok(false)
             }
+            GradientPass::Attn(p) => {
+                p.compute(rows, rng, n_chunks, parallel);
+                Ok(false)
+            }
             GradientPass::Tape(p) => p.compute(rows, rng),
             GradientPass::Given(p) => {
                 p.compute(rows);
@@ -129,6 +145,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         match self {
             GradientPass::Mlp(p) => p.outer_rows(k, span),
             GradientPass::Cnn(p) => p.outer_rows(k, span),
+            GradientPass::Attn(p) => p.outer_rows(k, span),
             GradientPass::Tape(p) => p.batch.outer_rows(k, span),
             GradientPass::Given(p) => p.batch.outer_rows(k, span),
         }
@@ -139,6 +156,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         match self {
             GradientPass::Mlp(p) => p.dense_rows(k, span),
             GradientPass::Cnn(p) => p.dense_rows(k, span),
+            GradientPass::Attn(p) => p.dense_rows(k, span),
             GradientPass::Tape(p) => p.batch.dense_rows(k, span),
             GradientPass::Given(p) => p.batch.dense_rows(k, span),
         }
@@ -251,6 +269,23 @@ impl<'m, T: Float> MlpPass<'m, T> {
     fn dense_rows(&self, k: usize, span: Span) -> &[T] {
         self.chunks[span.index].layer_delta(&self.net, self.biases[k])
     }
+}
+
+/// The attention pass's network for `model`, if it has an attention view and the step's
+/// settings are ones the pass computes: every position, and a reference that is a sample's own
+/// output or zero (a batch mean of sequence outputs is left to the tape).
+fn attention_net<'m, T: Float>(
+    model: &'m dyn Model<T>,
+    config: &L3dConfig,
+) -> Result<Option<AttnNet<'m, T>>> {
+    let reference_fits = matches!(
+        config.reference,
+        Reference::RandomSample | Reference::RandomWithSelf | Reference::Zero
+    );
+    if !reference_fits || !matches!(config.positions, Positions::All) {
+        return Ok(None);
+    }
+    AttnNet::of(model)
 }
 
 /// A batch's per-sample gradients held whole, in the split's order: factored tensor `k` as

@@ -68,6 +68,7 @@
 //! | `mod.rs` | this derivation; [`FastStep`]: its state, its phases in order, the update |
 //! | `layout.rs` | the tensors the step is built for, how their gradients arrive (`Split`), chunks |
 //! | `gradients.rs` | where the per-sample gradients come from: the MLP pass, the CNN pass, the tape, given ones |
+//! | `attention.rs` | forward and backward of an attention-only transformer into reused buffers |
 //! | `cnn.rs` | forward and backward of a convolution followed by dense layers into reused buffers |
 //! | `forms.rs` | which tensors arriving factored are formed dense (the cheaper form) |
 //! | `mlp.rs` | forward and backward of a stack of dense layers into reused buffers |
@@ -106,6 +107,7 @@
 //! one-thread pool; with two threads rayon's work stealing allocates for its own bookkeeping a
 //! few times per hundred steps.
 
+mod attention;
 mod backward;
 mod blocks;
 mod chunk;
@@ -309,7 +311,8 @@ impl<'m, T: Float> FastStep<'m, T> {
         self.inputs.pass.uses_mlp()
     }
 
-    /// Whether the gradients come from a hand-written pass, the MLP's or the CNN's (no tape).
+    /// Whether the gradients come from a hand-written pass, the MLP's, the CNN's or the
+    /// attention transformer's (no tape).
     pub fn uses_hand_written_pass(&self) -> bool {
         self.inputs.pass.hand_written()
     }

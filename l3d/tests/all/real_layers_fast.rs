@@ -13,7 +13,7 @@
 use crate::fast_path::{assert_agree, in_pool, tape_batch};
 use l3d::fast::{FastStep, FormRule};
 use l3d::step::{MaskRule, StepResult};
-use l3d::{Decomposition, Divergence, L3dConfig};
+use l3d::{Decomposition, Divergence, L3dConfig, Reference};
 use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
 use rand::Rng;
 use tensor::{rng, Tensor};
@@ -127,43 +127,71 @@ fn digits_cnn() -> Sequential<f64> {
 /// Token ids `[T = 6]` of a vocabulary of 7, width 4, two residual causal one-head attention
 /// layers with separate q, k, v, o projections without bias, an unembedding without bias.
 fn attention_only() -> Sequential<f64> {
+    transformer(Shape {
+        t: 6,
+        width: 4,
+        heads: 1,
+        causal: true,
+        positional: true,
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    t: usize,
+    width: usize,
+    heads: usize,
+    causal: bool,
+    positional: bool,
+}
+
+/// An attention-only transformer of two layers on a vocabulary of 7; the positional table has
+/// `T + 2` rows (longer than the sequences).
+fn transformer(s: Shape) -> Sequential<f64> {
     let block = |i: usize| Layer::Residual {
         block: vec![Layer::Attention {
             name: format!("blocks.{i}.attn"),
-            embed_dim: 4,
-            num_heads: 1,
-            causal: true,
+            embed_dim: s.width,
+            num_heads: s.heads,
+            causal: s.causal,
             bias: false,
             projections: ["q", "k", "v", "o"].map(String::from),
         }],
     };
-    let layers = vec![
-        Layer::Embedding {
-            name: "tok".into(),
-            num_embeddings: 7,
-            embedding_dim: 4,
-        },
-        Layer::PositionalEmbedding {
+    let mut layers = vec![Layer::Embedding {
+        name: "tok".into(),
+        num_embeddings: 7,
+        embedding_dim: s.width,
+    }];
+    if s.positional {
+        layers.push(Layer::PositionalEmbedding {
             name: "pos".into(),
-            num_embeddings: 6,
-            embedding_dim: 4,
-        },
+            num_embeddings: s.t + 2,
+            embedding_dim: s.width,
+        });
+    }
+    layers.extend([
         block(0),
         block(1),
         Layer::Linear {
             name: "unembed".into(),
-            in_features: 4,
+            in_features: s.width,
             out_features: 7,
             bias: false,
         },
-    ];
+    ]);
     let arch = Architecture {
         input_dim: 0,
-        input_shape: vec![6],
+        input_shape: vec![s.t],
         layers,
         output: OutputKind::Logits,
     };
     model(arch, 0.7, 3)
+}
+
+fn tokens(n: usize, t: usize, seed: u64) -> Tensor<f64> {
+    let mut r = rng(seed);
+    Tensor::<f64>::from_fn(&[n, t], |_| r.gen_range(0..7) as f64)
 }
 
 fn config(n_v: usize, batch: usize) -> L3dConfig {
@@ -357,6 +385,9 @@ fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
     let d = Decomposition::new(&model, &c).unwrap();
     // tok, pos (embedding tables: scattered rows, dense), then q k v o of two layers and the
     // unembedding, each with T = 6 rows per sample.
+    assert!(FastStep::new(&model, &x, &d, &c)
+        .unwrap()
+        .uses_hand_written_pass());
     let projections: Vec<(usize, usize)> = (2..11).map(|t| (t, 6)).collect();
     assert_eq!(
         factored(&model, &x, &d, &c, FormRule::Factored),
@@ -370,4 +401,94 @@ fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
         let fast = fast_batch(&model, &d, &c, &x, 10, form);
         assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
     }
+}
+
+#[test]
+fn the_attention_pass_agrees_over_heads_masks_divergences_and_references() {
+    let shapes = [(1, true, true), (2, false, true), (2, true, false)];
+    let settings = [
+        (Divergence::Kl, Reference::RandomSample),
+        (Divergence::Mse, Reference::RandomWithSelf),
+        (Divergence::MseAuthors, Reference::Zero),
+    ];
+    let x = tokens(37, 5, 15);
+    for (heads, causal, positional) in shapes {
+        let model = transformer(Shape {
+            t: 5,
+            width: 6,
+            heads,
+            causal,
+            positional,
+        });
+        for (divergence, reference) in settings {
+            let c = L3dConfig {
+                divergence,
+                reference,
+                ..config(4, 37)
+            };
+            let d = Decomposition::new(&model, &c).unwrap();
+            let fast = FastStep::new(&model, &x, &d, &c).unwrap();
+            assert!(fast.uses_hand_written_pass());
+            let rule = MaskRule::top_k(c.top_k);
+            let tape = tape_batch(&model, &d, &c, &x, 16, rule);
+            for form in FORMS {
+                let fast = fast_batch(&model, &d, &c, &x, 16, form);
+                assert_agree(&fast, &tape, 1e-9, 1e-6).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn the_attention_pass_refuses_bad_token_ids_and_leaves_batch_means_to_the_tape() {
+    let model = attention_only();
+    let c = config(3, 8);
+    let d = Decomposition::new(&model, &c).unwrap();
+    for bad in [7.0, -1.0, 2.5] {
+        let mut x = tokens(8, 6, 17);
+        x.data_mut()[2 * 6 + 4] = bad;
+        let err = FastStep::new(&model, &x, &d, &c).err().expect("a bad id");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("token id {bad} at row 2, position 4")),
+            "{text}"
+        );
+    }
+    let mean = L3dConfig {
+        reference: Reference::BatchMean,
+        ..c
+    };
+    let x = tokens(8, 6, 18);
+    let fast = FastStep::new(&model, &x, &d, &mean).unwrap();
+    assert!(!fast.uses_hand_written_pass());
+}
+
+#[test]
+fn the_attention_pass_gives_the_same_bits_on_one_thread_and_two() {
+    let model = transformer(Shape {
+        t: 16,
+        width: 8,
+        heads: 2,
+        causal: true,
+        positional: true,
+    });
+    let x = tokens(64, 16, 19);
+    let c = config(8, 64);
+    let d = Decomposition::new(&model, &c).unwrap();
+    let rule = MaskRule::top_k(c.top_k);
+    let tape = tape_batch(&model, &d, &c, &x, 20, rule);
+    let run = || {
+        let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();
+        fast.set_form_rule(FormRule::Factored);
+        let parallel = fast.runs_parallel(64);
+        let rows: Vec<usize> = (0..64).collect();
+        let out = fast.run(&d, &rows, &mut rng(20), rule, true).unwrap();
+        (parallel, out.unwrap().to_step_result())
+    };
+    let ((serial, one), (parallel, two)) = (in_pool(1, run), in_pool(2, run));
+    assert!(!serial && parallel);
+    assert_agree(&two, &tape, 1e-9, 1e-6).unwrap();
+    assert_eq!(one.coefficients, two.coefficients);
+    assert_eq!(one.sq_error.to_bits(), two.sq_error.to_bits());
+    assert_eq!(one.factor_grads, two.factor_grads);
 }

@@ -1,0 +1,658 @@
+//! Per-sample gradients of an attention-only transformer without the tape (a model with an
+//! [`AttentionView`]): one forward and one backward pass per chunk into reused buffers.
+//!
+//! # Legend
+//!
+//! - `n` sequences of a chunk, `T` positions each, width `d`, vocabulary `V`; rows are
+//!   `(sample, position)` pairs, `n T` of them.
+//! - `h_0 = tok[ids] + pos[0..T]`; layer `l` (`0..L`): `q = h_l Wq^T`, `k = h_l Wk^T`,
+//!   `v = h_l Wv^T`; per head (`dh = d / H` features), `A = softmax(q k^T / sqrt(dh))`
+//!   (causally masked if the layer is), `ctx = A v`; `h_{l+1} = h_l + ctx Wo^T`.
+//! - `y = h_L U^T: [n T, V]`, the logits; the divergence sums over positions (KL per position
+//!   over the vocabulary; MSE the mean over `T V` values), as the tape's.
+//!
+//! # Backward
+//!
+//! `dh_L = dy U`; per layer from the top, `dctx = dh_{l+1} Wo`, and per head
+//! `dA = dctx v^T`, `dv = A^T dctx`, `dS = A * (dA - rowsum(A * dA))`,
+//! `dq = dS k / sqrt(dh)`, `dk = dS^T q / sqrt(dh)`; `dh_l = dh_{l+1} + dq Wq + dk Wk + dv Wv`.
+//! Every weight's per-sample gradient is a sum over the `T` positions, kept factored:
+//! `Wq: (dq, h_l)`, `Wk: (dk, h_l)`, `Wv: (dv, h_l)`, `Wo: (dh_{l+1}, ctx)`, `U: (dy, h_L)`.
+//! The tables' are scatters of `dh_0`'s rows (dense): the token table's row `ids[t]` gets
+//! `dh_0[t]`, the positional table's row `t` does.
+
+use super::gradients::fill_references;
+use super::layout::{Span, Split, CHUNK_ROWS};
+use super::mlp::divergence_grad;
+use crate::config::{Divergence, Reference};
+use crate::decomposition::Decomposition;
+use crate::error::{L3dError, Result};
+use crate::pairs::draw_reference_partners;
+use crate::par::{each, fit};
+use nets::{AttentionView, Model};
+use rand::Rng;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
+use tensor::{Float, Tensor};
+
+/// What a parameter tensor is to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttnRole {
+    Tokens,
+    Positions,
+    /// Layer `l`'s projection `j` (`q, k, v, o`).
+    Projection(usize, usize),
+    Unembed,
+}
+
+#[derive(Debug, Clone)]
+struct AttnLayer<'m, T: Float> {
+    /// `[Wq, Wk, Wv, Wo]`, `[d, d]` each.
+    w: [&'m Tensor<T>; 4],
+    heads: usize,
+    causal: bool,
+}
+
+/// A validated [`AttentionView`].
+#[derive(Debug, Clone)]
+pub(crate) struct AttnNet<'m, T: Float> {
+    tok: &'m Tensor<T>,
+    pos: Option<&'m Tensor<T>>,
+    layers: Vec<AttnLayer<'m, T>>,
+    unembed: &'m Tensor<T>,
+    t: usize,
+    d: usize,
+    vocab: usize,
+    roles: Vec<AttnRole>,
+}
+
+impl<'m, T: Float> AttnNet<'m, T> {
+    /// The network of `model`, `None` if the model has no attention view, or an error naming
+    /// what in its view does not fit the model.
+    pub fn of(model: &'m dyn Model<T>) -> Result<Option<Self>> {
+        let Some(view) = model.as_attention() else {
+            return Ok(None);
+        };
+        let &[t] = &model.input_shape()[..] else {
+            return Ok(None);
+        };
+        Self::from_view(view, t).map(Some)
+    }
+
+    fn from_view(view: AttentionView<'m, T>, t: usize) -> Result<Self> {
+        let bad = |msg: String| L3dError::Model(format!("the model's attention view: {msg}"));
+        let mut roles: Vec<Option<AttnRole>> = vec![None; view.params.len()];
+        let mut claim = |index: usize, role: AttnRole| -> Result<&'m Tensor<T>> {
+            match roles.get_mut(index) {
+                Some(slot @ None) => *slot = Some(role),
+                Some(Some(_)) => return Err(bad(format!("parameter {index} is used twice"))),
+                None => return Err(bad(format!("parameter {index} does not exist"))),
+            }
+            Ok(view.params[index])
+        };
+        let tok = claim(view.tokens, AttnRole::Tokens)?;
+        let &[vocab, d] = tok.shape() else {
+            return Err(bad(format!("the token table has shape {:?}", tok.shape())));
+        };
+        let pos = match view.positions {
+            Some(i) => {
+                let pos = claim(i, AttnRole::Positions)?;
+                if pos.ndim() != 2 || pos.shape()[1] != d || pos.shape()[0] < t {
+                    return Err(bad(format!(
+                        "the positional table {:?} does not fit {t} positions of width {d}",
+                        pos.shape()
+                    )));
+                }
+                Some(pos)
+            }
+            None => None,
+        };
+        let mut layers = Vec::with_capacity(view.layers.len());
+        for (l, layer) in view.layers.iter().enumerate() {
+            let mut w = [tok; 4];
+            for (j, &i) in layer.projections.iter().enumerate() {
+                w[j] = claim(i, AttnRole::Projection(l, j))?;
+                if w[j].shape() != [d, d] {
+                    return Err(bad(format!(
+                        "layer {l}'s projection {j} has shape {:?}, expected [{d}, {d}]",
+                        w[j].shape()
+                    )));
+                }
+            }
+            if layer.num_heads == 0 || d % layer.num_heads != 0 {
+                return Err(bad(format!(
+                    "{} heads do not divide width {d}",
+                    layer.num_heads
+                )));
+            }
+            layers.push(AttnLayer {
+                w,
+                heads: layer.num_heads,
+                causal: layer.causal,
+            });
+        }
+        let unembed = claim(view.unembed, AttnRole::Unembed)?;
+        if unembed.shape() != [vocab, d] {
+            return Err(bad(format!(
+                "the unembedding has shape {:?}, expected [{vocab}, {d}]",
+                unembed.shape()
+            )));
+        }
+        let roles = roles
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or_else(|| bad(format!("parameter {i} is in no layer"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            tok,
+            pos,
+            layers,
+            unembed,
+            t,
+            d,
+            vocab,
+            roles,
+        })
+    }
+
+    fn context(&self) -> usize {
+        self.pos.map_or(0, |p| p.shape()[0])
+    }
+}
+
+/// The buffers of one chunk of up to `n` sequences.
+///
+/// Invariant: after [`AttnChunk::forward`], `ids`, `h`, `q`, `k`, `v`, `att`, `ctx` and `y`
+/// hold the chunk's `n` sequences; after [`AttnChunk::backward`], `dy`, `dh`, `dq`, `dk`,
+/// `dv` and the tables' gradients do.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AttnChunk<T> {
+    n: usize,
+    ids: Vec<usize>,
+    /// `h_0 ..= h_L`.
+    h: Vec<Vec<T>>,
+    q: Vec<Vec<T>>,
+    k: Vec<Vec<T>>,
+    v: Vec<Vec<T>>,
+    /// Per layer, `[n, H, T, T]`.
+    att: Vec<Vec<T>>,
+    ctx: Vec<Vec<T>>,
+    y: Vec<T>,
+    dy: Vec<T>,
+    /// `dh_0 ..= dh_L`.
+    dh: Vec<Vec<T>>,
+    dq: Vec<Vec<T>>,
+    dk: Vec<Vec<T>>,
+    dv: Vec<Vec<T>>,
+    dctx: Vec<T>,
+    d_att: Vec<T>,
+    tok_grad: Vec<T>,
+    pos_grad: Vec<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T: Float> AttnChunk<T> {
+    /// Buffers for up to `n` sequences of `net` (allocates; steps reuse them).
+    pub fn new(net: &AttnNet<T>, n: usize) -> Self {
+        let rows = n * net.t;
+        let (d, layers) = (net.d, net.layers.len());
+        let per_layer = |len: usize| vec![vec![T::zero(); len]; layers];
+        let heads = net.layers.iter().map(|l| l.heads).max().unwrap_or(1);
+        Self {
+            n: 0,
+            ids: vec![0; rows],
+            h: vec![vec![T::zero(); rows * d]; layers + 1],
+            q: per_layer(rows * d),
+            k: per_layer(rows * d),
+            v: per_layer(rows * d),
+            att: per_layer(n * heads * net.t * net.t),
+            ctx: per_layer(rows * d),
+            y: vec![T::zero(); rows * net.vocab],
+            dy: vec![T::zero(); rows * net.vocab],
+            dh: vec![vec![T::zero(); rows * d]; layers + 1],
+            dq: per_layer(rows * d),
+            dk: per_layer(rows * d),
+            dv: per_layer(rows * d),
+            dctx: vec![T::zero(); rows * d],
+            d_att: vec![T::zero(); net.t * net.t],
+            tok_grad: vec![T::zero(); n * net.vocab * d],
+            pos_grad: vec![T::zero(); n * net.context() * d],
+            gemm: GemmScratch::default(),
+        }
+    }
+
+    /// The token ids of `rows` of `data` (`[N, T]`, checked whole by [`AttnPass::new`]).
+    pub fn gather(&mut self, data: &Tensor<T>, rows: &[usize]) {
+        self.n = rows.len();
+        for (dst, &r) in self.ids.chunks_exact_mut(data.row_len()).zip(rows) {
+            for (id, &v) in dst.iter_mut().zip(data.row(r)) {
+                *id = v.to_f64() as usize;
+            }
+        }
+    }
+
+    /// The logits of the last forward pass, `[n T, V]`.
+    pub fn output(&self, net: &AttnNet<T>) -> &[T] {
+        &self.y[..self.n * net.t * net.vocab]
+    }
+
+    pub fn forward(&mut self, net: &AttnNet<T>) {
+        let (t, d) = (net.t, net.d);
+        let rows = self.n * t;
+        let h0 = &mut self.h[0][..rows * d];
+        for (r, (row, &id)) in h0.chunks_exact_mut(d).zip(&self.ids).enumerate() {
+            row.copy_from_slice(&net.tok.data()[id * d..(id + 1) * d]);
+            if let Some(pos) = net.pos {
+                let p = &pos.data()[(r % t) * d..(r % t + 1) * d];
+                for (x, &e) in row.iter_mut().zip(p) {
+                    *x += e;
+                }
+            }
+        }
+        for (l, layer) in net.layers.iter().enumerate() {
+            let (below, above) = self.h.split_at_mut(l + 1);
+            let h = &below[l][..rows * d];
+            let outs = [&mut self.q[l], &mut self.k[l], &mut self.v[l]];
+            for (w, out) in layer.w.iter().zip(outs) {
+                // x W^T: [rows, d] @ [d, d].
+                product(
+                    h,
+                    w.data(),
+                    (rows, d, d),
+                    true,
+                    T::zero(),
+                    out,
+                    &mut self.gemm,
+                );
+            }
+            mix(
+                layer,
+                (self.n, t, d),
+                [&self.q[l], &self.k[l], &self.v[l]],
+                &mut self.att[l],
+                &mut self.ctx[l],
+            );
+            let next = &mut above[0][..rows * d];
+            next.copy_from_slice(h);
+            let wo = layer.w[3].data();
+            product(
+                &self.ctx[l],
+                wo,
+                (rows, d, d),
+                true,
+                T::one(),
+                next,
+                &mut self.gemm,
+            );
+        }
+        let top = &self.h[net.layers.len()][..rows * d];
+        let shape = (rows, d, net.vocab);
+        let y = &mut self.y;
+        product(
+            top,
+            net.unembed.data(),
+            shape,
+            true,
+            T::zero(),
+            y,
+            &mut self.gemm,
+        );
+    }
+
+    /// Every gradient, from the reference logits `r: [n T, V]`.
+    pub fn backward(&mut self, net: &AttnNet<T>, r: &[T], divergence: Divergence) {
+        let (t, d, vocab) = (net.t, net.d, net.vocab);
+        let rows = self.n * t;
+        let (y, dy) = (&self.y[..rows * vocab], &mut self.dy[..rows * vocab]);
+        // KL compares each position's distribution; MSE is a mean over all T V values.
+        let width = match divergence {
+            Divergence::Kl => vocab,
+            Divergence::Mse | Divergence::MseAuthors => t * vocab,
+        };
+        divergence_grad(divergence, y, &r[..rows * vocab], width, dy);
+        let top = net.layers.len();
+        let shape = (rows, vocab, d);
+        let dh_top = &mut self.dh[top];
+        product(
+            dy,
+            net.unembed.data(),
+            shape,
+            false,
+            T::zero(),
+            dh_top,
+            &mut self.gemm,
+        );
+        for (l, layer) in net.layers.iter().enumerate().rev() {
+            let (below, above) = self.dh.split_at_mut(l + 1);
+            let up = &above[0][..rows * d];
+            let wo = layer.w[3].data();
+            // dctx = dh_{l+1} Wo.
+            product(
+                up,
+                wo,
+                (rows, d, d),
+                false,
+                T::zero(),
+                &mut self.dctx,
+                &mut self.gemm,
+            );
+            unmix(
+                layer,
+                (self.n, t, d),
+                [&self.q[l], &self.k[l], &self.v[l]],
+                &self.att[l],
+                &self.dctx,
+                [&mut self.dq[l], &mut self.dk[l], &mut self.dv[l]],
+                &mut self.d_att,
+            );
+            let dh = &mut below[l][..rows * d];
+            dh.copy_from_slice(up);
+            let grads = [&self.dq[l], &self.dk[l], &self.dv[l]];
+            for (w, g) in layer.w.iter().zip(grads) {
+                product(
+                    g,
+                    w.data(),
+                    (rows, d, d),
+                    false,
+                    T::one(),
+                    dh,
+                    &mut self.gemm,
+                );
+            }
+        }
+        let dh0 = &self.dh[0][..rows * d];
+        let table = vocab * d;
+        for (s, grad) in self
+            .tok_grad
+            .chunks_exact_mut(table)
+            .take(self.n)
+            .enumerate()
+        {
+            grad.fill(T::zero());
+            for (pos, &id) in self.ids[s * t..(s + 1) * t].iter().enumerate() {
+                let g = &dh0[(s * t + pos) * d..(s * t + pos + 1) * d];
+                for (x, &v) in grad[id * d..(id + 1) * d].iter_mut().zip(g) {
+                    *x += v;
+                }
+            }
+        }
+        let table = net.context() * d;
+        if table > 0 {
+            let sequences = self.pos_grad.chunks_exact_mut(table).take(self.n);
+            for (grad, g) in sequences.zip(dh0.chunks_exact(t * d)) {
+                grad[..t * d].copy_from_slice(g);
+                grad[t * d..].fill(T::zero());
+            }
+        }
+    }
+}
+
+/// `out[.., ..rows * n_out] = beta out + x W^T` (`transposed`: `W: [n_out, k]`) or `x W`
+/// (`W: [k, n_out]`), for `x: [rows, k]`; `shape = (rows, k, n_out)`.
+fn product<T: Float>(
+    x: &[T],
+    w: &[T],
+    (rows, k, n_out): (usize, usize, usize),
+    transposed: bool,
+    beta: T,
+    out: &mut [T],
+    scratch: &mut GemmScratch<T>,
+) {
+    let w = if transposed {
+        MatRef::rows(w, n_out, k).t()
+    } else {
+        MatRef::rows(w, k, n_out)
+    };
+    let out = MatMut::rows(&mut out[..rows * n_out], rows, n_out);
+    gemm(
+        T::one(),
+        MatRef::rows(&x[..rows * k], rows, k),
+        w,
+        beta,
+        out,
+        scratch,
+    );
+}
+
+/// `x[at..at + len]`.
+fn head_row<T>(x: &[T], at: usize, len: usize) -> &[T] {
+    &x[at..at + len]
+}
+
+fn dot_cols<T: Float>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
+}
+
+/// Attention per sequence and head: `att = softmax(q k^T / sqrt(dh))` (masked), `ctx = att v`.
+fn mix<T: Float>(
+    layer: &AttnLayer<T>,
+    (n, t, d): (usize, usize, usize),
+    [q, k, v]: [&[T]; 3],
+    att: &mut [T],
+    ctx: &mut [T],
+) {
+    let dh = d / layer.heads;
+    let scale = T::one() / T::from_usize(dh).sqrt();
+    for s in 0..n {
+        for head in 0..layer.heads {
+            let a = &mut att[(s * layer.heads + head) * t * t..][..t * t];
+            let at = |i: usize| (s * t + i) * d + head * dh;
+            let row = |x, i| head_row(x, at(i), dh);
+            for i in 0..t {
+                let a_row = &mut a[i * t..(i + 1) * t];
+                let keys = if layer.causal { i + 1 } else { t };
+                let mut max = T::from_f64(f64::NEG_INFINITY);
+                for (j, aj) in a_row.iter_mut().enumerate().take(keys) {
+                    *aj = dot_cols(row(q, i), row(k, j)) * scale;
+                    max = max.max(*aj);
+                }
+                let mut sum = T::zero();
+                for aj in a_row.iter_mut().take(keys) {
+                    *aj = (*aj - max).exp();
+                    sum += *aj;
+                }
+                for aj in a_row.iter_mut().take(keys) {
+                    *aj /= sum;
+                }
+                a_row[keys..].fill(T::zero());
+                let out = &mut ctx[at(i)..at(i) + dh];
+                out.fill(T::zero());
+                for (j, &w) in a_row.iter().enumerate().take(keys) {
+                    for (o, &x) in out.iter_mut().zip(row(v, j)) {
+                        *o += w * x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`mix`]: `dq`, `dk`, `dv` from `dctx` (see the module docs).
+fn unmix<T: Float>(
+    layer: &AttnLayer<T>,
+    (n, t, d): (usize, usize, usize),
+    [q, k, v]: [&[T]; 3],
+    att: &[T],
+    dctx: &[T],
+    [dq, dk, dv]: [&mut Vec<T>; 3],
+    d_att: &mut [T],
+) {
+    let dh = d / layer.heads;
+    let scale = T::one() / T::from_usize(dh).sqrt();
+    let rows = n * t;
+    for g in [&mut *dq, &mut *dk, &mut *dv] {
+        g[..rows * d].fill(T::zero());
+    }
+    for s in 0..n {
+        for head in 0..layer.heads {
+            let a = &att[(s * layer.heads + head) * t * t..][..t * t];
+            let at = |i: usize| (s * t + i) * d + head * dh;
+            // dA = dctx v^T, then dS = A * (dA - rowsum(A * dA)) in place.
+            for i in 0..t {
+                let keys = if layer.causal { i + 1 } else { t };
+                let da_row = &mut d_att[i * t..(i + 1) * t];
+                let mut weighted = T::zero();
+                for j in 0..keys {
+                    let x = dot_cols(&dctx[at(i)..at(i) + dh], &v[at(j)..at(j) + dh]);
+                    da_row[j] = x;
+                    weighted += a[i * t + j] * x;
+                }
+                for j in 0..keys {
+                    da_row[j] = a[i * t + j] * (da_row[j] - weighted);
+                }
+                da_row[keys..].fill(T::zero());
+            }
+            for i in 0..t {
+                let keys = if layer.causal { i + 1 } else { t };
+                for j in 0..keys {
+                    let (w, ds) = (a[i * t + j], d_att[i * t + j] * scale);
+                    for c in 0..dh {
+                        dv[at(j) + c] += w * dctx[at(i) + c];
+                        dq[at(i) + c] += ds * k[at(j) + c];
+                        dk[at(j) + c] += ds * q[at(i) + c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A model with an attention view: every weight's gradient factored (`T` rows per sample),
+/// the tables' dense; computed per chunk into reused buffers.
+///
+/// Invariant: `factored[k]` is the role of the split's factored tensor `k`, `dense[k]` that
+/// of its dense tensor `k`; `chunks[j]` holds chunk `j`'s buffers.
+pub(crate) struct AttnPass<'m, T: Float> {
+    net: AttnNet<'m, T>,
+    data: &'m Tensor<T>,
+    reference: Reference,
+    divergence: Divergence,
+    pub split: Split,
+    factored: Vec<AttnRole>,
+    dense: Vec<AttnRole>,
+    chunks: Vec<AttnChunk<T>>,
+    partners: Vec<usize>,
+    y0: Vec<T>,
+    references: Vec<T>,
+}
+
+impl<'m, T: Float> AttnPass<'m, T> {
+    /// The pass, once every token id of `data: [N, T]` is checked to be in `0..V`.
+    pub fn new(
+        net: AttnNet<'m, T>,
+        data: &'m Tensor<T>,
+        d: &Decomposition<T>,
+        (reference, divergence): (Reference, Divergence),
+    ) -> Result<Self> {
+        let vocab = net.vocab as f64;
+        if let Some(at) = data.data().iter().position(|v| {
+            let v = v.to_f64();
+            !(v >= 0.0 && v < vocab && v.fract() == 0.0)
+        }) {
+            let t = net.t.max(1);
+            return Err(L3dError::Data(format!(
+                "token id {} at row {}, position {} is not an integer in 0..{}",
+                data.data()[at].to_f64(),
+                at / t,
+                at % t,
+                net.vocab
+            )));
+        }
+        let mut split = Split::default();
+        let (mut factored, mut dense) = (Vec::new(), Vec::new());
+        for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
+            let role = net.roles[param];
+            match role {
+                AttnRole::Projection(..) => {
+                    split.push_factored(net.d, net.d, net.t);
+                    factored.push(role);
+                }
+                AttnRole::Unembed => {
+                    split.push_factored(net.vocab, net.d, net.t);
+                    factored.push(role);
+                }
+                AttnRole::Tokens | AttnRole::Positions => {
+                    split.push_dense(cp.numel());
+                    dense.push(role);
+                }
+            }
+        }
+        Ok(AttnPass {
+            net,
+            data,
+            reference,
+            divergence,
+            split,
+            factored,
+            dense,
+            chunks: Vec::new(),
+            partners: Vec::new(),
+            y0: Vec::new(),
+            references: Vec::new(),
+        })
+    }
+
+    pub fn min_batch(&self) -> usize {
+        self.reference.min_batch()
+    }
+
+    /// Buffers for batches of up to `n_chunks` chunks (allocates).
+    pub fn reserve(&mut self, n_chunks: usize) {
+        while self.chunks.len() < n_chunks {
+            self.chunks.push(AttnChunk::new(&self.net, CHUNK_ROWS));
+        }
+    }
+
+    /// Every chunk's forward, the references from the batch's outputs, every chunk's
+    /// backward (chunks in parallel, each owning its rows).
+    pub fn compute(&mut self, rows: &[usize], rng: &mut impl Rng, n_chunks: usize, parallel: bool) {
+        let b = rows.len();
+        draw_reference_partners(self.reference, b, rng, &mut self.partners);
+        let (net, data) = (&self.net, self.data);
+        let chunks = &mut self.chunks[..n_chunks];
+        each(chunks, parallel, |k, c| {
+            let span = Span::of(k, b);
+            c.gather(data, &rows[span.start..span.start + span.len]);
+            c.forward(net);
+        });
+        let width = net.t * net.vocab;
+        fit(&mut self.y0, b * width);
+        for (k, c) in chunks.iter().enumerate() {
+            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
+        }
+        fill_references(
+            self.reference,
+            self.divergence,
+            &self.y0,
+            width,
+            &self.partners,
+            &mut self.references,
+        );
+        let (refs, divergence) = (&self.references, self.divergence);
+        each(chunks, parallel, |k, c| {
+            let r = &refs[Span::of(k, b).values(width)];
+            c.backward(net, r, divergence);
+        });
+    }
+
+    pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
+        let c = &self.chunks[span.index];
+        let (rows, d) = (c.n * self.net.t, self.net.d);
+        let x = |b, width| head_row(b, 0, rows * width);
+        match self.factored[k] {
+            AttnRole::Projection(l, 0) => (x(&c.dq[l], d), x(&c.h[l], d)),
+            AttnRole::Projection(l, 1) => (x(&c.dk[l], d), x(&c.h[l], d)),
+            AttnRole::Projection(l, 2) => (x(&c.dv[l], d), x(&c.h[l], d)),
+            AttnRole::Projection(l, _) => (x(&c.dh[l + 1], d), x(&c.ctx[l], d)),
+            _ => (x(&c.dy, self.net.vocab), x(&c.h[self.net.layers.len()], d)),
+        }
+    }
+
+    pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
+        let c = &self.chunks[span.index];
+        let d = self.net.d;
+        match self.dense[k] {
+            AttnRole::Tokens => &c.tok_grad[..c.n * self.net.vocab * d],
+            _ => &c.pos_grad[..c.n * self.net.context() * d],
+        }
+    }
+}
