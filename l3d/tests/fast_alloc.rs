@@ -1,7 +1,8 @@
 //! The fast path allocates nothing in steady state: a counting global allocator sees zero
 //! allocations across fast steps after a warm-up, for a model with an MLP view (at a size that
 //! runs serially and at one that runs in parallel), for the digits CNN (a conv view: the CNN
-//! pass, in parallel) and for given gradients; a whole training
+//! pass, in parallel), for an attention-only transformer (the attention pass, in parallel) and
+//! for given gradients; a whole training
 //! epoch then allocates a fixed number of times however many batches it has (its own
 //! bookkeeping: the shuffled order, the epoch's statistics), so nothing is allocated per batch.
 //!
@@ -118,6 +119,75 @@ fn cnn_setup() -> (Sequential<f32>, L3dConfig, Tensor<f32>) {
     (model, config, x)
 }
 
+/// A two-layer attention-only transformer as the `attention` benchmark case's (`[T = 32]`
+/// token ids of a vocabulary of 64, width 16, one causal head per layer), its config (batch
+/// 32, `n_v` 16, rank 2, KL) and token sequences.
+fn attention_setup() -> (Sequential<f32>, L3dConfig, Tensor<f32>) {
+    let block = |i: usize| Layer::Residual {
+        block: vec![Layer::Attention {
+            name: format!("blocks.{i}.attn"),
+            embed_dim: 16,
+            num_heads: 1,
+            causal: true,
+            bias: false,
+            projections: ["q", "k", "v", "o"].map(String::from),
+        }],
+    };
+    let layers = vec![
+        Layer::Embedding {
+            name: "tok".into(),
+            num_embeddings: 64,
+            embedding_dim: 16,
+        },
+        Layer::PositionalEmbedding {
+            name: "pos".into(),
+            num_embeddings: 32,
+            embedding_dim: 16,
+        },
+        block(0),
+        block(1),
+        Layer::Linear {
+            name: "unembed".into(),
+            in_features: 16,
+            out_features: 64,
+            bias: false,
+        },
+    ];
+    let arch = Architecture {
+        input_dim: 0,
+        input_shape: vec![32],
+        layers,
+        output: OutputKind::Logits,
+    };
+    let (slots, _) = arch.slots().unwrap();
+    let mut r = rng(10);
+    let params = slots
+        .iter()
+        .map(|s| Tensor::randn(&s.shape, 0.25, &mut r))
+        .collect();
+    let model = Sequential::new(arch, params).unwrap();
+    let config = L3dConfig {
+        n_subnetworks: 16,
+        rank: 2,
+        batch_size: 32,
+        top_k: 0.2,
+        divergence: l3d::Divergence::Kl,
+        ..Default::default()
+    };
+    let ids = Tensor::<f32>::uniform(&[3 * 32 + 5, 32], 0.0, 64.0, &mut rng(11));
+    let x = Tensor::from_fn(&[3 * 32 + 5, 32], |i| ids.data()[i].floor().min(63.0));
+    (model, config, x)
+}
+
+fn attention_steps(passes: usize) -> usize {
+    let (model, config, x) = attention_setup();
+    let d = Decomposition::new(&model, &config).unwrap();
+    let fast = FastStep::new(&model, &x, &d, &config).unwrap();
+    assert!(fast.uses_hand_written_pass());
+    assert_eq!(fast.runs_parallel(32), rayon::current_num_threads() > 1);
+    steps(&model, &config, &x, passes)
+}
+
 /// Fast steps over batches of every size the data gives (a last, shorter batch too), and the
 /// decoder renormalisation, `passes` times over the data after a warm-up pass.
 fn steady_state_steps(wide: bool, passes: usize) -> usize {
@@ -202,34 +272,41 @@ fn given_gradient_steps() -> usize {
     allocations(pass)
 }
 
-/// Runs `f` in a pool of `threads` counted threads, once every worker has started (a starting
-/// thread allocates its own bookkeeping).
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+/// A pool of `threads` counted threads, once every worker has started (a starting thread
+/// allocates its own bookkeeping). The test keeps its pools alive throughout: a dropped pool's
+/// workers, still counted, would allocate as they shut down while the next count runs.
+fn counted_pool(threads: usize) -> rayon::ThreadPool {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .start_handler(|_| alloc::count_this_thread(true))
         .build()
         .unwrap();
     pool.broadcast(|_| ());
-    pool.install(f)
+    pool
 }
 
 #[test]
 fn the_fast_path_allocates_nothing_in_steady_state() {
+    let (one, two) = (counted_pool(1), counted_pool(2));
+    let in_pool = |threads: usize, f: &(dyn Fn() -> usize + Sync)| match threads {
+        1 => one.install(f),
+        _ => two.install(f),
+    };
     // The counter sees the pool's allocations, and no others.
-    let seen = in_pool(1, || {
+    let seen = in_pool(1, &|| {
         allocations(|| drop(std::hint::black_box(vec![0u8; 10])))
     });
     assert_eq!(seen, 1);
     assert_eq!(allocations(|| drop(std::hint::black_box(vec![0u8; 10]))), 0);
     for wide in [false, true] {
-        let count = in_pool(1, || steady_state_steps(wide, 1));
+        let count = in_pool(1, &|| steady_state_steps(wide, 1));
         assert_eq!(count, 0, "wide {wide}: {count} allocations");
     }
-    assert_eq!(in_pool(1, given_gradient_steps), 0, "given gradients");
-    assert_eq!(in_pool(1, || cnn_steps(1)), 0, "the digits CNN");
+    assert_eq!(in_pool(1, &given_gradient_steps), 0, "given gradients");
+    assert_eq!(in_pool(1, &|| cnn_steps(1)), 0, "the digits CNN");
+    assert_eq!(in_pool(1, &|| attention_steps(1)), 0, "the transformer");
     // An epoch allocates the same, whatever its number of batches.
-    let (short, long) = in_pool(1, || (epoch_allocations(2), epoch_allocations(6)));
+    let (short, long) = one.install(|| (epoch_allocations(2), epoch_allocations(6)));
     assert_eq!(
         short, long,
         "an epoch of 3 batches allocates {short} times, of 7 {long}"
@@ -239,9 +316,9 @@ fn the_fast_path_allocates_nothing_in_steady_state() {
     // rayon steals, and so allocates, depends on how the threads are scheduled: a handful on
     // a quiet machine, more while other builds keep the cores busy, so the bound is the claim
     // itself and not a count seen on a quiet machine.
-    let count = in_pool(2, || steady_state_steps(true, 10));
+    let count = in_pool(2, &|| steady_state_steps(true, 10));
     assert!(count < 60, "two threads: {count} allocations in 60 steps");
-    let count = in_pool(2, || cnn_steps(10));
+    let count = in_pool(2, &|| cnn_steps(10));
     assert!(
         count < 60,
         "the CNN, two threads: {count} allocations in 60 steps"

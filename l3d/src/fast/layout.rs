@@ -182,8 +182,8 @@ impl Layout {
     }
 
     /// Multiply-adds of one step of `b` samples, roughly: the encodes and their backward, and
-    /// the Grams; a tensor whose gradients arrive factored (`split`) costs `M (p + q)` per
-    /// sample and column, as many rows as it has per sample.
+    /// the Grams. Per sample, a tensor whose gradients arrive factored (`split`) costs
+    /// `M (p + q)` per column (`M` rows per sample), a dense one `numel` per subnetwork.
     pub fn work(&self, b: usize, split: &Split) -> usize {
         self.tensors
             .iter()
@@ -195,12 +195,11 @@ impl Layout {
                 let per_sample = match *form {
                     Form::Factored(k) => {
                         let f = &split.factored()[k];
-                        f.m * (f.p + f.q)
+                        cols * f.m * (f.p + f.q)
                     }
-                    Form::Dense(_) if shape.len() == 2 => modes,
-                    Form::Dense(_) => numel,
+                    Form::Dense(_) => self.n_v * numel,
                 };
-                4 * b * cols * per_sample + 2 * cols * cols * modes
+                4 * b * per_sample + 2 * cols * cols * modes
             })
             .sum()
     }
