@@ -34,8 +34,8 @@ use tensor::{Float, Tensor};
 /// Where a fast step's per-sample gradients come from (see the module docs).
 pub(crate) enum GradientPass<'m, T: Float> {
     Mlp(MlpPass<'m, T>),
-    Cnn(CnnPass<'m, T>),
-    Attn(AttnPass<'m, T>),
+    Cnn(Box<CnnPass<'m, T>>),
+    Attn(Box<AttnPass<'m, T>>),
     Tape(TapePass<'m, T>),
     Given(GivenPass<'m, T>),
 }
@@ -51,9 +51,9 @@ impl<'m, T: Float> GradientPass<'m, T> {
                 if let Some(net) = MlpNet::of(model)? {
                     GradientPass::Mlp(MlpPass::new(net, data, d, pairing))
                 } else if let Some(net) = CnnNet::of(model)? {
-                    GradientPass::Cnn(CnnPass::new(net, data, d, pairing))
+                    GradientPass::Cnn(Box::new(CnnPass::new(net, data, d, pairing)))
                 } else if let Some(net) = attention_net(model, config)? {
-                    GradientPass::Attn(AttnPass::new(net, data, d, pairing)?)
+                    GradientPass::Attn(Box::new(AttnPass::new(net, data, d, pairing)?))
                 } else {
                     GradientPass::Tape(TapePass::new(model, data, d, config))
                 }
