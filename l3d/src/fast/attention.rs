@@ -270,6 +270,7 @@ impl<T: Float> AttnChunk<T> {
                 [&self.q[l], &self.k[l], &self.v[l]],
                 &mut self.att[l],
                 &mut self.ctx[l],
+                &mut self.gemm,
             );
             let next = &mut above[0][..rows * d];
             next.copy_from_slice(h);
@@ -343,6 +344,7 @@ impl<T: Float> AttnChunk<T> {
                 &self.dctx,
                 [&mut self.dq[l], &mut self.dk[l], &mut self.dv[l]],
                 &mut self.d_att,
+                &mut self.gemm,
             );
             let dh = &mut below[l][..rows * d];
             dh.copy_from_slice(up);
@@ -413,13 +415,28 @@ fn product<T: Float>(
     );
 }
 
-/// `x[at..at + len]`.
-fn head_row<T>(x: &[T], at: usize, len: usize) -> &[T] {
-    &x[at..at + len]
+/// `x[..len]`.
+fn prefix<T>(x: &[T], len: usize) -> &[T] {
+    &x[..len]
 }
 
-fn dot_cols<T: Float>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
+/// Sequence `s`'s head `head` of `x: [n T, d]`: `[T, dh]`, rows `d` apart.
+fn head<T: Float>(
+    x: &[T],
+    s: usize,
+    head: usize,
+    (t, d, dh): (usize, usize, usize),
+) -> MatRef<'_, T> {
+    MatRef::new(&x[s * t * d + head * dh..], t, dh, d, 1)
+}
+
+fn head_mut<T: Float>(
+    x: &mut [T],
+    s: usize,
+    head: usize,
+    (t, d, dh): (usize, usize, usize),
+) -> MatMut<'_, T> {
+    MatMut::new(&mut x[s * t * d + head * dh..], t, dh, d)
 }
 
 /// Attention per sequence and head: `att = softmax(q k^T / sqrt(dh))` (masked), `ctx = att v`.
@@ -429,44 +446,41 @@ fn mix<T: Float>(
     [q, k, v]: [&[T]; 3],
     att: &mut [T],
     ctx: &mut [T],
+    scratch: &mut GemmScratch<T>,
 ) {
     let dh = d / layer.heads;
+    let dims = (t, d, dh);
     let scale = T::one() / T::from_usize(dh).sqrt();
     for s in 0..n {
-        for head in 0..layer.heads {
-            let a = &mut att[(s * layer.heads + head) * t * t..][..t * t];
-            let at = |i: usize| (s * t + i) * d + head * dh;
-            let row = |x, i| head_row(x, at(i), dh);
-            for i in 0..t {
-                let a_row = &mut a[i * t..(i + 1) * t];
+        for h in 0..layer.heads {
+            let a = &mut att[(s * layer.heads + h) * t * t..][..t * t];
+            let (qh, kh) = (head(q, s, h, dims), head(k, s, h, dims));
+            gemm(scale, qh, kh.t(), T::zero(), MatMut::rows(a, t, t), scratch);
+            for (i, a_row) in a.chunks_exact_mut(t).enumerate() {
                 let keys = if layer.causal { i + 1 } else { t };
-                let mut max = T::from_f64(f64::NEG_INFINITY);
-                for (j, aj) in a_row.iter_mut().enumerate().take(keys) {
-                    *aj = dot_cols(row(q, i), row(k, j)) * scale;
-                    max = max.max(*aj);
-                }
+                let (kept, masked) = a_row.split_at_mut(keys);
+                let max = kept
+                    .iter()
+                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &x| m.max(x));
                 let mut sum = T::zero();
-                for aj in a_row.iter_mut().take(keys) {
-                    *aj = (*aj - max).exp();
-                    sum += *aj;
+                for x in kept.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
                 }
-                for aj in a_row.iter_mut().take(keys) {
-                    *aj /= sum;
+                for x in kept.iter_mut() {
+                    *x /= sum;
                 }
-                a_row[keys..].fill(T::zero());
-                let out = &mut ctx[at(i)..at(i) + dh];
-                out.fill(T::zero());
-                for (j, &w) in a_row.iter().enumerate().take(keys) {
-                    for (o, &x) in out.iter_mut().zip(row(v, j)) {
-                        *o += w * x;
-                    }
-                }
+                masked.fill(T::zero());
             }
+            let a = MatRef::rows(a, t, t);
+            let out = head_mut(ctx, s, h, dims);
+            gemm(T::one(), a, head(v, s, h, dims), T::zero(), out, scratch);
         }
     }
 }
 
 /// The adjoint of [`mix`]: `dq`, `dk`, `dv` from `dctx` (see the module docs).
+#[allow(clippy::too_many_arguments)]
 fn unmix<T: Float>(
     layer: &AttnLayer<T>,
     (n, t, d): (usize, usize, usize),
@@ -475,43 +489,54 @@ fn unmix<T: Float>(
     dctx: &[T],
     [dq, dk, dv]: [&mut Vec<T>; 3],
     d_att: &mut [T],
+    scratch: &mut GemmScratch<T>,
 ) {
     let dh = d / layer.heads;
+    let dims = (t, d, dh);
     let scale = T::one() / T::from_usize(dh).sqrt();
-    let rows = n * t;
-    for g in [&mut *dq, &mut *dk, &mut *dv] {
-        g[..rows * d].fill(T::zero());
-    }
     for s in 0..n {
-        for head in 0..layer.heads {
-            let a = &att[(s * layer.heads + head) * t * t..][..t * t];
-            let at = |i: usize| (s * t + i) * d + head * dh;
+        for h in 0..layer.heads {
+            let a = &att[(s * layer.heads + h) * t * t..][..t * t];
+            let dc = head(dctx, s, h, dims);
             // dA = dctx v^T, then dS = A * (dA - rowsum(A * dA)) in place.
-            for i in 0..t {
-                let keys = if layer.causal { i + 1 } else { t };
-                let da_row = &mut d_att[i * t..(i + 1) * t];
-                let mut weighted = T::zero();
-                for j in 0..keys {
-                    let x = dot_cols(&dctx[at(i)..at(i) + dh], &v[at(j)..at(j) + dh]);
-                    da_row[j] = x;
-                    weighted += a[i * t + j] * x;
-                }
-                for j in 0..keys {
-                    da_row[j] = a[i * t + j] * (da_row[j] - weighted);
-                }
-                da_row[keys..].fill(T::zero());
-            }
-            for i in 0..t {
-                let keys = if layer.causal { i + 1 } else { t };
-                for j in 0..keys {
-                    let (w, ds) = (a[i * t + j], d_att[i * t + j] * scale);
-                    for c in 0..dh {
-                        dv[at(j) + c] += w * dctx[at(i) + c];
-                        dq[at(i) + c] += ds * k[at(j) + c];
-                        dk[at(j) + c] += ds * q[at(i) + c];
-                    }
+            let ds = &mut d_att[..t * t];
+            let vh = head(v, s, h, dims);
+            gemm(
+                T::one(),
+                dc,
+                vh.t(),
+                T::zero(),
+                MatMut::rows(ds, t, t),
+                scratch,
+            );
+            for (ds_row, a_row) in ds.chunks_exact_mut(t).zip(a.chunks_exact(t)) {
+                let weighted = a_row
+                    .iter()
+                    .zip(ds_row.iter())
+                    .fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                for (x, &w) in ds_row.iter_mut().zip(a_row) {
+                    *x = w * (*x - weighted);
                 }
             }
+            let (am, dsm) = (MatRef::rows(a, t, t), MatRef::rows(&*ds, t, t));
+            gemm(
+                T::one(),
+                am.t(),
+                dc,
+                T::zero(),
+                head_mut(dv, s, h, dims),
+                scratch,
+            );
+            let (qh, kh) = (head(q, s, h, dims), head(k, s, h, dims));
+            gemm(scale, dsm, kh, T::zero(), head_mut(dq, s, h, dims), scratch);
+            gemm(
+                scale,
+                dsm.t(),
+                qh,
+                T::zero(),
+                head_mut(dk, s, h, dims),
+                scratch,
+            );
         }
     }
 }
@@ -637,7 +662,7 @@ impl<'m, T: Float> AttnPass<'m, T> {
     pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
         let c = &self.chunks[span.index];
         let (rows, d) = (c.n * self.net.t, self.net.d);
-        let x = |b, width| head_row(b, 0, rows * width);
+        let x = |b, width| prefix(b, rows * width);
         match self.factored[k] {
             AttnRole::Projection(l, 0) => (x(&c.dq[l], d), x(&c.h[l], d)),
             AttnRole::Projection(l, 1) => (x(&c.dk[l], d), x(&c.h[l], d)),

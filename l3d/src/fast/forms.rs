@@ -19,6 +19,7 @@ use crate::decomposition::Decomposition;
 use crate::error::Result;
 use crate::par::{each, fit};
 use rand::Rng;
+use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::Float;
 
 /// Which tensors arriving factored are formed dense.
@@ -53,7 +54,15 @@ pub(crate) struct Forms<'m, T: Float> {
     split: Split,
     factored_from: Vec<usize>,
     dense_from: Vec<DenseFrom>,
-    formed: Vec<Vec<Vec<T>>>,
+    formed: Vec<FormedChunk<T>>,
+}
+
+/// One chunk's formed rows, `bufs[j]: [CHUNK_ROWS, numel]` for formed tensor `j`, and the
+/// products' scratch.
+#[derive(Debug, Default)]
+struct FormedChunk<T> {
+    bufs: Vec<Vec<T>>,
+    gemm: GemmScratch<T>,
 }
 
 impl<'m, T: Float> Forms<'m, T> {
@@ -112,7 +121,7 @@ impl<'m, T: Float> Forms<'m, T> {
         }
         self.split = split;
         for chunk in &mut self.formed {
-            chunk.resize_with(n_formed, Vec::new);
+            chunk.bufs.resize_with(n_formed, Vec::new);
         }
     }
 
@@ -147,7 +156,10 @@ impl<'m, T: Float> Forms<'m, T> {
             .filter(|f| matches!(f, DenseFrom::Formed { .. }))
             .count();
         while self.formed.len() < n_chunks {
-            self.formed.push(vec![Vec::new(); n_formed]);
+            self.formed.push(FormedChunk {
+                bufs: vec![Vec::new(); n_formed],
+                gemm: GemmScratch::default(),
+            });
         }
     }
 
@@ -167,13 +179,14 @@ impl<'m, T: Float> Forms<'m, T> {
         let b = rows.len();
         let (pass, dense_from) = (&self.pass, &self.dense_from);
         let inner = pass.split();
-        each(&mut self.formed[..n_chunks], parallel, |c, bufs| {
+        each(&mut self.formed[..n_chunks], parallel, |c, chunk| {
             let span = Span::of(c, b);
             for from in dense_from {
                 if let DenseFrom::Formed { factored, j } = *from {
                     let f = &inner.factored()[factored];
                     let (left, right) = pass.outer_rows(factored, span);
-                    form_rows(left, right, f, span.len, &mut bufs[j]);
+                    let out = &mut chunk.bufs[j];
+                    form_rows(left, right, f, span.len, out, &mut chunk.gemm);
                 }
             }
         });
@@ -191,26 +204,34 @@ impl<'m, T: Float> Forms<'m, T> {
             DenseFrom::Pass(i) => self.pass.dense_rows(i, span),
             DenseFrom::Formed { j, .. } => {
                 let numel = self.split.dense()[k].numel;
-                &self.formed[span.index][j][..span.len * numel]
+                &self.formed[span.index].bufs[j][..span.len * numel]
             }
         }
     }
 }
 
-/// `out[i] = sum_m left_im (x) right_im: [p, q]` for the `n` samples (`n <= CHUNK_ROWS`).
-fn form_rows<T: Float>(left: &[T], right: &[T], f: &Factored, n: usize, out: &mut Vec<T>) {
+/// `out[i] = sum_m left_im (x) right_im = left_i^T right_i: [p, q]` for the `n` samples
+/// (`n <= CHUNK_ROWS`), one product each.
+fn form_rows<T: Float>(
+    left: &[T],
+    right: &[T],
+    f: &Factored,
+    n: usize,
+    out: &mut Vec<T>,
+    scratch: &mut GemmScratch<T>,
+) {
     let Factored { m, p, q, .. } = *f;
     fit(out, CHUNK_ROWS.max(n) * p * q);
     for (i, g) in out.chunks_exact_mut(p * q).take(n).enumerate() {
-        g.fill(T::zero());
-        let l = &left[i * m * p..(i + 1) * m * p];
-        let r = &right[i * m * q..(i + 1) * m * q];
-        for (lm, rm) in l.chunks_exact(p).zip(r.chunks_exact(q)) {
-            for (&la, g_row) in lm.iter().zip(g.chunks_exact_mut(q)) {
-                for (gv, &rb) in g_row.iter_mut().zip(rm) {
-                    *gv += la * rb;
-                }
-            }
-        }
+        let l = MatRef::rows(&left[i * m * p..(i + 1) * m * p], m, p);
+        let r = MatRef::rows(&right[i * m * q..(i + 1) * m * q], m, q);
+        gemm(
+            T::one(),
+            l.t(),
+            r,
+            T::zero(),
+            MatMut::rows(g, p, q),
+            scratch,
+        );
     }
 }
