@@ -1,5 +1,6 @@
 //! The fast path equals the tape path on every WORKLOADS.md benchmark case (`tms`, `squared`,
-//! `mlp-wide`, as `toys::workloads` builds them), in f32: one batch of each, the same references,
+//! `mlp-wide`, `cnn`, `attention`, as `toys::workloads` builds them), in f32, each through its
+//! hand-written pass (MLP, CNN, attention): one batch of each, the same references,
 //! the same mask, and the loss, coefficients and every factor gradient within tolerance.
 //!
 //! Tolerance 2e-3, relative to each quantity's largest magnitude (the squared error relative
@@ -59,9 +60,11 @@ fn check(case: BenchCase) {
     let tape = tape_step(&d, &grads, rule).unwrap();
 
     let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
+    let mlp = !matches!(case, BenchCase::Cnn | BenchCase::Attention);
+    assert_eq!(fast.uses_mlp(), mlp, "{}: an MLP view", case.name());
     assert!(
-        fast.uses_mlp(),
-        "{}: the model has an MLP view",
+        fast.uses_hand_written_pass(),
+        "{}: a hand-written pass",
         case.name()
     );
     let mut run = |rule| -> StepResult<f32> {
@@ -125,4 +128,14 @@ fn squared() {
 #[test]
 fn mlp_wide() {
     check(BenchCase::MlpWide);
+}
+
+#[test]
+fn cnn() {
+    check(BenchCase::Cnn);
+}
+
+#[test]
+fn attention() {
+    check(BenchCase::Attention);
 }

@@ -101,11 +101,20 @@
 //!
 //! Every buffer (activations, `P`, `Q`, `c`, `d`, the Grams, packing buffers, factor
 //! gradients) is owned by [`FastStep`] and grows only when a batch is larger than any before.
-//! The MLP pass (for a model that answers [`Model::as_mlp`]) and given gradients allocate
-//! nothing per step; other models go through the tape's per-sample gradients, which allocate (still
-//! factored where the tape returns `Grad::Outer`). `tests/fast_alloc.rs` counts: zero in a
-//! one-thread pool; with two threads rayon's work stealing allocates for its own bookkeeping a
-//! few times per hundred steps.
+//! The hand-written passes (the MLP's for a model that answers [`Model::as_mlp`], the CNN's
+//! for [`Model::as_conv`], the attention transformer's for [`Model::as_attention`]) and given
+//! gradients allocate nothing per step; other models go through the tape's per-sample
+//! gradients, which allocate (still factored where the tape returns `Grad::Outer`).
+//! `tests/fast_alloc.rs` counts: zero in a one-thread pool; with two threads rayon's work
+//! stealing allocates for its own bookkeeping a few times per hundred steps.
+//!
+//! # Factored or dense
+//!
+//! A tensor whose gradient arrives factored with `M > 1` rows per sample (a conv kernel, an
+//! attention projection) is formed dense per sample when that is cheaper (`fast/forms.rs`:
+//! `M p q + 4 p q n_v < 4 M (p + q) C`), which for small kernels and short sequences it is;
+//! for the benchmark's CNN and transformer the dense rows are also the smaller (per sample, 72
+//! values against 1,088 for the kernel, 256 against 1,024 for a projection).
 
 mod attention;
 mod backward;
