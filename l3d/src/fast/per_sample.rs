@@ -4,13 +4,13 @@
 //!
 //! Sample `i`'s gradient of a weight `W_l: [d_out, d_in]` is `delta_l[i] (x) a_{l-1}[i]`,
 //! written row by row into `out: [B, d_out, d_in]`; of a bias it is `delta_l[i]` (legend in
-//! `fast/mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
+//! `mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
 //! rows, so the result does not depend on the number of threads.
 
 use super::layout::CHUNK_ROWS;
-use super::mlp::{MlpChunk, MlpNet, Role};
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
+use crate::mlp::{MlpChunk, MlpNet, Role};
 use crate::par::worth_threads;
 use nets::Model;
 use rayon::prelude::*;
