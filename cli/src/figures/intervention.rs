@@ -7,7 +7,9 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::colour::{DARK_GREY, MUTED_GREY};
 use super::range::{axis_range, finite_min_max, finite_runs};
-use super::{draw_text, render_svg, write_atomic, Area, DrawResult, FigureError, FONT};
+use super::{
+    draw_legend, draw_text, render_svg, write_atomic, Area, DrawResult, FigureError, FONT,
+};
 
 /// An intervention `f(x, W0 + delta v_k)` on one subnetwork `v_k`, measured per sample.
 ///
@@ -167,13 +169,7 @@ fn draw_sweep(area: &Area, sweep: &InterventionSweep) -> DrawResult {
         }
     }
     if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(DARK_GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }

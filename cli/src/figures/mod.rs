@@ -135,6 +135,21 @@ fn draw_text(
     area.draw(&Text::new(text.to_string(), pos, style))
 }
 
+/// Draws the legend of `chart`'s labelled series at `position`, in the one style of every
+/// figure's legend.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(colour::DARK_GREY)
+        .label_font((FONT, 12))
+        .draw()
+}
+
 /// The part of `area` whose top-left corner is `at` (pixels from `area`'s) and whose size is
 /// `size`, cut to fit inside `area`.
 fn sub_area<'a>(area: &Area<'a>, at: (u32, u32), size: (u32, u32)) -> Area<'a> {
