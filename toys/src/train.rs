@@ -26,7 +26,7 @@
 //!   and then drop (seen for `tmcs`; presumably a dead unit revived as weight decay shrinks
 //!   it). Such a run is judged as it stands by the model check, and the seed search moves on.
 //!
-//! One file of about 750 lines, a quarter of them tests: the loop, the tie and the seed search
+//! One file of about 800 lines, a quarter of them tests: the loop, the tie and the seed search
 //! share one [`TrainConfig`] and are one procedure, the authors' training of a toy; the dense
 //! fast path, which is a different thing, is `train/dense.rs`.
 
