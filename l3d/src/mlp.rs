@@ -22,7 +22,6 @@
 
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
-use crate::fast::CHUNK_ROWS;
 use nets::{Activation, MlpView, Model};
 use tensor::elementwise::{elu, elu_grad, gelu, gelu_grad, gelu_rows, relu, relu_grad, sigmoid};
 use tensor::gemm::{gemm_maybe_packed, takes_packing, GemmScratch, MatMut, MatRef, PackedB};
@@ -70,18 +69,25 @@ pub struct MlpNet<'m, T: Float> {
 }
 
 impl<'m, T: Float> MlpNet<'m, T> {
-    /// The network of `model`, `None` if the model is not an MLP, or an error naming what in
-    /// its view does not fit the model.
-    pub fn of(model: &'m dyn Model<T>) -> Result<Option<Self>> {
+    /// The network of `model` for passes over `rows` rows at a time, `None` if the model is
+    /// not an MLP, or an error naming what in its view does not fit the model.
+    pub fn of(model: &'m dyn Model<T>, rows: usize) -> Result<Option<Self>> {
         let Some(view) = model.as_mlp() else {
             return Ok(None);
         };
-        Self::from_view(view, model.input_dim(), model.output_dim()).map(Some)
+        Self::from_view(view, model.input_dim(), model.output_dim(), rows).map(Some)
     }
 
     /// The network of `view` (a model's layers, over the parameter values it holds) taking
-    /// `input_dim` values and giving `output_dim`, or an error naming what does not fit.
-    pub fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
+    /// `input_dim` values and giving `output_dim`, or an error naming what does not fit. The
+    /// weights of layers large enough that products of `rows` rows pay for packing are packed
+    /// once here.
+    pub fn from_view(
+        view: MlpView<'m, T>,
+        input_dim: usize,
+        output_dim: usize,
+        rows: usize,
+    ) -> Result<Self> {
         let bad = |msg: String| L3dError::Model(format!("the model's MLP view: {msg}"));
         let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
         let mut claim = |index: usize, role: Role| {
@@ -127,7 +133,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
                 w_t_packed: None,
                 w_packed: None,
             };
-            if takes_packing(CHUNK_ROWS, width, n_out) {
+            if takes_packing(rows, width, n_out) {
                 let mut packed = PackedB::default();
                 packed.pack(layer.w_t());
                 layer.w_t_packed = Some(packed);

@@ -40,7 +40,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         Ok(match source {
             Source::Model { model, data } => {
                 check_positions(model, &config.positions)?;
-                match MlpNet::of(model)? {
+                match MlpNet::of(model, CHUNK_ROWS)? {
                     Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
                     None => GradientPass::Tape(TapePass::new(model, data, d, config)),
                 }

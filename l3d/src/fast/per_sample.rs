@@ -29,7 +29,7 @@ pub struct MlpPerSample<'m, T: Float> {
 impl<'m, T: Float> MlpPerSample<'m, T> {
     /// The pass for `model`; an error if the model has no MLP view (or a view that does not fit).
     pub fn new(model: &'m dyn Model<T>) -> Result<Self> {
-        let net = MlpNet::of(model)?.ok_or_else(|| {
+        let net = MlpNet::of(model, CHUNK_ROWS)?.ok_or_else(|| {
             L3dError::Model("the model is not a stack of dense layers (no MLP view)".into())
         })?;
         Ok(Self {

@@ -66,8 +66,8 @@ impl DenseMlp {
             params: params.iter().collect(),
             layers: self.layers.clone(),
         };
-        let net =
-            MlpNet::from_view(view, self.input_dim, self.output_dim).map_err(|e| e.to_string())?;
+        let net = MlpNet::from_view(view, self.input_dim, self.output_dim, rows.len())
+            .map_err(|e| e.to_string())?;
         if rows.len() > self.capacity {
             self.chunk = MlpChunk::new(&net, rows.len());
             self.capacity = rows.len();
