@@ -135,6 +135,12 @@ fn draw_text(
     area.draw(&Text::new(text.to_string(), pos, style))
 }
 
+/// Draws a figure's title centred at the top of `area` (`y` pixels down), `size` points.
+fn draw_title(area: &Area, title: &str, y: i32, size: u32) -> DrawResult {
+    let x = area.dim_in_pixel().0 as i32 / 2;
+    draw_text(area, title, (x, y), size, (HPos::Center, VPos::Top), BLACK)
+}
+
 /// Draws the legend of `chart`'s labelled series at `position`, in the one style of every
 /// figure's legend.
 fn draw_legend<'a, CT: CoordTranslate>(
