@@ -23,10 +23,10 @@
 
 use super::gradients::fill_references;
 use super::layout::{Span, Split, CHUNK_ROWS};
-use super::mlp::divergence_grad;
 use crate::config::{Divergence, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::mlp::divergence_grad;
 use crate::pairs::draw_reference_partners;
 use crate::par::{each, fit};
 use nets::{AttentionView, Model};

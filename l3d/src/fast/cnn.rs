@@ -12,21 +12,21 @@
 //! - The pool takes, for every channel and pooled position, the largest `a` of its window
 //!   (on ties the first in row-major window order, a NaN smaller than every number, as the
 //!   tape's `max_pool2d`), flattened in `(channel, row, column)` order: the dense layers'
-//!   input `h: [n, out PH PW]` (`mlp.rs`'s pass from there on).
+//!   input `h: [n, out PH PW]` (`crate::mlp`'s pass from there on).
 //!
 //! # Backward
 //!
-//! With `delta_0` the first dense layer's `dD/dz` (`mlp.rs`), `dh = delta_0 W_0: [n, flat]`;
+//! With `delta_0` the first dense layer's `dD/dz` (`crate::mlp`), `dh = delta_0 W_0: [n, flat]`;
 //! each `dh` entry goes to the `a` its pool took (`dA`, zero elsewhere), and the conv's
 //! `delta = dA * act'(z): [n M, out]`. Sample `i`'s kernel gradient is
 //! `sum_p delta_ip patch_ip^T` (kept factored, `M` rows per sample), its bias gradient
 //! `sum_p delta_ip` (dense).
 
 use super::layout::{Span, Split, CHUNK_ROWS};
-use super::mlp::{activate, MlpChunk, MlpNet, Role};
 use crate::config::{Divergence, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::mlp::{activate, MlpChunk, MlpNet, Role};
 use crate::pairs::draw_reference_partners;
 use crate::par::{each, fit};
 use nets::{Activation, ConvView, MlpLayer, MlpView, Model};
@@ -144,7 +144,7 @@ impl<'m, T: Float> CnnNet<'m, T> {
             .collect::<Result<Vec<_>>>()?;
         let params = view.params.get(first..).unwrap_or_default().to_vec();
         let flat = out * pooled.0 * pooled.1;
-        let dense = MlpNet::from_view(MlpView { params, layers }, flat, output_dim)?;
+        let dense = MlpNet::from_view(MlpView { params, layers }, flat, output_dim, CHUNK_ROWS)?;
         let mut roles = vec![CnnRole::Kernel];
         if b.is_some() {
             roles.push(CnnRole::ConvBias);

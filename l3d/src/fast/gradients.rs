@@ -20,10 +20,10 @@
 use super::attention::{AttnNet, AttnPass};
 use super::cnn::{CnnNet, CnnPass};
 use super::layout::{Span, Split, CHUNK_ROWS};
-use super::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::config::{Divergence, L3dConfig, Positions, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::pairs::{check_positions, draw_reference_partners, pair_gradients, Source};
 use crate::par::{each, fit};
 use autodiff::Grad;
@@ -48,7 +48,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         Ok(match source {
             Source::Model { model, data } => {
                 check_positions(model, &config.positions)?;
-                if let Some(net) = MlpNet::of(model)? {
+                if let Some(net) = MlpNet::of(model, CHUNK_ROWS)? {
                     GradientPass::Mlp(MlpPass::new(net, data, d, pairing))
                 } else if let Some(net) = CnnNet::of(model)? {
                     GradientPass::Cnn(Box::new(CnnPass::new(net, data, d, pairing)))

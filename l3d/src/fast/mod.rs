@@ -67,11 +67,10 @@
 //! |---|---|
 //! | `mod.rs` | this derivation; [`FastStep`]: its state, its phases in order, the update |
 //! | `layout.rs` | the tensors the step is built for, how their gradients arrive (`Split`), chunks |
-//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass, the CNN pass, the tape, given ones |
+//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass (`crate::mlp`), the CNN pass, the attention pass, the tape, given ones |
 //! | `attention.rs` | forward and backward of an attention-only transformer into reused buffers |
 //! | `cnn.rs` | forward and backward of a convolution followed by dense layers into reused buffers |
 //! | `forms.rs` | which tensors arriving factored are formed dense (the cheaper form) |
-//! | `mlp.rs` | forward and backward of a stack of dense layers into reused buffers |
 //! | `prepare.rs` | per step: factors packed for the chunks' products, dense forms |
 //! | `chunk.rs` | one chunk's buffers and its encode (`c`, `s` or `d`) |
 //! | `encode.rs` | the encode kernels: factored and dense, `|g_i|^2` |
@@ -128,7 +127,6 @@ mod gradients;
 mod gram;
 mod layout;
 mod loss;
-mod mlp;
 pub mod per_sample;
 mod prepare;
 mod renorm;
