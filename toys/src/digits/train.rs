@@ -221,6 +221,11 @@ pub fn train_digits(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DigitsRun, TrainError> {
     let parts = split(digits.labels(), HELD_OUT_FRACTION, seed);
+    // `fit` trains on the whole of the set it is given; the record says how large it was.
+    let config = &TrainConfig {
+        samples: parts.train.len(),
+        ..config.clone()
+    };
     let mut model = initialised(kind, seed);
     let x = kind.inputs(digits, &parts.train);
     let t = digits.one_hot(&parts.train);
