@@ -224,6 +224,7 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
             },
             l3d: config.clone(),
             analysis: settings,
+            labels: None,
             fingerprints: None,
         };
         let quiet = Ui::new(Mode::Quiet);
