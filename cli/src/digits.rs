@@ -13,7 +13,7 @@
 //! | `held_out_inputs.npy`, `held_out_labels.npy` | the held-out part, the same way |
 //! | `digits.json` | the network, seed, accuracies and training settings ([`DigitsRecord`]) |
 
-use crate::error::{Result, RunError};
+use crate::error::Result;
 use crate::files::{create_dir, write_json};
 use crate::run::{DataSource, ModelSource};
 use crate::ui::Ui;
@@ -203,33 +203,4 @@ pub fn labels_beside(inputs: &Path) -> Option<PathBuf> {
     };
     let path = inputs.with_file_name(candidate);
     path.is_file().then_some(path)
-}
-
-/// Reads class labels from a `.npy` file (integers, as int64, int32 or float): one per row of
-/// the inputs, each a whole number `>= 0`. Errors name the file and the first bad entry.
-pub fn read_labels(path: &Path, rows: usize) -> Result<Vec<usize>> {
-    let t = nets::io::read_npy::<f64>(path)?;
-    let bad = |msg: String| RunError::Labels {
-        path: path.to_path_buf(),
-        msg,
-    };
-    if t.numel() != rows || t.shape().len() > 2 || (t.shape().len() == 2 && t.shape()[1] != 1) {
-        return Err(bad(format!(
-            "expected one label per input ({rows}, shape [{rows}]), found shape {:?}",
-            t.shape()
-        )));
-    }
-    t.data()
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v >= 0.0 && v.fract() == 0.0 && v < 1e6 {
-                Ok(v as usize)
-            } else {
-                Err(bad(format!(
-                    "label {i} is {v}; labels are class indices 0, 1, .."
-                )))
-            }
-        })
-        .collect()
 }

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod checkpoint;
 pub mod checks;
+pub mod classes;
 pub mod commands;
 pub mod digits;
 pub mod error;

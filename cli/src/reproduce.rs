@@ -292,6 +292,7 @@ fn write_outputs(
             })
             .collect(),
         notes: Vec::new(),
+        tables: Vec::new(),
         figures: report_figures
             .into_iter()
             .map(|(_, caption, svg)| ReportFigure { caption, svg })
