@@ -124,7 +124,7 @@ pub fn summary(c: &ClassReport) -> String {
         })
         .collect();
     format!(
-        "classes with a subnetwork of their own: {}/{} [{}] (a live subnetwork with >= {:.0}% of its impact and of its output change on the class's samples; chance is {:.2})",
+        "classes with a subnetwork of their own: {}/{} [{}] (a live subnetwork whose top class by impact gets >= {:.0}% of the output change from moving along it; chance is {:.2})",
         c.classes_with_own.len(),
         c.n_classes,
         listed.join(", "),

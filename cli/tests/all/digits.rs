@@ -1,0 +1,158 @@
+//! The digits networks through the program: `l3d train` saves files that read back through
+//! `nets` to the same network as training it in the library, and `l3d decompose --model-dir`
+//! on them writes the per-class report; bad labels are refused naming the file.
+
+use crate::program::{assert_fails, l3d, scratch};
+use l3d::Model;
+use std::path::Path;
+use toys::digits::train::{train_digits, DigitsKind};
+
+fn train(kind: DigitsKind, dir: &Path, epochs: &str) {
+    let out = l3d(&[
+        "train",
+        "--model",
+        kind.name(),
+        "--seed",
+        "3",
+        "--epochs",
+        epochs,
+        "--out",
+        dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("accuracy: held-out"), "{stdout}");
+}
+
+#[test]
+fn saved_digits_networks_read_back_to_the_trained_network() {
+    for kind in DigitsKind::ALL {
+        let dir = scratch(&format!("digits-train-{kind}"));
+        train(kind, &dir, "2");
+        let saved =
+            nets::io::load_model(&dir.join("model.toml"), &dir.join("model.safetensors")).unwrap();
+        let digits = toys::digits::load();
+        let mut config = kind.train_config();
+        config.epochs = 2;
+        let run = train_digits(kind, &digits, 3, &config, &mut |_| {}).unwrap();
+        let x = nets::io::load_inputs(&dir.join("held_out_inputs.npy")).unwrap();
+        assert_eq!(x, kind.inputs(&digits, &run.held_out), "{kind}");
+        // The same seed gives the same network, bit for bit, and the files keep it.
+        assert_eq!(
+            saved.evaluate_w0(&x).unwrap(),
+            run.model.evaluate_w0(&x).unwrap(),
+            "{kind}"
+        );
+        let labels = nets::io::read_npy::<f64>(&dir.join("labels.npy")).unwrap();
+        let want: Vec<f64> = digits
+            .labels_of(&run.train)
+            .iter()
+            .map(|&l| l as f64)
+            .collect();
+        assert_eq!(labels.data(), want.as_slice(), "{kind}");
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("digits.json")).unwrap()).unwrap();
+        assert_eq!(record["held_out_accuracy"], run.held_out_accuracy);
+        assert_eq!(record["train_samples"], run.train.len());
+    }
+}
+
+#[test]
+fn a_digits_folder_decomposes_with_a_per_class_report() {
+    let dir = scratch("digits-decompose");
+    let model = dir.join("cnn");
+    train(DigitsKind::DigitsCnn, &model, "3");
+    let out = dir.join("run");
+    let run = l3d(&[
+        "decompose",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--warm-start",
+        "1",
+        "--n-v",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("classes with a subnetwork of their own"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let classes = &report["classes"];
+    assert_eq!(classes["n_classes"], 10);
+    let counts: Vec<u64> = classes["class_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    // round(0.8 n_c) of each class trains: 1,797 - 359 held out.
+    assert_eq!(counts.iter().sum::<u64>(), 1438);
+    for s in classes["subnetworks"].as_array().unwrap() {
+        let shares = s["change_shares"].as_array().unwrap();
+        let total: f64 = shares.iter().map(|x| x.as_f64().unwrap()).sum();
+        assert!(total == 0.0 || (total - 1.0).abs() < 1e-9, "{s}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["l3d"]["divergence"], "kl");
+    assert!(config["labels"].as_str().unwrap().ends_with("labels.npy"));
+    for figure in [
+        "classes_impact.svg",
+        "classes_intervention.svg",
+        "kernels_0_weight.svg",
+    ] {
+        assert!(out.join("figures").join(figure).is_file(), "{figure}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Subnetworks by class"));
+}
+
+#[test]
+fn labels_that_do_not_fit_the_inputs_are_refused_naming_the_file() {
+    let dir = scratch("digits-bad-labels");
+    let model = dir.join("mlp");
+    train(DigitsKind::DigitsMlp, &model, "1");
+    let short = dir.join("short.npy");
+    nets::io::write_npy_i64(&short, &[1, 2, 3]).unwrap();
+    let fractional = dir.join("fractional.npy");
+    let mut values = vec![0.0f32; 1438];
+    values[5] = 2.5;
+    nets::io::write_npy(&fractional, &tensor::Tensor::from_vec(&[1438], values)).unwrap();
+    for (labels, needle) in [
+        (
+            &short,
+            "expected one label per input row, shape [1438]; found shape [3]",
+        ),
+        (&fractional, "label 5 is 2.5"),
+    ] {
+        let out = dir.join("run");
+        let run = l3d(&[
+            "decompose",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--warm-start",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--overwrite",
+        ]);
+        assert_fails(
+            &run,
+            1,
+            &[labels.file_name().unwrap().to_str().unwrap(), needle],
+        );
+    }
+}
