@@ -133,6 +133,31 @@ pub fn summary(c: &ClassReport) -> String {
     )
 }
 
+/// A one-line judgement of a run on labelled samples: a warning when moving along the live
+/// subnetworks changes the predictions of every class alike (a median intervention
+/// selectivity below twice chance), else how many classes have a subnetwork of their own.
+pub fn verdict(c: &ClassReport) -> String {
+    let live: Vec<f64> = c
+        .subnetworks
+        .iter()
+        .filter(|s| s.live)
+        .map(|s| s.intervention_selectivity)
+        .collect();
+    let chance = 1.0 / c.n_classes.max(1) as f64;
+    let Some(median) = toys::circuits::median(&live) else {
+        return "warning: no subnetwork is live (none is ever in the top k)".into();
+    };
+    let what = format!(
+        "moving along a live subnetwork puts a median {median:.2} of the change of the predictions on the samples of its class (chance is {chance:.2}); {}/{} classes have a subnetwork of their own",
+        c.classes_with_own.len(),
+        c.n_classes
+    );
+    match median < 2.0 * chance {
+        true => format!("warning: {what}"),
+        false => format!("ok: {what}"),
+    }
+}
+
 /// The table and its summary line, as text.
 pub fn table(c: &ClassReport) -> String {
     format!("{}{}\n", text_table(&rows(c)), summary(c))

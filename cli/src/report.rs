@@ -88,8 +88,12 @@ pub fn write_reports(out: &Path, run: &Decomposed, ui: &Ui) -> Result<Reports> {
     )?;
     if let Some(labels) = run.labels {
         let bar = ui.bar(1, "per-class measures");
-        generic.classes = Some(crate::classes::measure(run, labels, &generic.p_act)?);
+        let classes = crate::classes::measure(run, labels, &generic.p_act)?;
         bar.finish_and_clear();
+        // Labelled samples are judged by class: the per-input verdict labels each sample by a
+        // dominant input, which inputs such as images do not have.
+        generic.verdict = crate::classes::verdict(&classes);
+        generic.classes = Some(classes);
     }
     write_json(&out.join("report.json"), &generic)?;
     let reports = Reports { generic, analysis };
