@@ -397,7 +397,7 @@ fn write_figures(out: &Path, run: &Decomposed, reports: &Reports) -> Result<()> 
         tables: generic
             .classes
             .as_ref()
-            .map(|c| crate::classes::report_table(c))
+            .map(crate::classes::report_table)
             .into_iter()
             .collect(),
         figures: figs
