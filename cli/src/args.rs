@@ -296,4 +296,10 @@ pub struct ReproduceArgs {
     /// table also gives the reconstruction error under the other one.
     #[arg(long, value_parser = parse_divergence, default_value = "mse-authors")]
     pub divergence: Divergence,
+    /// Beyond the paper: also train the two handwritten-digits networks from --toy-seeds
+    /// seeds, decompose each from --seeds seeds at the settings of `l3d decompose
+    /// --model-dir` (epochs scaled by --scale), and count the classes with a subnetwork of
+    /// their own.
+    #[arg(long)]
+    pub digits: bool,
 }

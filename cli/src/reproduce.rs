@@ -9,11 +9,14 @@
 //! The runs are independent and each is deterministic, so they run in parallel (rayon) and
 //! give the same numbers for any number of threads. One run per toy (the first toy seed and
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
-//! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
+//! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`. With `--digits`, the
+//! handwritten-digits networks follow, beyond the paper ([`digits`]).
 
+mod digits;
 mod results;
 mod table;
 
+pub use digits::DigitsResult;
 pub use results::{Purpose, Reproduction, Row, RunResult};
 
 use crate::args::ReproduceArgs;
@@ -151,6 +154,10 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         })
         .collect::<Result<Vec<RunResult>>>()?;
     bar.finish_and_clear();
+    let digits = match args.digits {
+        true => digits::run_digits(args, ui)?,
+        false => Vec::new(),
+    };
     let mut rows = Vec::new();
     let mut report_figures = Vec::new();
     for &kind in &kinds {
@@ -160,6 +167,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
             report_figures.push(fig);
         }
     }
+    rows.extend(digits::digits_rows(&digits));
     let result = Reproduction {
         scale: args.scale,
         seed: args.seed,
@@ -168,6 +176,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         divergence: args.divergence,
         rows,
         runs,
+        digits,
         seconds: start.elapsed().as_secs_f64(),
     };
     write_outputs(args, &result, report_figures, ui)

@@ -156,3 +156,47 @@ fn labels_that_do_not_fit_the_inputs_are_refused_naming_the_file() {
         );
     }
 }
+
+#[test]
+fn reproduce_runs_the_digits_beyond_the_paper() {
+    let out = scratch("digits-reproduce");
+    let run = l3d(&[
+        "reproduce",
+        "--toys",
+        "tms",
+        "--toy-seeds",
+        "1",
+        "--seeds",
+        "1",
+        "--scale",
+        "0.05",
+        "--digits",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    let digits = result["digits"].as_array().unwrap();
+    assert_eq!(
+        digits.len(),
+        2,
+        "one network of each kind, one decomposition each"
+    );
+    for r in digits {
+        assert!(r["held_out_accuracy"].as_f64().unwrap() > 0.95, "{r}");
+        let own = r["classes_with_own"].as_array().unwrap();
+        assert!(own.iter().all(|c| c.as_u64().unwrap() < 10), "{r}");
+    }
+    let markdown = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
+    for needle in [
+        "| digits-mlp | classes with a subnetwork of their own |",
+        "| digits-cnn |",
+    ] {
+        assert!(
+            markdown.contains(needle),
+            "{needle} missing from {markdown}"
+        );
+    }
+}
