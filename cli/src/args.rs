@@ -114,7 +114,7 @@ pub struct DecomposeArgs {
     pub config: Option<PathBuf>,
     /// Continue a stopped or killed run: its output folder (or one of its checkpoint files).
     /// Flags that would change the run are refused; --epochs may grow.
-    #[arg(long, conflicts_with_all = ["toy", "model_dir", "arch", "weights", "inputs", "sparse_features", "config", "out", "overwrite"])]
+    #[arg(long, conflicts_with_all = ["toy", "model_dir", "arch", "weights", "inputs", "labels", "sparse_features", "config", "out", "overwrite"])]
     pub resume: Option<PathBuf>,
     /// Output folder (default: a fresh folder out/<model>, out/<model>-2, ..).
     #[arg(long)]

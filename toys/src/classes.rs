@@ -361,6 +361,27 @@ mod tests {
     }
 
     #[test]
+    fn one_thread_and_two_give_the_same_bits() {
+        // A random decomposition of the known case, so that every share is a sum of many
+        // nonzero terms whose order could matter.
+        let (model, _, config, x, labels) = known_case();
+        let d = Decomposition::new(&model, &config).unwrap();
+        let settings = AnalysisConfig::default();
+        let report = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                class_report(&model, &d, &config, (&x, &labels), C, &[0.2; 5], &settings).unwrap()
+            })
+        };
+        let (one, two) = (report(1), report(2));
+        assert_eq!(one, two);
+        assert!(one.subnetworks.iter().any(|s| s.impact_selectivity < 1.0));
+    }
+
+    #[test]
     fn labels_that_do_not_fit_are_errors() {
         let (model, d, config, x, labels) = known_case();
         let settings = AnalysisConfig::default();
