@@ -103,7 +103,7 @@ pub struct DecomposeArgs {
     pub inputs: Option<PathBuf>,
     /// Class labels of the inputs (.npy of integers, one per input) for the per-class report;
     /// by default the inputs' name with `inputs` replaced by `labels` (x_inputs.npy ->
-    /// x_labels.npy), else labels.npy beside the inputs, if there is one.
+    /// x_labels.npy), else labels.npy beside the inputs, if there is one holding class indices.
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Inputs from a sparse generator instead: number of features.

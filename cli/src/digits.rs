@@ -201,7 +201,9 @@ pub fn model_dir_run(dir: &Path) -> Result<Option<(ModelSource, DataSource, L3dC
 
 /// The labels file that goes with an inputs file: the same name with its last `inputs`
 /// replaced by `labels` (`held_out_inputs.npy` -> `held_out_labels.npy`), else `labels.npy`
-/// beside it; None if that file does not exist.
+/// beside it; None if that file does not exist or does not hold class indices (one column of
+/// whole numbers >= 0), so that a file of that name holding something else (regression
+/// targets, say) is left alone rather than failing the run.
 pub fn labels_beside(inputs: &Path) -> Option<PathBuf> {
     let name = inputs.file_name()?.to_str()?;
     let candidate = match name.rfind("inputs") {
@@ -209,5 +211,7 @@ pub fn labels_beside(inputs: &Path) -> Option<PathBuf> {
         None => "labels.npy".to_string(),
     };
     let path = inputs.with_file_name(candidate);
-    path.is_file().then_some(path)
+    let t = nets::io::read_npy::<f64>(&path).ok()?;
+    let rows = t.shape().first().copied().unwrap_or(0);
+    crate::classes::read_labels(&path, rows).ok().map(|_| path)
 }

@@ -200,3 +200,42 @@ fn reproduce_runs_the_digits_beyond_the_paper() {
         );
     }
 }
+
+#[test]
+fn labels_beside_the_inputs_are_used_only_when_they_are_class_indices() {
+    let dir = scratch("labels-beside");
+    let (arch, weights, inputs) = crate::program::pytorch_layout_files(&dir);
+    let run = |out: &str| {
+        let out = dir.join(out);
+        let run = l3d(&[
+            "decompose",
+            "--arch",
+            arch.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--n-v",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(run.status.success(), "{run:?}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        report.get("classes").cloned()
+    };
+    // Regression targets that happen to be called labels.npy are left alone.
+    let targets = tensor::Tensor::<f32>::from_fn(&[64], |i| i as f32 * 0.37);
+    nets::io::write_npy(&dir.join("labels.npy"), &targets).unwrap();
+    assert_eq!(run("targets"), None);
+    // Class indices are taken: the model has 4 logits, the labels 4 classes.
+    let labels: Vec<i64> = (0..64).map(|i| i % 4).collect();
+    nets::io::write_npy_i64(&dir.join("labels.npy"), &labels).unwrap();
+    let classes = run("classes").expect("a per-class report");
+    assert_eq!(classes["n_classes"], 4);
+    assert_eq!(classes["class_counts"], serde_json::json!([16, 16, 16, 16]));
+}
