@@ -240,6 +240,7 @@ pub fn figures(run: &Decomposed, c: &ClassReport) -> Result<Vec<(String, String,
         let file = format!("kernels_{}.svg", name.replace(['.', '/'], "_"));
         let svg = figures::kernel_grid(&KernelGrid {
             title: format!("{name}: the model's kernels and each subnetwork's"),
+            legend: "one image per output x input channel".into(),
             rows,
         })?;
         figs.push((
@@ -248,5 +249,55 @@ pub fn figures(run: &Decomposed, c: &ClassReport) -> Result<Vec<(String, String,
             svg,
         ));
     }
+    if let Some(fig) = input_patterns(run, c)? {
+        figs.push(fig);
+    }
     Ok(figs)
+}
+
+/// For a first linear layer on rows of `side^2` inputs (the digits MLP's 64 pixels), every
+/// subnetwork's input-layer pattern drawn as a `side x side` image: the input factor of each
+/// rank-one term of its decoder (`V_out[v]` of that tensor is `sum_r a_r b_r^T`, and `b_r` is
+/// what the term reads from the inputs, up to sign). None for other models.
+fn input_patterns(run: &Decomposed, c: &ClassReport) -> Result<Option<(String, String, String)>> {
+    let Some(name) = run.model.architecture().input_weight() else {
+        return Ok(None);
+    };
+    let Some(t) = run.d.names.iter().position(|n| *n == name) else {
+        return Ok(None);
+    };
+    let cp = &run.d.decoder[t];
+    let inputs = cp.shape.get(1).copied().unwrap_or(0);
+    let side = (inputs as f64).sqrt().round() as usize;
+    if cp.shape.len() != 2 || side < 2 || side * side != inputs {
+        return Ok(None);
+    }
+    let inputs_factor = &cp.factors[1];
+    let mut rows = Vec::new();
+    for s in &c.subnetworks {
+        let values: Vec<f32> = (0..cp.rank)
+            .flat_map(|r| {
+                let col = s.index * cp.rank + r;
+                (0..inputs).map(move |j| inputs_factor.row(j)[col])
+            })
+            .collect();
+        let label = match s.live {
+            true => format!("subnetwork {} (class {})", s.index, s.class),
+            false => format!("subnetwork {} (dead)", s.index),
+        };
+        let shape = [cp.rank, 1, side, side];
+        rows.push((label, ParamTensor::new(&name, &shape, values)?));
+    }
+    let svg = figures::kernel_grid(&KernelGrid {
+        title: format!("{name}: what each subnetwork reads from the inputs"),
+        legend: "one image per rank-one term, its input factor (sign arbitrary)".into(),
+        rows,
+    })?;
+    Ok(Some((
+        "input_patterns.svg".into(),
+        format!(
+            "Each subnetwork's input-layer pattern in {name} as a {side} x {side} image (one per rank-one term; the sign is arbitrary)"
+        ),
+        svg,
+    )))
 }

@@ -17,6 +17,8 @@ use super::{draw_text, render_svg, sub_area, write_atomic, FigureError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelGrid {
     pub title: String,
+    /// What one image is, under the colour bar.
+    pub legend: String,
     pub rows: Vec<(String, ParamTensor)>,
 }
 
@@ -89,9 +91,8 @@ pub fn kernel_grid(figure: &KernelGrid) -> Result<String, FigureError> {
             }
         }
         let legend = sub_area(root, (0, height - LEGEND_H), (width, LEGEND_H));
-        let caption =
-            "one image per output x input channel; each row scaled to its own max |value|";
-        draw_colour_bar(&legend, &diverging_unit, ["-max", "0", "+max"], caption)
+        let caption = format!("{}; each row scaled to its own max |value|", figure.legend);
+        draw_colour_bar(&legend, &diverging_unit, ["-max", "0", "+max"], &caption)
     })
 }
 
@@ -114,6 +115,7 @@ mod tests {
     fn every_kernel_is_a_3x3_image() {
         let figure = KernelGrid {
             title: "kernels".into(),
+            legend: "one image per kernel".into(),
             rows: vec![kernels("model", 8), kernels("subnetwork 0", 8)],
         };
         let svg = kernel_grid(&figure).unwrap();
@@ -131,6 +133,7 @@ mod tests {
     fn rows_of_other_shapes_are_errors() {
         let figure = KernelGrid {
             title: "kernels".into(),
+            legend: "one image per kernel".into(),
             rows: vec![kernels("model", 8), kernels("subnetwork 0", 4)],
         };
         assert!(matches!(

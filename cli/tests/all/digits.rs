@@ -112,8 +112,39 @@ fn a_digits_folder_decomposes_with_a_per_class_report() {
     ] {
         assert!(out.join("figures").join(figure).is_file(), "{figure}");
     }
+    // The CNN's first layer is a convolution: no pixel patterns of a linear input layer.
+    assert!(!out.join("figures/input_patterns.svg").exists());
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Subnetworks by class"));
+}
+
+#[test]
+fn the_mlps_subnetworks_are_drawn_as_8x8_input_patterns() {
+    let dir = scratch("digits-patterns");
+    let model = dir.join("mlp");
+    train(DigitsKind::DigitsMlp, &model, "2");
+    let out = dir.join("run");
+    let run = l3d(&[
+        "decompose",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--warm-start",
+        "1",
+        "--n-v",
+        "3",
+        "--rank",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let svg = std::fs::read_to_string(out.join("figures/input_patterns.svg")).unwrap();
+    // The background, 3 subnetworks x 2 rank-one terms x 64 pixels, the colour bar's 32 steps.
+    assert_eq!(svg.matches("<rect").count(), 1 + 3 * 2 * 64 + 32);
+    assert!(svg.contains("subnetwork 2"));
 }
 
 #[test]
