@@ -3,10 +3,10 @@
 //! the terminal and on the page, and the figures (subnetworks x classes heatmaps, and the
 //! convolution kernels of every subnetwork drawn as small images).
 
+use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::figures::{self, ImpactMatrix, KernelGrid, Matrix, ParamTensor, ReportTable};
 use crate::report::{text_table, Decomposed};
-use crate::run::RunConfig;
 use l3d::Model;
 use std::path::Path;
 use toys::classes::{class_report, ClassReport, OWN_SHARE};

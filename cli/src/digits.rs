@@ -13,9 +13,9 @@
 //! | `held_out_inputs.npy`, `held_out_labels.npy` | the held-out part, the same way |
 //! | `digits.json` | the network, seed, accuracies and training settings ([`DigitsRecord`]) |
 
+use crate::config::{DataSource, ModelSource};
 use crate::error::Result;
 use crate::files::{create_dir, write_json};
-use crate::run::{DataSource, ModelSource};
 use crate::ui::Ui;
 use l3d::L3dConfig;
 use nets::TensorSet;

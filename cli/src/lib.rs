@@ -1,8 +1,8 @@
 //! The `l3d` program: the command line ([`args`]) and its subcommands ([`commands`]), runs
 //! from a config to files ([`run`]) in an output folder they own ([`folder`]) with periodic
 //! checkpoints ([`checkpoint`]), the checks of settings before anything runs ([`checks`]),
-//! what a run was computed from ([`provenance`]), the digits networks ([`digits`]), reports
-//! and figures, the reproduction of
+//! what decides a run and what it was computed from ([`config`]), the digits networks
+//! ([`digits`]), reports and figures, the reproduction of
 //! the paper's toys and the ground-truth suite. The binary (`src/main.rs`) parses the arguments, calls
 //! [`commands::dispatch`] and turns errors into exit codes.
 
@@ -11,12 +11,12 @@ pub mod checkpoint;
 pub mod checks;
 pub mod classes;
 pub mod commands;
+pub mod config;
 pub mod digits;
 pub mod error;
 pub mod figures;
 pub mod files;
 pub mod folder;
-pub mod provenance;
 pub mod report;
 pub mod reproduce;
 pub mod run;
