@@ -1,6 +1,7 @@
 //! The program's command line: the subcommands and their flags (clap), and the parsers of the
 //! values that name L3D's settings.
 
+use crate::digits::TrainModel;
 use clap::{Args, Parser, Subcommand};
 use l3d::{Divergence, Positions, Reference, SettingName, TopKCount, WarmStart};
 use nets::TensorSet;
@@ -27,7 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a toy model and save it (model.toml, model.safetensors, toy.json).
+    /// Train a toy model or a digits network and save it (model.toml, model.safetensors, and
+    /// toy.json, or the digits' inputs, labels and digits.json).
     Train(TrainArgs),
     /// Decompose a model: a toy, a saved toy, or your own architecture + weights.
     Decompose(Box<DecomposeArgs>),
@@ -65,14 +67,16 @@ pub struct SuiteArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Which toy model.
-    #[arg(long, value_enum)]
-    pub model: ToyKind,
+    /// Which model: a toy (tms, tms-parallel, tmcs, high-rank, squared) or a network on the
+    /// handwritten digits (digits-mlp, digits-cnn).
+    #[arg(long, value_parser = TrainModel::parse)]
+    pub model: TrainModel,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Most epochs (training stops earlier once converged).
-    #[arg(long, default_value_t = 1000)]
-    pub epochs: usize,
+    /// Most epochs (toys: 1000, training stops earlier once converged; digits: their recorded
+    /// settings, 60).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Output folder (default out/<model>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -83,7 +87,8 @@ pub struct DecomposeArgs {
     /// A toy model to train and decompose.
     #[arg(long, value_enum, conflicts_with_all = ["model_dir", "arch"])]
     pub toy: Option<ToyKind>,
-    /// A toy saved by `l3d train`.
+    /// A toy or a digits network saved by `l3d train` (a digits folder is decomposed on its
+    /// training images, inputs.npy, with labels.npy as the class labels).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
     /// Your model's architecture file (TOML or JSON; see examples/models/).
@@ -96,6 +101,11 @@ pub struct DecomposeArgs {
     /// [N, T] token ids (.npy of int32 or int64) for a model whose first layer is an embedding.
     #[arg(long)]
     pub inputs: Option<PathBuf>,
+    /// Class labels of the inputs (.npy of integers, one per input) for the per-class report;
+    /// by default the inputs' name with `inputs` replaced by `labels` (x_inputs.npy ->
+    /// x_labels.npy), else labels.npy beside the inputs, if there is one holding class indices.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     /// Inputs from a sparse generator instead: number of features.
     #[arg(long, conflicts_with = "inputs")]
     pub sparse_features: Option<usize>,
@@ -104,7 +114,7 @@ pub struct DecomposeArgs {
     pub config: Option<PathBuf>,
     /// Continue a stopped or killed run: its output folder (or one of its checkpoint files).
     /// Flags that would change the run are refused; --epochs may grow.
-    #[arg(long, conflicts_with_all = ["toy", "model_dir", "arch", "weights", "inputs", "sparse_features", "config", "out", "overwrite"])]
+    #[arg(long, conflicts_with_all = ["toy", "model_dir", "arch", "weights", "inputs", "labels", "sparse_features", "config", "out", "overwrite"])]
     pub resume: Option<PathBuf>,
     /// Output folder (default: a fresh folder out/<model>, out/<model>-2, ..).
     #[arg(long)]
@@ -286,4 +296,10 @@ pub struct ReproduceArgs {
     /// table also gives the reconstruction error under the other one.
     #[arg(long, value_parser = parse_divergence, default_value = "mse-authors")]
     pub divergence: Divergence,
+    /// Beyond the paper: also train the two handwritten-digits networks from --toy-seeds
+    /// seeds, decompose each from --seeds seeds at the settings of `l3d decompose
+    /// --model-dir` (epochs scaled by --scale), and count the classes with a subnetwork of
+    /// their own.
+    #[arg(long)]
+    pub digits: bool,
 }

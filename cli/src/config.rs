@@ -59,6 +59,9 @@ pub struct RunConfig {
     pub l3d: L3dConfig,
     #[serde(default)]
     pub analysis: AnalysisConfig,
+    /// Class labels of the data's rows (a `.npy` of integers), for the per-class report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
     /// What the run was computed from, recorded by the run (absent in a config written by
     /// hand or by an older version; `--config` ignores it and records the new run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,7 @@ impl RunConfig {
         if let DataSource::File { path } = &self.data {
             paths.push(path);
         }
+        paths.extend(self.labels.as_deref());
         paths
     }
 
@@ -97,6 +101,9 @@ impl RunConfig {
         }
         if let DataSource::File { path } = &mut run.data {
             *path = f(path);
+        }
+        if let Some(labels) = &mut run.labels {
+            *labels = f(labels);
         }
         run
     }

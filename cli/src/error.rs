@@ -83,6 +83,9 @@ pub enum RunError {
     /// A decomposition that would not fit in memory.
     #[error("{0}")]
     TooMuchMemory(String),
+    /// A class-labels file that does not fit the inputs.
+    #[error("labels {}: {msg}", path.display())]
+    Labels { path: PathBuf, msg: String },
     /// A JSON file (a config, a toy's record) that does not parse as what it should hold.
     #[error("{}: {source}", path.display())]
     Json {

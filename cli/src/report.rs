@@ -21,6 +21,7 @@ use toys::analysis::{analyse, Analysis, EFFECT_SHARE};
 use toys::circuits::{
     circuits, dominant_inputs, AnalysisConfig, Circuits, Probe, SubnetworkSummary, STRUCTURE_SHARE,
 };
+use toys::classes::ClassReport;
 use toys::models::ToyModel;
 
 /// Rows of the data the circuit measures of a user's model are taken on.
@@ -39,6 +40,8 @@ pub struct Decomposed<'a> {
     pub data: &'a Tensor<f32>,
     pub history: &'a [EpochStats],
     pub settings: &'a AnalysisConfig,
+    /// Each data row's class, for a classifier whose inputs came with labels.
+    pub labels: Option<&'a [usize]>,
 }
 
 /// What [`write_reports`] measured: the measures every model gets, and for a toy its analysis
@@ -75,7 +78,7 @@ pub fn write_reports(out: &Path, run: &Decomposed, ui: &Ui) -> Result<Reports> {
         }
         None => None,
     };
-    let generic = generic_report(
+    let mut generic = generic_report(
         run.model,
         run.d,
         run.config,
@@ -83,6 +86,15 @@ pub fn write_reports(out: &Path, run: &Decomposed, ui: &Ui) -> Result<Reports> {
         run.history,
         run.settings,
     )?;
+    if let Some(labels) = run.labels {
+        let bar = ui.bar(1, "per-class measures");
+        let classes = crate::classes::measure(run, labels, &generic.p_act)?;
+        bar.finish_and_clear();
+        // Labelled samples are judged by class: the per-input verdict labels each sample by a
+        // dominant input, which inputs such as images do not have.
+        generic.verdict = crate::classes::verdict(&classes);
+        generic.classes = Some(classes);
+    }
     write_json(&out.join("report.json"), &generic)?;
     let reports = Reports { generic, analysis };
     write_figures(out, run, &reports)?;
@@ -105,6 +117,9 @@ pub struct GenericReport {
     pub circuits: Circuits,
     /// A one-line judgement of the run ([`Circuits::verdict`]).
     pub verdict: String,
+    /// The per-class measures, when the inputs have class labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassReport>,
 }
 
 pub fn generic_report(
@@ -132,6 +147,7 @@ pub fn generic_report(
         tensor_names: d.names.clone(),
         verdict: circuits.verdict(),
         circuits,
+        classes: None,
     })
 }
 
@@ -201,6 +217,10 @@ pub fn generic_table(r: &GenericReport) -> String {
         r.p_act.len()
     );
     let _ = writeln!(s, "{}", r.verdict);
+    if let Some(c) = &r.classes {
+        s.push('\n');
+        s.push_str(&crate::classes::table(c));
+    }
     s
 }
 
@@ -348,6 +368,9 @@ fn write_figures(out: &Path, run: &Decomposed, reports: &Reports) -> Result<()> 
             ));
         }
     }
+    if let Some(classes) = &generic.classes {
+        figs.extend(crate::classes::figures(run, classes)?);
+    }
     for (file, _, svg) in &figs {
         nets::io::write_atomic(&dir.join(file), svg.as_bytes())?;
     }
@@ -359,7 +382,7 @@ fn write_figures(out: &Path, run: &Decomposed, reports: &Reports) -> Result<()> 
         title: format!("L3D decomposition of {name}"),
         header: table.0,
         rows: table.1,
-        notes: vec![
+        notes: [
             format!(
                 "reconstruction error {:.4}; dead subnetworks {}/{}",
                 generic.reconstruction_error,
@@ -367,7 +390,16 @@ fn write_figures(out: &Path, run: &Decomposed, reports: &Reports) -> Result<()> 
                 generic.p_act.len()
             ),
             generic.verdict.clone(),
-        ],
+        ]
+        .into_iter()
+        .chain(generic.classes.as_ref().map(crate::classes::summary))
+        .collect(),
+        tables: generic
+            .classes
+            .as_ref()
+            .map(crate::classes::report_table)
+            .into_iter()
+            .collect(),
         figures: figs
             .into_iter()
             .map(|(_, caption, svg)| ReportFigure { caption, svg })

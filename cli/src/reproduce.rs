@@ -9,11 +9,14 @@
 //! The runs are independent and each is deterministic, so they run in parallel (rayon) and
 //! give the same numbers for any number of threads. One run per toy (the first toy seed and
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
-//! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`.
+//! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`. With `--digits`, the
+//! handwritten-digits networks follow, beyond the paper ([`digits`]).
 
+mod digits;
 mod results;
 mod table;
 
+pub use digits::DigitsResult;
 pub use results::{Purpose, Reproduction, Row, RunResult};
 
 use crate::args::ReproduceArgs;
@@ -152,6 +155,10 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         })
         .collect::<Result<Vec<RunResult>>>()?;
     bar.finish_and_clear();
+    let digits = match args.digits {
+        true => digits::run_digits(args, ui)?,
+        false => Vec::new(),
+    };
     let mut rows = Vec::new();
     let mut report_figures = Vec::new();
     for &kind in &kinds {
@@ -161,6 +168,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
             report_figures.push(fig);
         }
     }
+    rows.extend(digits::digits_rows(&digits));
     let result = Reproduction {
         scale: args.scale,
         seed: args.seed,
@@ -169,6 +177,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         divergence: args.divergence,
         rows,
         runs,
+        digits,
         seconds: start.elapsed().as_secs_f64(),
     };
     write_outputs(args, &result, report_figures, ui)
@@ -225,6 +234,7 @@ fn run_job(job: &Job, toy: &ToyModel, args: &ReproduceArgs, ui: &Ui) -> Result<R
             },
             l3d: config.clone(),
             analysis: settings,
+            labels: None,
             fingerprints: None,
         };
         let quiet = Ui::new(Mode::Quiet);
@@ -292,6 +302,7 @@ fn write_outputs(
             })
             .collect(),
         notes: Vec::new(),
+        tables: Vec::new(),
         figures: report_figures
             .into_iter()
             .map(|(_, caption, svg)| ReportFigure { caption, svg })

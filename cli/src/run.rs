@@ -308,6 +308,7 @@ pub fn decompose(run: &RunConfig, out: &Path, options: Options, ui: &Ui) -> Resu
     let staging = folder.staging()?;
     let loaded = load_model_source(&run.model, ui)?;
     let data = load_data(&run.data, &loaded)?;
+    let labels = crate::classes::load_labels(run, data.shape()[0])?;
     if let Some(state) = &options.resume {
         checks::resume_fits(state, &loaded.model, &data)?;
     }
@@ -345,6 +346,7 @@ pub fn decompose(run: &RunConfig, out: &Path, options: Options, ui: &Ui) -> Resu
         data: &data,
         history: &trained.history,
         settings: &run.analysis,
+        labels: labels.as_deref(),
     };
     let reports = write_reports(&staging, &decomposed, ui)?;
     let metadata = serde_json::json!({

@@ -191,6 +191,7 @@ fn decompose_saved(
             },
             l3d: config.clone(),
             analysis: analysis_settings.clone(),
+            labels: None,
             fingerprints: None,
         };
         let quiet = crate::ui::Ui::new(crate::ui::Mode::Quiet);

@@ -56,6 +56,13 @@ fn from_flags(a: &DecomposeArgs) -> Result<RunConfig> {
             kind.paper_config(0),
         )
     } else if let Some(dir) = &a.model_dir {
+        if let Some((model, data, l3d)) = crate::digits::model_dir_run(dir)? {
+            let data = match &a.inputs {
+                Some(path) => DataSource::File { path: path.clone() },
+                None => data,
+            };
+            return Ok(with_labels(a, model, data, l3d));
+        }
         let record: run::ToyRecord = read_json(&dir.join("toy.json"))?;
         (
             ModelSource::ToyDir { dir: dir.clone() },
@@ -85,13 +92,30 @@ fn from_flags(a: &DecomposeArgs) -> Result<RunConfig> {
             seed: 1,
         },
     };
-    Ok(RunConfig {
+    Ok(with_labels(a, model, data, l3d))
+}
+
+/// The run of `model` on `data`, with the class labels of `--labels`, else those beside an
+/// inputs file ([`crate::digits::labels_beside`]).
+fn with_labels(
+    a: &DecomposeArgs,
+    model: ModelSource,
+    data: DataSource,
+    l3d: L3dConfig,
+) -> RunConfig {
+    let labels = match (&a.labels, &data) {
+        (Some(path), _) => Some(path.clone()),
+        (None, DataSource::File { path }) => crate::digits::labels_beside(path),
+        _ => None,
+    };
+    RunConfig {
         model,
         data,
         l3d,
         analysis: AnalysisConfig::default(),
+        labels,
         fingerprints: None,
-    })
+    }
 }
 
 /// The default output folder of a run: `out/<name>`, or `out/<name>-2`, `-3`, .. when that

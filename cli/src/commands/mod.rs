@@ -7,6 +7,7 @@ mod report;
 
 use crate::args::{Command, TrainArgs};
 use crate::config::{self, DataSource, Fingerprints, LoadedModel, ModelSource, RunConfig};
+use crate::digits::TrainModel;
 use crate::error::Result;
 use crate::run::{self, Options};
 use crate::ui::Ui;
@@ -42,6 +43,7 @@ fn default_run(ui: &Ui) -> Result<()> {
         },
         l3d: ToyKind::Tms.paper_config(0),
         analysis: AnalysisConfig::default(),
+        labels: None,
         fingerprints: None,
     };
     decompose::finish_decompose(&run, Path::new("out/default"), Options::replacing(), ui)
@@ -51,12 +53,18 @@ fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("out/{}", a.model)));
-    let toy = run::train_toy_ui(a.model, a.seed, a.epochs, ui)?;
+    let kind = match a.model {
+        TrainModel::Toy(kind) => kind,
+        TrainModel::Digits(kind) => {
+            return crate::digits::train_command(kind, a.seed, a.epochs, &out, ui)
+        }
+    };
+    let toy = run::train_toy_ui(kind, a.seed, a.epochs.unwrap_or(1000), ui)?;
     run::save_toy(&toy, &out)?;
     let check = &toy.report.check;
     let text = format!(
         "{}: saved to {}\n{}\nper-feature unexplained fraction: {:?}\nfeature embedding norms: {:?}",
-        a.model,
+        kind,
         out.display(),
         toy.report.choice,
         check.unexplained.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),

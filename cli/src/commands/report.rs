@@ -19,6 +19,7 @@ pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
         )));
     }
     let (run, loaded, data, saved) = reopen(&a.dir, a.force, ui)?;
+    let labels = crate::classes::load_labels(&run, data.shape()[0])?;
     let decomposed = Decomposed {
         model: &loaded.model,
         toy: loaded.toy.as_ref(),
@@ -27,6 +28,7 @@ pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
         data: &data,
         history: &saved.meta.history,
         settings: &run.analysis,
+        labels: labels.as_deref(),
     };
     folder.clear_staging()?;
     let reports = write_reports(&folder.staging()?, &decomposed, ui)?;

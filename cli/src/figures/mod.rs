@@ -12,6 +12,7 @@
 //! | derived A against true A     | Fig. 5           | [`a_matrix_scatter`]           |
 //! | error against n_v or rank    | Fig. S5, S11     | [`error_curves`]               |
 //! | impact per input feature     | Section 2.5      | [`impact_matrix`]              |
+//! | convolution kernels          |                  | [`kernel_grid`]                |
 //! | everything on one page       |                  | [`html_report`]                |
 //!
 //! Notation as in the paper: `n_v` subnetworks, `delta` the step along a subnetwork in an
@@ -33,6 +34,7 @@ mod error_curves;
 mod heatmap;
 mod impact;
 mod intervention;
+mod kernels;
 mod matrix;
 mod range;
 mod report;
@@ -53,8 +55,9 @@ pub use intervention::{
     intervention_sweep, intervention_sweep_grid, write_intervention_sweep,
     write_intervention_sweep_grid, InterventionSweep,
 };
+pub use kernels::{kernel_grid, write_kernel_grid, KernelGrid};
 pub use matrix::{Matrix, ParamTensor};
-pub use report::{html_report, write_html_report, Report, ReportFigure};
+pub use report::{html_report, write_html_report, Report, ReportFigure, ReportTable};
 pub use subnetworks::{
     subnetwork_heatmaps, write_subnetwork_heatmaps, Subnetwork, SubnetworkHeatmaps,
 };

@@ -21,7 +21,17 @@ pub struct Report {
     pub rows: Vec<Vec<String>>,
     /// Paragraphs shown under the table (a summary, a verdict).
     pub notes: Vec<String>,
+    /// Further tables, each under its heading, after the notes.
+    pub tables: Vec<ReportTable>,
     pub figures: Vec<ReportFigure>,
+}
+
+/// A table of the report with a heading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportTable {
+    pub heading: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
 }
 
 const STYLE: &str = "body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -54,6 +64,14 @@ pub fn html_report(report: &Report) -> String {
     }
     for note in &report.notes {
         let _ = writeln!(html, "<p>{}</p>", escape(note));
+    }
+    for table in &report.tables {
+        let _ = writeln!(html, "<h2>{}</h2>\n<table>", escape(&table.heading));
+        push_row(&mut html, "th", &table.header);
+        for row in &table.rows {
+            push_row(&mut html, "td", row);
+        }
+        html.push_str("</table>\n");
     }
     for figure in &report.figures {
         let svg = strip_xml_declaration(&figure.svg);

@@ -56,5 +56,8 @@ pub struct Reproduction {
     pub divergence: Divergence,
     pub rows: Vec<Row>,
     pub runs: Vec<RunResult>,
+    /// The digits runs (`--digits`), beyond the paper.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digits: Vec<super::DigitsResult>,
     pub seconds: f64,
 }

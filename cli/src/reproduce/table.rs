@@ -21,7 +21,7 @@ fn row(model: ToyKind, measure: &str, ours: String, paper: &str, met: Option<boo
 }
 
 /// `median [min, max]` of `values` with `digits` decimals (`-` if empty).
-fn summary(values: &[f64], digits: usize) -> String {
+pub(super) fn summary(values: &[f64], digits: usize) -> String {
     let Some(m) = median(values) else {
         return "-".into();
     };
@@ -35,7 +35,7 @@ fn summary(values: &[f64], digits: usize) -> String {
 }
 
 /// `median/n [min, max]` of counts out of `n`.
-fn count_summary(values: &[f64], n: usize) -> String {
+pub(super) fn count_summary(values: &[f64], n: usize) -> String {
     let Some(m) = median(values) else {
         return "-".into();
     };

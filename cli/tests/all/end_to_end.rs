@@ -42,6 +42,7 @@ fn run_toy(
             n_refs: 4,
             ..Default::default()
         },
+        labels: None,
         fingerprints: None,
     };
     let outcome = decompose(&run, &out, Options::replacing(), &Ui::new(Mode::Quiet)).unwrap();

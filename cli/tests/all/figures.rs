@@ -395,6 +395,11 @@ fn html_report_escapes_text_and_inlines_figures() {
         header: vec!["model".to_string(), "error & rank".to_string()],
         rows: vec![vec!["TMS".to_string(), "0.19 < 0.2".to_string()]],
         notes: Vec::new(),
+        tables: vec![ReportTable {
+            heading: "by <class>".to_string(),
+            header: vec!["class".to_string()],
+            rows: vec![vec!["3 & 5".to_string()]],
+        }],
         figures: vec![
             ReportFigure {
                 caption: "Fig. 2 \"subnetworks\"".to_string(),
@@ -411,6 +416,8 @@ fn html_report_escapes_text_and_inlines_figures() {
     assert!(html.contains("<title>L3D on &lt;TMS&gt;</title>"));
     assert!(html.contains("<th>error &amp; rank</th>"));
     assert!(html.contains("<td>0.19 &lt; 0.2</td>"));
+    assert!(html.contains("<h2>by &lt;class&gt;</h2>\n<table>\n<tr><th>class</th></tr>"));
+    assert!(html.contains("<td>3 &amp; 5</td>"));
     assert!(html.contains("<figcaption>Fig. 2 &quot;subnetworks&quot;</figcaption>"));
     assert!(html.contains(&heatmaps) && html.contains(&curves));
     assert_eq!(html.matches("<svg").count(), 2);
@@ -434,6 +441,7 @@ fn writes_replace_files_atomically_and_report_io_errors() {
         header: vec![],
         rows: vec![],
         notes: Vec::new(),
+        tables: Vec::new(),
         figures: vec![],
     };
     write_html_report(&dir.join("report.html"), &report).unwrap();

@@ -7,7 +7,7 @@
 //!
 //! Read: `'<f4'`, `'<f8'`, `'<f2'`, and the integers `'<i4'` and `'<i8'` (token ids, as
 //! `np.int32` and `np.int64` save them; see [`Encoding::decode`] for exactness), in C order,
-//! of any rank. Written: `'<f4'` or `'<f8'`.
+//! of any rank. Written: `'<f4'` or `'<f8'`, and `'<i8'` (class labels, as `np.int64`).
 
 use std::path::Path;
 
@@ -77,19 +77,26 @@ pub fn npy_from_bytes<T: Float>(path: &Path, bytes: &[u8]) -> Result<Tensor<T>, 
 /// Writes `tensor` as a version 1 `.npy` file (version 2 if the header needs more than 64 KiB),
 /// atomically (see [`write_atomic`]).
 pub fn write_npy<T: StoredFloat>(path: &Path, tensor: &Tensor<T>) -> Result<(), IoError> {
-    write_atomic(path, &encode(tensor))
+    let mut data = Vec::with_capacity(tensor.numel() * size_of::<T>());
+    T::extend_le(tensor.data(), &mut data);
+    write_atomic(path, &encode(T::NPY_DESCR, tensor.shape(), &data))
 }
 
-fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
-    let dims: Vec<String> = tensor.shape().iter().map(|n| n.to_string()).collect();
+/// Writes `values` as a 1-D `'<i8'` (`np.int64`) `.npy` file, atomically: class labels as
+/// PyTorch and NumPy keep them.
+pub fn write_npy_i64(path: &Path, values: &[i64]) -> Result<(), IoError> {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_atomic(path, &encode("<i8", &[values.len()], &data))
+}
+
+/// The bytes of a `.npy` file of dtype `descr` and `shape` whose data are `data`.
+fn encode(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|n| n.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        T::NPY_DESCR
-    );
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Version 1 stores the header length in a u16. Magic, version, length, header and its
     // newline are padded with spaces to a multiple of 64 bytes, as NumPy does.
     let padded_len = |prefix: usize| (prefix + header.len() + 1).next_multiple_of(64) - prefix;
@@ -100,7 +107,7 @@ fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
     let padded = padded_len(prefix);
     header.push_str(&" ".repeat(padded - header.len() - 1));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(padded + prefix + tensor.numel() * size_of::<T>());
+    let mut bytes = Vec::with_capacity(padded + prefix + data.len());
     bytes.extend(MAGIC);
     bytes.extend([version, 0]);
     match version {
@@ -108,7 +115,7 @@ fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
         _ => bytes.extend((header.len() as u32).to_le_bytes()),
     }
     bytes.extend(header.as_bytes());
-    T::extend_le(tensor.data(), &mut bytes);
+    bytes.extend(data);
     bytes
 }
 
@@ -348,7 +355,8 @@ mod tests {
     #[test]
     fn encoded_headers_are_aligned_to_64_bytes() {
         for shape in [vec![], vec![7], vec![2, 3], vec![1, 2, 3, 4]] {
-            let bytes = encode(&Tensor::<f32>::zeros(&shape));
+            let data = vec![0u8; 4 * shape.iter().product::<usize>()];
+            let bytes = encode("<f4", &shape, &data);
             let data_start = bytes.len() - 4 * shape.iter().product::<usize>();
             assert_eq!(data_start % 64, 0, "shape {shape:?}");
             assert_eq!(bytes[data_start - 1], b'\n');

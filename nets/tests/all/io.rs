@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nets::io::{
     check_inputs, load_inputs, load_model, npy_from_bytes, read_architecture, read_bytes, read_npy,
-    read_safetensors, safetensors_from_bytes, save_model, write_atomic, write_npy,
+    read_safetensors, safetensors_from_bytes, save_model, write_atomic, write_npy, write_npy_i64,
     write_safetensors, IoError, Mismatch,
 };
 use nets::Model;
@@ -830,6 +830,21 @@ fn npy_round_trip_for_every_rank() {
         write_npy(&path, &wide).unwrap();
         assert_eq!(read_npy::<f64>(&path).unwrap(), wide, "{shape:?}");
     }
+}
+
+/// Labels written as int64 read back exactly, and the file is what `np.save` writes for
+/// `np.array([3, 0, -2, 2**40], dtype=np.int64)`: the 128-byte padded header, then the values.
+#[test]
+fn int64_labels_round_trip_in_numpys_layout() {
+    let path = scratch("npy_i64").join("labels.npy");
+    let values = [3i64, 0, -2, 1 << 40];
+    write_npy_i64(&path, &values).unwrap();
+    let dict = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }";
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(std::fs::read(&path).unwrap(), npy_with_header(dict, &data));
+    let back = read_npy::<f64>(&path).unwrap();
+    assert_eq!(back.shape(), [4]);
+    assert_eq!(back.data(), [3.0, 0.0, -2.0, (1u64 << 40) as f64]);
 }
 
 /// Bytes as `np.save` writes them, in versions 1 and 2, and in the three float widths.
