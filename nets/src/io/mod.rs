@@ -193,7 +193,7 @@ pub use self::fs::read_bytes;
 pub use self::half::{bf16_to_f32, f16_to_f32};
 pub use self::inputs::{check_inputs, check_model_inputs, load_inputs};
 pub use self::model::{load_model, read_architecture, save_model, write_architecture};
-pub use self::npy::{npy_from_bytes, read_npy, write_npy};
+pub use self::npy::{npy_from_bytes, read_npy, write_npy, write_npy_i64};
 pub use self::safetensors::{
     read_safetensors, safetensors_from_bytes, safetensors_to_bytes, write_safetensors, TensorFile,
 };

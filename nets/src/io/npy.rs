@@ -81,15 +81,45 @@ pub fn write_npy<T: StoredFloat>(path: &Path, tensor: &Tensor<T>) -> Result<(), 
 }
 
 fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
-    let dims: Vec<String> = tensor.shape().iter().map(|n| n.to_string()).collect();
+    encode_raw(
+        tensor.shape(),
+        T::NPY_DESCR,
+        tensor.numel() * size_of::<T>(),
+        |bytes| T::extend_le(tensor.data(), bytes),
+    )
+}
+
+/// Writes the integers `values` of the array of shape `shape` as a `'<i8'` `.npy` file (the
+/// form `np.save` gives an `np.int64` array, such as token ids), atomically.
+///
+/// Panics if `values` does not hold `shape`'s number of elements (a bug of the caller).
+pub fn write_npy_i64(path: &Path, shape: &[usize], values: &[i64]) -> Result<(), IoError> {
+    assert_eq!(
+        values.len(),
+        shape.iter().product::<usize>(),
+        "write_npy_i64: {} values for shape {shape:?}",
+        values.len()
+    );
+    let bytes = encode_raw(shape, "<i8", values.len() * 8, |bytes| {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()))
+    });
+    write_atomic(path, &bytes)
+}
+
+/// The bytes of a `.npy` file of shape `shape` and dtype `descr`, whose `data_len` bytes of
+/// data `write_data` appends.
+fn encode_raw(
+    shape: &[usize],
+    descr: &str,
+    data_len: usize,
+    write_data: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|n| n.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        T::NPY_DESCR
-    );
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Version 1 stores the header length in a u16. Magic, version, length, header and its
     // newline are padded with spaces to a multiple of 64 bytes, as NumPy does.
     let padded_len = |prefix: usize| (prefix + header.len() + 1).next_multiple_of(64) - prefix;
@@ -100,7 +130,7 @@ fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
     let padded = padded_len(prefix);
     header.push_str(&" ".repeat(padded - header.len() - 1));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(padded + prefix + tensor.numel() * size_of::<T>());
+    let mut bytes = Vec::with_capacity(padded + prefix + data_len);
     bytes.extend(MAGIC);
     bytes.extend([version, 0]);
     match version {
@@ -108,7 +138,7 @@ fn encode<T: StoredFloat>(tensor: &Tensor<T>) -> Vec<u8> {
         _ => bytes.extend((header.len() as u32).to_le_bytes()),
     }
     bytes.extend(header.as_bytes());
-    T::extend_le(tensor.data(), &mut bytes);
+    write_data(&mut bytes);
     bytes
 }
 
@@ -324,6 +354,28 @@ mod tests {
         assert_eq!(h.map(|h| (h.shape, h.fortran_order)), Ok((vec![5], true)));
         let h = Header::parse("{'descr': '<f4', 'fortran_order': False, 'shape': ()}");
         assert_eq!(h.map(|h| h.shape), Ok(vec![]));
+    }
+
+    #[test]
+    fn int64_files_read_back_exactly() {
+        // Token ids up to 2^53 are exact in f64; 63 and a large id cover both ends of use.
+        let dir = std::env::temp_dir().join(format!("npy-i64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ids.npy");
+        let values = [0i64, 5, 63, 1 << 40, 7, 1];
+        write_npy_i64(&path, &[2, 3], &values).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(String::from_utf8_lossy(&bytes[..80]).contains("'descr': '<i8'"));
+        assert_eq!(
+            bytes.len() % 64,
+            48 % 64,
+            "64-byte header, then 6 x 8 bytes"
+        );
+        let back: Tensor<f64> = read_npy(&path).unwrap();
+        assert_eq!(back.shape(), &[2, 3]);
+        let expected: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        assert_eq!(back.data(), &expected[..]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
