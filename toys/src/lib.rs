@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod circuits;
 pub mod data;
+pub mod induction;
 pub mod models;
 pub mod suite;
 pub mod train;
