@@ -3,9 +3,11 @@
 //! ([`model`]: the `attention` workload's two-layer attention-only transformer).
 
 pub mod data;
+pub mod effects;
 pub mod model;
 
 pub use data::{PositionKind, RepeatedSpans, Sequence, TokenSet};
+pub use effects::{induction_effects, InductionEffects, LayerShares, SubnetworkEffect};
 pub use model::{
     architecture, initialised, train_induction, Accuracy, AttentionScores, InductionTraining,
     TrainedInduction,

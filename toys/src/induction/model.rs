@@ -105,7 +105,7 @@ impl Default for InductionTraining {
         Self {
             spec: RepeatedSpans::default(),
             train_sequences: 8192,
-            test_sequences: 2048,
+            test_sequences: 512,
             epochs: 60,
             batch_size: 64,
             lr: 1e-2,
