@@ -63,16 +63,59 @@ pub struct SuiteArgs {
     pub decompose: Option<TensorSet>,
 }
 
+/// A model `l3d train` trains: a toy, or the induction transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainModel {
+    Toy(ToyKind),
+    /// The two-layer attention-only transformer trained on repeated spans (toys::induction).
+    Induction,
+}
+
+impl TrainModel {
+    const ALL: [TrainModel; 6] = [
+        TrainModel::Toy(ToyKind::Tms),
+        TrainModel::Toy(ToyKind::TmsParallel),
+        TrainModel::Toy(ToyKind::Tmcs),
+        TrainModel::Toy(ToyKind::HighRank),
+        TrainModel::Toy(ToyKind::Squared),
+        TrainModel::Induction,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainModel::Toy(kind) => kind.name(),
+            TrainModel::Induction => "induction",
+        }
+    }
+}
+
+impl clap::ValueEnum for TrainModel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            TrainModel::Toy(kind) => kind.to_possible_value(),
+            TrainModel::Induction => Some(
+                clap::builder::PossibleValue::new("induction")
+                    .help("Two attention layers trained to copy repeated spans (induction heads)"),
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Which toy model.
+    /// Which model: a toy, or the induction transformer.
     #[arg(long, value_enum)]
-    pub model: ToyKind,
+    pub model: TrainModel,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Most epochs (training stops earlier once converged).
-    #[arg(long, default_value_t = 1000)]
-    pub epochs: usize,
+    /// Most epochs (toys stop earlier once converged; default 1000 for toys, 60 for
+    /// induction).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Output folder (default out/<model>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod figures;
 pub mod files;
 pub mod folder;
+pub mod induction;
 pub mod provenance;
 pub mod report;
 pub mod reproduce;

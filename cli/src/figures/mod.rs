@@ -12,6 +12,7 @@
 //! | derived A against true A     | Fig. 5           | [`a_matrix_scatter`]           |
 //! | error against n_v or rank    | Fig. S5, S11     | [`error_curves`]               |
 //! | impact per input feature     | Section 2.5      | [`impact_matrix`]              |
+//! | induction: effect and layers |                  | [`induction_bars`]             |
 //! | everything on one page       |                  | [`html_report`]                |
 //!
 //! Notation as in the paper: `n_v` subnetworks, `delta` the step along a subnetwork in an
@@ -32,6 +33,7 @@ mod colour;
 mod error_curves;
 mod heatmap;
 mod impact;
+mod induction;
 mod intervention;
 mod matrix;
 mod range;
@@ -49,6 +51,7 @@ use nets::io::IoError;
 pub use a_matrix::{a_matrix_scatter, r_squared, write_a_matrix_scatter, AMatrixScatter};
 pub use error_curves::{error_curves, write_error_curves, ErrorCurves, ReferenceLine, Series};
 pub use impact::{impact_matrix, write_impact_matrix, ImpactMatrix};
+pub use induction::{induction_bars, write_induction_bars, InductionBars, SHARE_NAMES};
 pub use intervention::{
     intervention_sweep, intervention_sweep_grid, write_intervention_sweep,
     write_intervention_sweep_grid, InterventionSweep,

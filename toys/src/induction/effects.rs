@@ -9,16 +9,22 @@
 //! - `p0[n, t]`: the model's next-token distribution at `W0`; `q[n, t]` after the move.
 //! - `KL_rep`, `KL_first`: the mean of `KL(p0[n, t] || q[n, t])` over repeated positions and
 //!   over first occurrences, averaged over the two signs of `delta`.
-//! - `ratio = KL_rep / KL_first` (the repeated/first ratio).
+//! - `ratio = KL_rep / KL_first` (the repeated/first ratio of the KL).
+//! - `dlogp_rep`, `dlogp_first`: the mean of `|log q[n, t](y) - log p0[n, t](y)|` for the
+//!   correct next token `y`, over repeated and over first positions, averaged over the two
+//!   signs; `logprob_ratio = dlogp_rep / dlogp_first`. KL weighs confident predictions
+//!   lightly (a repeated position's prediction, near certain, moves little until it flips),
+//!   the log-probability of the correct token does not; both are reported.
 //! - Norm shares: `|v_k[tensor]|^2` summed over a group of tensors (decoder subnetworks have
 //!   unit norm over the decomposed tensors, so the shares of a subnetwork sum to 1).
 //!
 //! # Roles
 //!
-//! Among the live subnetworks, the *layer-0 subnetwork* is the one with the largest `KL_rep`
-//! of those with at least half their norm^2 in layer 0 (the head whose output the induction
-//! head's keys read: a previous-token head in the textbook circuit), and the *induction
-//! subnetwork* the one with the largest `KL_rep` of those with at least half in layer 1.
+//! Among the live subnetworks, the *layer-0 subnetwork* is the one with the largest
+//! `dlogp_rep` of those with at least half their norm^2 in layer 0 (the head whose output
+//! the induction head's keys read: a previous-token head in the textbook circuit), and the
+//! *induction subnetwork* the one with the largest `dlogp_rep` of those with at least half
+//! in layer 1.
 
 use super::data::{PositionKind, TokenSet};
 use super::model::{accuracy, attention_scores, AttentionScores};
@@ -79,6 +85,10 @@ pub struct SubnetworkEffect {
     pub kl_first: f64,
     /// `kl_repeated / kl_first` (infinite if `kl_first` is 0 and `kl_repeated` is not).
     pub ratio: f64,
+    /// `dlogp_rep` and `dlogp_first` of the legend, and their ratio.
+    pub logprob_repeated: f64,
+    pub logprob_first: f64,
+    pub logprob_ratio: f64,
     /// Mean change of the log-probability of the correct next token on repeated positions,
     /// at the sign of `delta` that lowers it most.
     pub logprob_change_repeated: f64,
@@ -149,6 +159,29 @@ fn kl_rows(p: &[f32], q: &[f32]) -> f64 {
     lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum()
 }
 
+/// Mean `|log q(y) - log p0(y)|` of the correct next token `y` over the repeated and over
+/// the first positions of `set` (`[dlogp_rep, dlogp_first]`), for logits `[N, T, V]`.
+pub fn logprob_change_by_kind(base: &Tensor<f32>, moved: &Tensor<f32>, set: &TokenSet) -> [f64; 2] {
+    let (t, v) = (base.shape()[1], base.shape()[2]);
+    let ids = set.tokens.data();
+    let mut sums = [(0.0, 0usize); 2];
+    for (n, marks) in set.marks.iter().enumerate() {
+        for (p, &kind) in marks.iter().enumerate() {
+            let slot = match kind {
+                PositionKind::Repeated => 0,
+                PositionKind::First => 1,
+                PositionKind::Other => continue,
+            };
+            let (at, y) = ((n * t + p) * v, ids[n * t + p + 1] as usize);
+            let before = log_softmax(&base.data()[at..at + v])[y];
+            let after = log_softmax(&moved.data()[at..at + v])[y];
+            sums[slot].0 += (after - before).abs();
+            sums[slot].1 += 1;
+        }
+    }
+    sums.map(|(s, c)| s / c.max(1) as f64)
+}
+
 /// Mean log-probability of the correct next token over the repeated positions of `set`.
 fn mean_logprob_repeated(logits: &Tensor<f32>, set: &TokenSet) -> f64 {
     let (t, v) = (logits.shape()[1], logits.shape()[2]);
@@ -183,7 +216,7 @@ pub fn induction_effects(
     let base_accuracy = accuracy(&base, set);
     let mut subnetworks = Vec::with_capacity(d.n_v);
     for k in 0..d.n_v {
-        let mut kl = [0.0; 2];
+        let (mut kl, mut dlogp) = ([0.0; 2], [0.0; 2]);
         // (log-prob, logits, params) at the sign that lowers the correct log-prob most.
         let mut worst: Option<(f64, Tensor<f32>, Vec<Tensor<f32>>)> = None;
         for sign in [1.0, -1.0] {
@@ -192,6 +225,9 @@ pub fn induction_effects(
             let [rep, first] = kl_by_kind(&base, &moved, set);
             kl[0] += rep / 2.0;
             kl[1] += first / 2.0;
+            let [rep, first] = logprob_change_by_kind(&base, &moved, set);
+            dlogp[0] += rep / 2.0;
+            dlogp[1] += first / 2.0;
             let logprob = mean_logprob_repeated(&moved, set);
             if worst.as_ref().is_none_or(|(w, _, _)| logprob < *w) {
                 worst = Some((logprob, moved, params));
@@ -209,6 +245,9 @@ pub fn induction_effects(
             kl_repeated: kl[0],
             kl_first: kl[1],
             ratio: ratio(kl[0], kl[1]),
+            logprob_repeated: dlogp[0],
+            logprob_first: dlogp[1],
+            logprob_ratio: ratio(dlogp[0], dlogp[1]),
             logprob_change_repeated: logprob - base_logprob,
             accuracy_repeated: moved_accuracy.repeated,
             accuracy_first: moved_accuracy.first,
@@ -244,7 +283,7 @@ pub fn identify(subnetworks: &[SubnetworkEffect]) -> (Option<usize>, Option<usiz
         subnetworks
             .iter()
             .filter(|s| s.live && share(&s.shares) >= 0.5)
-            .max_by(|a, b| a.kl_repeated.total_cmp(&b.kl_repeated))
+            .max_by(|a, b| a.logprob_repeated.total_cmp(&b.logprob_repeated))
             .map(|s| s.index)
     };
     (
@@ -330,6 +369,25 @@ mod tests {
         assert_eq!(first, 0.0);
         assert_eq!(ratio(rep, first), f64::INFINITY);
         assert_eq!(kl_by_kind(&base, &base, &set), [0.0, 0.0]);
+        // The correct token's log-probability moves by ln 3 - ln((V + 2) / V) when it is the
+        // raised one, by ln((V + 2) / V) otherwise; here it is raised where the next token
+        // is 5.
+        let [dl_rep, dl_first] = logprob_change_by_kind(&base, &moved, &set);
+        let mut expected = (0.0, 0usize);
+        for (n, marks) in set.marks.iter().enumerate() {
+            for (t, _) in marks
+                .iter()
+                .enumerate()
+                .filter(|(_, &k)| k == PositionKind::Repeated)
+            {
+                let raised = set.tokens.data()[n * 32 + t + 1] == 5.0;
+                let drop = ((v + 2.0) / v).ln();
+                expected.0 += if raised { 3f64.ln() - drop } else { drop };
+                expected.1 += 1;
+            }
+        }
+        assert!((dl_rep - expected.0 / expected.1 as f64).abs() < 1e-6);
+        assert_eq!(dl_first, 0.0);
     }
 
     #[test]
@@ -359,6 +417,9 @@ mod tests {
             kl_repeated,
             kl_first: 0.1,
             ratio: kl_repeated / 0.1,
+            logprob_repeated: kl_repeated,
+            logprob_first: 0.1,
+            logprob_ratio: kl_repeated / 0.1,
             logprob_change_repeated: 0.0,
             accuracy_repeated: 0.0,
             accuracy_first: 0.0,
