@@ -180,6 +180,9 @@ pub fn marked_set(dir: &Path, tokens: &Tensor<f32>) -> Result<TokenSet> {
 /// repeated positions to chance, KL 20-290 nats), large enough to move them (notes/induction.md).
 pub const DELTA_FRACTION: f64 = 0.1;
 
+/// The seed of the random direction the report's measures are compared with.
+pub const BASELINE_SEED: u64 = 0;
+
 /// The induction report of a decomposition of an induction model, written into the
 /// decomposition's folder `out`: `induction.json` (every subnetwork's effects, the roles),
 /// an `induction` entry in `report.json`, and `figures/induction.svg`. The moves are
@@ -196,7 +199,7 @@ pub fn write_report(
     let set = marked_set(model_dir, data)?;
     let delta = DELTA_FRACTION * toys::circuits::decomposed_norm(model, d);
     let live: Vec<bool> = p_act.iter().map(|&p| p > 0.0).collect();
-    let effects = induction_effects(model, d, &set, delta, &live)?;
+    let effects = induction_effects(model, d, &set, delta, &live, BASELINE_SEED)?;
     write_json(&out.join("induction.json"), &effects)?;
     let report_path = out.join("report.json");
     let mut report: serde_json::Value = read_json(&report_path)?;
@@ -277,11 +280,15 @@ pub fn table(e: &InductionEffects) -> String {
         "induction: moving along each subnetwork by +-{:.3} ({} sequences; model: accuracy on repeated positions {:.3}, first occurrences {:.3})\n{header}\n{rule}\n",
         e.delta, e.sequences, e.accuracy_repeated, e.accuracy_first
     );
-    for (k, s) in e.subnetworks.iter().enumerate() {
+    for (k, s) in e.subnetworks.iter().chain([&e.baseline]).enumerate() {
+        let name = match k == e.subnetworks.len() {
+            true => "random".to_string(),
+            false => label(e, k),
+        };
         text.push_str(&format!(
             "{:>10} | {:>4} | {:>8.4} | {:>8.4} | {:>6.2} | {:>9.4} | {:>9.4} | {:>6.2} | {:>8.3} | {:>8.3} | {:>8.2} | {:>8.2}\n",
-            label(e, k),
-            if s.live { "yes" } else { "dead" },
+            name,
+            if s.live { "yes" } else if k == e.subnetworks.len() { "-" } else { "dead" },
             s.kl_repeated,
             s.kl_first,
             s.ratio,

@@ -57,10 +57,14 @@ impl LayerShares {
 
     /// The shares of the decoder subnetwork `k` of `d`, by tensor name.
     pub fn of(d: &Decomposition<f32>, k: usize) -> Self {
+        Self::from_parts(&d.names, &d.subnetwork(k))
+    }
+
+    /// The shares of a direction whose part in the tensor `names[t]` is `parts[t]`.
+    pub fn from_parts(names: &[String], parts: &[Tensor<f32>]) -> Self {
         let mut s = Self::default();
-        let parts = d.subnetwork(k);
         let total: f64 = parts.iter().map(|p| p.sum_squares() as f64).sum();
-        for (name, part) in d.names.iter().zip(&parts) {
+        for (name, part) in names.iter().zip(parts) {
             let share = part.sum_squares() as f64 / total.max(f64::MIN_POSITIVE);
             let projection = ["q", "k", "v", "o"]
                 .iter()
@@ -110,6 +114,8 @@ pub struct InductionEffects {
     pub accuracy_first: f64,
     pub attention: AttentionScores,
     pub subnetworks: Vec<SubnetworkEffect>,
+    /// A random direction in the decomposed tensors, moved alike (index `n_v`).
+    pub baseline: SubnetworkEffect,
     pub layer0_subnetwork: Option<usize>,
     pub induction_subnetwork: Option<usize>,
 }
@@ -203,29 +209,105 @@ fn mean_logprob_repeated(logits: &Tensor<f32>, set: &TokenSet) -> f64 {
 }
 
 /// The effects of every subnetwork of `d` (a decomposition of the induction model `model`)
-/// moved by `+-delta`, measured on `set`; `live[k]` says which subnetworks are live.
+/// moved by `+-delta`, measured on `set`; `live[k]` says which subnetworks are live. The
+/// baseline is a random direction of unit norm in the decomposed tensors (normal entries,
+/// drawn from `baseline_seed`), moved alike: the level of every measure for a direction that
+/// is no circuit.
 pub fn induction_effects(
     model: &Sequential<f32>,
     d: &Decomposition<f32>,
     set: &TokenSet,
     delta: f64,
     live: &[bool],
+    baseline_seed: u64,
 ) -> l3d::Result<InductionEffects> {
-    let base = model.evaluate_w0(&set.tokens)?;
-    let base_logprob = mean_logprob_repeated(&base, set);
-    let base_accuracy = accuracy(&base, set);
+    let base = Base {
+        model,
+        logits: model.evaluate_w0(&set.tokens)?,
+        set,
+    };
     let mut subnetworks = Vec::with_capacity(d.n_v);
     for k in 0..d.n_v {
+        let moves = [1.0, -1.0].map(|sign| moved_params(model, d, &[(k, sign * delta)]));
+        let [plus, minus] = moves;
+        let live = live.get(k).copied().unwrap_or(false);
+        subnetworks.push(base.effect(k, live, [plus?, minus?], LayerShares::of(d, k))?);
+    }
+    let direction = random_direction(model, d, baseline_seed);
+    let moves = [1.0, -1.0].map(|sign| {
+        let mut params: Vec<Tensor<f32>> = model.params().into_iter().cloned().collect();
+        for (&i, r) in d.param_index.iter().zip(&direction) {
+            params[i].add_assign(&r.mul_scalar((sign * delta) as f32));
+        }
+        params
+    });
+    let shares = LayerShares::from_parts(&d.names, &direction);
+    let baseline = base.effect(d.n_v, false, moves, shares)?;
+    let (layer0_subnetwork, induction_subnetwork) = identify(&subnetworks);
+    let base_accuracy = accuracy(&base.logits, set);
+    Ok(InductionEffects {
+        delta,
+        sequences: set.len(),
+        accuracy_repeated: base_accuracy.repeated,
+        accuracy_first: base_accuracy.first,
+        attention: attention_scores(model, set),
+        subnetworks,
+        baseline,
+        layer0_subnetwork,
+        induction_subnetwork,
+    })
+}
+
+/// A random direction of unit norm over the decomposed tensors of `d`.
+fn random_direction(
+    model: &Sequential<f32>,
+    d: &Decomposition<f32>,
+    seed: u64,
+) -> Vec<Tensor<f32>> {
+    let mut rng = tensor::rng(seed);
+    let params = model.params();
+    let parts: Vec<Tensor<f32>> = d
+        .param_index
+        .iter()
+        .map(|&i| Tensor::randn(params[i].shape(), 1.0, &mut rng))
+        .collect();
+    let norm = parts
+        .iter()
+        .map(|p| p.sum_squares() as f64)
+        .sum::<f64>()
+        .sqrt();
+    parts
+        .iter()
+        .map(|p| p.mul_scalar((1.0 / norm) as f32))
+        .collect()
+}
+
+/// The model's predictions at `W0`, which every move is compared with.
+struct Base<'a> {
+    model: &'a Sequential<f32>,
+    logits: Tensor<f32>,
+    set: &'a TokenSet,
+}
+
+impl Base<'_> {
+    /// The effects of the two moved parameter lists `[W0 + delta v, W0 - delta v]`.
+    fn effect(
+        &self,
+        index: usize,
+        live: bool,
+        moves: [Vec<Tensor<f32>>; 2],
+        shares: LayerShares,
+    ) -> l3d::Result<SubnetworkEffect> {
+        let set = self.set;
         let (mut kl, mut dlogp) = ([0.0; 2], [0.0; 2]);
         // (log-prob, logits, params) at the sign that lowers the correct log-prob most.
         let mut worst: Option<(f64, Tensor<f32>, Vec<Tensor<f32>>)> = None;
-        for sign in [1.0, -1.0] {
-            let params = moved_params(model, d, &[(k, sign * delta)])?;
-            let moved = model.evaluate(&params, &set.tokens)?;
-            let [rep, first] = kl_by_kind(&base, &moved, set);
+        for params in moves {
+            let moved = self.model.evaluate(&params, &set.tokens)?;
+            let [rep, first] = kl_by_kind(&self.logits, &moved, set);
             kl[0] += rep / 2.0;
             kl[1] += first / 2.0;
-            let [rep, first] = logprob_change_by_kind(&base, &moved, set);
+            let [rep, first] = logprob_change_by_kind(&self.logits, &moved, set);
             dlogp[0] += rep / 2.0;
             dlogp[1] += first / 2.0;
             let logprob = mean_logprob_repeated(&moved, set);
@@ -235,37 +317,26 @@ pub fn induction_effects(
         }
         let (logprob, moved, params) = worst.expect("two signs were tried");
         let moved_accuracy = accuracy(&moved, set);
-        let mut moved_model = model.clone();
+        let mut moved_model = self.model.clone();
         moved_model
             .set_params(params)
             .expect("moving keeps the shapes");
-        subnetworks.push(SubnetworkEffect {
-            index: k,
-            live: live.get(k).copied().unwrap_or(false),
+        Ok(SubnetworkEffect {
+            index,
+            live,
             kl_repeated: kl[0],
             kl_first: kl[1],
             ratio: ratio(kl[0], kl[1]),
             logprob_repeated: dlogp[0],
             logprob_first: dlogp[1],
             logprob_ratio: ratio(dlogp[0], dlogp[1]),
-            logprob_change_repeated: logprob - base_logprob,
+            logprob_change_repeated: logprob - mean_logprob_repeated(&self.logits, set),
             accuracy_repeated: moved_accuracy.repeated,
             accuracy_first: moved_accuracy.first,
             attention: attention_scores(&moved_model, set),
-            shares: LayerShares::of(d, k),
-        });
+            shares,
+        })
     }
-    let (layer0_subnetwork, induction_subnetwork) = identify(&subnetworks);
-    Ok(InductionEffects {
-        delta,
-        sequences: set.len(),
-        accuracy_repeated: base_accuracy.repeated,
-        accuracy_first: base_accuracy.first,
-        attention: attention_scores(model, set),
-        subnetworks,
-        layer0_subnetwork,
-        induction_subnetwork,
-    })
 }
 
 /// `a / b`, infinite when only `b` is 0, and 0 when both are.
@@ -396,17 +467,26 @@ mod tests {
         let model = initialised(&spec, 2);
         let d = decomposition(&model, 2);
         let set = spec.sample(4, &mut rng(2));
-        let e = induction_effects(&model, &d, &set, 0.0, &[true, false]).unwrap();
+        let e = induction_effects(&model, &d, &set, 0.0, &[true, false], 0).unwrap();
         for s in &e.subnetworks {
             assert_eq!((s.kl_repeated, s.kl_first, s.ratio), (0.0, 0.0, 0.0));
             assert_eq!(s.logprob_change_repeated, 0.0);
             assert_eq!(s.accuracy_repeated, e.accuracy_repeated);
         }
-        let e = induction_effects(&model, &d, &set, 3.0, &[true, true]).unwrap();
+        assert_eq!(e.baseline.kl_repeated, 0.0);
+        let e = induction_effects(&model, &d, &set, 3.0, &[true, true], 0).unwrap();
         assert!(e
             .subnetworks
             .iter()
             .all(|s| s.kl_repeated > 0.0 && s.kl_first > 0.0));
+        // The baseline spreads over the tensors by their sizes: eight equal matrices.
+        let b = &e.baseline;
+        assert!(b.kl_repeated > 0.0 && b.index == 2 && !b.live);
+        assert!(
+            (b.shares.layer0_total() - 0.5).abs() < 0.1,
+            "{:?}",
+            b.shares
+        );
     }
 
     #[test]
