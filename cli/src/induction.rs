@@ -318,3 +318,64 @@ pub fn table(e: &InductionEffects) -> String {
     text.push_str(&role("layer-0 subnetwork", e.layer0_subnetwork));
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("l3d-induction-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn marks_load_back_and_bad_marks_are_named() {
+        let dir = folder("marks");
+        let tokens = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 1.0, 4.0, 5.0, 6.0]);
+        nets::io::write_npy_i64(&dir.join(MARKS), &[2, 3], &[2, 0, 1, 0, 0, 0]).unwrap();
+        let set = marked_set(&dir, &tokens).unwrap();
+        use PositionKind::*;
+        assert_eq!(
+            set.marks,
+            vec![vec![First, Other, Repeated], vec![Other; 3]]
+        );
+        nets::io::write_npy_i64(&dir.join(MARKS), &[2, 3], &[0, 0, 0, 0, 7, 0]).unwrap();
+        let err = marked_set(&dir, &tokens).unwrap_err().to_string();
+        assert!(err.contains("row 1, position 1 holds 7"), "{err}");
+        nets::io::write_npy_i64(&dir.join(MARKS), &[3, 2], &[0; 6]).unwrap();
+        let err = marked_set(&dir, &tokens).unwrap_err().to_string();
+        assert!(err.contains("marks.npy") && err.contains("[3, 2]"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_folders_with_a_record_are_induction_folders() {
+        let dir = folder("record");
+        let model = ModelSource::Files {
+            arch: dir.join("model.toml"),
+            weights: dir.join("model.safetensors"),
+        };
+        assert!(folder_of(&model).is_none());
+        std::fs::write(dir.join(RECORD), "{}").unwrap();
+        assert_eq!(folder_of(&model), Some(dir.as_path()));
+        let arch = toys::induction::architecture(&Default::default());
+        nets::io::write_architecture(&dir.join("model.toml"), &arch).unwrap();
+        let (source, data, config) = match decompose_source(&dir, None) {
+            Err(e) => panic!("{e}"),
+            Ok(x) => x,
+        };
+        assert_eq!(source, model);
+        assert_eq!(
+            data,
+            DataSource::File {
+                path: dir.join(TOKENS)
+            }
+        );
+        assert_eq!(config.n_subnetworks, 16);
+        assert_eq!(config.divergence, l3d::Divergence::Kl);
+        assert!(config.decompose.iter().all(|n| n.starts_with("blocks.")));
+        assert_eq!(config.decompose.len(), 8);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
