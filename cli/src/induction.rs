@@ -302,6 +302,12 @@ pub fn table(e: &InductionEffects) -> String {
         ));
     }
     text.push_str(&rule);
+    let g = &e.gradient_shares;
+    text.push_str(&format!(
+        "\nper-sample gradients |g_i|^2: layer 0 {:.2} (q {:.2}, k {:.2}, v {:.2}, o {:.2}), layer 1 {:.2} (q {:.2}, k {:.2}, v {:.2}, o {:.2})",
+        g.layer0_total(), g.layer0[0], g.layer0[1], g.layer0[2], g.layer0[3],
+        g.layer1_total(), g.layer1[0], g.layer1[1], g.layer1[2], g.layer1[3],
+    ));
     let role = |name: &str, k: Option<usize>| {
         match k {
         Some(k) => format!(

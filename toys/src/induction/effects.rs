@@ -62,10 +62,16 @@ impl LayerShares {
 
     /// The shares of a direction whose part in the tensor `names[t]` is `parts[t]`.
     pub fn from_parts(names: &[String], parts: &[Tensor<f32>]) -> Self {
+        let sq: Vec<f64> = parts.iter().map(|p| p.sum_squares() as f64).collect();
+        Self::from_sq_norms(names, &sq)
+    }
+
+    /// The shares of squared norms `sq[t]` of the tensors `names[t]`.
+    pub fn from_sq_norms(names: &[String], sq: &[f64]) -> Self {
         let mut s = Self::default();
-        let total: f64 = parts.iter().map(|p| p.sum_squares() as f64).sum();
-        for (name, part) in names.iter().zip(parts) {
-            let share = part.sum_squares() as f64 / total.max(f64::MIN_POSITIVE);
+        let total: f64 = sq.iter().sum();
+        for (name, part) in names.iter().zip(sq) {
+            let share = part / total.max(f64::MIN_POSITIVE);
             let projection = ["q", "k", "v", "o"]
                 .iter()
                 .position(|p| name.ends_with(&format!(".attn.{p}.weight")));
@@ -116,6 +122,9 @@ pub struct InductionEffects {
     pub subnetworks: Vec<SubnetworkEffect>,
     /// A random direction in the decomposed tensors, moved alike (index `n_v`).
     pub baseline: SubnetworkEffect,
+    /// Where the per-sample gradients L3D decomposes lie: `sum_i |g_i[t]|^2` per tensor as a
+    /// share of `sum_i |g_i|^2` ([`gradient_shares`]).
+    pub gradient_shares: LayerShares,
     pub layer0_subnetwork: Option<usize>,
     pub induction_subnetwork: Option<usize>,
 }
@@ -244,6 +253,7 @@ pub fn induction_effects(
     let shares = LayerShares::from_parts(&d.names, &direction);
     let baseline = base.effect(d.n_v, false, moves, shares)?;
     let (layer0_subnetwork, induction_subnetwork) = identify(&subnetworks);
+    let gradient_shares = gradient_shares(model, d, &set.tokens)?;
     let base_accuracy = accuracy(&base.logits, set);
     Ok(InductionEffects {
         delta,
@@ -253,9 +263,34 @@ pub fn induction_effects(
         attention: attention_scores(model, set),
         subnetworks,
         baseline,
+        gradient_shares,
         layer0_subnetwork,
         induction_subnetwork,
     })
+}
+
+/// The share of each decomposed tensor in the squared norm of the per-sample gradients
+/// `g_i` of the KL summed over all positions, each sequence `i` of `x` compared with the next
+/// one (`(i + 1) mod N`, a fixed stand-in for L3D's random in-batch reference), for at most
+/// the first 128 sequences: `sum_i |g_i[t]|^2 / sum_i |g_i|^2`, the weight each tensor has
+/// in L3D's relative reconstruction error.
+pub fn gradient_shares(
+    model: &Sequential<f32>,
+    d: &Decomposition<f32>,
+    x: &Tensor<f32>,
+) -> l3d::Result<LayerShares> {
+    let n = x.shape()[0].min(128);
+    let x = x.gather_rows(&(0..n).collect::<Vec<_>>());
+    let partners: Vec<usize> = (0..n).map(|i| (i + 1) % n).collect();
+    let y0 = model.evaluate_w0(&x)?;
+    let divergence = l3d::Divergence::Kl;
+    let r = l3d::pairs::reference_outputs(&y0, l3d::Reference::RandomSample, divergence, &partners);
+    let grads = l3d::pairs::per_sample_gradients(model, &d.param_index, &x, &r, divergence)?;
+    let sq: Vec<f64> = grads
+        .into_iter()
+        .map(|g| g.into_dense().sum_squares() as f64)
+        .collect();
+    Ok(LayerShares::from_sq_norms(&d.names, &sq))
 }
 
 /// A random direction of unit norm over the decomposed tensors of `d`.
@@ -487,6 +522,33 @@ mod tests {
             "{:?}",
             b.shares
         );
+    }
+
+    #[test]
+    fn gradient_shares_are_those_of_the_summed_squared_gradients() {
+        // Against the per-sample gradients of each pair taken alone: sequence 0 with
+        // reference 1, then 1 with 0 (n = 2, so the partners are each other).
+        let spec = RepeatedSpans::default();
+        let model = initialised(&spec, 4);
+        let d = decomposition(&model, 2);
+        let x = spec.sample(2, &mut rng(4)).tokens;
+        let shares = gradient_shares(&model, &d, &x).unwrap();
+        let y0 = model.evaluate_w0(&x).unwrap();
+        let mut sq = vec![0.0f64; d.names.len()];
+        for (i, r) in [(0usize, 1usize), (1, 0)] {
+            let (xi, ri) = (x.gather_rows(&[i]), y0.gather_rows(&[r]));
+            let kl = l3d::Divergence::Kl;
+            let g = l3d::pairs::per_sample_gradients(&model, &d.param_index, &xi, &ri, kl);
+            for (s, g) in sq.iter_mut().zip(g.unwrap()) {
+                *s += g.into_dense().sum_squares() as f64;
+            }
+        }
+        let expected = LayerShares::from_sq_norms(&d.names, &sq);
+        for j in 0..4 {
+            assert!((shares.layer0[j] - expected.layer0[j]).abs() < 1e-5);
+            assert!((shares.layer1[j] - expected.layer1[j]).abs() < 1e-5);
+        }
+        assert!((shares.layer0_total() + shares.layer1_total() - 1.0).abs() < 1e-9);
     }
 
     #[test]
