@@ -368,8 +368,8 @@ mod tests {
         assert!(String::from_utf8_lossy(&bytes[..80]).contains("'descr': '<i8'"));
         assert_eq!(
             bytes.len() % 64,
-            48 % 64,
-            "64-byte header, then 6 x 8 bytes"
+            48,
+            "a header padded to 64 bytes, then 6 x 8 bytes"
         );
         let back: Tensor<f64> = read_npy(&path).unwrap();
         assert_eq!(back.shape(), &[2, 3]);

@@ -376,10 +376,12 @@ impl Base<'_> {
 
 /// `a / b`, infinite when only `b` is 0, and 0 when both are.
 fn ratio(a: f64, b: f64) -> f64 {
-    match (a, b) {
-        (a, _) if a == 0.0 => 0.0,
-        (a, b) if b == 0.0 => a.signum() * f64::INFINITY,
-        (a, b) => a / b,
+    if a == 0.0 {
+        0.0
+    } else if b == 0.0 {
+        a.signum() * f64::INFINITY
+    } else {
+        a / b
     }
 }
 
