@@ -20,11 +20,12 @@
 //!
 //! # Roles
 //!
-//! Among the live subnetworks, the *layer-0 subnetwork* is the one with the largest
-//! `dlogp_rep` of those with at least half their norm^2 in layer 0 (the head whose output
-//! the induction head's keys read: a previous-token head in the textbook circuit), and the
-//! *induction subnetwork* the one with the largest `dlogp_rep` of those with at least half
-//! in layer 1.
+//! Among the live subnetworks with at least half their norm^2 in layer 0, the *layer-0
+//! subnetwork* is the one whose move lowers the layer-1 head's attention on the induction
+//! target most (it breaks the induction head's keys, which read layer 0's output: the role of
+//! a previous-token head in the textbook circuit); among those with at least half in layer 1,
+//! the *induction subnetwork* is the one whose move changes the correct log-prob on repeated
+//! positions most (`dlogp_rep`).
 
 use super::data::{PositionKind, TokenSet};
 use super::model::{accuracy, attention_scores, AttentionScores};
@@ -387,17 +388,21 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// The layer-0 and the induction subnetworks (see the module docs), if any.
 pub fn identify(subnetworks: &[SubnetworkEffect]) -> (Option<usize>, Option<usize>) {
-    let pick = |share: &dyn Fn(&LayerShares) -> f64| {
+    let candidates = |share: fn(&LayerShares) -> f64| {
         subnetworks
             .iter()
-            .filter(|s| s.live && share(&s.shares) >= 0.5)
-            .max_by(|a, b| a.logprob_repeated.total_cmp(&b.logprob_repeated))
-            .map(|s| s.index)
+            .filter(move |s| s.live && share(&s.shares) >= 0.5)
     };
-    (
-        pick(&|s: &LayerShares| s.layer0_total()),
-        pick(&|s: &LayerShares| s.layer1_total()),
-    )
+    let layer0 = candidates(LayerShares::layer0_total)
+        .min_by(|a, b| {
+            let attention = |s: &SubnetworkEffect| s.attention.layer1_induction;
+            attention(a).total_cmp(&attention(b))
+        })
+        .map(|s| s.index);
+    let induction = candidates(LayerShares::layer1_total)
+        .max_by(|a, b| a.logprob_repeated.total_cmp(&b.logprob_repeated))
+        .map(|s| s.index);
+    (layer0, induction)
 }
 
 #[cfg(test)]
@@ -554,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn roles_go_to_the_live_subnetwork_with_the_largest_repeated_effect_in_each_layer() {
+    fn roles_go_to_the_live_subnetworks_that_break_the_induction_attention_or_the_copy() {
         let make = |index, live, kl_repeated, layer0: f64| SubnetworkEffect {
             index,
             live,
@@ -571,7 +576,8 @@ mod tests {
                 layer0_previous_token: 0.0,
                 layer0_self: 0.0,
                 layer0_previous_token_argmax: 0.0,
-                layer1_induction: 0.0,
+                // The larger the effect, the lower the induction attention after the move.
+                layer1_induction: 1.0 / (1.0 + kl_repeated),
                 layer1_induction_argmax: 0.0,
                 layer1_previous_token: 0.0,
                 layer0_induction: 0.0,
