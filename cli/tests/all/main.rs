@@ -3,6 +3,7 @@
 
 mod end_to_end;
 mod figures;
+mod induction;
 mod program;
 mod real_models;
 mod runs;
