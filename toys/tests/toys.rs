@@ -253,3 +253,27 @@ fn the_induction_model_learns_to_copy_repeated_spans() {
         trained.epoch_losses
     );
 }
+
+#[test]
+fn induction_training_is_the_same_for_any_number_of_threads() {
+    use toys::induction::{train_induction, InductionTraining};
+    let training = InductionTraining {
+        train_sequences: 128,
+        test_sequences: 16,
+        epochs: 2,
+        ..InductionTraining::default()
+    };
+    let train_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train_induction(&training, 3, &mut |_| {}).unwrap())
+    };
+    let (one, two) = (train_with(1), train_with(2));
+    assert_eq!(one.model.params(), two.model.params());
+    assert_eq!(one.epoch_losses, two.epoch_losses);
+    assert_eq!(one.test, two.test);
+    let other_seed = train_induction(&training, 4, &mut |_| {}).unwrap();
+    assert_ne!(one.model.params(), other_seed.model.params());
+}
