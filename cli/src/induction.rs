@@ -22,7 +22,7 @@ use std::path::Path;
 use tensor::Tensor;
 use toys::induction::{
     induction_effects, train_induction, Accuracy, AttentionScores, InductionEffects,
-    InductionTraining, PositionKind, TokenSet,
+    InductionTraining, PositionKind, SubnetworkEffect, TokenSet,
 };
 
 /// The record file of an induction folder.
@@ -227,17 +227,20 @@ fn label(e: &InductionEffects, k: usize) -> String {
     }
 }
 
+/// The figure's numbers: every subnetwork, then the random direction (labelled "random").
 fn bars(e: &InductionEffects) -> crate::figures::InductionBars {
-    let s = &e.subnetworks;
+    let all: Vec<&SubnetworkEffect> = e.subnetworks.iter().chain([&e.baseline]).collect();
+    let mut labels: Vec<String> = (0..e.subnetworks.len()).map(|k| label(e, k)).collect();
+    labels.push("random".into());
     crate::figures::InductionBars {
         title: format!(
             "moving along each subnetwork (delta {:.2}): repeated vs first occurrences",
             e.delta
         ),
-        labels: (0..s.len()).map(|k| label(e, k)).collect(),
-        repeated: s.iter().map(|x| x.kl_repeated).collect(),
-        first: s.iter().map(|x| x.kl_first).collect(),
-        shares: s
+        labels,
+        repeated: all.iter().map(|x| x.kl_repeated).collect(),
+        first: all.iter().map(|x| x.kl_first).collect(),
+        shares: all
             .iter()
             .map(|x| {
                 let (l0, l1) = (x.shares.layer0, x.shares.layer1);
