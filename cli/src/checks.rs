@@ -3,9 +3,9 @@
 //! are refused with a message naming the flag, and settings that are pointless are warned
 //! about.
 
+use crate::config::{architecture_of, DataSource, ModelSource, RunConfig};
 use crate::error::{Result, RunError};
 use crate::files::absolute;
-use crate::run::{architecture_of, check_against_data, DataSource, ModelSource, RunConfig};
 use crate::ui::Ui;
 use l3d::memory::{estimate, human_bytes};
 use l3d::train::TrainState;
@@ -179,6 +179,17 @@ pub fn out_is_not_an_input(run: &RunConfig, out: &Path) -> Result<()> {
                 input: folder,
             });
         }
+    }
+    Ok(())
+}
+
+/// Checks the settings that depend on the data.
+pub fn check_against_data(config: &L3dConfig, rows: usize) -> Result<()> {
+    if config.batch_size > rows {
+        return Err(RunError::BatchLargerThanData {
+            batch_size: config.batch_size,
+            rows,
+        });
     }
     Ok(())
 }

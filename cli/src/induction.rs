@@ -12,9 +12,9 @@
 //! | `marks.npy` | int64 `[N, 32]`: 1 repeated, 2 first occurrence, 0 other ([`PositionKind::code`]) |
 //! | `induction.json` | the settings, seed, accuracies and attention scores ([`InductionRecord`]) |
 
+use crate::config::{DataSource, ModelSource};
 use crate::error::{Result, RunError};
 use crate::files::{create_dir, read_json, write_json};
-use crate::run::{DataSource, ModelSource};
 use crate::ui::Ui;
 use l3d::L3dConfig;
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,7 @@ pub fn l3d_defaults(arch: &nets::Architecture) -> L3dConfig {
         rank: 2,
         epochs: 200,
         lr_step: 20,
-        ..crate::run::defaults_for(arch)
+        ..crate::config::defaults_for(arch)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `l3d` program: the command line ([`args`]) and its subcommands ([`commands`]), runs
 //! from a config to files ([`run`]) in an output folder they own ([`folder`]) with periodic
 //! checkpoints ([`checkpoint`]), the checks of settings before anything runs ([`checks`]),
-//! what a run was computed from ([`provenance`]), reports and figures, the reproduction of
+//! what decides a run and what it was computed from ([`config`]), reports and figures, the reproduction of
 //! the paper's toys and the ground-truth suite. The binary (`src/main.rs`) parses the arguments, calls
 //! [`commands::dispatch`] and turns errors into exit codes.
 
@@ -9,12 +9,12 @@ pub mod args;
 pub mod checkpoint;
 pub mod checks;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod figures;
 pub mod files;
 pub mod folder;
 pub mod induction;
-pub mod provenance;
 pub mod report;
 pub mod reproduce;
 pub mod run;

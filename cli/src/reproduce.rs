@@ -17,10 +17,11 @@ mod table;
 pub use results::{Purpose, Reproduction, Row, RunResult};
 
 use crate::args::ReproduceArgs;
+use crate::config::{DataSource, ModelSource, RunConfig};
 use crate::error::{Result, RunError};
 use crate::figures::{self, Report, ReportFigure};
 use crate::files::write_json;
-use crate::run::{self, DataSource, ModelSource, RunConfig};
+use crate::run;
 use crate::ui::{Mode, Ui};
 use l3d::measure::evaluate;
 use l3d::{Divergence, L3dConfig, Trainer};

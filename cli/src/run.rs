@@ -5,128 +5,23 @@
 
 use crate::checkpoint;
 use crate::checks;
+use crate::config::{write_config, DataSource, Fingerprints, LoadedModel, ModelSource, RunConfig};
 use crate::error::{Result, RunError};
 use crate::files::{create_dir, read_json, write_json};
 use crate::folder::OutputFolder;
-use crate::provenance::Fingerprints;
 use crate::report::{write_reports, Decomposed, Reports};
 use crate::ui::Ui;
 use l3d::persist::save_decomposition;
 use l3d::train::TrainState;
 use l3d::{Decomposition, EpochStats, L3dConfig, Model, Trainer};
-use nets::{Sequential, TensorSet};
+use nets::Sequential;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tensor::{rng, Tensor};
-use toys::circuits::AnalysisConfig;
 use toys::data::DataSpec;
 use toys::models::{ToyKind, ToyModel, ToyReport};
 use toys::train::{train_toy, TrainConfig};
-
-/// Where the model comes from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum ModelSource {
-    /// A toy of WORKLOADS.md trained here from `seed` (at most `train_epochs` epochs, with early
-    /// stopping once converged).
-    Toy {
-        kind: ToyKind,
-        seed: u64,
-        train_epochs: usize,
-    },
-    /// A toy saved by `l3d train` (a folder with `model.toml`, `model.safetensors`, `toy.json`).
-    ToyDir { dir: PathBuf },
-    /// A user's model: an architecture file (TOML or JSON) and safetensors weights.
-    Files { arch: PathBuf, weights: PathBuf },
-}
-
-/// Where the inputs come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum DataSource {
-    /// Fresh samples from a toy's own input distribution.
-    Fresh { samples: usize, seed: u64 },
-    /// Samples of a `.npy` or safetensors file (`[N, ..input shape]`).
-    File { path: PathBuf },
-    /// Fresh samples from a named generator (for users' models without an input file).
-    Generator {
-        spec: DataSpec,
-        samples: usize,
-        seed: u64,
-    },
-}
-
-/// Everything that decides a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    pub model: ModelSource,
-    pub data: DataSource,
-    pub l3d: L3dConfig,
-    #[serde(default)]
-    pub analysis: AnalysisConfig,
-    /// What the run was computed from, recorded by the run (absent in a config written by
-    /// hand or by an older version; `--config` ignores it and records the new run's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprints: Option<Fingerprints>,
-}
-
-impl RunConfig {
-    /// The paths of the run's inputs.
-    pub fn paths(&self) -> Vec<&Path> {
-        let mut paths: Vec<&Path> = match &self.model {
-            ModelSource::Toy { .. } => vec![],
-            ModelSource::ToyDir { dir } => vec![dir],
-            ModelSource::Files { arch, weights } => vec![arch, weights],
-        };
-        if let DataSource::File { path } = &self.data {
-            paths.push(path);
-        }
-        paths
-    }
-
-    /// The config with every input path mapped by `f`.
-    fn map_paths(&self, f: impl Fn(&Path) -> PathBuf) -> Self {
-        let mut run = self.clone();
-        match &mut run.model {
-            ModelSource::Toy { .. } => {}
-            ModelSource::ToyDir { dir } => *dir = f(dir),
-            ModelSource::Files { arch, weights } => {
-                *arch = f(arch);
-                *weights = f(weights);
-            }
-        }
-        if let DataSource::File { path } = &mut run.data {
-            *path = f(path);
-        }
-        run
-    }
-}
-
-/// Reads a run config whose input paths are relative to the folder `base` (the config
-/// file's own folder, or for a run in progress its output folder), so that it works from
-/// any working directory.
-pub fn read_config(path: &Path, base: &Path) -> Result<RunConfig> {
-    let run: RunConfig = read_json(path)?;
-    Ok(run.map_paths(|p| crate::files::resolve(p, base)))
-}
-
-/// Writes a run config with its input paths relative to the folder `base` (where the config
-/// will be read from): the inverse of [`read_config`]. A path that is not valid UTF-8 is an
-/// error naming it (JSON holds text).
-pub fn write_config(path: &Path, run: &RunConfig, base: &Path) -> Result<()> {
-    for p in run.paths() {
-        crate::files::utf8(p)?;
-    }
-    write_json(path, &run.map_paths(|p| crate::files::relative_to(p, base)))
-}
-
-/// A model with, for toys, what the analysis needs to know about it.
-pub struct LoadedModel {
-    pub model: Sequential<f32>,
-    pub toy: Option<ToyModel>,
-}
 
 /// What a toy folder's `toy.json` records beside the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,32 +94,6 @@ pub fn load_toy(dir: &Path) -> Result<ToyModel> {
     })
 }
 
-/// The L3D settings `l3d decompose` starts from for a user's model: the paper's, except the
-/// divergence (KL for logits, the paper's MSE otherwise) and the tensors decomposed: the
-/// weights before the read-out ([`TensorSet::WeightsBeforeReadout`]). Decomposing every
-/// tensor (the paper's choice, `--decompose all`) recovered almost no circuit of users'
-/// models by intervention: biases and the read-out, which act on every sample, dominate the
-/// subnetworks (measured on the ground-truth suite: notes/suite.md).
-pub fn defaults_for(arch: &nets::Architecture) -> L3dConfig {
-    L3dConfig {
-        divergence: match arch.output {
-            l3d::OutputKind::Logits => l3d::Divergence::Kl,
-            l3d::OutputKind::Regression => l3d::Divergence::Mse,
-        },
-        decompose: arch.tensors(TensorSet::WeightsBeforeReadout),
-        ..L3dConfig::default()
-    }
-}
-
-/// The architecture of a model source, without loading its weights.
-pub fn architecture_of(source: &ModelSource) -> Result<nets::Architecture> {
-    Ok(match source {
-        ModelSource::Toy { kind, .. } => kind.architecture(),
-        ModelSource::ToyDir { dir } => nets::io::read_architecture(&dir.join("model.toml"))?,
-        ModelSource::Files { arch, .. } => nets::io::read_architecture(arch)?,
-    })
-}
-
 pub fn load_model_source(source: &ModelSource, ui: &Ui) -> Result<LoadedModel> {
     match source {
         ModelSource::Toy {
@@ -278,17 +147,6 @@ pub fn load_data(source: &DataSource, loaded: &LoadedModel) -> Result<Tensor<f32
     Ok(x)
 }
 
-/// Checks the settings that depend on the data.
-pub fn check_against_data(config: &L3dConfig, rows: usize) -> Result<()> {
-    if config.batch_size > rows {
-        return Err(RunError::BatchLargerThanData {
-            batch_size: config.batch_size,
-            rows,
-        });
-    }
-    Ok(())
-}
-
 /// The result of training: the decomposition and its history.
 pub struct Trained {
     pub decomposition: Decomposition<f32>,
@@ -310,7 +168,7 @@ pub fn train_decomposition(
     ui: &Ui,
 ) -> Result<Trained> {
     config.validate().map_err(l3d::L3dError::from)?;
-    check_against_data(config, data.shape()[0])?;
+    checks::check_against_data(config, data.shape()[0])?;
     let mut trainer = match resume {
         Some(mut state) => {
             state.config.epochs = config.epochs;
@@ -490,7 +348,7 @@ pub fn decompose(run: &RunConfig, out: &Path, options: Options, ui: &Ui) -> Resu
     };
     let reports = write_reports(&staging, &decomposed, ui)?;
     let metadata = serde_json::json!({
-        "config": run.map_paths(|p| crate::files::relative_to(p, out)),
+        "config": run.relative_to(out),
         "metrics": &reports.generic,
         "analysis": &reports.analysis,
     });

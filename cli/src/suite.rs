@@ -165,9 +165,9 @@ fn decompose_saved(
     seed: u64,
     settings: &SuiteSettings,
 ) -> Result<SuiteRun> {
-    use crate::run::{DataSource, ModelSource, RunConfig};
+    use crate::config::{DataSource, ModelSource, RunConfig};
     let arch = nets::io::read_architecture(&saved.arch)?;
-    let base = crate::run::defaults_for(&arch);
+    let base = crate::config::defaults_for(&arch);
     let epochs = ((base.epochs as f64 * settings.scale).round() as usize).max(10);
     let config = L3dConfig {
         n_subnetworks: member.kind.n_features(),

@@ -20,7 +20,8 @@
 //!
 //! [`pairs`]: a batch's pairs and their per-sample gradients; [`step`]: encode, [`topk`],
 //! decode, the relative loss and its gradient, recorded on the tape (the reference); [`fast`]:
-//! the same step with dense layers' gradients kept factored, in reused buffers; [`engine`]: the
+//! the same step with dense layers' gradients kept factored, in reused buffers, from [`mlp`],
+//! the hand-written MLP forward and backward (also toy training's); [`engine`]: the
 //! one interface both steps sit behind (the tape engine and the fast engine, chosen by
 //! `L3dConfig::path`, fast by default); [`train`]: epochs, AdamW, renormalisation, statistics,
 //! on one engine; [`measure`] and [`intervene`]: held-out error (on one engine), impacts,
@@ -37,6 +38,7 @@ pub mod fast;
 pub mod intervene;
 pub mod measure;
 pub mod memory;
+pub mod mlp;
 pub mod pairs;
 mod par;
 pub mod persist;

@@ -25,7 +25,7 @@ pub struct MlpLayer {
 }
 
 /// A model seen as a stack of dense layers, `f(x) = layer_L(.. layer_1(x))`, for L3D's fast
-/// path's hand-written forward and backward (`l3d::fast::mlp`).
+/// path's hand-written forward and backward (`l3d::mlp`, which toy training also uses).
 ///
 /// Invariant (checked where it is used): `params` are the model's parameters in order; layer
 /// widths chain from `input_dim` to `output_dim`; every parameter is used by exactly one layer.

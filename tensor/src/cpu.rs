@@ -11,7 +11,7 @@
 //! The instruction set changes speed, not results, except where a kernel chooses otherwise:
 //! the compiler never fuses `a * b + c` on its own, so a loop of plain arithmetic gives the same
 //! bits on every instruction set. Only the GEMM's microkernels use fused multiply-adds where
-//! the instruction set has them (`gemm::Kernels`).
+//! the instruction set has them (`gemm::Element`).
 //!
 //! To force a lower instruction set (for a test or a bench on the portable fallback), set
 //! `TENSOR_ISA` to `avx2` or `baseline`: [`Isa::active`] reads it once and never goes above

@@ -1,6 +1,6 @@
 //! The element types: `f32` for work, `f64` for gradient checks.
 
-use crate::gemm::Kernels;
+use crate::gemm::Element;
 use std::f64::consts::FRAC_1_SQRT_2;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
@@ -13,7 +13,8 @@ const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 ///
 /// Only `f32` and `f64` implement it. The math functions are the standard library's, except
 /// `erf`, which comes from `libm` (the standard library has none). Each names its GEMM
-/// microkernel per instruction set ([`Kernels`]).
+/// microkernel per instruction set, through [`Element`], the part of it the GEMM needs (its
+/// arithmetic and kernels).
 pub trait Float:
     Copy
     + Send
@@ -33,13 +34,11 @@ pub trait Float:
     + MulAssign
     + DivAssign
     + Sum
-    + Kernels
+    + Element
     + 'static
 {
     /// The name of the type, for messages and file headers (`"f32"`, `"f64"`).
     const NAME: &'static str;
-    fn zero() -> Self;
-    fn one() -> Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn from_usize(x: usize) -> Self {
@@ -55,10 +54,6 @@ pub trait Float:
     fn min(self, other: Self) -> Self;
     fn is_finite(self) -> bool;
     fn is_nan(self) -> bool;
-    /// `self * a + b` with one rounding (a fused multiply-add). Compiles to one instruction only
-    /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
-    /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
-    fn mul_add(self, a: Self, b: Self) -> Self;
     /// The exact GELU, `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's default form). The
     /// one place its formulas are written; the tape, the fast path and toy training use them.
     #[inline]
@@ -126,14 +121,6 @@ macro_rules! float_impl {
         impl Float for $t {
             const NAME: &'static str = $name;
             #[inline(always)]
-            fn zero() -> Self {
-                0.0
-            }
-            #[inline(always)]
-            fn one() -> Self {
-                1.0
-            }
-            #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
@@ -180,10 +167,6 @@ macro_rules! float_impl {
             #[inline(always)]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
-            }
-            #[inline(always)]
-            fn mul_add(self, a: Self, b: Self) -> Self {
-                <$t>::mul_add(self, a, b)
             }
             $(
                 fn gelu_rows(z: &[Self], a: &mut [Self], da: &mut [Self]) {

@@ -26,7 +26,7 @@
 //!   and then drop (seen for `tmcs`; presumably a dead unit revived as weight decay shrinks
 //!   it). Such a run is judged as it stands by the model check, and the seed search moves on.
 //!
-//! One file of about 750 lines, a quarter of them tests: the loop, the tie and the seed search
+//! One file of about 800 lines, a quarter of them tests: the loop, the tie and the seed search
 //! share one [`TrainConfig`] and are one procedure, the authors' training of a toy; the dense
 //! fast path, which is a different thing, is `train/dense.rs`.
 
@@ -62,7 +62,7 @@ pub enum TrainError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
-    /// The hand-written MLP pass of [`DenseMlp`]: linear layers and ReLU/GELU/ELU only.
+    /// The hand-written MLP pass ([`DenseMlp`], `l3d::mlp`): linear layers and activations.
     Dense,
     /// The generic tape: `Model::forward`, MSE, `Tape::grad`.
     Tape,
@@ -196,7 +196,7 @@ pub struct TrainRun {
 
 /// The loss and gradients of a batch (rows of the training set), by either backend.
 enum Stepper<'m> {
-    Dense(DenseMlp),
+    Dense(Box<DenseMlp>),
     Tape(&'m Sequential<f32>),
 }
 
@@ -210,7 +210,9 @@ impl Stepper<'_> {
         grads: &mut [Tensor<f32>],
     ) -> Result<f32, TrainError> {
         match self {
-            Stepper::Dense(mlp) => Ok(mlp.loss_and_grads(params, x, t, rows, loss, grads)),
+            Stepper::Dense(mlp) => mlp
+                .loss_and_grads(params, x, t, rows, loss, grads)
+                .map_err(TrainError::Unsupported),
             Stepper::Tape(model) => {
                 let mut tape = Tape::new();
                 let p: Vec<_> = params.iter().map(|w| tape.param(w.clone())).collect();
@@ -297,9 +299,9 @@ pub fn fit(
     let mut grads: Vec<Tensor<f32>> = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
     let mut update = TiedUpdate::new(&params, tie, config);
     let mut stepper = match config.backend {
-        Backend::Dense => {
-            Stepper::Dense(DenseMlp::new(model.architecture()).map_err(TrainError::Unsupported)?)
-        }
+        Backend::Dense => Stepper::Dense(Box::new(
+            DenseMlp::new(model).map_err(TrainError::Unsupported)?,
+        )),
         Backend::Tape => Stepper::Tape(model),
     };
     let mut order: Vec<usize> = (0..samples).collect();
@@ -725,10 +727,11 @@ mod tests {
         let per_row = tape.mse(y, tv);
         let loss = tape.mean_all(per_row);
         let expected = tape.grad(loss, &[w, b]).unwrap();
-        let mut mlp = DenseMlp::new(model.architecture()).unwrap();
+        let mut mlp = DenseMlp::new(&model).unwrap();
         let mut grads: Vec<Tensor<f32>> = params.iter().map(|p| Tensor::zeros(p.shape())).collect();
         let rows: Vec<usize> = (0..64).collect();
-        mlp.loss_and_grads(&params, &x, &t, &rows, Loss::Mse, &mut grads);
+        mlp.loss_and_grads(&params, &x, &t, &rows, Loss::Mse, &mut grads)
+            .unwrap();
         fold_tied_gradient(&mut grads, kind.tie().unwrap());
         assert!(
             grads[0].max_abs_diff(&expected[0]) < 1e-5,

@@ -5,10 +5,11 @@
 use crate::args::{DecomposeArgs, Settings};
 use crate::checkpoint;
 use crate::checks;
+use crate::config::{self, DataSource, ModelSource, RunConfig};
 use crate::error::{Result, RunError};
 use crate::files::{read_json, shell_quote};
 use crate::folder::{self, OutputFolder};
-use crate::run::{self, DataSource, ModelSource, Options, RunConfig};
+use crate::run::{self, Options};
 use crate::ui::Ui;
 use l3d::train::TrainState;
 use l3d::L3dConfig;
@@ -23,7 +24,7 @@ use toys::data::{DataSpec, Sparse};
 fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
     let s = &a.settings;
     let mut run = match &a.config {
-        Some(path) => run::read_config(path, path.parent().unwrap_or(Path::new(".")))?,
+        Some(path) => config::read_config(path, path.parent().unwrap_or(Path::new(".")))?,
         None => from_flags(a)?,
     };
     if s.samples.is_some() && matches!(run.data, DataSource::File { .. }) {
@@ -33,7 +34,7 @@ fn resolve(a: &DecomposeArgs) -> Result<(RunConfig, PathBuf)> {
     }
     apply_settings(&mut run, s);
     if let Some(set) = named_set(&run.l3d.decompose) {
-        run.l3d.decompose = run::architecture_of(&run.model)?.tensors(set);
+        run.l3d.decompose = config::architecture_of(&run.model)?.tensors(set);
     }
     let out = match &a.out {
         Some(o) => o.clone(),
@@ -74,7 +75,7 @@ fn from_flags(a: &DecomposeArgs) -> Result<RunConfig> {
             record.kind.paper_config(0),
         )
     } else if let (Some(arch), Some(weights)) = (&a.arch, &a.weights) {
-        let defaults = run::defaults_for(&nets::io::read_architecture(arch)?);
+        let defaults = config::defaults_for(&nets::io::read_architecture(arch)?);
         (
             ModelSource::Files {
                 arch: arch.clone(),
@@ -152,7 +153,7 @@ fn resume(a: &DecomposeArgs, given: &Path) -> Result<(RunConfig, PathBuf, TrainS
             what: no_checkpoint_hint(given, &out, &config),
         });
     };
-    let mut run = run::read_config(&config, &out)?;
+    let mut run = config::read_config(&config, &out)?;
     let state = checkpoint::load(&ck)?;
     let refused = contradictions(&a.settings, &state.config, &run);
     if !refused.is_empty() {
@@ -243,7 +244,7 @@ fn contradictions(s: &Settings, c: &L3dConfig, run: &RunConfig) -> Vec<String> {
         text(&c.reference),
     );
     if let Some(list) = &s.decompose {
-        let wanted = match named_set(list).zip(run::architecture_of(&run.model).ok()) {
+        let wanted = match named_set(list).zip(config::architecture_of(&run.model).ok()) {
             Some((set, arch)) => arch.tensors(set),
             None => list.clone(),
         };

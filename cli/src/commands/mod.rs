@@ -6,9 +6,9 @@ mod intervene;
 mod report;
 
 use crate::args::{Command, TrainArgs, TrainModel};
+use crate::config::{self, DataSource, Fingerprints, LoadedModel, ModelSource, RunConfig};
 use crate::error::Result;
-use crate::provenance::{self, Fingerprints};
-use crate::run::{self, DataSource, LoadedModel, ModelSource, Options, RunConfig};
+use crate::run::{self, Options};
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use tensor::Tensor;
@@ -99,7 +99,7 @@ fn train_induction(seed: u64, epochs: usize, out: &Path, ui: &Ui) -> Result<()> 
 
 /// Reads a finished decomposition folder back: its config, model, data and decomposition,
 /// after checking that the model and data are still those the run recorded (see
-/// [`provenance::check`]; `force` turns a difference into a warning).
+/// [`config::check`]; `force` turns a difference into a warning).
 fn reopen(
     dir: &Path,
     force: bool,
@@ -110,7 +110,7 @@ fn reopen(
     Tensor<f32>,
     l3d::persist::Saved<f32>,
 )> {
-    let run = run::read_config(&dir.join("config.json"), dir)?;
+    let run = config::read_config(&dir.join("config.json"), dir)?;
     let source = match &run.model {
         ModelSource::Toy { .. } => ModelSource::ToyDir {
             dir: dir.join("model"),
@@ -119,7 +119,7 @@ fn reopen(
     };
     let loaded = run::load_model_source(&source, ui)?;
     let data = run::load_data(&run.data, &loaded)?;
-    provenance::check(&run, dir, &Fingerprints::of(&loaded, &data), force, ui)?;
+    config::check(&run, dir, &Fingerprints::of(&loaded, &data), force, ui)?;
     let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
     l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
     Ok((run, loaded, data, saved))

@@ -11,7 +11,9 @@ use super::colour::{diverging, diverging_unit, DARK_GREY, SERIES};
 use super::heatmap::{draw_colour_bar, draw_matrix, index_labels, MatrixStyle};
 use super::matrix::Matrix;
 use super::range::{axis_range, finite_min_max, format_value, max_abs};
-use super::{draw_text, render_svg, sub_area, write_atomic, Area, DrawResult, FigureError, FONT};
+use super::{
+    draw_legend, draw_text, render_svg, sub_area, write_atomic, Area, DrawResult, FigureError, FONT,
+};
 
 /// The true `A` and the `a_hat` derived from the subnetworks, both `[rows, cols]`, compared
 /// entry by entry; `heatmaps` adds the two matrices side by side.
@@ -143,13 +145,7 @@ fn draw_scatter(area: &Area, figure: &AMatrixScatter) -> DrawResult {
         .draw_series(pairs.iter().map(|&p| Circle::new(p, 4, point)))?
         .label(format!("entries ({})", pairs.len()))
         .legend(move |(x, y)| Circle::new((x + 10, y), 4, point));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(DARK_GREY)
-        .label_font((FONT, 12))
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// Slope and intercept of the least-squares line through `pairs`; `None` without spread in x.

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use super::colour::{DARK_GREY, SERIES};
 use super::range::{axis_range, finite_min_max, finite_runs, format_tick};
-use super::{render_svg, write_atomic, FigureError, FONT};
+use super::{draw_legend, render_svg, write_atomic, FigureError, FONT};
 
 /// One labelled curve: `(x, y)` points in the order they are joined, e.g. `(n_v, error)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,13 +99,7 @@ pub fn error_curves(figure: &ErrorCurves) -> Result<String, FigureError> {
             labelled = true;
         }
         if labelled {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(DARK_GREY)
-                .label_font((FONT, 12))
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })

@@ -9,7 +9,7 @@ use super::colour::{sequential, sequential_unit, DARK_GREY};
 use super::heatmap::{draw_colour_bar, draw_matrix, MatrixStyle};
 use super::matrix::Matrix;
 use super::range::{finite_min_max, format_value};
-use super::{draw_text, render_svg, sub_area, text_width, write_atomic, FigureError};
+use super::{draw_text, draw_title, render_svg, sub_area, text_width, write_atomic, FigureError};
 
 /// A `[n_v, n_features]` matrix of impacts, e.g. the mean of `I(x_i, v_k)` over the samples
 /// in which feature j is active, with a label per row and per column.
@@ -56,15 +56,7 @@ pub fn impact_matrix(figure: &ImpactMatrix) -> Result<String, FigureError> {
     let body_h = grid_h + LABEL_SIZE + 16;
     let height = TITLE_H + body_h + 24 + LEGEND_H;
     render_svg("impact matrix", (width, height), |root| {
-        let title_pos = (width as i32 / 2, 12);
-        draw_text(
-            root,
-            &figure.title,
-            title_pos,
-            18,
-            (HPos::Center, VPos::Top),
-            BLACK,
-        )?;
+        draw_title(root, &figure.title, 12, 18)?;
         let body = sub_area(root, (axis_w, TITLE_H), (width - axis_w - 10, body_h));
         let colour = |v: f32| sequential(v, lo, hi);
         let style = MatrixStyle {

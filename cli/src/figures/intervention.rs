@@ -7,7 +7,10 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::colour::{DARK_GREY, MUTED_GREY};
 use super::range::{axis_range, finite_min_max, finite_runs};
-use super::{draw_text, render_svg, write_atomic, Area, DrawResult, FigureError, FONT};
+use super::{
+    draw_legend, draw_text, draw_title, render_svg, write_atomic, Area, DrawResult, FigureError,
+    FONT,
+};
 
 /// An intervention `f(x, W0 + delta v_k)` on one subnetwork `v_k`, measured per sample.
 ///
@@ -55,8 +58,7 @@ pub fn intervention_sweep_grid(
     let title_h = 44;
     let size = (columns as u32 * PANEL_W, title_h + rows as u32 * PANEL_H);
     render_svg("intervention sweep grid", size, |root| {
-        let title_pos = (size.0 as i32 / 2, 10);
-        draw_text(root, title, title_pos, 20, (HPos::Center, VPos::Top), BLACK)?;
+        draw_title(root, title, 10, 20)?;
         let (_, body) = root.split_vertically(title_h);
         if sweeps.is_empty() {
             let centre = (size.0 as i32 / 2, 40);
@@ -167,13 +169,7 @@ fn draw_sweep(area: &Area, sweep: &InterventionSweep) -> DrawResult {
         }
     }
     if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(DARK_GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }

@@ -138,6 +138,27 @@ fn draw_text(
     area.draw(&Text::new(text.to_string(), pos, style))
 }
 
+/// Draws a figure's title centred at the top of `area` (`y` pixels down), `size` points.
+fn draw_title(area: &Area, title: &str, y: i32, size: u32) -> DrawResult {
+    let x = area.dim_in_pixel().0 as i32 / 2;
+    draw_text(area, title, (x, y), size, (HPos::Center, VPos::Top), BLACK)
+}
+
+/// Draws the legend of `chart`'s labelled series at `position`, in the one style of every
+/// figure's legend.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(colour::DARK_GREY)
+        .label_font((FONT, 12))
+        .draw()
+}
+
 /// The part of `area` whose top-left corner is `at` (pixels from `area`'s) and whose size is
 /// `size`, cut to fit inside `area`.
 fn sub_area<'a>(area: &Area<'a>, at: (u32, u32), size: (u32, u32)) -> Area<'a> {

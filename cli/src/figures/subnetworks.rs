@@ -9,7 +9,9 @@ use super::colour::{diverging, diverging_unit, DARK_GREY};
 use super::heatmap::{draw_colour_bar, draw_matrix, index_labels, MatrixStyle};
 use super::matrix::ParamTensor;
 use super::range::{format_value, max_abs};
-use super::{draw_text, render_svg, sub_area, write_atomic, Area, DrawResult, FigureError};
+use super::{
+    draw_text, draw_title, render_svg, sub_area, write_atomic, Area, DrawResult, FigureError,
+};
 
 /// One subnetwork (a decoder row `V_out[k]` reshaped to the model's tensors), named for its row
 /// of the figure. Its tensors stand in the model's order, with the model's shapes.
@@ -50,15 +52,7 @@ pub fn subnetwork_heatmaps(figure: &SubnetworkHeatmaps) -> Result<String, Figure
     let width = (widths.iter().sum::<u32>() + 20).max(420);
     let height = TITLE_H + n_rows * row_h + LEGEND_H;
     render_svg("subnetwork heatmaps", (width, height), |root| {
-        let title_pos = (width as i32 / 2, 10);
-        draw_text(
-            root,
-            &figure.title,
-            title_pos,
-            20,
-            (HPos::Center, VPos::Top),
-            BLACK,
-        )?;
+        draw_title(root, &figure.title, 10, 20)?;
         let rows = std::iter::once(("model", &figure.model)).chain(
             figure
                 .subnetworks

@@ -1,7 +1,8 @@
 //! End to end at reduced settings with fixed seeds: a toy is trained, decomposed, analysed
 //! and reported through the program's own code, and what is written parses back.
 
-use l3d_cli::run::{decompose, DataSource, ModelSource, Options, RunConfig};
+use l3d_cli::config::{DataSource, ModelSource, RunConfig};
+use l3d_cli::run::{decompose, Options};
 use l3d_cli::ui::{Mode, Ui};
 use std::path::PathBuf;
 use toys::circuits::AnalysisConfig;

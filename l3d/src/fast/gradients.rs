@@ -14,10 +14,10 @@
 //! tape's is read off each batch's gradients (in practice the same every batch).
 
 use super::layout::{Span, Split, CHUNK_ROWS};
-use super::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::config::{Divergence, L3dConfig, Positions, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
+use crate::mlp::{self, MlpChunk, MlpNet, Role};
 use crate::pairs::{check_positions, draw_reference_partners, pair_gradients, Source};
 use crate::par::{each, fit};
 use autodiff::Grad;
@@ -40,7 +40,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
         Ok(match source {
             Source::Model { model, data } => {
                 check_positions(model, &config.positions)?;
-                match MlpNet::of(model)? {
+                match MlpNet::of(model, CHUNK_ROWS)? {
                     Some(net) => GradientPass::Mlp(MlpPass::new(net, data, d, pairing)),
                     None => GradientPass::Tape(TapePass::new(model, data, d, config)),
                 }

@@ -58,8 +58,7 @@
 //! |---|---|
 //! | `mod.rs` | this derivation; [`FastStep`]: its state, its phases in order, the update |
 //! | `layout.rs` | the tensors the step is built for, how their gradients arrive (`Split`), chunks |
-//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass, the tape, given ones |
-//! | `mlp.rs` | forward and backward of a stack of dense layers into reused buffers |
+//! | `gradients.rs` | where the per-sample gradients come from: the MLP pass (`crate::mlp`), the tape, given ones |
 //! | `prepare.rs` | per step: factors packed for the chunks' products, dense forms |
 //! | `chunk.rs` | one chunk's buffers and its encode (`c`, `s` or `d`) |
 //! | `encode.rs` | the encode kernels: factored and dense, `|g_i|^2` |
@@ -104,7 +103,6 @@ mod gradients;
 mod gram;
 mod layout;
 mod loss;
-mod mlp;
 pub mod per_sample;
 mod prepare;
 mod renorm;

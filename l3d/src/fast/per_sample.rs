@@ -4,13 +4,13 @@
 //!
 //! Sample `i`'s gradient of a weight `W_l: [d_out, d_in]` is `delta_l[i] (x) a_{l-1}[i]`,
 //! written row by row into `out: [B, d_out, d_in]`; of a bias it is `delta_l[i]` (legend in
-//! `fast/mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
+//! `mlp.rs`). Chunks of [`CHUNK_ROWS`] samples run in parallel, each writing its own
 //! rows, so the result does not depend on the number of threads.
 
 use super::layout::CHUNK_ROWS;
-use super::mlp::{MlpChunk, MlpNet, Role};
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
+use crate::mlp::{MlpChunk, MlpNet, Role};
 use crate::par::worth_threads;
 use nets::Model;
 use rayon::prelude::*;
@@ -29,7 +29,7 @@ pub struct MlpPerSample<'m, T: Float> {
 impl<'m, T: Float> MlpPerSample<'m, T> {
     /// The pass for `model`; an error if the model has no MLP view (or a view that does not fit).
     pub fn new(model: &'m dyn Model<T>) -> Result<Self> {
-        let net = MlpNet::of(model)?.ok_or_else(|| {
+        let net = MlpNet::of(model, CHUNK_ROWS)?.ok_or_else(|| {
             L3dError::Model("the model is not a stack of dense layers (no MLP view)".into())
         })?;
         Ok(Self {

@@ -1,12 +1,11 @@
 //! The blocked product (the loops of the module docs) around [`Kernel::tile`], on operands
 //! that may be split along `k` and a B that may be packed beforehand.
 
-use super::kernel::{with_kernel, Kernel};
+use super::kernel::{with_kernel, Element, Kernel};
 use super::matrix::{MatMut, MatRef};
 use super::pack::{pack_a, pack_b, prefix, GemmScratch, PackedB};
 use super::{KC, MC, NC};
 use crate::cpu::Isa;
-use crate::element::Float;
 
 /// B as the blocked algorithm reads it: strided (packed on every call, from one or more
 /// slices of `k`), or packed beforehand.
@@ -37,7 +36,7 @@ pub(super) struct Operands<'a, T> {
 }
 
 /// The blocked algorithm with the kernel of `isa`, compiled for it. Needs `k > 0`.
-pub(super) fn packed<T: Float>(
+pub(super) fn packed<T: Element>(
     isa: Isa,
     alpha: T,
     ops: Operands<T>,
@@ -50,7 +49,7 @@ pub(super) fn packed<T: Float>(
 
 /// The blocked algorithm of the module docs with `K`'s microkernel.
 #[inline(always)]
-fn blocked<T: Float, K: Kernel<T>>(
+fn blocked<T: Element, K: Kernel<T>>(
     alpha: T,
     ops: Operands<T>,
     beta: T,

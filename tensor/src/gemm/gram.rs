@@ -3,20 +3,20 @@
 //! of the upper one ([`mirror_upper`]) and changes no bit.
 
 use super::blocked::{packed, BSource, Operands};
+use super::kernel::Element;
 use super::matrix::{MatMut, MatRef};
 use super::pack::GemmScratch;
 use super::{gemm_with, SMALL_MAX};
 use crate::cpu::Isa;
-use crate::element::Float;
 
 /// `K <- F^T F` for `F: d x C`, computing only the tiles on or above the diagonal and copying
 /// the rest from them. `k` must hold `C x C` values.
-pub fn gram<T: Float>(f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
+pub fn gram<T: Element>(f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
     gram_with(Isa::active(), f, k, scratch);
 }
 
 /// [`gram`] with a chosen instruction set.
-pub fn gram_with<T: Float>(isa: Isa, f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
+pub fn gram_with<T: Element>(isa: Isa, f: MatRef<T>, k: &mut [T], scratch: &mut GemmScratch<T>) {
     gram_rows_with(isa, f, 0, k, scratch);
     mirror_upper(k, f.cols);
 }
@@ -25,12 +25,17 @@ pub fn gram_with<T: Float>(isa: Isa, f: MatRef<T>, k: &mut [T], scratch: &mut Ge
 /// those `n` rows, `C` values each, and only entries `(i, j)` with `j >= i` are written (with
 /// others of the diagonal's tiles). Blocks of rows are independent tasks; [`mirror_upper`]
 /// completes `K` once every block is done.
-pub fn gram_rows<T: Float>(f: MatRef<T>, r0: usize, rows: &mut [T], scratch: &mut GemmScratch<T>) {
+pub fn gram_rows<T: Element>(
+    f: MatRef<T>,
+    r0: usize,
+    rows: &mut [T],
+    scratch: &mut GemmScratch<T>,
+) {
     gram_rows_with(Isa::active(), f, r0, rows, scratch);
 }
 
 /// [`gram_rows`] with a chosen instruction set.
-pub fn gram_rows_with<T: Float>(
+pub fn gram_rows_with<T: Element>(
     isa: Isa,
     f: MatRef<T>,
     r0: usize,
@@ -67,7 +72,7 @@ pub fn gram_rows_with<T: Float>(
 
 /// `K[i, j] <- K[j, i]` below the diagonal of a `C x C` matrix, in square tiles (both reads and
 /// writes stay in cache).
-pub fn mirror_upper<T: Float>(k: &mut [T], cols: usize) {
+pub fn mirror_upper<T: Element>(k: &mut [T], cols: usize) {
     const TILE: usize = 16;
     for ib in (0..cols).step_by(TILE) {
         for jb in (0..=ib).step_by(TILE) {

@@ -1,13 +1,14 @@
 //! The microkernels behind one trait, [`Kernel`]; the table of each instruction set's kernel
-//! per element type, [`Kernels`]; and [`with_kernel`], which runs a generic loop with the
+//! per element type, [`Element`]; and [`with_kernel`], which runs a generic loop with the
 //! kernel of an instruction set, compiled for it.
 
 use super::matrix::{MatMut, MatRef};
-use crate::element::Float;
+use std::fmt::Debug;
+use std::ops::{Add, Mul};
 
 /// The microkernels of one instruction set for elements `T`, and the shape of their tiles,
 /// which the packing and the loops around them read (so a shape is written once, in
-/// [`Kernels`]).
+/// [`Element`]).
 ///
 /// Both compute `C <- alpha A B + beta C` on a piece of `C`: each element accumulates
 /// `sum_p a_ip b_pj` in order from `p = 0`, with fused multiply-adds where the kernel uses them,
@@ -45,53 +46,86 @@ pub trait Kernel<T> {
     fn row(a: &MatRef<T>, i: usize, b: &[T], alpha: T, beta: T, out: &mut [T]);
 }
 
-/// The kernel of each instruction set for one element type: the one table of tile shapes.
-/// A supertrait of [`Float`], so that generic code reaches `T::Avx2` and the rest.
+/// What the GEMM needs of an element type: its arithmetic, with a fused multiply-add, and the
+/// kernel of each instruction set (the one table of tile shapes). [`crate::Float`] extends it
+/// with the rest of the math, so generic code reaches `T::Avx2` and the rest; the GEMM itself
+/// asks for no more than this.
 ///
 /// A tile row is two vector registers wide and `MR = 6` rows deep on AVX2 and AVX-512: twelve
 /// accumulators, with two registers for a row of B and one for a broadcast value of A (15 of
 /// AVX2's 16). The baseline tile is half as wide and 4 rows deep, without fused
 /// multiply-adds (SSE2 has none).
-pub trait Kernels: Sized {
+pub trait Element:
+    Copy + Send + Sync + Default + Debug + PartialEq + Add<Output = Self> + Mul<Output = Self> + 'static
+{
     /// AVX-512F, with FMA.
     type Avx512: Kernel<Self>;
     /// AVX2 with FMA.
     type Avx2: Kernel<Self>;
     /// The target's baseline: the portable fallback.
     type Baseline: Kernel<Self>;
+    fn zero() -> Self;
+    fn one() -> Self;
+    /// `self * a + b` with one rounding (a fused multiply-add). Compiles to one instruction only
+    /// inside code built for a CPU with FMA (in [`crate::multiversion!`] on AVX2 or AVX-512);
+    /// elsewhere it is a slow software routine, so plain loops should use `self * a + b`.
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
-impl Kernels for f32 {
-    type Avx512 = Microkernel<6, 32, 16, true>;
-    type Avx2 = Microkernel<6, 16, 8, true>;
-    type Baseline = Microkernel<4, 8, 4, false>;
+macro_rules! element_impl {
+    ($t:ty, $avx512:ty, $avx2:ty, $baseline:ty) => {
+        impl Element for $t {
+            type Avx512 = $avx512;
+            type Avx2 = $avx2;
+            type Baseline = $baseline;
+            #[inline(always)]
+            fn zero() -> Self {
+                0.0
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                1.0
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
+            }
+        }
+    };
 }
 
-impl Kernels for f64 {
-    type Avx512 = Microkernel<6, 16, 8, true>;
-    type Avx2 = Microkernel<6, 8, 4, true>;
-    type Baseline = Microkernel<4, 4, 4, false>;
-}
+element_impl!(
+    f32,
+    Microkernel<6, 32, 16, true>,
+    Microkernel<6, 16, 8, true>,
+    Microkernel<4, 8, 4, false>
+);
+element_impl!(
+    f64,
+    Microkernel<6, 16, 8, true>,
+    Microkernel<6, 8, 4, true>,
+    Microkernel<4, 4, 4, false>
+);
 
 /// `$f::<T, K>(args..)` with `K` the kernel of `isa` for `T`, compiled for `isa` as
 /// [`crate::multiversion!`] compiles its body: the one place where an instruction set picks
-/// its kernel. `$f` is generic over `<T: Float, K: Kernel<T>>` and `#[inline(always)]`, so that
+/// its kernel. `$f` is generic over `<T: Element, K: Kernel<T>>` and `#[inline(always)]`, so that
 /// it is compiled inside the instruction set's function.
 macro_rules! with_kernel {
     ($isa:expr, $f:ident::<$t:ty>($($arg:expr),* $(,)?)) => {{
         use $crate::cpu::{self, Isa};
-        use $crate::gemm::Kernels;
+        use $crate::gemm::Element;
         match $isa {
-            Isa::Avx512 => cpu::avx512(|| $f::<$t, <$t as Kernels>::Avx512>($($arg),*)),
-            Isa::Avx2 => cpu::avx2(|| $f::<$t, <$t as Kernels>::Avx2>($($arg),*)),
-            Isa::Baseline => $f::<$t, <$t as Kernels>::Baseline>($($arg),*),
+            Isa::Avx512 => cpu::avx512(|| $f::<$t, <$t as Element>::Avx512>($($arg),*)),
+            Isa::Avx2 => cpu::avx2(|| $f::<$t, <$t as Element>::Avx2>($($arg),*)),
+            Isa::Baseline => $f::<$t, <$t as Element>::Baseline>($($arg),*),
         }
     }};
 }
 pub(super) use with_kernel;
 
 /// The widest `NR` of `T`'s kernels: packing buffers this wide fit every instruction set.
-pub(super) fn widest_nr<T: Float>() -> usize {
+pub(super) fn widest_nr<T: Element>() -> usize {
     let nrs = [
         <T::Avx512 as Kernel<T>>::NR,
         <T::Avx2 as Kernel<T>>::NR,
@@ -105,7 +139,7 @@ pub(super) fn widest_nr<T: Float>() -> usize {
 #[derive(Debug, Clone, Copy)]
 pub struct Microkernel<const MR: usize, const NR: usize, const L: usize, const FMA: bool>;
 
-impl<T: Float, const MR: usize, const NR: usize, const L: usize, const FMA: bool> Kernel<T>
+impl<T: Element, const MR: usize, const NR: usize, const L: usize, const FMA: bool> Kernel<T>
     for Microkernel<MR, NR, L, FMA>
 {
     const MR: usize = MR;
@@ -176,7 +210,7 @@ impl<T: Float, const MR: usize, const NR: usize, const L: usize, const FMA: bool
 /// `sum_p a[p] (x) b[p]` over a packed `MR`-row panel of A (its first `ROWS <= MR` rows) and
 /// `NR`-column panel of B.
 #[inline(always)]
-fn accumulate<T: Float, const MR: usize, const ROWS: usize, const NR: usize, const FMA: bool>(
+fn accumulate<T: Element, const MR: usize, const ROWS: usize, const NR: usize, const FMA: bool>(
     a_panel: &[T],
     b_panel: &[T],
 ) -> [[T; NR]; ROWS] {
@@ -199,7 +233,7 @@ fn accumulate<T: Float, const MR: usize, const ROWS: usize, const NR: usize, con
 
 /// Writes the valid corner of a tile: `C <- alpha acc + beta C`.
 #[inline(always)]
-fn store<T: Float, const ROWS: usize, const NR: usize>(
+fn store<T: Element, const ROWS: usize, const NR: usize>(
     alpha: T,
     acc: &[[T; NR]; ROWS],
     beta: T,

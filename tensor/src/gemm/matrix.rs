@@ -1,8 +1,6 @@
 //! The GEMM's operands: strided read-only views of A and B, and C, a writable view whose rows
 //! are contiguous.
 
-use crate::element::Float;
-
 /// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 ///
 /// Invariant: every element of the `rows x cols` matrix lies inside `data` (checked by
@@ -16,7 +14,7 @@ pub struct MatRef<'a, T> {
     pub(super) cs: usize,
 }
 
-impl<'a, T: Float> MatRef<'a, T> {
+impl<'a, T: Copy> MatRef<'a, T> {
     /// A `rows x cols` view with element strides `rs` (between rows) and `cs` (between
     /// columns). Panics if the last element is outside `data`.
     pub fn new(data: &'a [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
@@ -72,7 +70,7 @@ pub struct MatMut<'a, T> {
     rs: usize,
 }
 
-impl<'a, T: Float> MatMut<'a, T> {
+impl<'a, T: Copy> MatMut<'a, T> {
     /// A `rows x cols` view with row stride `rs`. Panics if it does not fit in `data`.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize, rs: usize) -> Self {
         assert!(

@@ -21,7 +21,7 @@
 //! | file | holds |
 //! |---|---|
 //! | `matrix.rs` | the operands: [`MatRef`] (strided) and [`MatMut`] (contiguous rows) |
-//! | `kernel.rs` | the microkernels behind [`Kernel`] (`MR`, `NR`, `L`), the table of each instruction set's kernel ([`Kernels`]), the dispatch |
+//! | `kernel.rs` | the microkernels behind [`Kernel`] (`MR`, `NR`, `L`), the table of each instruction set's kernel ([`Element`]), the dispatch |
 //! | `pack.rs` | packing A and B into panels, [`GemmScratch`], [`PackedB`] |
 //! | `blocked.rs` | the blocked loops above |
 //! | `small.rs` | the small product |
@@ -47,12 +47,11 @@ mod small;
 mod tests;
 
 pub use gram::{gram, gram_rows, gram_rows_with, gram_with, mirror_upper};
-pub use kernel::{Kernel, Kernels, Microkernel};
+pub use kernel::{Element, Kernel, Microkernel};
 pub use matrix::{MatMut, MatRef};
 pub use pack::{GemmScratch, PackedB};
 
 use crate::cpu::Isa;
-use crate::element::Float;
 use blocked::{packed, BSource, Operands};
 use small::small_path;
 
@@ -67,7 +66,7 @@ const SMALL_MAX: usize = 4096;
 
 /// `C <- alpha A B + beta C` for `A: m x k`, `B: k x n`, `C: m x n`, with the active
 /// instruction set. With `beta = 0`, `C` is not read (NaN in it is overwritten).
-pub fn gemm<T: Float>(
+pub fn gemm<T: Element>(
     alpha: T,
     a: MatRef<T>,
     b: MatRef<T>,
@@ -79,7 +78,7 @@ pub fn gemm<T: Float>(
 }
 
 /// [`gemm`] with a chosen instruction set. Panics if the CPU lacks it or the shapes disagree.
-pub fn gemm_with<T: Float>(
+pub fn gemm_with<T: Element>(
     isa: Isa,
     alpha: T,
     a: MatRef<T>,
@@ -96,7 +95,7 @@ pub fn gemm_with<T: Float>(
 /// `[A_0 | A_1 | ..]` and `[B_0; B_1; ..]`, packed side by side so the microkernel runs over
 /// the whole `k` at once (one pass over C instead of one per part). Every element accumulates
 /// over the parts in order. Panics if `parts_a` is empty or the shapes disagree.
-pub fn gemm_sum<T: Float>(
+pub fn gemm_sum<T: Element>(
     alpha: T,
     parts_a: &[MatRef<T>],
     parts_b: &[MatRef<T>],
@@ -108,7 +107,7 @@ pub fn gemm_sum<T: Float>(
 }
 
 /// [`gemm_sum`] with a chosen instruction set.
-pub fn gemm_sum_with<T: Float>(
+pub fn gemm_sum_with<T: Element>(
     isa: Isa,
     alpha: T,
     parts_a: &[MatRef<T>],
@@ -159,7 +158,7 @@ pub fn takes_packing(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// [`gemm`], or [`gemm_prepacked`] when `packed` holds `b` packed.
-pub fn gemm_maybe_packed<T: Float>(
+pub fn gemm_maybe_packed<T: Element>(
     alpha: T,
     a: MatRef<T>,
     b: MatRef<T>,
@@ -182,7 +181,7 @@ pub fn gemm_maybe_packed<T: Float>(
 
 /// `C <- alpha A B + beta C` with B packed beforehand ([`PackedB`]), with the instruction set
 /// it was packed for.
-pub fn gemm_prepacked<T: Float>(
+pub fn gemm_prepacked<T: Element>(
     alpha: T,
     a: MatRef<T>,
     b: &PackedB<T>,

@@ -2,11 +2,11 @@
 //! rows of A, [`Kernel::NR`] columns of B, contiguous for each `p`), into buffers the caller
 //! owns and reuses, or once for a B used by many products ([`PackedB`]).
 
+use super::kernel::Element;
 use super::kernel::{widest_nr, with_kernel, Kernel};
 use super::matrix::MatRef;
 use super::{KC, MC, NC};
 use crate::cpu::Isa;
-use crate::element::Float;
 
 /// Packing buffers, grown on first use and reused: keep one per task that multiplies.
 #[derive(Debug, Clone, Default)]
@@ -15,7 +15,7 @@ pub struct GemmScratch<T> {
     pub(super) b: Vec<T>,
 }
 
-impl<T: Float> GemmScratch<T> {
+impl<T: Element> GemmScratch<T> {
     /// Buffers large enough for the blocked product of any `m x k` by `k x n` with `n <= cols`,
     /// on any instruction set, so that such products never grow them: for scratch shared by
     /// tasks that threads take in no fixed order.
@@ -43,7 +43,7 @@ pub struct PackedB<T> {
     pub(super) data: Vec<T>,
 }
 
-impl<T: Float> PackedB<T> {
+impl<T: Element> PackedB<T> {
     /// Packs `b` for this CPU's kernel ([`Isa::active`]), reusing the allocation.
     pub fn pack(&mut self, b: MatRef<T>) {
         let isa = Isa::active();
@@ -55,7 +55,7 @@ impl<T: Float> PackedB<T> {
 
 /// The blocks of `b` into `packed.data`, in the blocked algorithm's order, as `K` reads them.
 #[inline(always)]
-fn pack_blocks<T: Float, K: Kernel<T>>(packed: &mut PackedB<T>, b: &MatRef<T>) {
+fn pack_blocks<T: Element, K: Kernel<T>>(packed: &mut PackedB<T>, b: &MatRef<T>) {
     let (k, n) = (packed.k, packed.n);
     let len = n.div_ceil(K::NR) * K::NR * k;
     packed.data.resize(len, T::zero());
@@ -77,7 +77,7 @@ fn pack_blocks<T: Float, K: Kernel<T>>(packed: &mut PackedB<T>, b: &MatRef<T>) {
 /// (`panel > kc NR` when several parts of `k` share a packed block.)
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn pack_b<T: Float, K: Kernel<T>>(
+pub(super) fn pack_b<T: Element, K: Kernel<T>>(
     b: &MatRef<T>,
     k0: usize,
     kc: usize,
@@ -133,7 +133,7 @@ pub(super) fn pack_b<T: Float, K: Kernel<T>>(
 /// long: columns `kc` of `MR` values (rows past `mc` are zero) from value `at` of each panel.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn pack_a<T: Float, K: Kernel<T>>(
+pub(super) fn pack_a<T: Element, K: Kernel<T>>(
     a: &MatRef<T>,
     i0: usize,
     mc: usize,
@@ -185,7 +185,7 @@ pub(super) fn pack_a<T: Float, K: Kernel<T>>(
 
 /// The first `len` values of a buffer, which grows (allocating) only when it is too short and
 /// never shrinks, so a buffer shared by products of several sizes is not refilled each time.
-pub(super) fn prefix<T: Float>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+pub(super) fn prefix<T: Element>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     if buf.len() < len {
         buf.resize(len, T::zero());
     }

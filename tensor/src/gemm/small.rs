@@ -2,14 +2,14 @@
 //! B is copied into blocks of [`Kernel::L`] columns padded with zeros, and each row of C
 //! accumulates `a_ip B[p, block]` in `L` registers ([`Kernel::row`], a `1 x L` microkernel).
 
+use super::kernel::Element;
 use super::kernel::{with_kernel, Kernel};
 use super::matrix::{MatMut, MatRef};
 use super::pack::{prefix, GemmScratch};
 use crate::cpu::Isa;
-use crate::element::Float;
 
 /// The small product with the kernel of `isa`, compiled for it.
-pub(super) fn small_path<T: Float>(
+pub(super) fn small_path<T: Element>(
     isa: Isa,
     alpha: T,
     a: &MatRef<T>,
@@ -22,7 +22,7 @@ pub(super) fn small_path<T: Float>(
 }
 
 #[inline(always)]
-fn small<T: Float, K: Kernel<T>>(
+fn small<T: Element, K: Kernel<T>>(
     alpha: T,
     a: &MatRef<T>,
     b: &MatRef<T>,

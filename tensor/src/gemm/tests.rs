@@ -2,6 +2,7 @@
 //! every kernel (packed and small) on every instruction set the CPU has, on its own.
 
 use super::*;
+use crate::Float;
 
 /// Small integers: every product and partial sum is exact, so any order gives the same bits.
 fn ints(len: usize, seed: usize) -> Vec<f64> {

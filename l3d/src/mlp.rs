@@ -1,5 +1,8 @@
-//! Per-sample gradients of a stack of dense layers without the tape: one forward and one
-//! backward pass into buffers that are reused from step to step.
+//! The forward and backward pass of a stack of dense layers without the tape, into buffers
+//! reused from step to step: the one hand-written MLP pass. The fast path takes per-sample
+//! gradients from it (`fast/gradients.rs`, `fast/per_sample.rs`); toy training takes batch
+//! gradients from it (`toys::train::DenseMlp`), starting the backward from its loss's gradient
+//! ([`MlpChunk::backpropagate`]) instead of a divergence's.
 //!
 //! # Legend
 //!
@@ -17,7 +20,6 @@
 //! MSE `mean_j (y_j - r_j)^2`: `2 (y - r) / d_L`; the authors' variant `mean_j y_j (y_j - r_j)`:
 //! `(2 y - r) / d_L`; KL `KL(softmax(r) || softmax(y))`: `softmax(y) - softmax(r)`.
 
-use super::layout::CHUNK_ROWS;
 use crate::config::Divergence;
 use crate::error::{L3dError, Result};
 use nets::{Activation, MlpView, Model};
@@ -28,7 +30,7 @@ use tensor::{Float, Tensor};
 /// One dense layer with its values, and for large layers `W^T` and `W` packed once for the
 /// forward and backward products (the weights never change).
 #[derive(Debug, Clone)]
-pub(crate) struct NetLayer<'m, T: Float> {
+pub struct NetLayer<'m, T: Float> {
     pub w: &'m Tensor<T>,
     pub b: Option<&'m Tensor<T>>,
     pub act: Activation,
@@ -52,14 +54,14 @@ impl<T: Float> NetLayer<'_, T> {
 
 /// What a parameter tensor is to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
     Weight(usize),
     Bias(usize),
 }
 
 /// A validated [`MlpView`]: the layers and, for every model parameter, its role.
 #[derive(Debug, Clone)]
-pub(crate) struct MlpNet<'m, T: Float> {
+pub struct MlpNet<'m, T: Float> {
     pub layers: Vec<NetLayer<'m, T>>,
     pub roles: Vec<Role>,
     pub input_dim: usize,
@@ -67,16 +69,25 @@ pub(crate) struct MlpNet<'m, T: Float> {
 }
 
 impl<'m, T: Float> MlpNet<'m, T> {
-    /// The network of `model`, `None` if the model is not an MLP, or an error naming what in
-    /// its view does not fit the model.
-    pub fn of(model: &'m dyn Model<T>) -> Result<Option<Self>> {
+    /// The network of `model` for passes over `rows` rows at a time, `None` if the model is
+    /// not an MLP, or an error naming what in its view does not fit the model.
+    pub fn of(model: &'m dyn Model<T>, rows: usize) -> Result<Option<Self>> {
         let Some(view) = model.as_mlp() else {
             return Ok(None);
         };
-        Self::from_view(view, model.input_dim(), model.output_dim()).map(Some)
+        Self::from_view(view, model.input_dim(), model.output_dim(), rows).map(Some)
     }
 
-    fn from_view(view: MlpView<'m, T>, input_dim: usize, output_dim: usize) -> Result<Self> {
+    /// The network of `view` (a model's layers, over the parameter values it holds) taking
+    /// `input_dim` values and giving `output_dim`, or an error naming what does not fit. The
+    /// weights of layers large enough that products of `rows` rows pay for packing are packed
+    /// once here.
+    pub fn from_view(
+        view: MlpView<'m, T>,
+        input_dim: usize,
+        output_dim: usize,
+        rows: usize,
+    ) -> Result<Self> {
         let bad = |msg: String| L3dError::Model(format!("the model's MLP view: {msg}"));
         let mut roles: Vec<Option<Role>> = vec![None; view.params.len()];
         let mut claim = |index: usize, role: Role| {
@@ -122,7 +133,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
                 w_t_packed: None,
                 w_packed: None,
             };
-            if takes_packing(CHUNK_ROWS, width, n_out) {
+            if takes_packing(rows, width, n_out) {
                 let mut packed = PackedB::default();
                 packed.pack(layer.w_t());
                 layer.w_t_packed = Some(packed);
@@ -170,7 +181,7 @@ impl<'m, T: Float> MlpNet<'m, T> {
 /// values; after [`MlpChunk::backward`], `delta[l]` does for every layer from the lowest wanted
 /// one up.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MlpChunk<T> {
+pub struct MlpChunk<T> {
     pub n: usize,
     pub x: Vec<T>,
     z: Vec<Vec<T>>,
@@ -269,9 +280,8 @@ impl<T: Float> MlpChunk<T> {
     /// reference rows `r: [n, d_L]`.
     pub fn backward(&mut self, net: &MlpNet<T>, r: &[T], divergence: Divergence, lowest: usize) {
         let n = self.n;
-        let last = net.layers.len() - 1;
         let width = net.output_dim;
-        let y = &self.a[last][..n * width];
+        let y = &self.a[net.layers.len() - 1][..n * width];
         divergence_grad(
             divergence,
             y,
@@ -279,6 +289,21 @@ impl<T: Float> MlpChunk<T> {
             width,
             &mut self.dy[..n * width],
         );
+        self.backpropagate(net, lowest);
+    }
+
+    /// The output rows `y` of the last forward pass beside the buffer of `dL/dy` (both
+    /// `[n, d_L]`), which the caller fills before [`MlpChunk::backpropagate`].
+    pub fn output_and_grad(&mut self, net: &MlpNet<T>) -> (&[T], &mut [T]) {
+        let len = self.n * net.output_dim;
+        (&self.a[net.layers.len() - 1][..len], &mut self.dy[..len])
+    }
+
+    /// `delta_l` for layers `lowest..L` from `dL/dy` (see [`MlpChunk::output_and_grad`]).
+    pub fn backpropagate(&mut self, net: &MlpNet<T>, lowest: usize) {
+        let n = self.n;
+        let last = net.layers.len() - 1;
+        let width = net.output_dim;
         let top = &mut self.delta[last][..n * width];
         for ((d, &g), &da) in top.iter_mut().zip(&self.dy).zip(&self.da[last]) {
             *d = g * da;
@@ -378,7 +403,7 @@ pub(crate) fn divergence_grad<T: Float>(
 }
 
 /// The row maximum and `sum_j e^(x_j - max)`.
-pub(crate) fn exp_sum<T: Float>(x: &[T]) -> (T, T) {
+pub fn exp_sum<T: Float>(x: &[T]) -> (T, T) {
     let max = x
         .iter()
         .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
