@@ -1,11 +1,11 @@
 //! The program's command line: the subcommands and their flags (clap), and the parsers of the
 //! values that name L3D's settings.
 
-use crate::digits::TrainModel;
 use clap::{Args, Parser, Subcommand};
 use l3d::{Divergence, Positions, Reference, SettingName, TopKCount, WarmStart};
 use nets::TensorSet;
 use std::path::PathBuf;
+use toys::digits::train::DigitsKind;
 use toys::models::ToyKind;
 
 /// Local Loss Landscape Decomposition: find the sparsely active circuits of a network by
@@ -65,16 +65,69 @@ pub struct SuiteArgs {
     pub decompose: Option<TensorSet>,
 }
 
+/// A model `l3d train` trains: a toy, a network on the handwritten digits, or the induction
+/// transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainModel {
+    Toy(ToyKind),
+    Digits(DigitsKind),
+    /// The two-layer attention-only transformer trained on repeated spans (toys::induction).
+    Induction,
+}
+
+impl TrainModel {
+    const ALL: [TrainModel; 8] = [
+        TrainModel::Toy(ToyKind::Tms),
+        TrainModel::Toy(ToyKind::TmsParallel),
+        TrainModel::Toy(ToyKind::Tmcs),
+        TrainModel::Toy(ToyKind::HighRank),
+        TrainModel::Toy(ToyKind::Squared),
+        TrainModel::Digits(DigitsKind::DigitsMlp),
+        TrainModel::Digits(DigitsKind::DigitsCnn),
+        TrainModel::Induction,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainModel::Toy(kind) => kind.name(),
+            TrainModel::Digits(kind) => kind.name(),
+            TrainModel::Induction => "induction",
+        }
+    }
+}
+
+impl std::fmt::Display for TrainModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl clap::ValueEnum for TrainModel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            TrainModel::Toy(kind) => kind.to_possible_value(),
+            TrainModel::Digits(kind) => kind.to_possible_value(),
+            TrainModel::Induction => Some(
+                clap::builder::PossibleValue::new("induction")
+                    .help("Two attention layers trained to copy repeated spans (induction heads)"),
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Which model: a toy (tms, tms-parallel, tmcs, high-rank, squared) or a network on the
-    /// handwritten digits (digits-mlp, digits-cnn).
-    #[arg(long, value_parser = TrainModel::parse)]
+    /// Which model: a toy, a network on the handwritten digits, or the induction transformer.
+    #[arg(long, value_enum)]
     pub model: TrainModel,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Most epochs (toys: 1000, training stops earlier once converged; digits: their recorded
-    /// settings, 60).
+    /// Most epochs (toys: 1000, training stops earlier once converged; the digits networks
+    /// and the induction transformer: their recorded settings, 60).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Output folder (default out/<model>).

@@ -23,47 +23,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toys::digits::train::{train_digits, DigitsKind, DigitsRun, HELD_OUT_FRACTION};
 use toys::digits::Digits;
-use toys::models::ToyKind;
 use toys::train::TrainConfig;
 
 /// The file a digits folder is recognised by.
 pub const RECORD: &str = "digits.json";
-
-/// What `l3d train --model` trains: a toy of the paper or a digits network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrainModel {
-    Toy(ToyKind),
-    Digits(DigitsKind),
-}
-
-impl std::fmt::Display for TrainModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrainModel::Toy(k) => k.fmt(f),
-            TrainModel::Digits(k) => k.fmt(f),
-        }
-    }
-}
-
-impl TrainModel {
-    /// The model named `s` (a toy's name or `digits-mlp`, `digits-cnn`), or a message listing
-    /// the names.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        use clap::ValueEnum;
-        if let Ok(k) = ToyKind::from_str(s, false) {
-            return Ok(TrainModel::Toy(k));
-        }
-        if let Ok(k) = DigitsKind::from_str(s, false) {
-            return Ok(TrainModel::Digits(k));
-        }
-        let names: Vec<&str> = ToyKind::ALL
-            .iter()
-            .map(|k| k.name())
-            .chain(DigitsKind::ALL.iter().map(|k| k.name()))
-            .collect();
-        Err(format!("unknown model '{s}' ({})", names.join(", ")))
-    }
-}
 
 /// What `digits.json` records beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,7 +78,11 @@ pub fn save(run: &DigitsRun, digits: &Digits, dir: &Path) -> Result<DigitsRecord
         let x = run.kind.inputs(digits, part);
         nets::io::write_npy(&dir.join(format!("{prefix}inputs.npy")), &x)?;
         let labels: Vec<i64> = digits.labels_of(part).iter().map(|&l| l as i64).collect();
-        nets::io::write_npy_i64(&dir.join(format!("{prefix}labels.npy")), &labels)?;
+        nets::io::write_npy_i64(
+            &dir.join(format!("{prefix}labels.npy")),
+            &[labels.len()],
+            &labels,
+        )?;
     }
     let record = DigitsRecord {
         kind: run.kind,

@@ -17,6 +17,7 @@ pub mod error;
 pub mod figures;
 pub mod files;
 pub mod folder;
+pub mod induction;
 pub mod report;
 pub mod reproduce;
 pub mod run;

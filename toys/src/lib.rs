@@ -7,6 +7,7 @@ pub mod circuits;
 pub mod classes;
 pub mod data;
 pub mod digits;
+pub mod induction;
 pub mod models;
 pub mod suite;
 pub mod train;

@@ -55,6 +55,20 @@ fn from_flags(a: &DecomposeArgs) -> Result<RunConfig> {
             },
             kind.paper_config(0),
         )
+    } else if let Some(dir) = a
+        .model_dir
+        .as_ref()
+        .filter(|d| crate::induction::is_induction_dir(d))
+    {
+        let (model, data, l3d) = crate::induction::decompose_source(dir, a.inputs.as_deref())?;
+        return Ok(RunConfig {
+            model,
+            data,
+            l3d,
+            analysis: AnalysisConfig::default(),
+            labels: None,
+            fingerprints: None,
+        });
     } else if let Some(dir) = &a.model_dir {
         if let Some((model, data, l3d)) = crate::digits::model_dir_run(dir)? {
             let data = match &a.inputs {
@@ -368,7 +382,18 @@ pub(super) fn finish_decompose(
     ui: &Ui,
 ) -> Result<()> {
     let outcome = run::decompose(run, out, options, ui)?;
-    let table = outcome.reports.table(outcome.loaded.toy.as_ref());
+    let mut table = outcome.reports.table(outcome.loaded.toy.as_ref());
+    if let Some(dir) = crate::induction::folder_of(&outcome.run.model) {
+        let (text, _) = crate::induction::write_report(
+            out,
+            dir,
+            &outcome.loaded.model,
+            &outcome.trained.decomposition,
+            &outcome.data,
+            &outcome.reports.generic.p_act,
+        )?;
+        table = format!("{table}\n\n{text}");
+    }
     let config = shell_quote(&out.join("config.json").display().to_string());
     let text = format!(
         "{table}\nwritten to {}: config.json (repeat with `l3d decompose --config {config} --out DIR`), decomposition, subnetworks.safetensors, report.html, figures/",

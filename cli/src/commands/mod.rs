@@ -5,15 +5,15 @@ mod decompose;
 mod intervene;
 mod report;
 
-use crate::args::{Command, TrainArgs};
+use crate::args::{Command, TrainArgs, TrainModel};
 use crate::config::{self, DataSource, Fingerprints, LoadedModel, ModelSource, RunConfig};
-use crate::digits::TrainModel;
 use crate::error::Result;
 use crate::run::{self, Options};
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use tensor::Tensor;
 use toys::circuits::AnalysisConfig;
+use toys::induction::InductionTraining;
 use toys::models::ToyKind;
 
 /// Runs a subcommand; with none, the default run.
@@ -58,6 +58,10 @@ fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
         TrainModel::Digits(kind) => {
             return crate::digits::train_command(kind, a.seed, a.epochs, &out, ui)
         }
+        TrainModel::Induction => {
+            let epochs = a.epochs.unwrap_or(InductionTraining::default().epochs);
+            return train_induction(a.seed, epochs, &out, ui);
+        }
     };
     let toy = run::train_toy_ui(kind, a.seed, a.epochs.unwrap_or(1000), ui)?;
     run::save_toy(&toy, &out)?;
@@ -71,6 +75,29 @@ fn train(a: TrainArgs, ui: &Ui) -> Result<()> {
         check.embedding_norms.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
     );
     ui.result(&text, serde_json::to_value(&toy.report).unwrap_or_default());
+    Ok(())
+}
+
+/// `l3d train --model induction`: trains the induction transformer and saves its folder.
+fn train_induction(seed: u64, epochs: usize, out: &Path, ui: &Ui) -> Result<()> {
+    let r = crate::induction::train_and_save(seed, epochs, out, ui)?;
+    let text = format!(
+        "induction (seed {seed}): saved to {}\nheld-out next-token accuracy: repeated positions {:.3}, first occurrences {:.3}, other {:.3} ({} sequences)\nattention: layer 0 on the previous token {:.3} (on itself {:.3}); layer 1 on the token after the earlier occurrence {:.3} (argmax {:.3})\nloss {:.3} -> {:.3} in {} epochs, {:.0} s",
+        out.display(),
+        r.accuracy.repeated,
+        r.accuracy.first,
+        r.accuracy.other,
+        r.training.test_sequences,
+        r.attention.layer0_previous_token,
+        r.attention.layer0_self,
+        r.attention.layer1_induction,
+        r.attention.layer1_induction_argmax,
+        r.first_epoch_loss,
+        r.final_loss,
+        r.training.epochs,
+        r.train_seconds,
+    );
+    ui.result(&text, serde_json::to_value(&r).unwrap_or_default());
     Ok(())
 }
 

@@ -33,10 +33,17 @@ pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
     folder.clear_staging()?;
     let reports = write_reports(&folder.staging()?, &decomposed, ui)?;
     folder.commit(false)?;
+    let mut table = reports.table(loaded.toy.as_ref());
+    if let Some(dir) = crate::induction::folder_of(&run.model) {
+        let d = &saved.decomposition;
+        let p_act = &reports.generic.p_act;
+        let (text, _) =
+            crate::induction::write_report(&a.dir, dir, &loaded.model, d, &data, p_act)?;
+        table = format!("{table}\n\n{text}");
+    }
     ui.result(
         &format!(
-            "{}\nreport.json, figures and report.html rewritten in {}",
-            reports.table(loaded.toy.as_ref()),
+            "{table}\nreport.json, figures and report.html rewritten in {}",
             a.dir.display()
         ),
         serde_json::json!({ "report": reports.generic, "analysis": reports.analysis }),

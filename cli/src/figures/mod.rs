@@ -13,6 +13,7 @@
 //! | error against n_v or rank    | Fig. S5, S11     | [`error_curves`]               |
 //! | impact per input feature     | Section 2.5      | [`impact_matrix`]              |
 //! | convolution kernels          |                  | [`kernel_grid`]                |
+//! | induction: effect and layers |                  | [`induction_bars`]             |
 //! | everything on one page       |                  | [`html_report`]                |
 //!
 //! Notation as in the paper: `n_v` subnetworks, `delta` the step along a subnetwork in an
@@ -33,6 +34,7 @@ mod colour;
 mod error_curves;
 mod heatmap;
 mod impact;
+mod induction;
 mod intervention;
 mod kernels;
 mod matrix;
@@ -51,6 +53,7 @@ use nets::io::IoError;
 pub use a_matrix::{a_matrix_scatter, r_squared, write_a_matrix_scatter, AMatrixScatter};
 pub use error_curves::{error_curves, write_error_curves, ErrorCurves, ReferenceLine, Series};
 pub use impact::{impact_matrix, write_impact_matrix, ImpactMatrix};
+pub use induction::{induction_bars, write_induction_bars, InductionBars, SHARE_NAMES};
 pub use intervention::{
     intervention_sweep, intervention_sweep_grid, write_intervention_sweep,
     write_intervention_sweep_grid, InterventionSweep,

@@ -153,7 +153,7 @@ fn labels_that_do_not_fit_the_inputs_are_refused_naming_the_file() {
     let model = dir.join("mlp");
     train(DigitsKind::DigitsMlp, &model, "1");
     let short = dir.join("short.npy");
-    nets::io::write_npy_i64(&short, &[1, 2, 3]).unwrap();
+    nets::io::write_npy_i64(&short, &[3], &[1, 2, 3]).unwrap();
     let fractional = dir.join("fractional.npy");
     let mut values = vec![0.0f32; 1438];
     values[5] = 2.5;
@@ -265,7 +265,7 @@ fn labels_beside_the_inputs_are_used_only_when_they_are_class_indices() {
     assert_eq!(run("targets"), None);
     // Class indices are taken: the model has 4 logits, the labels 4 classes.
     let labels: Vec<i64> = (0..64).map(|i| i % 4).collect();
-    nets::io::write_npy_i64(&dir.join("labels.npy"), &labels).unwrap();
+    nets::io::write_npy_i64(&dir.join("labels.npy"), &[labels.len()], &labels).unwrap();
     let classes = run("classes").expect("a per-class report");
     assert_eq!(classes["n_classes"], 4);
     assert_eq!(classes["class_counts"], serde_json::json!([16, 16, 16, 16]));

@@ -4,6 +4,7 @@
 mod digits;
 mod end_to_end;
 mod figures;
+mod induction;
 mod program;
 mod real_models;
 mod runs;

@@ -82,11 +82,19 @@ pub fn write_npy<T: StoredFloat>(path: &Path, tensor: &Tensor<T>) -> Result<(), 
     write_atomic(path, &encode(T::NPY_DESCR, tensor.shape(), &data))
 }
 
-/// Writes `values` as a 1-D `'<i8'` (`np.int64`) `.npy` file, atomically: class labels as
-/// PyTorch and NumPy keep them.
-pub fn write_npy_i64(path: &Path, values: &[i64]) -> Result<(), IoError> {
+/// Writes the integers `values` of the array of shape `shape` as a `'<i8'` `.npy` file (the
+/// form `np.save` gives an `np.int64` array, such as class labels or token ids), atomically.
+///
+/// Panics if `values` does not hold `shape`'s number of elements (a bug of the caller).
+pub fn write_npy_i64(path: &Path, shape: &[usize], values: &[i64]) -> Result<(), IoError> {
+    assert_eq!(
+        values.len(),
+        shape.iter().product::<usize>(),
+        "write_npy_i64: {} values for shape {shape:?}",
+        values.len()
+    );
     let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_atomic(path, &encode("<i8", &[values.len()], &data))
+    write_atomic(path, &encode("<i8", shape, &data))
 }
 
 /// The bytes of a `.npy` file of dtype `descr` and `shape` whose data are `data`.
@@ -331,6 +339,28 @@ mod tests {
         assert_eq!(h.map(|h| (h.shape, h.fortran_order)), Ok((vec![5], true)));
         let h = Header::parse("{'descr': '<f4', 'fortran_order': False, 'shape': ()}");
         assert_eq!(h.map(|h| h.shape), Ok(vec![]));
+    }
+
+    #[test]
+    fn int64_files_read_back_exactly() {
+        // Token ids up to 2^53 are exact in f64; 63 and a large id cover both ends of use.
+        let dir = std::env::temp_dir().join(format!("npy-i64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ids.npy");
+        let values = [0i64, 5, 63, 1 << 40, 7, 1];
+        write_npy_i64(&path, &[2, 3], &values).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(String::from_utf8_lossy(&bytes[..80]).contains("'descr': '<i8'"));
+        assert_eq!(
+            bytes.len() % 64,
+            48,
+            "a header padded to 64 bytes, then 6 x 8 bytes"
+        );
+        let back: Tensor<f64> = read_npy(&path).unwrap();
+        assert_eq!(back.shape(), &[2, 3]);
+        let expected: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        assert_eq!(back.data(), &expected[..]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -838,7 +838,7 @@ fn npy_round_trip_for_every_rank() {
 fn int64_labels_round_trip_in_numpys_layout() {
     let path = scratch("npy_i64").join("labels.npy");
     let values = [3i64, 0, -2, 1 << 40];
-    write_npy_i64(&path, &values).unwrap();
+    write_npy_i64(&path, &[values.len()], &values).unwrap();
     let dict = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }";
     let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     assert_eq!(std::fs::read(&path).unwrap(), npy_with_header(dict, &data));
