@@ -8,6 +8,7 @@ pub mod classes;
 pub mod data;
 pub mod digits;
 pub mod induction;
+pub mod init;
 pub mod models;
 pub mod suite;
 pub mod train;

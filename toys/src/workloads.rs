@@ -3,9 +3,12 @@
 //! test (`tests/fast_path_workloads.rs`) checks the fast path on them.
 
 use crate::data::{self, DataSpec};
+use crate::digits::train::DigitsKind;
+use crate::induction::{self, RepeatedSpans};
+use crate::init::pytorch_default_init;
 use crate::models::{kaiming_uniform, mlp, seeded, Stream, ToyKind, ToyModel};
 use l3d::{Divergence, L3dConfig, StepPath};
-use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
+use nets::{Activation, Architecture, Sequential};
 use rand::Rng;
 use tensor::{rng, Tensor};
 
@@ -142,117 +145,28 @@ pub const ATTENTION_VOCAB: usize = 64;
 /// The `cnn` benchmark case's model, the digits CNN of WORKLOADS.md
 /// (`examples/models/cnn.toml`): `[1, 8, 8]` images, conv 3x3 to 8 channels with padding 1
 /// (`0`), ReLU, 2x2 max pool, flatten (128), linear to 10 logits (`4`); PyTorch's default
-/// initialisation from `seed` ([`pytorch_default_init`]).
+/// initialisation from `seed` ([`crate::init::pytorch_default_init`]).
 pub fn cnn_bench(seed: u64) -> Sequential<f32> {
-    let layers = vec![
-        Layer::Conv2d {
-            name: "0".into(),
-            in_channels: 1,
-            out_channels: 8,
-            kernel_size: Pair(3, 3),
-            stride: Pair(1, 1),
-            padding: Pair(1, 1),
-            dilation: Pair(1, 1),
-            bias: true,
-        },
-        Layer::Activation {
-            function: Activation::Relu,
-        },
-        Layer::MaxPool2d {
-            kernel_size: Pair(2, 2),
-            stride: None,
-        },
-        Layer::Flatten,
-        Layer::Linear {
-            name: "4".into(),
-            in_features: 128,
-            out_features: 10,
-            bias: true,
-        },
-    ];
-    let arch = Architecture {
-        input_dim: 0,
-        input_shape: vec![1, 8, 8],
-        layers,
-        output: OutputKind::Logits,
-    };
-    with_default_init(arch, seed)
+    with_default_init(DigitsKind::DigitsCnn.architecture(), seed)
 }
 
 /// The `attention` benchmark case's model, the attention-only transformer of WORKLOADS.md
 /// (`examples/models/transformer.toml`): token embedding `[64, 16]` and positional embedding
 /// `[32, 16]`, two residual causal one-head attention layers with separate q, k, v, o
 /// projections `16 x 16` without bias, no layer norm, an unembedding `16 -> 64` without
-/// bias; PyTorch's default initialisation from `seed` ([`pytorch_default_init`]).
+/// bias; PyTorch's default initialisation from `seed` ([`crate::init::pytorch_default_init`]).
 pub fn attention_bench(seed: u64) -> Sequential<f32> {
-    let width = 16;
-    let block = |i: usize| Layer::Residual {
-        block: vec![Layer::Attention {
-            name: format!("blocks.{i}.attn"),
-            embed_dim: width,
-            num_heads: 1,
-            causal: true,
-            bias: false,
-            projections: ["q", "k", "v", "o"].map(String::from),
-        }],
+    let spec = RepeatedSpans {
+        vocab: ATTENTION_VOCAB,
+        context: ATTENTION_T,
+        ..RepeatedSpans::default()
     };
-    let layers = vec![
-        Layer::Embedding {
-            name: "tok_emb".into(),
-            num_embeddings: ATTENTION_VOCAB,
-            embedding_dim: width,
-        },
-        Layer::PositionalEmbedding {
-            name: "pos_emb".into(),
-            num_embeddings: ATTENTION_T,
-            embedding_dim: width,
-        },
-        block(0),
-        block(1),
-        Layer::Linear {
-            name: "unembed".into(),
-            in_features: width,
-            out_features: ATTENTION_VOCAB,
-            bias: false,
-        },
-    ];
-    let arch = Architecture {
-        input_dim: 0,
-        input_shape: vec![ATTENTION_T],
-        layers,
-        output: OutputKind::Logits,
-    };
-    with_default_init(arch, seed)
+    with_default_init(induction::architecture(&spec), seed)
 }
 
 fn with_default_init(arch: Architecture, seed: u64) -> Sequential<f32> {
     let params = pytorch_default_init(&arch, &mut seeded(seed, Stream::Init));
     Sequential::new(arch, params).expect("pytorch_default_init follows the slots")
-}
-
-/// PyTorch's default initialisation of every slot of `arch`, in slot order: embedding tables
-/// `N(0, 1)` (`nn.Embedding`); a weight `[out, ..]` (linear, convolution, attention
-/// projection) `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with `fan_in` the product of its other
-/// axes; a bias the same bound as the weight before it.
-///
-/// Panics if `arch` does not list its slots (the benchmark architectures do).
-pub fn pytorch_default_init(arch: &Architecture, rng: &mut impl Rng) -> Vec<Tensor<f32>> {
-    let (slots, _) = arch.slots().expect("the architecture lists its slots");
-    let tables = arch.embedding_tables();
-    let mut bound = 1.0;
-    slots
-        .iter()
-        .map(|slot| {
-            if tables.contains(&slot.name) {
-                return Tensor::randn(&slot.shape, 1.0, rng);
-            }
-            if slot.shape.len() >= 2 {
-                let fan_in: usize = slot.shape[1..].iter().product();
-                bound = 1.0 / (fan_in as f64).sqrt();
-            }
-            Tensor::uniform(&slot.shape, -bound, bound, rng)
-        })
-        .collect()
 }
 
 /// `mlp-wide`'s inputs: `N(0, 1)`, 64 wide.

@@ -7,15 +7,16 @@
 //!   nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))` on images `[N, 1, 8, 8]`;
 //!   tensors `0.weight [8, 1, 3, 3]`, `0.bias [8]`, `4.weight [10, 128]`, `4.bias [10]`.
 //!
-//! Both start from PyTorch's default initialisation ([`pytorch_init`]). The training settings
+//! Both start from PyTorch's default initialisation ([`crate::init::pytorch_default_init`]). The training settings
 //! ([`DigitsKind::train_config`]) were chosen so that every seed measured passes 95% held-out
 //! accuracy (notes/digits.md has the accuracies over seeds).
 
 use super::{split, Digits, CLASSES, PIXELS, SIDE};
+use crate::init::pytorch_default_init;
 use crate::train::{fit, Backend, Loss, Progress, TrainConfig, TrainError};
 use l3d::Model;
 use nets::{Activation, Architecture, Layer, OutputKind, Pair, Sequential};
-use rand::Rng;
+
 use serde::{Deserialize, Serialize};
 use tensor::Tensor;
 
@@ -127,61 +128,13 @@ impl DigitsKind {
     }
 }
 
-/// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d`: weight and bias both
-/// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, with `fan_in` the input features of a linear layer
-/// and `in_channels kh kw` of a convolution (`kaiming_uniform_(a = sqrt(5))` gives that bound
-/// for the weight). In slot order.
-///
-/// Panics on layers with parameters other than these (the digits networks have none).
-pub fn pytorch_init(arch: &Architecture, rng: &mut impl Rng) -> Vec<Tensor<f32>> {
-    let mut params = Vec::new();
-    for layer in &arch.layers {
-        let (weight_shape, fan_in, bias, out) = match layer {
-            Layer::Linear {
-                in_features,
-                out_features,
-                bias,
-                ..
-            } => (
-                vec![*out_features, *in_features],
-                *in_features,
-                *bias,
-                *out_features,
-            ),
-            Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel_size: Pair(kh, kw),
-                bias,
-                ..
-            } => (
-                vec![*out_channels, *in_channels, *kh, *kw],
-                in_channels * kh * kw,
-                *bias,
-                *out_channels,
-            ),
-            Layer::Activation { .. }
-            | Layer::MaxPool2d { .. }
-            | Layer::AvgPool2d { .. }
-            | Layer::Flatten => continue,
-            other => panic!("pytorch_init: the digits networks have no {other:?}"),
-        };
-        let bound = 1.0 / (fan_in as f64).sqrt();
-        params.push(Tensor::uniform(&weight_shape, -bound, bound, rng));
-        if bias {
-            params.push(Tensor::uniform(&[out], -bound, bound, rng));
-        }
-    }
-    params
-}
-
 /// The network `kind` freshly initialised from `seed`.
 pub fn initialised(kind: DigitsKind, seed: u64) -> Sequential<f32> {
     let arch = kind.architecture();
     let mut rng = tensor::rng(seed);
     rng.set_stream(INIT_STREAM);
-    let params = pytorch_init(&arch, &mut rng);
-    Sequential::new(arch, params).expect("pytorch_init follows the architecture's slots")
+    let params = pytorch_default_init(&arch, &mut rng);
+    Sequential::new(arch, params).expect("pytorch_default_init follows the architecture's slots")
 }
 
 /// The share of samples whose largest logit is their label (the lowest index on ties).

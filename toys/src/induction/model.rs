@@ -14,6 +14,7 @@
 //!   the weight on the token that followed the earlier occurrence of `x[t]`.
 
 use super::data::{PositionKind, RepeatedSpans, TokenSet};
+use crate::init::pytorch_default_init;
 use crate::models::{seeded, Stream};
 use crate::train::{fit, Backend, Loss, Progress, TrainConfig, TrainError};
 use nets::{Architecture, Layer, Model, OutputKind, Sequential};
@@ -69,19 +70,7 @@ pub fn architecture(spec: &RepeatedSpans) -> Architecture {
 /// default `nn.Linear` initialisation, `U(-1/sqrt(16), 1/sqrt(16))`.
 pub fn initialised(spec: &RepeatedSpans, seed: u64) -> Sequential<f32> {
     let arch = architecture(spec);
-    let (slots, _) = arch.slots().expect("the induction architecture fits");
-    let mut rng = seeded(seed, Stream::Init);
-    let params = slots
-        .iter()
-        .map(|slot| {
-            if slot.name.ends_with("_emb.weight") {
-                Tensor::randn(&slot.shape, 1.0, &mut rng)
-            } else {
-                let bound = 1.0 / (slot.shape[1] as f64).sqrt();
-                Tensor::uniform(&slot.shape, -bound, bound, &mut rng)
-            }
-        })
-        .collect();
+    let params = pytorch_default_init(&arch, &mut seeded(seed, Stream::Init));
     Sequential::new(arch, params).expect("the parameters follow the slots")
 }
 
