@@ -28,8 +28,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a toy model or a digits network and save it (model.toml, model.safetensors, and
-    /// toy.json, or the digits' inputs, labels and digits.json).
+    /// Train a toy model, a digits network or the induction transformer and save it
+    /// (model.toml, model.safetensors, and toy.json, or the inputs with their labels or marks
+    /// and digits.json or induction.json).
     Train(TrainArgs),
     /// Decompose a model: a toy, a saved toy, or your own architecture + weights.
     Decompose(Box<DecomposeArgs>),
