@@ -21,22 +21,19 @@
 //! The tables' are scatters of `dh_0`'s rows (dense): the token table's row `ids[t]` gets
 //! `dh_0[t]`, the positional table's row `t` does.
 
-use super::gradients::fill_references;
-use super::layout::{Span, Split, CHUNK_ROWS};
-use crate::config::{Divergence, Reference};
+use super::layout::Split;
+use super::pass::{ChunkedPass, PassNet};
+use crate::config::Divergence;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::mlp::divergence_grad;
-use crate::pairs::draw_reference_partners;
-use crate::par::{each, fit};
 use nets::{AttentionView, Model};
-use rand::Rng;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// What a parameter tensor is to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AttnRole {
+pub(crate) enum AttnRole {
     Tokens,
     Positions,
     /// Layer `l`'s projection `j` (`q, k, v, o`).
@@ -220,7 +217,7 @@ impl<T: Float> AttnChunk<T> {
         }
     }
 
-    /// The token ids of `rows` of `data` (`[N, T]`, checked whole by [`AttnPass::new`]).
+    /// The token ids of `rows` of `data` (`[N, T]`, checked whole by `AttnNet::check_data`).
     pub fn gather(&mut self, data: &Tensor<T>, rows: &[usize]) {
         self.n = rows.len();
         for (dst, &r) in self.ids.chunks_exact_mut(data.row_len()).zip(rows) {
@@ -543,56 +540,26 @@ fn unmix<T: Float>(
 
 /// A model with an attention view: every weight's gradient factored (`T` rows per sample),
 /// the tables' dense; computed per chunk into reused buffers.
-///
-/// Invariant: `factored[k]` is the role of the split's factored tensor `k`, `dense[k]` that
-/// of its dense tensor `k`; `chunks[j]` holds chunk `j`'s buffers.
-pub(crate) struct AttnPass<'m, T: Float> {
-    net: AttnNet<'m, T>,
-    data: &'m Tensor<T>,
-    reference: Reference,
-    divergence: Divergence,
-    pub split: Split,
-    factored: Vec<AttnRole>,
-    dense: Vec<AttnRole>,
-    chunks: Vec<AttnChunk<T>>,
-    partners: Vec<usize>,
-    y0: Vec<T>,
-    references: Vec<T>,
-}
+pub(crate) type AttnPass<'m, T> =
+    ChunkedPass<'m, T, AttnNet<'m, T>, AttnChunk<T>, AttnRole, AttnRole>;
 
-impl<'m, T: Float> AttnPass<'m, T> {
-    /// The pass, once every token id of `data: [N, T]` is checked to be in `0..V`.
-    pub fn new(
-        net: AttnNet<'m, T>,
-        data: &'m Tensor<T>,
-        d: &Decomposition<T>,
-        (reference, divergence): (Reference, Divergence),
-    ) -> Result<Self> {
-        let vocab = net.vocab as f64;
-        if let Some(at) = data.data().iter().position(|v| {
-            let v = v.to_f64();
-            !(v >= 0.0 && v < vocab && v.fract() == 0.0)
-        }) {
-            let t = net.t.max(1);
-            return Err(L3dError::Data(format!(
-                "token id {} at row {}, position {} is not an integer in 0..{}",
-                data.data()[at].to_f64(),
-                at / t,
-                at % t,
-                net.vocab
-            )));
-        }
+impl<T: Float> PassNet<T> for AttnNet<'_, T> {
+    type Chunk = AttnChunk<T>;
+    type Factored = AttnRole;
+    type Dense = AttnRole;
+
+    fn layout(&self, d: &Decomposition<T>) -> (Split, Vec<AttnRole>, Vec<AttnRole>) {
         let mut split = Split::default();
         let (mut factored, mut dense) = (Vec::new(), Vec::new());
         for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
-            let role = net.roles[param];
+            let role = self.roles[param];
             match role {
                 AttnRole::Projection(..) => {
-                    split.push_factored(net.d, net.d, net.t);
+                    split.push_factored(self.d, self.d, self.t);
                     factored.push(role);
                 }
                 AttnRole::Unembed => {
-                    split.push_factored(net.vocab, net.d, net.t);
+                    split.push_factored(self.vocab, self.d, self.t);
                     factored.push(role);
                 }
                 AttnRole::Tokens | AttnRole::Positions => {
@@ -601,83 +568,69 @@ impl<'m, T: Float> AttnPass<'m, T> {
                 }
             }
         }
-        Ok(AttnPass {
-            net,
-            data,
-            reference,
-            divergence,
-            split,
-            factored,
-            dense,
-            chunks: Vec::new(),
-            partners: Vec::new(),
-            y0: Vec::new(),
-            references: Vec::new(),
-        })
+        (split, factored, dense)
     }
 
-    pub fn min_batch(&self) -> usize {
-        self.reference.min_batch()
-    }
-
-    /// Buffers for batches of up to `n_chunks` chunks (allocates).
-    pub fn reserve(&mut self, n_chunks: usize) {
-        while self.chunks.len() < n_chunks {
-            self.chunks.push(AttnChunk::new(&self.net, CHUNK_ROWS));
+    /// Every token id of `data: [N, T]` is in `0..V`.
+    fn check_data(&self, data: &Tensor<T>) -> Result<()> {
+        let vocab = self.vocab as f64;
+        if let Some(at) = data.data().iter().position(|v| {
+            let v = v.to_f64();
+            !(v >= 0.0 && v < vocab && v.fract() == 0.0)
+        }) {
+            let t = self.t.max(1);
+            return Err(L3dError::Data(format!(
+                "token id {} at row {}, position {} is not an integer in 0..{}",
+                data.data()[at].to_f64(),
+                at / t,
+                at % t,
+                self.vocab
+            )));
         }
+        Ok(())
     }
 
-    /// Every chunk's forward, the references from the batch's outputs, every chunk's
-    /// backward (chunks in parallel, each owning its rows).
-    pub fn compute(&mut self, rows: &[usize], rng: &mut impl Rng, n_chunks: usize, parallel: bool) {
-        let b = rows.len();
-        draw_reference_partners(self.reference, b, rng, &mut self.partners);
-        let (net, data) = (&self.net, self.data);
-        let chunks = &mut self.chunks[..n_chunks];
-        each(chunks, parallel, |k, c| {
-            let span = Span::of(k, b);
-            c.gather(data, &rows[span.start..span.start + span.len]);
-            c.forward(net);
-        });
-        let width = net.t * net.vocab;
-        fit(&mut self.y0, b * width);
-        for (k, c) in chunks.iter().enumerate() {
-            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
-        }
-        fill_references(
-            self.reference,
-            self.divergence,
-            &self.y0,
-            width,
-            &self.partners,
-            &mut self.references,
-        );
-        let (refs, divergence) = (&self.references, self.divergence);
-        each(chunks, parallel, |k, c| {
-            let r = &refs[Span::of(k, b).values(width)];
-            c.backward(net, r, divergence);
-        });
+    fn new_chunk(&self, n: usize) -> AttnChunk<T> {
+        AttnChunk::new(self, n)
     }
 
-    pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
-        let c = &self.chunks[span.index];
-        let (rows, d) = (c.n * self.net.t, self.net.d);
+    fn width(&self) -> usize {
+        self.t * self.vocab
+    }
+
+    fn gather(&self, c: &mut AttnChunk<T>, data: &Tensor<T>, rows: &[usize]) {
+        c.gather(data, rows);
+    }
+
+    fn forward(&self, c: &mut AttnChunk<T>) {
+        c.forward(self);
+    }
+
+    fn output<'c>(&self, c: &'c AttnChunk<T>) -> &'c [T] {
+        c.output(self)
+    }
+
+    fn backward(&self, c: &mut AttnChunk<T>, r: &[T], divergence: Divergence) {
+        c.backward(self, r, divergence);
+    }
+
+    fn outer_rows<'c>(&'c self, c: &'c AttnChunk<T>, role: &AttnRole) -> (&'c [T], &'c [T]) {
+        let (rows, d) = (c.n * self.t, self.d);
         let x = |b, width| prefix(b, rows * width);
-        match self.factored[k] {
+        match *role {
             AttnRole::Projection(l, 0) => (x(&c.dq[l], d), x(&c.h[l], d)),
             AttnRole::Projection(l, 1) => (x(&c.dk[l], d), x(&c.h[l], d)),
             AttnRole::Projection(l, 2) => (x(&c.dv[l], d), x(&c.h[l], d)),
             AttnRole::Projection(l, _) => (x(&c.dh[l + 1], d), x(&c.ctx[l], d)),
-            _ => (x(&c.dy, self.net.vocab), x(&c.h[self.net.layers.len()], d)),
+            _ => (x(&c.dy, self.vocab), x(&c.h[self.layers.len()], d)),
         }
     }
 
-    pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
-        let c = &self.chunks[span.index];
-        let d = self.net.d;
-        match self.dense[k] {
-            AttnRole::Tokens => &c.tok_grad[..c.n * self.net.vocab * d],
-            _ => &c.pos_grad[..c.n * self.net.context() * d],
+    fn dense_rows<'c>(&'c self, c: &'c AttnChunk<T>, role: &AttnRole) -> &'c [T] {
+        let d = self.d;
+        match *role {
+            AttnRole::Tokens => &c.tok_grad[..c.n * self.vocab * d],
+            _ => &c.pos_grad[..c.n * self.context() * d],
         }
     }
 }

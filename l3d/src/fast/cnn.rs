@@ -22,15 +22,13 @@
 //! `sum_p delta_ip patch_ip^T` (kept factored, `M` rows per sample), its bias gradient
 //! `sum_p delta_ip` (dense).
 
-use super::layout::{Span, Split, CHUNK_ROWS};
-use crate::config::{Divergence, Reference};
+use super::layout::{Split, CHUNK_ROWS};
+use super::pass::{ChunkedPass, PassNet};
+use crate::config::Divergence;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::mlp::{activate, MlpChunk, MlpNet, Role};
-use crate::pairs::draw_reference_partners;
-use crate::par::{each, fit};
 use nets::{Activation, ConvView, MlpLayer, MlpView, Model};
-use rand::Rng;
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor, Window2d};
 
@@ -44,14 +42,14 @@ enum CnnRole {
 
 /// A tensor whose gradients arrive factored: the kernel, or dense layer `l`'s weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Factor {
+pub(crate) enum Factor {
     Kernel,
     Weight(usize),
 }
 
 /// A tensor whose gradients arrive dense: the conv's bias, or dense layer `l`'s bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sum {
+pub(crate) enum Sum {
     ConvBias,
     Bias(usize),
 }
@@ -386,41 +384,24 @@ fn pool<T: Float>(net: &CnnNet<T>, n: usize, a: &[T], h: &mut [T], taken: &mut [
 
 /// A model with a conv view: the kernel's gradient factored (`M` rows per sample), the conv's
 /// bias dense, the dense layers as in the MLP pass; computed per chunk into reused buffers.
-///
-/// Invariant: `factored[k]` is the role of the split's factored tensor `k`, `dense[k]` that of
-/// its dense tensor `k`; `chunks[j]` holds chunk `j`'s buffers.
-pub(crate) struct CnnPass<'m, T: Float> {
-    net: CnnNet<'m, T>,
-    data: &'m Tensor<T>,
-    reference: Reference,
-    divergence: Divergence,
-    pub split: Split,
-    factored: Vec<Factor>,
-    dense: Vec<Sum>,
-    pub chunks: Vec<CnnChunk<T>>,
-    partners: Vec<usize>,
-    y0: Vec<T>,
-    references: Vec<T>,
-}
+pub(crate) type CnnPass<'m, T> = ChunkedPass<'m, T, CnnNet<'m, T>, CnnChunk<T>, Factor, Sum>;
 
-impl<'m, T: Float> CnnPass<'m, T> {
-    pub fn new(
-        net: CnnNet<'m, T>,
-        data: &'m Tensor<T>,
-        d: &Decomposition<T>,
-        (reference, divergence): (Reference, Divergence),
-    ) -> Self {
+impl<T: Float> PassNet<T> for CnnNet<'_, T> {
+    type Chunk = CnnChunk<T>;
+    type Factored = Factor;
+    type Dense = Sum;
+
+    fn layout(&self, d: &Decomposition<T>) -> (Split, Vec<Factor>, Vec<Sum>) {
         let mut split = Split::default();
         let (mut factored, mut dense) = (Vec::new(), Vec::new());
-        let dense_net = &net.dense;
         for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
-            match net.roles[param] {
+            match self.roles[param] {
                 CnnRole::Kernel => {
-                    split.push_factored(net.out, net.taps, net.m());
+                    split.push_factored(self.out, self.taps, self.m());
                     factored.push(Factor::Kernel);
                 }
                 CnnRole::Dense(Role::Weight(l)) => {
-                    let layer = &dense_net.layers[l];
+                    let layer = &self.dense.layers[l];
                     split.push_factored(layer.n_out, layer.n_in, 1);
                     factored.push(Factor::Weight(l));
                 }
@@ -434,86 +415,50 @@ impl<'m, T: Float> CnnPass<'m, T> {
                 }
             }
         }
-        CnnPass {
-            net,
-            data,
-            reference,
-            divergence,
-            split,
-            factored,
-            dense,
-            chunks: Vec::new(),
-            partners: Vec::new(),
-            y0: Vec::new(),
-            references: Vec::new(),
-        }
+        (split, factored, dense)
     }
 
-    pub fn min_batch(&self) -> usize {
-        self.reference.min_batch()
+    fn new_chunk(&self, n: usize) -> CnnChunk<T> {
+        CnnChunk::new(self, n)
     }
 
-    /// Buffers for batches of up to `n_chunks` chunks (allocates).
-    pub fn reserve(&mut self, n_chunks: usize) {
-        while self.chunks.len() < n_chunks {
-            self.chunks.push(CnnChunk::new(&self.net, CHUNK_ROWS));
-        }
+    fn width(&self) -> usize {
+        self.dense.output_dim
     }
 
-    /// Every chunk's forward, the references from the batch's outputs, every chunk's
-    /// backward (chunks in parallel, each owning its rows).
-    pub fn compute(&mut self, rows: &[usize], rng: &mut impl Rng, n_chunks: usize, parallel: bool) {
-        let b = rows.len();
-        draw_reference_partners(self.reference, b, rng, &mut self.partners);
-        let (net, data) = (&self.net, self.data);
-        let chunks = &mut self.chunks[..n_chunks];
-        each(chunks, parallel, |k, c| {
-            let span = Span::of(k, b);
-            c.gather(data, &rows[span.start..span.start + span.len]);
-            c.forward(net);
-        });
-        let width = net.dense.output_dim;
-        fit(&mut self.y0, b * width);
-        for (k, c) in chunks.iter().enumerate() {
-            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
-        }
-        super::gradients::fill_references(
-            self.reference,
-            self.divergence,
-            &self.y0,
-            width,
-            &self.partners,
-            &mut self.references,
-        );
-        let (refs, divergence) = (&self.references, self.divergence);
-        each(chunks, parallel, |k, c| {
-            let r = &refs[Span::of(k, b).values(width)];
-            c.backward(net, r, divergence);
-        });
+    fn gather(&self, c: &mut CnnChunk<T>, data: &Tensor<T>, rows: &[usize]) {
+        c.gather(data, rows);
     }
 
-    pub fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
-        let c = &self.chunks[span.index];
-        match self.factored[k] {
+    fn forward(&self, c: &mut CnnChunk<T>) {
+        c.forward(self);
+    }
+
+    fn output<'c>(&self, c: &'c CnnChunk<T>) -> &'c [T] {
+        c.output(self)
+    }
+
+    fn backward(&self, c: &mut CnnChunk<T>, r: &[T], divergence: Divergence) {
+        c.backward(self, r, divergence);
+    }
+
+    fn outer_rows<'c>(&'c self, c: &'c CnnChunk<T>, role: &Factor) -> (&'c [T], &'c [T]) {
+        match *role {
             Factor::Kernel => {
-                let rows = c.n * self.net.m();
-                (
-                    &c.delta[..rows * self.net.out],
-                    &c.patches[..rows * self.net.taps],
-                )
+                let rows = c.n * self.m();
+                (&c.delta[..rows * self.out], &c.patches[..rows * self.taps])
             }
             Factor::Weight(l) => (
-                c.dense.layer_delta(&self.net.dense, l),
-                c.dense.layer_input(&self.net.dense, l),
+                c.dense.layer_delta(&self.dense, l),
+                c.dense.layer_input(&self.dense, l),
             ),
         }
     }
 
-    pub fn dense_rows(&self, k: usize, span: Span) -> &[T] {
-        let c = &self.chunks[span.index];
-        match self.dense[k] {
-            Sum::ConvBias => &c.bias_grad[..c.n * self.net.out],
-            Sum::Bias(l) => c.dense.layer_delta(&self.net.dense, l),
+    fn dense_rows<'c>(&'c self, c: &'c CnnChunk<T>, role: &Sum) -> &'c [T] {
+        match *role {
+            Sum::ConvBias => &c.bias_grad[..c.n * self.out],
+            Sum::Bias(l) => c.dense.layer_delta(&self.dense, l),
         }
     }
 }

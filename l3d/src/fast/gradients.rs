@@ -20,12 +20,13 @@
 use super::attention::{AttnNet, AttnPass};
 use super::cnn::{CnnNet, CnnPass};
 use super::layout::{Span, Split, CHUNK_ROWS};
+use super::pass::{ChunkedPass, PassNet};
 use crate::config::{Divergence, L3dConfig, Positions, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::mlp::{self, MlpChunk, MlpNet, Role};
-use crate::pairs::{check_positions, draw_reference_partners, pair_gradients, Source};
-use crate::par::{each, fit};
+use crate::mlp::{MlpChunk, MlpNet, Role};
+use crate::pairs::{check_positions, pair_gradients, Source};
+use crate::par::fit;
 use autodiff::Grad;
 use nets::Model;
 use rand::Rng;
@@ -49,9 +50,11 @@ impl<'m, T: Float> GradientPass<'m, T> {
             Source::Model { model, data } => {
                 check_positions(model, &config.positions)?;
                 if let Some(net) = MlpNet::of(model, CHUNK_ROWS)? {
-                    GradientPass::Mlp(MlpPass::new(net, data, d, pairing))
+                    let lowest = net.lowest_layer(&d.param_index);
+                    let net = MlpPassNet { net, lowest };
+                    GradientPass::Mlp(MlpPass::new(net, data, d, pairing)?)
                 } else if let Some(net) = CnnNet::of(model)? {
-                    GradientPass::Cnn(Box::new(CnnPass::new(net, data, d, pairing)))
+                    GradientPass::Cnn(Box::new(CnnPass::new(net, data, d, pairing)?))
                 } else if let Some(net) = attention_net(model, config)? {
                     GradientPass::Attn(Box::new(AttnPass::new(net, data, d, pairing)?))
                 } else {
@@ -77,7 +80,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     /// sample's output; 1 for given gradients (no references).
     pub fn min_batch(&self) -> usize {
         match self {
-            GradientPass::Mlp(p) => p.reference.min_batch(),
+            GradientPass::Mlp(p) => p.min_batch(),
             GradientPass::Cnn(p) => p.min_batch(),
             GradientPass::Attn(p) => p.min_batch(),
             GradientPass::Tape(p) => p.reference.min_batch(),
@@ -101,11 +104,7 @@ impl<'m, T: Float> GradientPass<'m, T> {
     /// Buffers for batches of up to `n_chunks` chunks (allocates; steps then reuse them).
     pub fn reserve(&mut self, n_chunks: usize) {
         match self {
-            GradientPass::Mlp(p) => {
-                while p.chunks.len() < n_chunks {
-                    p.chunks.push(MlpChunk::new(&p.net, CHUNK_ROWS));
-                }
-            }
+            GradientPass::Mlp(p) => p.reserve(n_chunks),
             GradientPass::Cnn(p) => p.reserve(n_chunks),
             GradientPass::Attn(p) => p.reserve(n_chunks),
             _ => {}
@@ -122,7 +121,10 @@ impl<'m, T: Float> GradientPass<'m, T> {
         parallel: bool,
     ) -> Result<bool> {
         match self {
-            GradientPass::Mlp(p) => p.compute(rows, rng, n_chunks, parallel).map(|()| false),
+            GradientPass::Mlp(p) => {
+                p.compute(rows, rng, n_chunks, parallel);
+                Ok(false)
+            }
             GradientPass::Cnn(p) => {
                 p.compute(rows, rng, n_chunks, parallel);
                 Ok(false)
@@ -165,37 +167,25 @@ impl<'m, T: Float> GradientPass<'m, T> {
 
 /// A model with an MLP view: every decomposed weight's gradient factored (`M = 1`), every
 /// bias's dense, computed per chunk into reused buffers.
-///
-/// Invariant: `weights[k]` is the layer of the split's factored tensor `k`, `biases[k]` that of
-/// its dense tensor `k`; `chunks[j]` holds chunk `j`'s activations and `delta`s.
-pub(crate) struct MlpPass<'m, T: Float> {
+pub(crate) type MlpPass<'m, T> = ChunkedPass<'m, T, MlpPassNet<'m, T>, MlpChunk<T>, usize, usize>;
+
+/// The MLP pass's network, and the lowest layer whose `delta` a decomposed tensor needs (the
+/// backward stops there). Its factored and dense tensors' roles are their layers.
+pub(crate) struct MlpPassNet<'m, T: Float> {
     net: MlpNet<'m, T>,
-    data: &'m Tensor<T>,
-    /// The lowest layer whose `delta` a decomposed tensor needs (the backward stops there).
     lowest: usize,
-    reference: Reference,
-    divergence: Divergence,
-    split: Split,
-    weights: Vec<usize>,
-    biases: Vec<usize>,
-    chunks: Vec<MlpChunk<T>>,
-    partners: Vec<usize>,
-    /// The batch's outputs at `W0` and its reference outputs, `[B, d_L]` each.
-    y0: Vec<T>,
-    references: Vec<T>,
 }
 
-impl<'m, T: Float> MlpPass<'m, T> {
-    fn new(
-        net: MlpNet<'m, T>,
-        data: &'m Tensor<T>,
-        d: &Decomposition<T>,
-        (reference, divergence): (Reference, Divergence),
-    ) -> Self {
+impl<T: Float> PassNet<T> for MlpPassNet<'_, T> {
+    type Chunk = MlpChunk<T>;
+    type Factored = usize;
+    type Dense = usize;
+
+    fn layout(&self, d: &Decomposition<T>) -> (Split, Vec<usize>, Vec<usize>) {
         let mut split = Split::default();
         let (mut weights, mut biases) = (Vec::new(), Vec::new());
         for (&param, cp) in d.param_index.iter().zip(&d.encoder) {
-            match net.roles[param] {
+            match self.net.roles[param] {
                 Role::Weight(l) => {
                     split.push_factored(cp.shape[0], cp.shape[1], 1);
                     weights.push(l);
@@ -206,68 +196,39 @@ impl<'m, T: Float> MlpPass<'m, T> {
                 }
             }
         }
-        MlpPass {
-            lowest: net.lowest_layer(&d.param_index),
-            net,
-            data,
-            reference,
-            divergence,
-            split,
-            weights,
-            biases,
-            chunks: Vec::new(),
-            partners: Vec::new(),
-            y0: Vec::new(),
-            references: Vec::new(),
-        }
+        (split, weights, biases)
     }
 
-    /// Every chunk's forward, the references from the batch's outputs, every chunk's
-    /// backward (chunks in parallel, each owning its rows).
-    fn compute(
-        &mut self,
-        rows: &[usize],
-        rng: &mut impl Rng,
-        n_chunks: usize,
-        parallel: bool,
-    ) -> Result<()> {
-        let b = rows.len();
-        draw_reference_partners(self.reference, b, rng, &mut self.partners);
-        let (net, data) = (&self.net, self.data);
-        let chunks = &mut self.chunks[..n_chunks];
-        each(chunks, parallel, |k, c| {
-            let span = Span::of(k, b);
-            c.gather(data, &rows[span.start..span.start + span.len]);
-            c.forward(net);
-        });
-        let width = net.output_dim;
-        fit(&mut self.y0, b * width);
-        for (k, c) in chunks.iter().enumerate() {
-            self.y0[Span::of(k, b).values(width)].copy_from_slice(c.output(net));
-        }
-        fill_references(
-            self.reference,
-            self.divergence,
-            &self.y0,
-            width,
-            &self.partners,
-            &mut self.references,
-        );
-        let (refs, divergence, lowest) = (&self.references, self.divergence, self.lowest);
-        each(chunks, parallel, |k, c| {
-            let r = &refs[Span::of(k, b).values(width)];
-            c.backward(net, r, divergence, lowest);
-        });
-        Ok(())
+    fn new_chunk(&self, n: usize) -> MlpChunk<T> {
+        MlpChunk::new(&self.net, n)
     }
 
-    fn outer_rows(&self, k: usize, span: Span) -> (&[T], &[T]) {
-        let (c, l) = (&self.chunks[span.index], self.weights[k]);
+    fn width(&self) -> usize {
+        self.net.output_dim
+    }
+
+    fn gather(&self, c: &mut MlpChunk<T>, data: &Tensor<T>, rows: &[usize]) {
+        c.gather(data, rows);
+    }
+
+    fn forward(&self, c: &mut MlpChunk<T>) {
+        c.forward(&self.net);
+    }
+
+    fn output<'c>(&self, c: &'c MlpChunk<T>) -> &'c [T] {
+        c.output(&self.net)
+    }
+
+    fn backward(&self, c: &mut MlpChunk<T>, r: &[T], divergence: Divergence) {
+        c.backward(&self.net, r, divergence, self.lowest);
+    }
+
+    fn outer_rows<'c>(&'c self, c: &'c MlpChunk<T>, &l: &usize) -> (&'c [T], &'c [T]) {
         (c.layer_delta(&self.net, l), c.layer_input(&self.net, l))
     }
 
-    fn dense_rows(&self, k: usize, span: Span) -> &[T] {
-        self.chunks[span.index].layer_delta(&self.net, self.biases[k])
+    fn dense_rows<'c>(&'c self, c: &'c MlpChunk<T>, &l: &usize) -> &'c [T] {
+        c.layer_delta(&self.net, l)
     }
 }
 
@@ -444,55 +405,6 @@ impl<'m, T: Float> GivenPass<'m, T> {
             fit(out, b * numel);
             for (dst, &r) in out.chunks_exact_mut(numel).zip(rows) {
                 dst.copy_from_slice(all.row(r));
-            }
-        }
-    }
-}
-
-/// The reference outputs of the batch `y0: [B, width]`, as
-/// [`crate::pairs::reference_outputs`] computes them, into `out`.
-pub(crate) fn fill_references<T: Float>(
-    kind: Reference,
-    divergence: Divergence,
-    y0: &[T],
-    width: usize,
-    partners: &[usize],
-    out: &mut Vec<T>,
-) {
-    let b = y0.len() / width;
-    fit(out, b * width);
-    match kind {
-        Reference::RandomSample | Reference::RandomWithSelf => {
-            for (dst, &p) in out.chunks_exact_mut(width).zip(partners) {
-                dst.copy_from_slice(&y0[p * width..(p + 1) * width]);
-            }
-        }
-        Reference::Zero => out.fill(T::zero()),
-        Reference::BatchMean => {
-            let (first, rest) = out.split_at_mut(width);
-            first.fill(T::zero());
-            for y in y0.chunks_exact(width) {
-                if divergence == Divergence::Kl {
-                    // The mean distribution: softmax rows summed, then ln of their mean.
-                    let (max, sum) = mlp::exp_sum(y);
-                    for (m, &v) in first.iter_mut().zip(y) {
-                        *m += (v - max).exp() / sum;
-                    }
-                } else {
-                    for (m, &v) in first.iter_mut().zip(y) {
-                        *m += v;
-                    }
-                }
-            }
-            let inv = T::one() / T::from_usize(b);
-            for m in first.iter_mut() {
-                *m *= inv;
-                if divergence == Divergence::Kl {
-                    *m = m.ln();
-                }
-            }
-            for dst in rest.chunks_exact_mut(width) {
-                dst.copy_from_slice(first);
             }
         }
     }

@@ -67,6 +67,7 @@
 //! |---|---|
 //! | `mod.rs` | this derivation; [`FastStep`]: its state, its phases in order, the update |
 //! | `layout.rs` | the tensors the step is built for, how their gradients arrive (`Split`), chunks |
+//! | `pass.rs` | what the hand-written passes share: a network computed per chunk, the pass driving it |
 //! | `gradients.rs` | where the per-sample gradients come from: the MLP pass (`crate::mlp`), the CNN pass, the attention pass, the tape, given ones |
 //! | `attention.rs` | forward and backward of an attention-only transformer into reused buffers |
 //! | `cnn.rs` | forward and backward of a convolution followed by dense layers into reused buffers |
@@ -127,6 +128,7 @@ mod gradients;
 mod gram;
 mod layout;
 mod loss;
+mod pass;
 pub mod per_sample;
 mod prepare;
 mod renorm;

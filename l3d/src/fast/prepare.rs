@@ -21,24 +21,33 @@ struct FactorPack<T> {
     active: bool,
 }
 
-/// The dense form `V^T: [numel, n_v]` of one side of dense tensor `k` (unused for a vector of
-/// rank 1, whose factor is its dense form).
+/// A buffer formed once per step from the factors of one side of tensor `k`: a dense tensor's
+/// dense form `V^T: [numel, n_v]` (unused for a vector of rank 1, whose factor is its dense
+/// form), or a factored tensor's right factor `KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]`
+/// (formed only when the tensor has more than two modes; for two, `F_1` is it).
 #[derive(Debug)]
-struct DenseForm<T> {
+struct Formed<T> {
     k: usize,
     side: Side,
     v: Vec<T>,
     scratch: DenseScratch<T>,
 }
 
-/// The right factor `KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]` of one side of factored
-/// tensor `k`, formed only when the tensor has more than two modes (for two, `F_1` is it).
-#[derive(Debug)]
-struct RightForm<T> {
-    k: usize,
-    side: Side,
-    v: Vec<T>,
-    scratch: DenseScratch<T>,
+impl<T: Float> Formed<T> {
+    /// Empty buffers for both sides of tensors `0..count`, tensor `k`'s at `2 k` (encoder)
+    /// and `2 k + 1` (decoder).
+    fn both_sides(count: usize) -> Vec<Self> {
+        (0..count)
+            .flat_map(|k| {
+                Side::BOTH.map(|side| Formed {
+                    k,
+                    side,
+                    v: Vec::new(),
+                    scratch: DenseScratch::default(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Every factored tensor's packed factors and right factors and every dense tensor's dense
@@ -51,8 +60,8 @@ struct RightForm<T> {
 #[derive(Debug)]
 pub(crate) struct Prepared<T> {
     packs: [Vec<FactorPack<T>>; 2],
-    forms: Vec<DenseForm<T>>,
-    rights: Vec<RightForm<T>>,
+    forms: Vec<Formed<T>>,
+    rights: Vec<Formed<T>>,
 }
 
 impl<T: Float> Prepared<T> {
@@ -69,30 +78,10 @@ impl<T: Float> Prepared<T> {
                 })
                 .collect()
         };
-        let forms = (0..split.dense().len())
-            .flat_map(|k| {
-                Side::BOTH.map(|side| DenseForm {
-                    k,
-                    side,
-                    v: Vec::new(),
-                    scratch: DenseScratch::default(),
-                })
-            })
-            .collect();
-        let rights = (0..split.factored().len())
-            .flat_map(|k| {
-                Side::BOTH.map(|side| RightForm {
-                    k,
-                    side,
-                    v: Vec::new(),
-                    scratch: DenseScratch::default(),
-                })
-            })
-            .collect();
         Prepared {
             packs: [packs(), packs()],
-            forms,
-            rights,
+            forms: Formed::both_sides(split.dense().len()),
+            rights: Formed::both_sides(split.factored().len()),
         }
     }
 
@@ -150,7 +139,7 @@ impl<T: Float> Prepared<T> {
     /// The dense forms of both sides of every dense tensor that needs one (in parallel only
     /// when they are large, as for large tensors of given gradients).
     pub fn form_dense(&mut self, d: &Decomposition<T>, split: &Split, parallel: bool) {
-        let cp_of = |f: &DenseForm<T>| f.side.of(d, split.dense()[f.k].t);
+        let cp_of = |f: &Formed<T>| f.side.of(d, split.dense()[f.k].t);
         let work: usize = self
             .forms
             .iter()
@@ -189,7 +178,7 @@ impl<T: Float> Prepared<T> {
 }
 
 fn right_of<'a, T: Float>(
-    rights: &'a [RightForm<T>],
+    rights: &'a [Formed<T>],
     d: &'a Decomposition<T>,
     split: &Split,
     side: Side,
