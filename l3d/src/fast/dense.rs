@@ -103,26 +103,7 @@ pub(crate) fn dense_form_adjoint<T: Float>(
     }
     khatri_rao(cp, 0..m, &mut s.before, &mut s.tmp);
     khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
-    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
-    let out = grad.data_mut();
-    out.fill(T::zero());
-    for (a, before) in s.before.chunks_exact(cols).enumerate() {
-        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
-            for (b, after) in s.after.chunks_exact(cols).enumerate() {
-                let flat = (a * d_m + j) * after_rows + b;
-                let d_row = &dvt[flat * n_v..(flat + 1) * n_v];
-                let terms = g
-                    .chunks_exact_mut(rank)
-                    .zip(before.chunks_exact(rank))
-                    .zip(after.chunks_exact(rank));
-                for (((gv, xv), yv), &dvv) in terms.zip(d_row) {
-                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
-                        *gc += dvv * x * y;
-                    }
-                }
-            }
-        }
-    }
+    kr_adjoint(cp, m, rank, dvt, grad, s);
 }
 
 /// `out <- KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]`, the right factor of a tensor of
@@ -142,19 +123,39 @@ pub(crate) fn right_factor_adjoint<T: Float>(
     grad: &mut Tensor<T>,
     s: &mut DenseScratch<T>,
 ) {
-    let cols = cp.columns();
     khatri_rao(cp, 1..m, &mut s.before, &mut s.tmp);
     khatri_rao(cp, m + 1..cp.factors.len(), &mut s.after, &mut s.tmp);
-    let (d_m, after_rows) = (cp.shape[m], s.after.len() / cols);
+    kr_adjoint(cp, m, 1, dkr, grad, s);
+}
+
+/// `grad <- dF_m[j, c] = sum_{a, b} D[(a, j, b), c / per] Before[a, c] After[b, c]`, with
+/// `Before` and `After` in `s` and `D: [.., C / per]`: one entry per column (`per = 1`, a
+/// Khatri-Rao adjoint) or per subnetwork's `per = R` columns (a dense form's adjoint).
+fn kr_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    per: usize,
+    d: &[T],
+    grad: &mut Tensor<T>,
+    s: &DenseScratch<T>,
+) {
+    let cols = cp.columns();
+    let (d_m, after_rows, width) = (cp.shape[m], s.after.len() / cols, cols / per);
     let out = grad.data_mut();
     out.fill(T::zero());
     for (a, before) in s.before.chunks_exact(cols).enumerate() {
         for (j, g) in out.chunks_exact_mut(cols).enumerate() {
             for (b, after) in s.after.chunks_exact(cols).enumerate() {
                 let flat = (a * d_m + j) * after_rows + b;
-                let d_row = &dkr[flat * cols..(flat + 1) * cols];
-                for (((gc, &x), &y), &d) in g.iter_mut().zip(before).zip(after).zip(d_row) {
-                    *gc += d * x * y;
+                let d_row = &d[flat * width..(flat + 1) * width];
+                let terms = g
+                    .chunks_exact_mut(per)
+                    .zip(before.chunks_exact(per))
+                    .zip(after.chunks_exact(per));
+                for (((gv, xv), yv), &dv) in terms.zip(d_row) {
+                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
+                        *gc += dv * x * y;
+                    }
                 }
             }
         }
