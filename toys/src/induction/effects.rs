@@ -137,10 +137,16 @@ impl InductionEffects {
     }
 }
 
-/// Mean `KL(softmax(base) || softmax(moved))` over the repeated and over the first positions
-/// of `set` (`[KL_rep, KL_first]`), for logits `[N, T, V]`.
-pub fn kl_by_kind(base: &Tensor<f32>, moved: &Tensor<f32>, set: &TokenSet) -> [f64; 2] {
-    let (t, v) = (base.shape()[1], base.shape()[2]);
+/// Mean of `per(row, y)` over the repeated and over the first positions of `set`
+/// (`[mean_rep, mean_first]`), for logits `[N, T, V]`: `row` is the position's offset in the
+/// logits and `y` the correct next token.
+fn mean_by_kind(
+    logits: &Tensor<f32>,
+    set: &TokenSet,
+    per: impl Fn(usize, usize) -> f64,
+) -> [f64; 2] {
+    let (t, v) = (logits.shape()[1], logits.shape()[2]);
+    let ids = set.tokens.data();
     let mut sums = [(0.0, 0usize); 2];
     for (n, marks) in set.marks.iter().enumerate() {
         for (p, &kind) in marks.iter().enumerate() {
@@ -149,13 +155,20 @@ pub fn kl_by_kind(base: &Tensor<f32>, moved: &Tensor<f32>, set: &TokenSet) -> [f
                 PositionKind::First => 1,
                 PositionKind::Other => continue,
             };
-            let at = (n * t + p) * v;
-            let kl = kl_rows(&base.data()[at..at + v], &moved.data()[at..at + v]);
-            sums[slot].0 += kl;
+            sums[slot].0 += per((n * t + p) * v, ids[n * t + p + 1] as usize);
             sums[slot].1 += 1;
         }
     }
     sums.map(|(s, c)| s / c.max(1) as f64)
+}
+
+/// Mean `KL(softmax(base) || softmax(moved))` over the repeated and over the first positions
+/// of `set` (`[KL_rep, KL_first]`), for logits `[N, T, V]`.
+pub fn kl_by_kind(base: &Tensor<f32>, moved: &Tensor<f32>, set: &TokenSet) -> [f64; 2] {
+    let v = base.shape()[2];
+    mean_by_kind(base, set, |at, _| {
+        kl_rows(&base.data()[at..at + v], &moved.data()[at..at + v])
+    })
 }
 
 /// `log softmax` of a row of logits, in f64.
@@ -178,24 +191,12 @@ fn kl_rows(p: &[f32], q: &[f32]) -> f64 {
 /// Mean `|log q(y) - log p0(y)|` of the correct next token `y` over the repeated and over
 /// the first positions of `set` (`[dlogp_rep, dlogp_first]`), for logits `[N, T, V]`.
 pub fn logprob_change_by_kind(base: &Tensor<f32>, moved: &Tensor<f32>, set: &TokenSet) -> [f64; 2] {
-    let (t, v) = (base.shape()[1], base.shape()[2]);
-    let ids = set.tokens.data();
-    let mut sums = [(0.0, 0usize); 2];
-    for (n, marks) in set.marks.iter().enumerate() {
-        for (p, &kind) in marks.iter().enumerate() {
-            let slot = match kind {
-                PositionKind::Repeated => 0,
-                PositionKind::First => 1,
-                PositionKind::Other => continue,
-            };
-            let (at, y) = ((n * t + p) * v, ids[n * t + p + 1] as usize);
-            let before = log_softmax(&base.data()[at..at + v])[y];
-            let after = log_softmax(&moved.data()[at..at + v])[y];
-            sums[slot].0 += (after - before).abs();
-            sums[slot].1 += 1;
-        }
-    }
-    sums.map(|(s, c)| s / c.max(1) as f64)
+    let v = base.shape()[2];
+    mean_by_kind(base, set, |at, y| {
+        let before = log_softmax(&base.data()[at..at + v])[y];
+        let after = log_softmax(&moved.data()[at..at + v])[y];
+        (after - before).abs()
+    })
 }
 
 /// Mean log-probability of the correct next token over the repeated positions of `set`.
