@@ -169,6 +169,9 @@ pub struct Fingerprints {
     pub weights: String,
     /// Of the inputs' shape and bits ([`l3d::train::fingerprint`], as checkpoints check).
     pub inputs: String,
+    /// Of the class labels as read (count and values), when the run has a labels file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
 }
 
 fn hex(h: u64) -> String {
@@ -181,8 +184,8 @@ fn of_bytes(bytes: &[u8]) -> u64 {
 }
 
 impl Fingerprints {
-    /// The fingerprints of a loaded model and its inputs.
-    pub fn of(loaded: &LoadedModel, data: &Tensor<f32>) -> Self {
+    /// The fingerprints of a loaded model, its inputs and their class labels, if any.
+    pub fn of(loaded: &LoadedModel, data: &Tensor<f32>, labels: Option<&[usize]>) -> Self {
         let model = &loaded.model;
         let arch = serde_json::to_vec(model.architecture()).expect("architectures serialise");
         let mut words = Vec::new();
@@ -200,6 +203,10 @@ impl Fingerprints {
             architecture: hex(of_bytes(&arch)),
             weights: hex(nets::io::fnv1a(words)),
             inputs: hex(l3d::train::fingerprint(data)),
+            labels: labels.map(|l| {
+                let words = std::iter::once(l.len() as u64).chain(l.iter().map(|&c| c as u64));
+                hex(nets::io::fnv1a(words))
+            }),
         }
     }
 }
@@ -217,6 +224,8 @@ pub fn check(run: &RunConfig, dir: &Path, now: &Fingerprints, force: bool, ui: &
     };
     let (arch, weights) = model_files(&run.model, dir);
     let mut changed = Vec::new();
+    let labels = run.labels.as_deref().map(|p| p.display().to_string());
+    let none = "none".to_string();
     for (what, source, a, b) in [
         ("architecture", arch, &then.architecture, &now.architecture),
         ("weights", weights, &then.weights, &now.weights),
@@ -224,6 +233,14 @@ pub fn check(run: &RunConfig, dir: &Path, now: &Fingerprints, force: bool, ui: &
     ] {
         if a != b {
             changed.push(format!("the {what} ({source}: {b}, recorded {a})"));
+        }
+    }
+    // Labels recorded by a run are checked; a run of a version that did not record them is not.
+    if let Some(a) = &then.labels {
+        let b = now.labels.as_ref().unwrap_or(&none);
+        if a != b {
+            let source = labels.unwrap_or_else(|| "no labels file".into());
+            changed.push(format!("the labels ({source}: {b}, recorded {a})"));
         }
     }
     if changed.is_empty() {

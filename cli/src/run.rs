@@ -313,7 +313,7 @@ pub fn decompose(run: &RunConfig, out: &Path, options: Options, ui: &Ui) -> Resu
         checks::resume_fits(state, &loaded.model, &data)?;
     }
     let run = RunConfig {
-        fingerprints: Some(Fingerprints::of(&loaded, &data)),
+        fingerprints: Some(Fingerprints::of(&loaded, &data, labels.as_deref())),
         ..run.clone()
     };
     // Nothing is written until the model and the data have loaded and fit the settings.

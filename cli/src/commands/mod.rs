@@ -123,7 +123,9 @@ fn reopen(
     };
     let loaded = run::load_model_source(&source, ui)?;
     let data = run::load_data(&run.data, &loaded)?;
-    config::check(&run, dir, &Fingerprints::of(&loaded, &data), force, ui)?;
+    let labels = crate::classes::load_labels(&run, data.shape()[0])?;
+    let now = Fingerprints::of(&loaded, &data, labels.as_deref());
+    config::check(&run, dir, &now, force, ui)?;
     let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
     l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
     Ok((run, loaded, data, saved))

@@ -269,4 +269,15 @@ fn labels_beside_the_inputs_are_used_only_when_they_are_class_indices() {
     let classes = run("classes").expect("a per-class report");
     assert_eq!(classes["n_classes"], 4);
     assert_eq!(classes["class_counts"], serde_json::json!([16, 16, 16, 16]));
+
+    // The labels are fingerprinted: other labels in the same file are refused by report.
+    let relabelled: Vec<i64> = (0..64).map(|i| (i + 1) % 4).collect();
+    nets::io::write_npy_i64(&dir.join("labels.npy"), &[64], &relabelled).unwrap();
+    let out = dir.join("classes");
+    let report = l3d(&["report", "--dir", out.to_str().unwrap()]);
+    assert_fails(
+        &report,
+        1,
+        &["the labels", "labels.npy", "changed since the run"],
+    );
 }
