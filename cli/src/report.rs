@@ -498,6 +498,16 @@ fn built_on(s: &SubnetworkSummary) -> String {
     }
 }
 
+/// The top input by impact and its purity, or `-` when no probe sample has a dominant input
+/// (images, token sequences), so that no input has an impact to rank.
+fn top_input(s: &SubnetworkSummary) -> String {
+    if s.purity > 0.0 {
+        format!("{} ({:.2})", s.top_input, s.purity)
+    } else {
+        "-".into()
+    }
+}
+
 /// One row per subnetwork of any decomposition: activity, structure, where moving along it
 /// acts (with and without its bias parts), and where its norm sits.
 fn generic_rows(r: &GenericReport) -> Table {
@@ -528,7 +538,7 @@ fn generic_rows(r: &GenericReport) -> Table {
                 s.index.to_string(),
                 format!("{:.3}", s.p_act),
                 built_on(s),
-                format!("{} ({:.2})", s.top_input, s.purity),
+                top_input(s),
                 fmt_opt(s.effect_share, 2),
                 fmt_opt(s.effect_share_without_bias, 2),
                 format!("{:.2}", s.bias_share),

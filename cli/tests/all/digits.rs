@@ -84,6 +84,15 @@ fn a_digits_folder_decomposes_with_a_per_class_report() {
         stdout.contains("classes with a subnetwork of their own"),
         "{stdout}"
     );
+    // No pixel dominates an image, so no input has an impact to rank: the generic table
+    // shows no top input rather than input 0 at purity 0.
+    let generic_rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+        .filter(|cells| cells.len() == 9 && cells[0].parse::<usize>().is_ok())
+        .collect();
+    assert_eq!(generic_rows.len(), 4, "{stdout}");
+    assert!(generic_rows.iter().all(|c| c[3] == "-"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let classes = &report["classes"];
