@@ -146,7 +146,9 @@ impl Circuits {
         let many = |f: &dyn Fn(&SubnetworkSummary) -> bool| live.iter().filter(|s| f(s)).count();
         let bias = many(&|s| s.bias_share > 0.5);
         let readout = many(&|s| s.readout_share > 0.5);
-        let effect = self.median_over_live(|s| s.effect_share).unwrap_or(0.0);
+        // None when no probe sample has a dominant input (images, token sequences).
+        let measured = self.median_over_live(|s| s.effect_share);
+        let effect = measured.unwrap_or(0.0);
         let without = self
             .median_over_live(|s| s.effect_share_without_bias)
             .unwrap_or(0.0);
@@ -162,13 +164,19 @@ impl Circuits {
                 "{readout}/{n} live subnetworks have most of their norm in the read-out layer, which every sample uses: moving along them moves every output (median effect share {effect:.2}; chance is {chance:.2}); leave it out (--decompose weights-before-readout)"
             ));
         }
-        if warnings.is_empty() && effect < 2.0 * chance {
+        if warnings.is_empty() && measured.is_some_and(|e| e < 2.0 * chance) {
             warnings.push(format!(
                 "moving along the live subnetworks acts on every sample about alike (median effect share {effect:.2}; chance is {chance:.2})"
             ));
         }
         if !warnings.is_empty() {
             return format!("warning: {}", warnings.join("; "));
+        }
+        if measured.is_none() {
+            return format!(
+                "{n}/{} subnetworks are live; no sample has a dominant input (one holding half its squared norm), so effects per input are not measured: see the model's own measures below, if it has them",
+                self.subnetworks.len()
+            );
         }
         let built = many(&|s| s.built_on_one);
         let structure = if self.has_structure {
@@ -607,6 +615,65 @@ mod tests {
         // Channel 0 moves 8 in all, the others 1 each: 8 / 1.
         assert_eq!(channel_selectivity(&y, &base, 0), Some(8.0));
         assert_eq!(channel_selectivity(&base, &base, 0), None);
+    }
+
+    fn summary(index: usize, effect_share: Option<f64>) -> SubnetworkSummary {
+        SubnetworkSummary {
+            index,
+            p_act: 0.1,
+            live: true,
+            input_shares: None,
+            structure_input: None,
+            structure_share: 0.0,
+            built_on_one: false,
+            top_input: 0,
+            purity: 0.0,
+            input: 0,
+            effect_share,
+            effect_share_without_bias: effect_share,
+            sample_selectivity: None,
+            channel_selectivity: None,
+            tensor_shares: vec![1.0],
+            bias_share: 0.0,
+            readout_share: 0.0,
+            encoder_cosine: None,
+        }
+    }
+
+    fn circuits_of(effects: &[Option<f64>]) -> Circuits {
+        Circuits {
+            impact: vec![vec![0.0; 4]; effects.len()],
+            n_inputs: 4,
+            subnetworks: effects
+                .iter()
+                .enumerate()
+                .map(|(v, &e)| summary(v, e))
+                .collect(),
+            delta: 1.0,
+            has_structure: false,
+        }
+    }
+
+    #[test]
+    fn the_verdict_warns_on_unspecific_effects_and_not_on_unmeasured_ones() {
+        // Chance is 1/4: a median share of 0.3 is below twice chance, 0.9 above.
+        let alike = circuits_of(&[Some(0.3), Some(0.2), Some(0.4)]).verdict();
+        assert!(
+            alike.starts_with("warning: ") && alike.contains("about alike"),
+            "{alike}"
+        );
+        let ok = circuits_of(&[Some(0.9), Some(0.8), Some(0.95)]).verdict();
+        assert!(ok.starts_with("ok: ") && ok.contains("median 0.90"), "{ok}");
+        // No sample with a dominant input: nothing measured, so no judgement either way.
+        let none = circuits_of(&[None, None]).verdict();
+        assert!(
+            !none.contains("warning") && !none.starts_with("ok"),
+            "{none}"
+        );
+        assert!(
+            none.contains("not measured") && none.starts_with("2/2"),
+            "{none}"
+        );
     }
 
     #[test]
