@@ -41,7 +41,8 @@ fn recipe(args: &HashMap<String, String>) -> Recipe {
             min_span: num("min_span").map_or(d.spec.min_span, |n| n as usize),
             max_span: num("max_span").map_or(d.spec.max_span, |n| n as usize),
             fillers: match args.get("fillers").map(String::as_str) {
-                None | Some("not_span") => Fillers::NotSpan,
+                None => d.spec.fillers,
+                Some("not_span") => Fillers::NotSpan,
                 Some("any") => Fillers::Any,
                 Some("echo") => Fillers::Echo,
                 Some(other) => panic!("fillers={other}: not_span or any"),

@@ -12,11 +12,18 @@
 //! 3. the span's `L` tokens are distinct, a draw without replacement from the vocabulary; the
 //!    first copy holds them at `a..a + L`, the second at `b..b + L` (`x[b + j] = x[a + j]`);
 //! 4. every other position gets a filler token drawn uniformly, with replacement, from the
-//!    `V - L` tokens that are not in the span (so `L < V` is required).
+//!    `V - L` tokens that are not in the span (so `L < V` is required);
+//! 5. with [`Fillers::Echo`] (the default), every filler position `t` whose two predecessors
+//!    are fillers then takes the token two back, `x[t] = x[t - 2]`, with probability 1/2, in
+//!    order of `t`.
 //!
 //! A span token therefore occurs exactly once before the second copy, at its place in the
-//! first copy, and the copy is unambiguous. Fillers may repeat (as in natural text), but they
-//! carry nothing to learn beyond their frequency: only the span can be predicted.
+//! first copy, and the copy is unambiguous. Fillers may repeat (as in natural text); with echo
+//! fillers, the token after `x y` among fillers is `x` half the time, which a head attending
+//! to the previous token predicts directly. Without echoes the trained model's first layer
+//! attends to itself rather than to the previous token and the second layer finds the earlier
+//! copy through it; with them, the first layer becomes a previous-token head
+//! (notes/induction.md).
 //!
 //! # The marks ([`PositionKind`])
 //!
@@ -74,7 +81,8 @@ impl PositionKind {
 #[serde(rename_all = "snake_case")]
 pub enum Fillers {
     /// Uniformly from the `V - L` tokens not in the span: a span token occurs only in the
-    /// copies.
+    /// copies. The reading of records written before this setting existed (the default data
+    /// is [`Fillers::Echo`]).
     #[default]
     NotSpan,
     /// Uniformly from the whole vocabulary: a span token may also occur before, between or
@@ -95,22 +103,24 @@ pub struct RepeatedSpans {
     pub context: usize,
     pub min_span: usize,
     pub max_span: usize,
-    /// Records written before this setting existed drew from the non-span tokens.
+    /// Records written before this setting existed drew from the non-span tokens, and read
+    /// so.
     #[serde(default)]
     pub fillers: Fillers,
 }
 
 impl Default for RepeatedSpans {
     /// The `attention` workload's sizes, 64 tokens and 32 positions, with spans of 6 to 16
-    /// (measured: spans of 4 to 12 trained to 92% accuracy on repeated positions at the same
-    /// settings, 6 to 16 to 98%; notes/induction.md).
+    /// and echo fillers (measured without echoes: spans of 4 to 12 trained to 92% accuracy on
+    /// repeated positions at the same settings, 6 to 16 to 98%; with echoes, 99%, and layer 0
+    /// a previous-token head; notes/induction.md).
     fn default() -> Self {
         Self {
             vocab: 64,
             context: 32,
             min_span: 6,
             max_span: 16,
-            fillers: Fillers::NotSpan,
+            fillers: Fillers::Echo,
         }
     }
 }
