@@ -114,8 +114,9 @@ pub fn folder_of(model: &ModelSource) -> Option<&Path> {
 /// notes/induction.md): KL summed over all positions against another sequence, the
 /// attention weights decomposed (the default for users' models: embeddings and unembedding
 /// frozen), `n_v = 16` of rank 2, `k = 0.1`, 200 epochs of batch 32, lr decayed by 0.8
-/// every 20 epochs. Measured on one model: relative reconstruction error 0.86 at `n_v = 8`
-/// (rank 2), 0.84 at `n_v = 8` rank 4, 0.79 at 16, 0.70 at 32 (13 of 32 dead).
+/// every 20 epochs. Measured on one model trained on the data without echo fillers:
+/// relative reconstruction error 0.86 at `n_v = 8` (rank 2), 0.84 at `n_v = 8` rank 4, 0.79
+/// at 16, 0.70 at 32 (13 of 32 dead); on the echo-trained models, 0.87 at 16.
 pub fn l3d_defaults(arch: &nets::Architecture) -> L3dConfig {
     L3dConfig {
         n_subnetworks: 16,
@@ -256,6 +257,8 @@ fn label(e: &InductionEffects, k: usize) -> String {
         format!("{k} ind")
     } else if e.layer0_subnetwork == Some(k) {
         format!("{k} L0")
+    } else if e.previous_token_subnetwork == Some(k) {
+        format!("{k} prev")
     } else {
         k.to_string()
     }
@@ -359,6 +362,14 @@ pub fn table(e: &InductionEffects) -> String {
         e.induction_subnetwork,
     ));
     text.push_str(&role("layer-0 subnetwork", e.layer0_subnetwork));
+    if let Some(k) = e.previous_token_subnetwork {
+        text.push_str(&format!(
+            "\nprevious-token subnetwork (lowers layer 0's attention on the previous token most): subnetwork {k} (from {:.3} to {:.3}; the random direction: {:.3})",
+            e.attention.layer0_previous_token,
+            e.subnetworks[k].attention.layer0_previous_token,
+            e.baseline.attention.layer0_previous_token
+        ));
+    }
     text
 }
 
