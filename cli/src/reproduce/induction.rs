@@ -1,9 +1,11 @@
 //! Beyond the paper (`l3d reproduce --induction`): the induction transformer trained here
 //! from several model seeds (epochs scaled by `--scale`), each decomposed from several seeds at
-//! the settings of `l3d decompose --model-dir` (epochs scaled alike) twice, once over the eight
-//! attention matrices (the default) and once over layer 1's four alone, and measured by the
-//! induction report ([`crate::induction::effects`]): the layer-0 and the induction subnetwork,
-//! if found, with their effects beside a random direction's. notes/induction.md has the full
+//! the settings of `l3d decompose --model-dir` (epochs scaled alike) three times, over the
+//! eight attention matrices (the default), over layer 1's four alone, and over layer 0's query
+//! and key alone (where its previous-token attention lies; with the attention saturated the
+//! other two never put a subnetwork there), and measured by the induction report
+//! ([`crate::induction::effects`]): the layer-0, induction and previous-token subnetworks, if
+//! found, with their effects beside a random direction's. notes/induction.md has the full
 //! measurement. Every trained model is saved as an `l3d train --model induction` folder in
 //! `out/induction/model-<seed>/`.
 
@@ -18,7 +20,7 @@ use l3d::{L3dConfig, Trainer};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use toys::circuits::{median, AnalysisConfig};
-use toys::induction::{InductionTraining, SubnetworkEffect, TrainedInduction};
+use toys::induction::{AttentionScores, InductionTraining, SubnetworkEffect, TrainedInduction};
 
 /// Which tensors a decomposition covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,15 +30,29 @@ pub enum Tensors {
     Attention,
     /// Layer 1's `q, k, v, o` alone.
     Layer1,
+    /// Layer 0's `q` and `k` alone.
+    Layer0Qk,
 }
 
 impl Tensors {
-    const ALL: [Tensors; 2] = [Tensors::Attention, Tensors::Layer1];
+    const ALL: [Tensors; 3] = [Tensors::Attention, Tensors::Layer1, Tensors::Layer0Qk];
 
     fn label(self) -> &'static str {
         match self {
             Tensors::Attention => "induction, attention weights",
             Tensors::Layer1 => "induction, layer 1 only",
+            Tensors::Layer0Qk => "induction, layer 0 q and k only",
+        }
+    }
+
+    /// Whether the decomposed tensor `name` (of the default set) is in this set.
+    fn holds(self, name: &str) -> bool {
+        match self {
+            Tensors::Attention => true,
+            Tensors::Layer1 => name.starts_with("blocks.1."),
+            Tensors::Layer0Qk => {
+                name == "blocks.0.attn.q.weight" || name == "blocks.0.attn.k.weight"
+            }
         }
     }
 }
@@ -54,6 +70,10 @@ pub struct InductionRun {
     pub layer0: Option<SubnetworkEffect>,
     /// The induction (layer-1) subnetwork's effects, if one was found.
     pub induction: Option<SubnetworkEffect>,
+    /// The previous-token subnetwork's effects, if one was found.
+    pub previous_token: Option<SubnetworkEffect>,
+    /// The model's attention scores at `W0`, which the moves are compared with.
+    pub attention: AttentionScores,
     /// The random direction's, the chance level of every effect.
     pub baseline: SubnetworkEffect,
     /// The median over live subnetworks of the repeated/first KL ratio.
@@ -71,15 +91,12 @@ pub struct InductionReproduction {
 /// learning-rate step scaled by `scale` (at least 10 epochs).
 fn config(arch: &nets::Architecture, tensors: Tensors, scale: f64, seed: u64) -> L3dConfig {
     let config = crate::induction::l3d_defaults(arch);
-    let decompose = match tensors {
-        Tensors::Attention => config.decompose.clone(),
-        Tensors::Layer1 => config
-            .decompose
-            .iter()
-            .filter(|n| n.starts_with("blocks.1."))
-            .cloned()
-            .collect(),
-    };
+    let decompose = config
+        .decompose
+        .iter()
+        .filter(|n| tensors.holds(n))
+        .cloned()
+        .collect();
     L3dConfig {
         epochs: ((config.epochs as f64 * scale).round() as usize).max(10),
         lr_step: ((config.lr_step as f64 * scale).round() as usize).max(1),
@@ -124,6 +141,8 @@ fn decompose(
         n_v: d.n_v,
         layer0: role(e.layer0_subnetwork),
         induction: role(e.induction_subnetwork),
+        previous_token: role(e.previous_token_subnetwork),
+        attention: e.attention,
         baseline: e.baseline.clone(),
         median_live_ratio: median(&live),
     })
@@ -263,11 +282,26 @@ pub fn induction_rows(r: &InductionReproduction) -> Vec<Row> {
             summary(&values(&|x| x.median_live_ratio), 2),
             None,
         ));
+        let fall = |s: &SubnetworkEffect, x: &InductionRun| {
+            x.attention.layer0_previous_token - s.attention.layer0_previous_token
+        };
+        rows.push(row(
+            model,
+            "random direction moved: fall of layer-0 attention on the previous token",
+            summary(&values(&|x| Some(fall(&x.baseline, x))), 3),
+            None,
+        ));
         type Role = fn(&InductionRun) -> Option<&SubnetworkEffect>;
-        let roles: [(&str, &str, Role); 2] = [
-            ("a", "layer-0 subnetwork", |x| x.layer0.as_ref()),
-            ("an", "induction subnetwork", |x| x.induction.as_ref()),
-        ];
+        let layer0: (&str, &str, Role) = ("a", "layer-0 subnetwork", |x| x.layer0.as_ref());
+        let induction: (&str, &str, Role) =
+            ("an", "induction subnetwork", |x| x.induction.as_ref());
+        let previous: (&str, &str, Role) = ("a", "previous-token subnetwork", |x| {
+            x.previous_token.as_ref()
+        });
+        let roles = match tensors {
+            Tensors::Attention | Tensors::Layer1 => vec![layer0, induction],
+            Tensors::Layer0Qk => vec![previous],
+        };
         for (article, name, role) in roles {
             rows.push(row(
                 model,
@@ -278,8 +312,8 @@ pub fn induction_rows(r: &InductionReproduction) -> Vec<Row> {
             if mine.iter().all(|x| role(x).is_none()) {
                 continue;
             }
-            let of = |f: &dyn Fn(&SubnetworkEffect, &SubnetworkEffect) -> f64| {
-                values(&|x| role(x).map(|s| f(s, &x.baseline)))
+            let of = |f: &dyn Fn(&SubnetworkEffect, &InductionRun) -> f64| {
+                values(&|x| role(x).map(|s| f(s, x)))
             };
             rows.push(row(
                 model,
@@ -290,13 +324,16 @@ pub fn induction_rows(r: &InductionReproduction) -> Vec<Row> {
             rows.push(row(
                 model,
                 &format!("{name}: KL ratio over the random direction's"),
-                summary(&of(&|s, b| s.ratio / b.ratio), 2),
+                summary(&of(&|s, x| s.ratio / x.baseline.ratio), 2),
                 None,
             ));
             rows.push(row(
                 model,
                 &format!("{name}: |dlogp| on repeated positions over the random direction's"),
-                summary(&of(&|s, b| s.logprob_repeated / b.logprob_repeated), 2),
+                summary(
+                    &of(&|s, x| s.logprob_repeated / x.baseline.logprob_repeated),
+                    2,
+                ),
                 None,
             ));
             rows.push(row(
@@ -313,8 +350,8 @@ pub fn induction_rows(r: &InductionReproduction) -> Vec<Row> {
             ));
             rows.push(row(
                 model,
-                &format!("{name} moved: layer-0 attention on the previous token"),
-                summary(&of(&|s, _| s.attention.layer0_previous_token), 3),
+                &format!("{name} moved: fall of layer-0 attention on the previous token"),
+                summary(&of(&fall), 3),
                 None,
             ));
         }
@@ -363,6 +400,8 @@ mod tests {
             n_v: 16,
             layer0: layer0.map(|r| effect(1, r, 0.1)),
             induction: None,
+            previous_token: None,
+            attention: effect(0, 1.0, 1.0).attention,
             baseline: effect(16, 0.5, 0.9),
             median_live_ratio: Some(1.5),
         }
@@ -448,6 +487,22 @@ mod tests {
         );
         let layer1 = "induction, layer 1 only";
         assert_eq!(find(&rows, layer1, "reconstruction error").ours, "0.750");
+        // The model attends 0.2 to the previous token, and so does every moved one here.
+        assert_eq!(
+            find(
+                &rows,
+                attention,
+                "layer-0 subnetwork moved: fall of layer-0 attention on the previous token"
+            )
+            .ours,
+            "0.000 [0.000, 0.000]"
+        );
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r.measure.contains("previous-token subnetwork")),
+            "the previous-token role is reported for layer 0's q and k alone"
+        );
     }
 
     #[test]
@@ -456,6 +511,8 @@ mod tests {
         let c = config(&arch, Tensors::Layer1, 0.05, 3);
         assert_eq!(c.decompose.len(), 4);
         assert!(c.decompose.iter().all(|n| n.starts_with("blocks.1.attn.")));
+        let qk = config(&arch, Tensors::Layer0Qk, 1.0, 0).decompose;
+        assert_eq!(qk, ["blocks.0.attn.q.weight", "blocks.0.attn.k.weight"]);
         assert_eq!((c.epochs, c.lr_step, c.seed), (10, 1, 3));
         let full = config(&arch, Tensors::Attention, 1.0, 0);
         assert_eq!(

@@ -125,7 +125,7 @@ fn reproduce_runs_the_induction_transformer_beyond_the_paper() {
         .collect();
     assert_eq!(
         tensors,
-        ["attention", "layer1"],
+        ["attention", "layer1", "layer0_qk"],
         "one decomposition of each kind"
     );
     for r in runs {
@@ -141,8 +141,16 @@ fn reproduce_runs_the_induction_transformer_beyond_the_paper() {
             assert!(layer1 >= 0.5, "{r}");
         }
     }
-    // Layer 1 alone has no layer-0 share, so no layer-0 subnetwork.
+    // Layer 1 alone has no layer-0 share, so no layer-0 subnetwork; layer 0's q and k alone
+    // no layer-1 share, so no induction subnetwork, and any previous-token subnetwork lives
+    // in them.
     assert!(runs[1]["layer0"].is_null(), "{}", runs[1]);
+    assert!(runs[2]["induction"].is_null(), "{}", runs[2]);
+    if let Some(k) = runs[2]["previous_token"].as_object() {
+        let shares = k["shares"]["layer0"].as_array().unwrap();
+        let qk = shares[0].as_f64().unwrap() + shares[1].as_f64().unwrap();
+        assert!((qk - 1.0).abs() < 1e-6, "{}", runs[2]);
+    }
 
     let markdown = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
     let attention_error = runs[0]["reconstruction_error"].as_f64().unwrap();
