@@ -176,5 +176,24 @@ fn main() {
             }
         }
         println!("mean attention on offsets 0..4 (self, previous, ..): {by_offset:?}");
+        // Layer 0 at a repeated position b + j: its weight on the earlier occurrence of the
+        // current token (a + j), on itself, and on the previous token.
+        let mut duplicate = [0.0f64; 3];
+        let mut count = 0usize;
+        for (s, marks) in test.marks.iter().enumerate().take(n) {
+            let tokens = &test.tokens.data()[s * 32..(s + 1) * 32];
+            let a0 = &toys::induction::model::trace(&params, tokens).patterns[0];
+            for (i, target) in toys::induction::model::induction_targets(marks) {
+                let row = &a0[i * 32..(i + 1) * 32];
+                duplicate[0] += row[target - 1] as f64;
+                duplicate[1] += row[i] as f64;
+                duplicate[2] += row[i - 1] as f64;
+                count += 1;
+            }
+        }
+        let [earlier, itself, previous] = duplicate.map(|x| x / count.max(1) as f64);
+        println!(
+            "layer 0 at repeated positions: on the earlier occurrence {earlier:.3}, on itself {itself:.3}, on the previous token {previous:.3}"
+        );
     }
 }

@@ -20,10 +20,10 @@
 //! A span token therefore occurs exactly once before the second copy, at its place in the
 //! first copy, and the copy is unambiguous. Fillers may repeat (as in natural text); with echo
 //! fillers, the token after `x y` among fillers is `x` half the time, which a head attending
-//! to the previous token predicts directly. Without echoes the trained model's first layer
-//! attends to itself rather than to the previous token and the second layer finds the earlier
-//! copy through it; with them, the first layer becomes a previous-token head
-//! (notes/induction.md).
+//! to the previous token predicts directly. Without echoes the trained model's first layer is
+//! a duplicate-token head (it attends to the earlier occurrence of the current token, or to
+//! itself when there is none) rather than a previous-token head; with them, it becomes a
+//! previous-token head (notes/induction.md).
 //!
 //! # The marks ([`PositionKind`])
 //!
