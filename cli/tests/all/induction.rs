@@ -158,6 +158,7 @@ fn reproduce_runs_the_induction_transformer_beyond_the_paper() {
         format!("| induction | accuracy on repeated positions (target > 0.9) | {repeated:.3} |"),
         format!("| induction, attention weights | reconstruction error | {attention_error:.3} |"),
         "| induction, layer 1 only | runs with a layer-0 subnetwork | 0/1 |".to_string(),
+        "are over the trained models (1), the rest over the decompositions of each set of tensors (1 each)".to_string(),
     ] {
         assert!(
             markdown.contains(&needle),
