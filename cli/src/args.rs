@@ -356,4 +356,10 @@ pub struct ReproduceArgs {
     /// their own.
     #[arg(long)]
     pub digits: bool,
+    /// Beyond the paper: also train the induction transformer from --toy-seeds seeds
+    /// (epochs scaled by --scale), decompose each from --seeds seeds over the attention
+    /// weights and over layer 1 alone at the settings of `l3d decompose --model-dir` (epochs
+    /// scaled alike), and measure the layer-0 and induction subnetworks by intervention.
+    #[arg(long)]
+    pub induction: bool,
 }

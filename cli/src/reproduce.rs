@@ -10,13 +10,16 @@
 //! give the same numbers for any number of threads. One run per toy (the first toy seed and
 //! the first decomposition seed) writes the full output folder of `l3d decompose`
 //! (`out/<toy>/`); every trained toy is saved in `out/<toy>/toy-<seed>/`. With `--digits`, the
-//! handwritten-digits networks follow, beyond the paper ([`digits`]).
+//! handwritten-digits networks follow, beyond the paper ([`digits`]), and with `--induction`
+//! the induction transformer ([`induction`]).
 
 mod digits;
+mod induction;
 mod results;
 mod table;
 
 pub use digits::DigitsResult;
+pub use induction::{InductionReproduction, InductionRun, Tensors};
 pub use results::{Purpose, Reproduction, Row, RunResult};
 
 use crate::args::ReproduceArgs;
@@ -159,6 +162,10 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         true => digits::run_digits(args, ui)?,
         false => Vec::new(),
     };
+    let induction = match args.induction {
+        true => Some(induction::run_induction(args, ui)?),
+        false => None,
+    };
     let mut rows = Vec::new();
     let mut report_figures = Vec::new();
     for &kind in &kinds {
@@ -169,6 +176,9 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         }
     }
     rows.extend(digits::digits_rows(&digits));
+    if let Some(r) = &induction {
+        rows.extend(induction::induction_rows(r));
+    }
     let result = Reproduction {
         scale: args.scale,
         seed: args.seed,
@@ -178,6 +188,7 @@ pub fn run(args: &ReproduceArgs, ui: &Ui) -> Result<()> {
         rows,
         runs,
         digits,
+        induction,
         seconds: start.elapsed().as_secs_f64(),
     };
     write_outputs(args, &result, report_figures, ui)

@@ -246,6 +246,8 @@ fn the_induction_model_learns_to_copy_repeated_spans() {
     assert!(acc.repeated > 0.6, "{acc:?}");
     assert!(acc.first < 0.05, "{acc:?}");
     assert!(att.layer1_induction > 0.5, "{att:?}");
+    // The echo fillers make layer 0 a previous-token head.
+    assert!(att.layer0_previous_token > 0.5, "{att:?}");
     let last = trained.epoch_losses.last().unwrap();
     assert!(
         last < &(0.9 * trained.epoch_losses[0]),

@@ -59,5 +59,8 @@ pub struct Reproduction {
     /// The digits runs (`--digits`), beyond the paper.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub digits: Vec<super::DigitsResult>,
+    /// The induction transformer (`--induction`), beyond the paper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub induction: Option<super::InductionReproduction>,
     pub seconds: f64,
 }

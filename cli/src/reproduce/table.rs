@@ -350,6 +350,14 @@ pub(super) fn markdown_table(r: &Reproduction) -> String {
         r.seconds,
         r.seeds,
     );
+    if let Some(induction) = &r.induction {
+        let _ = writeln!(
+            s,
+            "Induction rows (beyond the paper): the model's own measures are over the trained models ({}), the rest over the decompositions of each set of tensors ({} each), a role's effects over the runs that found it.\n",
+            induction.models.len(),
+            r.toy_seeds * r.seeds
+        );
+    }
     let _ = writeln!(s, "| model | measure | ours | paper | target met |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for row in &r.rows {

@@ -82,3 +82,88 @@ fn an_induction_folder_trains_decomposes_and_reports() {
     assert_eq!(again["induction"], report["induction"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn reproduce_runs_the_induction_transformer_beyond_the_paper() {
+    let out = scratch("induction-reproduce");
+    let run = l3d(&[
+        "reproduce",
+        "--toys",
+        "tms",
+        "--toy-seeds",
+        "1",
+        "--seeds",
+        "1",
+        "--scale",
+        "0.05",
+        "--induction",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    let induction = &result["induction"];
+    let models = induction["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "one model seed");
+    let model = &models[0];
+    assert_eq!(model["training"]["epochs"], 3, "60 epochs scaled by 0.05");
+    // The trained model is saved as an `l3d train --model induction` folder with this record.
+    let folder = out.join("induction/model-0");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("induction.json")).unwrap()).unwrap();
+    assert_eq!(&saved, model);
+    assert!(folder.join("model.safetensors").is_file());
+    let repeated = model["accuracy"]["repeated"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&repeated), "{model}");
+
+    let runs = induction["runs"].as_array().unwrap();
+    let tensors: Vec<&str> = runs
+        .iter()
+        .map(|r| r["tensors"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tensors,
+        ["attention", "layer1", "layer0_qk"],
+        "one decomposition of each kind"
+    );
+    for r in runs {
+        let error = r["reconstruction_error"].as_f64().unwrap();
+        assert!(error.is_finite() && error > 0.0, "{r}");
+        assert!(r["live"].as_u64().unwrap() <= 16, "{r}");
+        let baseline = &r["baseline"];
+        assert_eq!(baseline["index"], 16);
+        assert!(baseline["kl_repeated"].as_f64().unwrap() > 0.0, "{r}");
+        if let Some(k) = r["induction"].as_object() {
+            let shares = k["shares"]["layer1"].as_array().unwrap();
+            let layer1: f64 = shares.iter().map(|s| s.as_f64().unwrap()).sum();
+            assert!(layer1 >= 0.5, "{r}");
+        }
+    }
+    // Layer 1 alone has no layer-0 share, so no layer-0 subnetwork; layer 0's q and k alone
+    // no layer-1 share, so no induction subnetwork, and any previous-token subnetwork lives
+    // in them.
+    assert!(runs[1]["layer0"].is_null(), "{}", runs[1]);
+    assert!(runs[2]["induction"].is_null(), "{}", runs[2]);
+    if let Some(k) = runs[2]["previous_token"].as_object() {
+        let shares = k["shares"]["layer0"].as_array().unwrap();
+        let qk = shares[0].as_f64().unwrap() + shares[1].as_f64().unwrap();
+        assert!((qk - 1.0).abs() < 1e-6, "{}", runs[2]);
+    }
+
+    let markdown = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
+    let attention_error = runs[0]["reconstruction_error"].as_f64().unwrap();
+    for needle in [
+        format!("| induction | accuracy on repeated positions (target > 0.9) | {repeated:.3} |"),
+        format!("| induction, attention weights | reconstruction error | {attention_error:.3} |"),
+        "| induction, layer 1 only | runs with a layer-0 subnetwork | 0/1 |".to_string(),
+        "are over the trained models (1), the rest over the decompositions of each set of tensors (1 each)".to_string(),
+    ] {
+        assert!(
+            markdown.contains(&needle),
+            "{needle} missing from {markdown}"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -12,11 +12,18 @@
 //! 3. the span's `L` tokens are distinct, a draw without replacement from the vocabulary; the
 //!    first copy holds them at `a..a + L`, the second at `b..b + L` (`x[b + j] = x[a + j]`);
 //! 4. every other position gets a filler token drawn uniformly, with replacement, from the
-//!    `V - L` tokens that are not in the span (so `L < V` is required).
+//!    `V - L` tokens that are not in the span (so `L < V` is required);
+//! 5. with [`Fillers::Echo`] (the default), every filler position `t` whose two predecessors
+//!    are fillers then takes the token two back, `x[t] = x[t - 2]`, with probability 1/2, in
+//!    order of `t`.
 //!
 //! A span token therefore occurs exactly once before the second copy, at its place in the
-//! first copy, and the copy is unambiguous. Fillers may repeat (as in natural text), but they
-//! carry nothing to learn beyond their frequency: only the span can be predicted.
+//! first copy, and the copy is unambiguous. Fillers may repeat (as in natural text); with echo
+//! fillers, the token after `x y` among fillers is `x` half the time, which a head attending
+//! to the previous token predicts directly. Without echoes the trained model's first layer is
+//! a duplicate-token head (it attends to the earlier occurrence of the current token, or to
+//! itself when there is none) rather than a previous-token head; with them, it becomes a
+//! previous-token head (notes/induction.md).
 //!
 //! # The marks ([`PositionKind`])
 //!
@@ -69,6 +76,25 @@ impl PositionKind {
     }
 }
 
+/// Where the filler tokens (every position outside the two copies) are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fillers {
+    /// Uniformly from the `V - L` tokens not in the span: a span token occurs only in the
+    /// copies. The reading of records written before this setting existed (the default data
+    /// is [`Fillers::Echo`]).
+    #[default]
+    NotSpan,
+    /// Uniformly from the whole vocabulary: a span token may also occur before, between or
+    /// after the copies.
+    Any,
+    /// As `NotSpan`, then every filler position `t` whose two predecessors are fillers
+    /// repeats the token two back (`x[t] = x[t - 2]`) with probability 1/2, in order of `t`:
+    /// after `x y`, the next token is `x` half the time, which a head on the previous token
+    /// predicts and copying an earlier occurrence of `y` does not (`y` is usually new).
+    Echo,
+}
+
 /// The generator's settings. Invariants (checked by [`RepeatedSpans::validate`]):
 /// `2 <= min_span <= max_span`, `2 max_span <= context`, `max_span < vocab`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,18 +103,24 @@ pub struct RepeatedSpans {
     pub context: usize,
     pub min_span: usize,
     pub max_span: usize,
+    /// Records written before this setting existed drew from the non-span tokens, and read
+    /// so.
+    #[serde(default)]
+    pub fillers: Fillers,
 }
 
 impl Default for RepeatedSpans {
     /// The `attention` workload's sizes, 64 tokens and 32 positions, with spans of 6 to 16
-    /// (measured: spans of 4 to 12 trained to 92% accuracy on repeated positions at the same
-    /// settings, 6 to 16 to 98%; notes/induction.md).
+    /// and echo fillers (measured without echoes: spans of 4 to 12 trained to 92% accuracy on
+    /// repeated positions at the same settings, 6 to 16 to 98%; with echoes, 99%, and layer 0
+    /// a previous-token head; notes/induction.md).
     fn default() -> Self {
         Self {
             vocab: 64,
             context: 32,
             min_span: 6,
             max_span: 16,
+            fillers: Fillers::Echo,
         }
     }
 }
@@ -202,8 +234,21 @@ impl RepeatedSpans {
             } else if (second..second + span).contains(&p) {
                 words[p - second]
             } else {
-                fillers[rng.gen_range(0..fillers.len())]
+                match self.fillers {
+                    Fillers::NotSpan | Fillers::Echo => fillers[rng.gen_range(0..fillers.len())],
+                    Fillers::Any => rng.gen_range(0..self.vocab),
+                }
             };
+        }
+        if self.fillers == Fillers::Echo {
+            let filler = |p: usize| {
+                !(first..first + span).contains(&p) && !(second..second + span).contains(&p)
+            };
+            for p in 2..t {
+                if filler(p) && filler(p - 1) && filler(p - 2) && rng.gen_bool(0.5) {
+                    tokens[p] = tokens[p - 2];
+                }
+            }
         }
         Sequence {
             tokens,
@@ -236,7 +281,16 @@ mod tests {
 
     #[test]
     fn the_second_copy_repeats_the_first_and_span_tokens_occur_nowhere_else() {
-        let spec = RepeatedSpans::default();
+        for fillers in [Fillers::NotSpan, Fillers::Echo] {
+            copies_repeat_and_span_tokens_occur_nowhere_else(fillers);
+        }
+    }
+
+    fn copies_repeat_and_span_tokens_occur_nowhere_else(fillers: Fillers) {
+        let spec = RepeatedSpans {
+            fillers,
+            ..RepeatedSpans::default()
+        };
         let mut r = rng(7);
         let mut spans = std::collections::BTreeSet::new();
         for _ in 0..500 {
@@ -264,7 +318,16 @@ mod tests {
 
     #[test]
     fn marks_name_the_positions_whose_next_token_is_copied() {
-        let spec = RepeatedSpans::default();
+        for fillers in [Fillers::NotSpan, Fillers::Echo] {
+            marks_follow_the_definition_by_tokens(fillers);
+        }
+    }
+
+    fn marks_follow_the_definition_by_tokens(fillers: Fillers) {
+        let spec = RepeatedSpans {
+            fillers,
+            ..RepeatedSpans::default()
+        };
         let mut r = rng(8);
         for _ in 0..300 {
             let s = spec.sequence(&mut r);
@@ -292,6 +355,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn echo_fillers_repeat_the_token_two_back_half_the_time_and_only_among_fillers() {
+        let spec = RepeatedSpans {
+            fillers: Fillers::Echo,
+            ..RepeatedSpans::default()
+        };
+        let mut r = rng(9);
+        // [echoes, eligible] over positions whose two predecessors are fillers.
+        let mut tally = [0usize; 2];
+        for _ in 0..2000 {
+            let s = spec.sequence(&mut r);
+            let filler = |p: usize| {
+                !(s.first..s.first + s.span).contains(&p)
+                    && !(s.second..s.second + s.span).contains(&p)
+            };
+            for p in 2..32 {
+                if filler(p) && filler(p - 1) && filler(p - 2) {
+                    tally[0] += (s.tokens[p] == s.tokens[p - 2]) as usize;
+                    tally[1] += 1;
+                }
+            }
+        }
+        // 1/2 by echo, plus 1/2 x (about 1/50) by chance.
+        let rate = tally[0] as f64 / tally[1] as f64;
+        assert!((0.48..0.54).contains(&rate), "{rate} of {}", tally[1]);
+    }
+
+    #[test]
+    fn fillers_from_the_whole_vocabulary_hold_span_tokens_too() {
+        let spec = RepeatedSpans {
+            fillers: Fillers::Any,
+            ..RepeatedSpans::default()
+        };
+        let mut r = rng(10);
+        let mut span_token_outside = 0;
+        for _ in 0..500 {
+            let s = spec.sequence(&mut r);
+            let words = &s.tokens[s.first..s.first + s.span];
+            assert_eq!(words, &s.tokens[s.second..s.second + s.span]);
+            span_token_outside += (0..32)
+                .filter(|&p| {
+                    !(s.first..s.first + s.span).contains(&p)
+                        && !(s.second..s.second + s.span).contains(&p)
+                })
+                .filter(|&p| words.contains(&s.tokens[p]))
+                .count();
+        }
+        // About a sixth of the fillers (span 11 of 64 tokens on average).
+        assert!(span_token_outside > 500, "{span_token_outside}");
     }
 
     #[test]

@@ -25,7 +25,11 @@
 //! target most (it breaks the induction head's keys, which read layer 0's output: the role of
 //! a previous-token head in the textbook circuit); among those with at least half in layer 1,
 //! the *induction subnetwork* is the one whose move changes the correct log-prob on repeated
-//! positions most (`dlogp_rep`).
+//! positions most (`dlogp_rep`). The *previous-token subnetwork* is, among the same layer-0
+//! candidates, the one whose move lowers layer 0's attention on the previous token most (it
+//! carries where the previous-token head looks, not what it writes; with the attention
+//! saturated it is found only when layer 0's `q` and `k` are decomposed alone,
+//! notes/induction.md).
 
 use super::data::{PositionKind, TokenSet};
 use super::model::{accuracy, attention_scores, AttentionScores};
@@ -128,6 +132,9 @@ pub struct InductionEffects {
     pub gradient_shares: LayerShares,
     pub layer0_subnetwork: Option<usize>,
     pub induction_subnetwork: Option<usize>,
+    /// Reports written before this role existed have none.
+    #[serde(default)]
+    pub previous_token_subnetwork: Option<usize>,
 }
 
 impl InductionEffects {
@@ -255,6 +262,7 @@ pub fn induction_effects(
     let shares = LayerShares::from_parts(&d.names, &direction);
     let baseline = base.effect(d.n_v, false, moves, shares)?;
     let (layer0_subnetwork, induction_subnetwork) = identify(&subnetworks);
+    let previous_token_subnetwork = previous_token_role(&subnetworks);
     let gradient_shares = gradient_shares(model, d, &set.tokens)?;
     let base_accuracy = accuracy(&base.logits, set);
     Ok(InductionEffects {
@@ -268,6 +276,7 @@ pub fn induction_effects(
         gradient_shares,
         layer0_subnetwork,
         induction_subnetwork,
+        previous_token_subnetwork,
     })
 }
 
@@ -404,6 +413,20 @@ pub fn identify(subnetworks: &[SubnetworkEffect]) -> (Option<usize>, Option<usiz
         .max_by(|a, b| a.logprob_repeated.total_cmp(&b.logprob_repeated))
         .map(|s| s.index);
     (layer0, induction)
+}
+
+/// The previous-token subnetwork (see the module docs), if any: among the live subnetworks
+/// with at least half their norm^2 in layer 0, the one after whose move layer 0 attends least
+/// to the previous token.
+pub fn previous_token_role(subnetworks: &[SubnetworkEffect]) -> Option<usize> {
+    subnetworks
+        .iter()
+        .filter(|s| s.live && s.shares.layer0_total() >= 0.5)
+        .min_by(|a, b| {
+            let previous = |s: &SubnetworkEffect| s.attention.layer0_previous_token;
+            previous(a).total_cmp(&previous(b))
+        })
+        .map(|s| s.index)
 }
 
 #[cfg(test)]
@@ -600,5 +623,13 @@ mod tests {
         assert_eq!(identify(&subs), (Some(5), Some(5)));
         assert_eq!(identify(&subs[..5]), (Some(1), Some(4)));
         assert_eq!(identify(&subs[2..3]), (None, None));
+        // The previous-token role: layer 0's attention on t - 1 after the move, lowest for 0
+        // among the live layer-0 candidates (0, 1, 5; 2 is dead, 3 and 4 are in layer 1).
+        let mut subs = subs;
+        for (s, previous) in subs.iter_mut().zip([0.2, 0.5, 0.0, 0.1, 0.05, 0.4]) {
+            s.attention.layer0_previous_token = previous;
+        }
+        assert_eq!(previous_token_role(&subs), Some(0));
+        assert_eq!(previous_token_role(&subs[3..5]), None);
     }
 }

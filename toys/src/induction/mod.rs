@@ -6,7 +6,7 @@ pub mod data;
 pub mod effects;
 pub mod model;
 
-pub use data::{PositionKind, RepeatedSpans, Sequence, TokenSet};
+pub use data::{Fillers, PositionKind, RepeatedSpans, Sequence, TokenSet};
 pub use effects::{induction_effects, InductionEffects, LayerShares, SubnetworkEffect};
 pub use model::{
     architecture, initialised, train_induction, Accuracy, AttentionScores, InductionTraining,

@@ -339,12 +339,7 @@ pub fn attention_scores(model: &Sequential<f32>, set: &TokenSet) -> AttentionSco
             prev[3] += row(0, i)[i] as f64;
             n_prev += 1;
         }
-        for (i, _) in marks
-            .iter()
-            .enumerate()
-            .filter(|(_, &k)| k == PositionKind::Repeated)
-        {
-            let target = earlier_successor(tokens, i).expect("a repeated token occurred before");
+        for (i, target) in induction_targets(marks) {
             induct[0] += row(1, i)[target] as f64;
             induct[1] += (argmax(&row(1, i)[..=i]) == target) as usize as f64;
             induct[2] += row(0, i)[target] as f64;
@@ -363,10 +358,20 @@ pub fn attention_scores(model: &Sequential<f32>, set: &TokenSet) -> AttentionSco
     }
 }
 
-/// The position after the earlier occurrence of `tokens[i]` (`u + 1` for the first `u < i`
-/// with `tokens[u] = tokens[i]`), if it occurred before.
-fn earlier_successor(tokens: &[f32], i: usize) -> Option<usize> {
-    (0..i).find(|&u| tokens[u] == tokens[i]).map(|u| u + 1)
+/// Every repeated position `b + j` with its induction target `a + j + 1`, the position after
+/// the same token in the first copy, read from the marks: the `j`-th repeated position goes
+/// with the `j`-th first-occurrence position (both copies have `L - 1` marks, in order). By
+/// the marks rather than by the tokens, because with fillers from the whole vocabulary
+/// ([`super::Fillers::Any`]) a span token may also occur outside the copies.
+pub fn induction_targets(marks: &[PositionKind]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let at = |kind: PositionKind| {
+        marks
+            .iter()
+            .enumerate()
+            .filter(move |(_, &k)| k == kind)
+            .map(|(i, _)| i)
+    };
+    at(PositionKind::Repeated).zip(at(PositionKind::First).map(|u| u + 1))
 }
 
 #[cfg(test)]
@@ -458,6 +463,27 @@ mod tests {
         assert!((scores.layer0_induction - expected).abs() < 1e-6);
         // Ties go to the lowest index, position 0: never the previous token at t >= 2.
         assert!(scores.layer0_previous_token_argmax < 0.05);
+    }
+
+    #[test]
+    fn induction_targets_follow_the_earlier_copy_of_the_current_token() {
+        // With fillers from the whole vocabulary a span token may occur before its first
+        // copy; the target is still the position after it in the first copy.
+        let spec = RepeatedSpans {
+            fillers: super::super::Fillers::Any,
+            ..RepeatedSpans::default()
+        };
+        let mut r = rng(11);
+        for _ in 0..200 {
+            let s = spec.sequence(&mut r);
+            let pairs: Vec<(usize, usize)> = induction_targets(&s.marks()).collect();
+            assert_eq!(pairs.len(), s.span - 1);
+            for (j, &(i, target)) in pairs.iter().enumerate() {
+                assert_eq!((i, target), (s.second + j, s.first + j + 1));
+                assert_eq!(s.tokens[target - 1], s.tokens[i]);
+                assert_eq!(s.tokens[target], s.tokens[i + 1]);
+            }
+        }
     }
 
     #[test]
