@@ -358,8 +358,9 @@ pub struct ReproduceArgs {
     pub digits: bool,
     /// Beyond the paper: also train the induction transformer from --toy-seeds seeds
     /// (epochs scaled by --scale), decompose each from --seeds seeds over the attention
-    /// weights and over layer 1 alone at the settings of `l3d decompose --model-dir` (epochs
-    /// scaled alike), and measure the layer-0 and induction subnetworks by intervention.
+    /// weights, over layer 1 alone and over layer 0's query and key alone at the settings of
+    /// `l3d decompose --model-dir` (epochs scaled alike), and measure the layer-0, induction
+    /// and previous-token subnetworks by intervention.
     #[arg(long)]
     pub induction: bool,
 }
