@@ -13,7 +13,7 @@
 //! `l3d decompose --model-dir MODEL_DIR` (its `induction.json` says which subnetworks are live).
 
 use std::path::Path;
-use toys::induction::effects::{induction_effects, previous_token_role};
+use toys::induction::effects::induction_effects;
 use toys::induction::InductionEffects;
 
 fn main() {
@@ -32,8 +32,8 @@ fn main() {
     let set = l3d_cli::induction::marked_set(&model_dir, &tokens).expect("marks.npy loads");
     let report = std::fs::read(dec_dir.join("induction.json")).expect("induction.json reads");
     let e: InductionEffects = serde_json::from_slice(&report).expect("induction.json parses");
-    let Some(k) = previous_token_role(&e.subnetworks) else {
-        println!("no live subnetwork with half its norm^2 in layer 0");
+    let Some(k) = e.previous_token_subnetwork else {
+        println!("the run has no previous-token subnetwork (induction.json)");
         return;
     };
     let live: Vec<bool> = e.subnetworks.iter().map(|s| s.live).collect();

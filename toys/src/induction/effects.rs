@@ -26,10 +26,11 @@
 //! a previous-token head in the textbook circuit); among those with at least half in layer 1,
 //! the *induction subnetwork* is the one whose move changes the correct log-prob on repeated
 //! positions most (`dlogp_rep`). The *previous-token subnetwork* is, among the same layer-0
-//! candidates, the one whose move lowers layer 0's attention on the previous token most (it
-//! carries where the previous-token head looks, not what it writes; with the attention
-//! saturated it is found only when layer 0's `q` and `k` are decomposed alone,
-//! notes/induction.md).
+//! candidates, the one whose move lowers layer 0's attention on the previous token most,
+//! provided it lowers it at all: by at least [`PREVIOUS_TOKEN_FALL`] and by more than twice
+//! the random direction's move does (it carries where the previous-token head looks, not what
+//! it writes; with the attention saturated it is found only when layer 0's `q` and `k` are
+//! decomposed alone, notes/induction.md).
 
 use super::data::{PositionKind, TokenSet};
 use super::model::{accuracy, attention_scores, AttentionScores};
@@ -262,7 +263,12 @@ pub fn induction_effects(
     let shares = LayerShares::from_parts(&d.names, &direction);
     let baseline = base.effect(d.n_v, false, moves, shares)?;
     let (layer0_subnetwork, induction_subnetwork) = identify(&subnetworks);
-    let previous_token_subnetwork = previous_token_role(&subnetworks);
+    let attention = attention_scores(model, set);
+    let previous_token_subnetwork = previous_token_role(
+        &subnetworks,
+        attention.layer0_previous_token,
+        baseline.attention.layer0_previous_token,
+    );
     let gradient_shares = gradient_shares(model, d, &set.tokens)?;
     let base_accuracy = accuracy(&base.logits, set);
     Ok(InductionEffects {
@@ -270,7 +276,7 @@ pub fn induction_effects(
         sequences: set.len(),
         accuracy_repeated: base_accuracy.repeated,
         accuracy_first: base_accuracy.first,
-        attention: attention_scores(model, set),
+        attention,
         subnetworks,
         baseline,
         gradient_shares,
@@ -415,13 +421,25 @@ pub fn identify(subnetworks: &[SubnetworkEffect]) -> (Option<usize>, Option<usiz
     (layer0, induction)
 }
 
+/// The least fall of layer 0's attention on the previous token for a move to count as taking
+/// it off the previous token (the random direction's fall is 0.002-0.010 at the default move).
+pub const PREVIOUS_TOKEN_FALL: f64 = 0.01;
+
 /// The previous-token subnetwork (see the module docs), if any: among the live subnetworks
-/// with at least half their norm^2 in layer 0, the one after whose move layer 0 attends least
-/// to the previous token.
-pub fn previous_token_role(subnetworks: &[SubnetworkEffect]) -> Option<usize> {
+/// with at least half their norm^2 in layer 0 whose move lowers layer 0's attention on the
+/// previous token from `model` (the model's) by at least [`PREVIOUS_TOKEN_FALL`] and by more
+/// than twice as much as the random direction's move (to `random`), the one after whose move
+/// it is lowest.
+pub fn previous_token_role(
+    subnetworks: &[SubnetworkEffect],
+    model: f64,
+    random: f64,
+) -> Option<usize> {
+    let enough = PREVIOUS_TOKEN_FALL.max(2.0 * (model - random));
     subnetworks
         .iter()
         .filter(|s| s.live && s.shares.layer0_total() >= 0.5)
+        .filter(|s| model - s.attention.layer0_previous_token >= enough)
         .min_by(|a, b| {
             let previous = |s: &SubnetworkEffect| s.attention.layer0_previous_token;
             previous(a).total_cmp(&previous(b))
@@ -629,7 +647,17 @@ mod tests {
         for (s, previous) in subs.iter_mut().zip([0.2, 0.5, 0.0, 0.1, 0.05, 0.4]) {
             s.attention.layer0_previous_token = previous;
         }
-        assert_eq!(previous_token_role(&subs), Some(0));
-        assert_eq!(previous_token_role(&subs[3..5]), None);
+        // From a model at 0.6 with a random move to 0.58 (a fall of 0.02), a fall of 0.04
+        // counts: the candidates 0, 1 and 5 fall by 0.4, 0.1 and 0.2, and 0 ends lowest.
+        assert_eq!(previous_token_role(&subs, 0.6, 0.58), Some(0));
+        assert_eq!(previous_token_role(&subs[1..], 0.6, 0.58), Some(5));
+        assert_eq!(previous_token_role(&subs[3..5], 0.6, 0.58), None);
+        // A random move that lowers it by 0.25: no fall reaches 0.5.
+        assert_eq!(previous_token_role(&subs, 0.6, 0.35), None);
+        // By 0.15: only 0's fall reaches 0.3.
+        assert_eq!(previous_token_role(&subs[..2], 0.6, 0.45), Some(0));
+        assert_eq!(previous_token_role(&subs[1..], 0.6, 0.45), None);
+        // No fall of at least 0.01: none, even when the random move raises the attention.
+        assert_eq!(previous_token_role(&subs, 0.205, 0.3), None);
     }
 }
