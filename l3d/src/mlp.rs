@@ -365,6 +365,23 @@ pub(crate) fn activate<T: Float>(act: Activation, z: T) -> (T, T) {
     }
 }
 
+/// `z <- act(z)` and `da <- act'(z)` over a whole buffer, as [`activate`] per value: the
+/// activation is matched once, so the loop of each (ReLU's above all) is compiled on its own
+/// and vectorises.
+pub(crate) fn activate_in_place<T: Float>(act: Activation, z: &mut [T], da: &mut [T]) {
+    #[inline(always)]
+    fn each<T: Float>(z: &mut [T], da: &mut [T], f: impl Fn(T) -> (T, T)) {
+        for (zi, dai) in z.iter_mut().zip(da.iter_mut()) {
+            (*zi, *dai) = f(*zi);
+        }
+    }
+    match act {
+        Activation::Identity => each(z, da, |x| (x, T::one())),
+        Activation::Relu => each(z, da, |x| (relu(x), relu_grad(x))),
+        other => each(z, da, |x| activate(other, x)),
+    }
+}
+
 /// `dD(y_i, r_i)/dy_i` for every row (see the module docs), rows of `width` values.
 pub(crate) fn divergence_grad<T: Float>(
     divergence: Divergence,
