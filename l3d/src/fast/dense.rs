@@ -50,6 +50,8 @@ pub(crate) struct DenseScratch<T> {
     before: Vec<T>,
     after: Vec<T>,
     tmp: Vec<T>,
+    /// One row of `D` with each value repeated over its subnetwork's `R` columns.
+    expanded: Vec<T>,
 }
 
 /// Whether the dense form of `cp` is its only factor as it is (a vector of rank 1:
@@ -137,25 +139,48 @@ fn kr_adjoint<T: Float>(
     per: usize,
     d: &[T],
     grad: &mut Tensor<T>,
-    s: &DenseScratch<T>,
+    s: &mut DenseScratch<T>,
 ) {
     let cols = cp.columns();
     let (d_m, after_rows, width) = (cp.shape[m], s.after.len() / cols, cols / per);
     let out = grad.data_mut();
     out.fill(T::zero());
-    for (a, before) in s.before.chunks_exact(cols).enumerate() {
+    fit(&mut s.expanded, cols);
+    let expanded = &mut s.expanded[..cols];
+    let (before, after) = (&s.before, &s.after);
+    // The backward's cost for tensors formed dense, so compiled for the active instruction
+    // set (the same IEEE operations on each, no fused multiply-add: the same result).
+    let shape = (cols, d_m, after_rows, width, per);
+    tensor::multiversion!(kr_adjoint_loops(shape, before, after, d, out, expanded));
+}
+
+/// The loops of [`kr_adjoint`], `shape = (C, d_m, after rows, D's width, per)`.
+#[inline(always)]
+fn kr_adjoint_loops<T: Float>(
+    (cols, d_m, after_rows, width, per): (usize, usize, usize, usize, usize),
+    before: &[T],
+    after: &[T],
+    d: &[T],
+    out: &mut [T],
+    expanded: &mut [T],
+) {
+    for (a, before) in before.chunks_exact(cols).enumerate() {
         for (j, g) in out.chunks_exact_mut(cols).enumerate() {
-            for (b, after) in s.after.chunks_exact(cols).enumerate() {
+            for (b, after) in after.chunks_exact(cols).enumerate() {
                 let flat = (a * d_m + j) * after_rows + b;
                 let d_row = &d[flat * width..(flat + 1) * width];
-                let terms = g
-                    .chunks_exact_mut(per)
-                    .zip(before.chunks_exact(per))
-                    .zip(after.chunks_exact(per));
-                for (((gv, xv), yv), &dv) in terms.zip(d_row) {
-                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
-                        *gc += dv * x * y;
+                // Whole rows of `C` values, so the loop below vectorises.
+                let d_row: &[T] = if per == 1 {
+                    d_row
+                } else {
+                    for (block, &dv) in expanded.chunks_exact_mut(per).zip(d_row) {
+                        block.fill(dv);
                     }
+                    expanded
+                };
+                let terms = g.iter_mut().zip(d_row).zip(before.iter().zip(after));
+                for ((gc, &dv), (&x, &y)) in terms {
+                    *gc += dv * x * y;
                 }
             }
         }
