@@ -409,10 +409,20 @@ pub(crate) fn divergence_grad<T: Float>(
                 .zip(y.chunks_exact(width))
                 .zip(r.chunks_exact(width))
             {
-                softmax_into(yr, o);
+                // softmax(y) - softmax(r) with three passes of exponentials, not four: y's
+                // are kept in `o` until their sum is known.
                 let (r_max, r_sum) = exp_sum(rr);
+                let y_max = yr
+                    .iter()
+                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
+                let mut y_sum = T::zero();
+                for (oj, &yj) in o.iter_mut().zip(yr) {
+                    *oj = (yj - y_max).exp();
+                    y_sum += *oj;
+                }
+                let (y_inv, r_inv) = (T::one() / y_sum, T::one() / r_sum);
                 for (oj, &rj) in o.iter_mut().zip(rr) {
-                    *oj -= (rj - r_max).exp() / r_sum;
+                    *oj = *oj * y_inv - (rj - r_max).exp() * r_inv;
                 }
             }
         }
@@ -426,12 +436,4 @@ pub fn exp_sum<T: Float>(x: &[T]) -> (T, T) {
         .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
     let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
     (max, sum)
-}
-
-/// `out = softmax(x)` over one row, shifted by the maximum so no exponent overflows.
-pub(crate) fn softmax_into<T: Float>(x: &[T], out: &mut [T]) {
-    let (max, sum) = exp_sum(x);
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp() / sum;
-    }
 }
