@@ -21,7 +21,7 @@
 //! The tables' are scatters of `dh_0`'s rows (dense): the token table's row `ids[t]` gets
 //! `dh_0[t]`, the positional table's row `t` does.
 
-use super::layout::Split;
+use super::layout::{Split, CHUNK_ROWS};
 use super::pass::{ChunkedPass, PassNet};
 use crate::config::Divergence;
 use crate::decomposition::Decomposition;
@@ -30,6 +30,9 @@ use crate::mlp::divergence_grad;
 use nets::{AttentionView, Model};
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
+
+/// Positions per chunk of sequences, roughly (see [`PassNet::chunk_rows`]).
+const CHUNK_POSITIONS: usize = 256;
 
 /// What a parameter tensor is to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -592,6 +595,20 @@ impl<T: Float> PassNet<T> for AttnNet<'_, T> {
 
     fn new_chunk(&self, n: usize) -> AttnChunk<T> {
         AttnChunk::new(self, n)
+    }
+
+    /// Sequences of about [`CHUNK_POSITIONS`] positions in all: a batch of 32 sequences of
+    /// 32 is four chunks, work for more than one thread.
+    fn chunk_rows(&self) -> usize {
+        (CHUNK_POSITIONS / self.t.max(1)).clamp(1, CHUNK_ROWS)
+    }
+
+    /// Per layer four projections and the two products of attention, forward; the unembedding;
+    /// the backward about twice the forward.
+    fn work_per_sample(&self) -> usize {
+        let (t, d) = (self.t, self.d);
+        let layer = 4 * t * d * d + 2 * t * t * d;
+        3 * (self.layers.len() * layer + t * d * self.vocab)
     }
 
     fn width(&self) -> usize {

@@ -476,6 +476,12 @@ impl<T: Float> PassNet<T> for CnnNet<'_, T> {
         CnnChunk::new(self, n)
     }
 
+    /// The conv's product, then each dense layer's forward, its `delta` and `dh`.
+    fn work_per_sample(&self) -> usize {
+        let dense: usize = self.dense.layers.iter().map(|l| l.n_in * l.n_out).sum();
+        self.m() * self.taps * self.out + 3 * dense
+    }
+
     fn width(&self) -> usize {
         self.dense.output_dim
     }
