@@ -28,7 +28,7 @@ use crate::cp::CpTensor;
 use crate::par::{all_finite, each_block, fit};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tensor::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
+use tensor::gemm::{gemm_sum, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// Rows of a factor gradient per pass-2 task (a multiple of every microkernel's `MR`).
@@ -126,16 +126,25 @@ impl<T: Float> DenseSum<T> {
         let (n_v, numel) = (cp.n_v, dense.numel);
         fit(&mut self.dv, n_v * numel);
         fit(&mut self.vt, numel * n_v);
-        for (index, chunk) in up.chunks.iter().enumerate() {
-            let beta = if index == 0 { T::zero() } else { T::one() };
-            let (len, ds_rows) = (chunk.span.len, &ds[chunk.span.values(n_v)]);
-            let g = up.ctx.pass.dense_rows(self.k, chunk.span);
-            gemm(
+        // Up to MAX_PARTS chunks per product: one pass over dV for them.
+        let mut parts_a = [MatRef::rows(&[], 0, 0); MAX_PARTS];
+        let mut parts_b = parts_a;
+        for (group, chunks) in up.chunks.chunks(MAX_PARTS).enumerate() {
+            for (j, chunk) in chunks.iter().enumerate() {
+                let (len, ds_rows) = (chunk.span.len, &ds[chunk.span.values(n_v)]);
+                let g = up.ctx.pass.dense_rows(self.k, chunk.span);
+                parts_a[j] = MatRef::rows(ds_rows, len, n_v).t();
+                parts_b[j] = MatRef::rows(g, len, numel);
+            }
+            let beta = if group == 0 { T::zero() } else { T::one() };
+            let n = chunks.len();
+            let dv = MatMut::rows(&mut self.dv, n_v, numel);
+            gemm_sum(
                 T::one(),
-                MatRef::rows(ds_rows, len, n_v).t(),
-                MatRef::rows(g, len, numel),
+                &parts_a[..n],
+                &parts_b[..n],
                 beta,
-                MatMut::rows(&mut self.dv, n_v, numel),
+                dv,
                 &mut self.gemm,
             );
         }
