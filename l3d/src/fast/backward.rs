@@ -20,7 +20,10 @@
 
 use super::blocks::expand;
 use super::chunk::{Chunk, Context};
-use super::dense::{dense_form_adjoint, dense_form_is_factor, right_factor_adjoint, DenseScratch};
+use super::dense::{
+    dense_form_adjoint, dense_form_is_factor, matrix_form_adjoint, right_factor_adjoint,
+    DenseScratch,
+};
 use super::gram::{add_gram_gradient, gram_adjoint, DecoderGrams};
 use super::layout::{Form, Side, Split};
 use super::loss::LossState;
@@ -148,9 +151,12 @@ impl<T: Float> DenseSum<T> {
                 &mut self.gemm,
             );
         }
-        for (v, row) in self.dv.chunks_exact(numel).enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                self.vt[j * n_v + v] = x;
+        // The modes' tasks of a matrix read `dV`; the others `dV^T`.
+        if cp.factors.len() != 2 {
+            for (v, row) in self.dv.chunks_exact(numel).enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    self.vt[j * n_v + v] = x;
+                }
             }
         }
     }
@@ -321,11 +327,13 @@ impl<T: Float> DenseTask<T> {
             // Added by `add_gram_gradient`, which carries the factor 2.
             up.gram_term(dense.t, self.m, T::one(), &mut self.gram);
         }
-        let vt = &sums[self.sum].vt;
+        let sum = &sums[self.sum];
         if dense_form_is_factor(cp) {
-            grad.data_mut().copy_from_slice(vt);
+            grad.data_mut().copy_from_slice(&sum.vt);
+        } else if cp.factors.len() == 2 {
+            matrix_form_adjoint(cp, self.m, &sum.dv, grad, &mut self.dense);
         } else {
-            dense_form_adjoint(cp, self.m, vt, grad, &mut self.dense);
+            dense_form_adjoint(cp, self.m, &sum.vt, grad, &mut self.dense);
         }
         if self.side == Side::Decoder {
             add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);

@@ -108,6 +108,73 @@ pub(crate) fn dense_form_adjoint<T: Float>(
     kr_adjoint(cp, m, rank, dvt, grad, s);
 }
 
+/// `grad <- dL/dF_m` of a matrix (a tensor of two modes, `[d_0, d_1]`) from
+/// `dv = dL/dV: [n_v, d_0 d_1]` (the adjoint of [`dense_form`], as [`dense_form_adjoint`] on
+/// `dV^T`): `dF_0[j, c] = sum_b dV[v(c), j, b] F_1[b, c]` and
+/// `dF_1[b, c] = sum_j dV[v(c), j, b] F_0[j, c]`, each a loop over a contiguous row of `dV`.
+pub(crate) fn matrix_form_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    dv: &[T],
+    grad: &mut Tensor<T>,
+    s: &mut DenseScratch<T>,
+) {
+    debug_assert_eq!(cp.factors.len(), 2, "a matrix");
+    let (d0, d1, cols, rank) = (cp.shape[0], cp.shape[1], cp.columns(), cp.rank);
+    let other = &cp.factors[1 - m];
+    // The other factor's columns as rows: `[C, d_other]`.
+    let d_other = other.shape()[0];
+    fit(&mut s.tmp, cols * d_other);
+    for (i, row) in other.data().chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            s.tmp[c * d_other + i] = x;
+        }
+    }
+    fit(&mut s.expanded, d1);
+    let (columns, acc) = (&s.tmp[..], &mut s.expanded[..]);
+    let out = grad.data_mut();
+    let shape = (d0, d1, cols, rank);
+    tensor::multiversion!(matrix_adjoint_loops(shape, m, dv, columns, out, acc));
+}
+
+/// The loops of [`matrix_form_adjoint`], `shape = (d_0, d_1, C, R)`, `columns` the other
+/// factor's columns as rows, `acc` a row of `d_1` values of scratch.
+#[inline(always)]
+fn matrix_adjoint_loops<T: Float>(
+    (d0, d1, cols, rank): (usize, usize, usize, usize),
+    m: usize,
+    dv: &[T],
+    columns: &[T],
+    out: &mut [T],
+    acc: &mut [T],
+) {
+    let numel = d0 * d1;
+    if m == 0 {
+        // dF_0[j, c] = dV[v, j, :] . F_1[:, c].
+        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
+            for (c, gc) in g.iter_mut().enumerate() {
+                let row = &dv[(c / rank) * numel + j * d1..][..d1];
+                let col = &columns[c * d1..(c + 1) * d1];
+                *gc = row.iter().zip(col).fold(T::zero(), |s, (&x, &y)| s + x * y);
+            }
+        }
+    } else {
+        // dF_1[:, c] = sum_j F_0[j, c] dV[v, j, :].
+        for c in 0..cols {
+            acc.fill(T::zero());
+            let block = &dv[(c / rank) * numel..][..numel];
+            for (row, &f) in block.chunks_exact(d1).zip(&columns[c * d0..(c + 1) * d0]) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += f * x;
+                }
+            }
+            for (b, &a) in acc.iter().enumerate() {
+                out[b * cols + c] = a;
+            }
+        }
+    }
+}
+
 /// `out <- KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]`, the right factor of a tensor of
 /// more than two modes read as a matrix `[d_0, prod_{m >= 1} d_m]` (a convolution's kernel
 /// `[out, in kh kw]`): its subnetwork `v`'s matrix is `sum_r F_0[:, vR + r] KR[:, vR + r]^T`.
@@ -241,6 +308,29 @@ mod tests {
         // dense_form is linear in each factor, so the difference quotient is exact up to rounding.
         for shape in [vec![3, 2, 4], vec![5]] {
             adjoint_matches(&shape);
+        }
+    }
+
+    #[test]
+    fn the_matrix_adjoint_from_dv_equals_the_general_one_from_dv_transposed() {
+        let (n_v, rank) = (3, 2);
+        let cp = CpTensor::<f64>::random(&[4, 5], n_v, rank, 1.0, &mut rng(21));
+        let dv = Tensor::<f64>::randn(&[n_v * 20], 1.0, &mut rng(22));
+        let mut dvt = vec![0.0; 20 * n_v];
+        for v in 0..n_v {
+            for j in 0..20 {
+                dvt[j * n_v + v] = dv.data()[v * 20 + j];
+            }
+        }
+        let mut scratch = DenseScratch::default();
+        for m in 0..2 {
+            let mut want = Tensor::zeros(cp.factors[m].shape());
+            dense_form_adjoint(&cp, m, &dvt, &mut want, &mut scratch);
+            let mut got = Tensor::full(cp.factors[m].shape(), f64::NAN);
+            matrix_form_adjoint(&cp, m, dv.data(), &mut got, &mut scratch);
+            for (a, b) in got.data().iter().zip(want.data()) {
+                assert!((a - b).abs() < 1e-12, "mode {m}: {a} vs {b}");
+            }
         }
     }
 
