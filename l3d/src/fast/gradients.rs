@@ -264,7 +264,8 @@ fn attention_net<'m, T: Float>(
     if !reference_fits || !matches!(config.positions, Positions::All) {
         return Ok(None);
     }
-    AttnNet::of(model)
+    let net = AttnNet::of(model)?;
+    Ok(net.map(|n| n.paired(config.reference, config.divergence)))
 }
 
 /// A batch's per-sample gradients held whole, in the split's order: factored tensor `k` as

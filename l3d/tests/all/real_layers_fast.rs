@@ -406,8 +406,12 @@ fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
 #[test]
 fn the_attention_pass_agrees_over_heads_masks_divergences_and_references() {
     let shapes = [(1, true, true), (2, false, true), (2, true, false)];
+    // KL hands out probabilities from the forward (against another sample's, or the
+    // uniform distribution for the zero reference); MSE logits.
     let settings = [
         (Divergence::Kl, Reference::RandomSample),
+        (Divergence::Kl, Reference::RandomWithSelf),
+        (Divergence::Kl, Reference::Zero),
         (Divergence::Mse, Reference::RandomWithSelf),
         (Divergence::MseAuthors, Reference::Zero),
     ];
