@@ -27,18 +27,21 @@ fn khatri_rao<T: Float>(
         std::mem::swap(out, tmp);
         let rows = tmp.len() / cols;
         fit(out, rows * f.shape()[0] * cols);
-        for (prefix, block) in tmp
-            .chunks_exact(cols)
-            .zip(out.chunks_exact_mut(f.shape()[0] * cols))
-        {
-            for (frow, orow) in f
-                .data()
-                .chunks_exact(cols)
-                .zip(block.chunks_exact_mut(cols))
-            {
-                for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
-                    *o = p * x;
-                }
+        tensor::multiversion!(kr_rows(tmp, f.data(), cols, out));
+    }
+}
+
+/// `out[(a, i), c] = prefix[a, c] f[i, c]`: one more mode of a Khatri-Rao product.
+#[inline(always)]
+fn kr_rows<T: Float>(prefix: &[T], f: &[T], cols: usize, out: &mut [T]) {
+    let rows = f.len() / cols;
+    for (prefix, block) in prefix
+        .chunks_exact(cols)
+        .zip(out.chunks_exact_mut(rows * cols))
+    {
+        for (frow, orow) in f.chunks_exact(cols).zip(block.chunks_exact_mut(cols)) {
+            for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
+                *o = p * x;
             }
         }
     }
@@ -72,9 +75,25 @@ pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut D
         khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
         &s.before
     };
-    for (row, out_row) in kr.chunks_exact(cp.columns()).zip(out.chunks_exact_mut(n_v)) {
-        for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
-            *o = terms.iter().fold(T::zero(), |a, &x| a + x);
+    // Per step and side, for every tensor formed dense: compiled for the active instruction
+    // set (the same additions in the same order on each).
+    let cols = cp.columns();
+    tensor::multiversion!(sum_rank_blocks(kr, cols, rank, n_v, out));
+}
+
+/// `out[i, v] = sum_r kr[i, vR + r]` for rows of `cols` values.
+#[inline(always)]
+fn sum_rank_blocks<T: Float>(kr: &[T], cols: usize, rank: usize, n_v: usize, out: &mut [T]) {
+    for (row, out_row) in kr.chunks_exact(cols).zip(out.chunks_exact_mut(n_v)) {
+        if rank == 2 {
+            // The common rank, as a loop of fixed stride.
+            for (o, pair) in out_row.iter_mut().zip(row.chunks_exact(2)) {
+                *o = T::zero() + pair[0] + pair[1];
+            }
+        } else {
+            for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
+                *o = terms.iter().fold(T::zero(), |a, &x| a + x);
+            }
         }
     }
 }
