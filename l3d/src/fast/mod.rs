@@ -507,7 +507,10 @@ impl<'m, T: Float> FastStep<'m, T> {
     fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
         let inputs = &mut self.inputs;
         let split = inputs.pass.split();
-        inputs.prepared.form_dense(d, split, parallel);
+        let rows = inputs.pass.chunk_rows();
+        inputs
+            .prepared
+            .form_dense(d, split, (n_chunks, rows), parallel);
         inputs.prepared.form_rights(d, split);
         inputs
             .prepared
