@@ -332,11 +332,12 @@ impl<T: Float> AttnChunk<T> {
                 let max = y
                     .iter()
                     .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
-                let mut sum = T::zero();
                 for (pj, &yj) in p.iter_mut().zip(y) {
-                    *pj = (yj - max).exp();
-                    sum += *pj;
+                    *pj = yj - max;
                 }
+                // A row at a time: vectorised in f32 (`Float::exp_rows`).
+                T::exp_rows(p);
+                let sum = p.iter().fold(T::zero(), |s, &x| s + x);
                 let inv = T::one() / sum;
                 for pj in p.iter_mut() {
                     *pj *= inv;
@@ -527,13 +528,14 @@ fn mix<T: Float>(
                 let max = kept
                     .iter()
                     .fold(T::from_f64(f64::NEG_INFINITY), |m, &x| m.max(x));
-                let mut sum = T::zero();
                 for x in kept.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
+                    *x -= max;
                 }
+                T::exp_rows(kept);
+                let sum = kept.iter().fold(T::zero(), |s, &x| s + x);
+                let inv = T::one() / sum;
                 for x in kept.iter_mut() {
-                    *x /= sum;
+                    *x *= inv;
                 }
                 masked.fill(T::zero());
             }
