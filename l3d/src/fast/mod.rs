@@ -86,8 +86,10 @@
 //! # Parallel and deterministic
 //!
 //! Per-sample work (the model's forward and backward, encode, decode) runs over fixed chunks of
-//! [`CHUNK_ROWS`] samples, each chunk owning its rows of every buffer. The reductions over the
-//! batch (the factor gradients) run in two passes (`fast/backward.rs`): one task per factor
+//! [`CHUNK_ROWS`] samples (fewer for the attention pass, whose samples are whole sequences:
+//! about 256 positions per chunk), each chunk owning its rows of every buffer; the chunking
+//! depends on the model and the batch, never on the number of threads. The reductions over the
+//! batch (the factor gradients) run in passes (`fast/backward.rs`): one task per factor
 //! forms the right operands, then one task per block of rows of a factor gradient computes
 //! those rows as a single product over every chunk and the Gram term, so each element is the
 //! same sum in the same order however the work is cut; the loss's sums run serially. The
