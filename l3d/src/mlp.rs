@@ -365,6 +365,23 @@ pub(crate) fn activate<T: Float>(act: Activation, z: T) -> (T, T) {
     }
 }
 
+/// `z <- act(z)` and `da <- act'(z)` over a whole buffer, as [`activate`] per value: the
+/// activation is matched once, so the loop of each (ReLU's above all) is compiled on its own
+/// and vectorises.
+pub(crate) fn activate_in_place<T: Float>(act: Activation, z: &mut [T], da: &mut [T]) {
+    #[inline(always)]
+    fn each<T: Float>(z: &mut [T], da: &mut [T], f: impl Fn(T) -> (T, T)) {
+        for (zi, dai) in z.iter_mut().zip(da.iter_mut()) {
+            (*zi, *dai) = f(*zi);
+        }
+    }
+    match act {
+        Activation::Identity => each(z, da, |x| (x, T::one())),
+        Activation::Relu => each(z, da, |x| (relu(x), relu_grad(x))),
+        other => each(z, da, |x| activate(other, x)),
+    }
+}
+
 /// `dD(y_i, r_i)/dy_i` for every row (see the module docs), rows of `width` values.
 pub(crate) fn divergence_grad<T: Float>(
     divergence: Divergence,
@@ -392,10 +409,20 @@ pub(crate) fn divergence_grad<T: Float>(
                 .zip(y.chunks_exact(width))
                 .zip(r.chunks_exact(width))
             {
-                softmax_into(yr, o);
+                // softmax(y) - softmax(r) with three passes of exponentials, not four: y's
+                // are kept in `o` until their sum is known.
                 let (r_max, r_sum) = exp_sum(rr);
+                let y_max = yr
+                    .iter()
+                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
+                let mut y_sum = T::zero();
+                for (oj, &yj) in o.iter_mut().zip(yr) {
+                    *oj = (yj - y_max).exp();
+                    y_sum += *oj;
+                }
+                let (y_inv, r_inv) = (T::one() / y_sum, T::one() / r_sum);
                 for (oj, &rj) in o.iter_mut().zip(rr) {
-                    *oj -= (rj - r_max).exp() / r_sum;
+                    *oj = *oj * y_inv - (rj - r_max).exp() * r_inv;
                 }
             }
         }
@@ -409,12 +436,4 @@ pub fn exp_sum<T: Float>(x: &[T]) -> (T, T) {
         .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
     let sum = x.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
     (max, sum)
-}
-
-/// `out = softmax(x)` over one row, shifted by the maximum so no exponent overflows.
-pub(crate) fn softmax_into<T: Float>(x: &[T], out: &mut [T]) {
-    let (max, sum) = exp_sum(x);
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp() / sum;
-    }
 }

@@ -98,6 +98,19 @@ pub(crate) fn gelu_f32(z: &[f32], a: &mut [f32], da: &mut [f32]) {
     crate::multiversion!(gelu_loop(z, a, da));
 }
 
+/// `x[i] <- e^x[i]` in place, compiled for the active instruction set.
+#[inline(always)]
+fn exp_loop(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = exp(*v);
+    }
+}
+
+/// `x[i] <- e^x[i]` by the approximation above ([`crate::Float::exp_rows`] for `f32`).
+pub(crate) fn exp_f32(x: &mut [f32]) {
+    crate::multiversion!(exp_loop(x));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +131,28 @@ mod tests {
             .map(|x| ((exp(x) - x.exp()) / x.exp()).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 3e-7, "largest relative error {worst}");
+    }
+
+    #[test]
+    fn exp_rows_is_the_approximation_on_every_instruction_set() {
+        let x: Vec<f32> = (-9000..9000).map(|i| i as f32 * 1e-2 + 3e-4).collect();
+        let mut rows = x.clone();
+        <f32 as crate::Float>::exp_rows(&mut rows);
+        for (&r, &v) in rows.iter().zip(&x) {
+            assert_eq!(r.to_bits(), exp(v).to_bits(), "e^{v}");
+        }
+        for isa in crate::Isa::available() {
+            let mut y = x.clone();
+            crate::multiversion!(isa => exp_loop(&mut y));
+            assert!(
+                y.iter().zip(&rows).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{isa:?}"
+            );
+        }
+        // f64 keeps libm's.
+        let mut z = [0.5f64, -3.0];
+        <f64 as crate::Float>::exp_rows(&mut z);
+        assert_eq!(z, [0.5f64.exp(), (-3.0f64).exp()]);
     }
 
     #[test]

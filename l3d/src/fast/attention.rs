@@ -9,7 +9,10 @@
 //!   `v = h_l Wv^T`; per head (`dh = d / H` features), `A = softmax(q k^T / sqrt(dh))`
 //!   (causally masked if the layer is), `ctx = A v`; `h_{l+1} = h_l + ctx Wo^T`.
 //! - `y = h_L U^T: [n T, V]`, the logits; the divergence sums over positions (KL per position
-//!   over the vocabulary; MSE the mean over `T V` values), as the tape's.
+//!   over the vocabulary; MSE the mean over `T V` values), as the tape's. For KL against
+//!   another sample (or zero logits) the forward also forms `p = softmax(y)` per position and
+//!   hands it out as the output, so a reference arrives as probabilities and
+//!   `dD/dy = p - p_ref` (or `p - 1/V`) needs no exponential in the backward.
 //!
 //! # Backward
 //!
@@ -21,15 +24,18 @@
 //! The tables' are scatters of `dh_0`'s rows (dense): the token table's row `ids[t]` gets
 //! `dh_0[t]`, the positional table's row `t` does.
 
-use super::layout::Split;
+use super::layout::{Split, CHUNK_ROWS};
 use super::pass::{ChunkedPass, PassNet};
-use crate::config::Divergence;
+use crate::config::{Divergence, Reference};
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
 use crate::mlp::divergence_grad;
 use nets::{AttentionView, Model};
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
+
+/// Positions per chunk of sequences, roughly (see [`PassNet::chunk_rows`]).
+const CHUNK_POSITIONS: usize = 256;
 
 /// What a parameter tensor is to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +66,10 @@ pub(crate) struct AttnNet<'m, T: Float> {
     d: usize,
     vocab: usize,
     roles: Vec<AttnRole>,
+    /// KL: the forward hands out each position's softmax rather than its logits, so that a
+    /// reference (another sample's output) arrives as probabilities and `dD/dy = p - p_ref`
+    /// takes no exponential; `Some(true)` for the zero reference (the uniform distribution).
+    probabilities: Option<bool>,
 }
 
 impl<'m, T: Float> AttnNet<'m, T> {
@@ -148,7 +158,19 @@ impl<'m, T: Float> AttnNet<'m, T> {
             d,
             vocab,
             roles,
+            probabilities: None,
         })
+    }
+
+    /// The network for steps with `reference` and `divergence`: with KL and a reference that
+    /// is another sample's output (or zero), outputs are probabilities (see `probabilities`).
+    pub fn paired(mut self, reference: Reference, divergence: Divergence) -> Self {
+        self.probabilities = match (divergence, reference) {
+            (Divergence::Kl, Reference::RandomSample | Reference::RandomWithSelf) => Some(false),
+            (Divergence::Kl, Reference::Zero) => Some(true),
+            _ => None,
+        };
+        self
     }
 
     fn context(&self) -> usize {
@@ -174,6 +196,8 @@ pub(crate) struct AttnChunk<T> {
     att: Vec<Vec<T>>,
     ctx: Vec<Vec<T>>,
     y: Vec<T>,
+    /// `softmax(y)` per position (KL with probabilities only).
+    p: Vec<T>,
     dy: Vec<T>,
     /// `dh_0 ..= dh_L`.
     dh: Vec<Vec<T>>,
@@ -204,6 +228,7 @@ impl<T: Float> AttnChunk<T> {
             att: per_layer(n * heads * net.t * net.t),
             ctx: per_layer(rows * d),
             y: vec![T::zero(); rows * net.vocab],
+            p: vec![T::zero(); rows * net.vocab],
             dy: vec![T::zero(); rows * net.vocab],
             dh: vec![vec![T::zero(); rows * d]; layers + 1],
             dq: per_layer(rows * d),
@@ -227,9 +252,15 @@ impl<T: Float> AttnChunk<T> {
         }
     }
 
-    /// The logits of the last forward pass, `[n T, V]`.
+    /// The logits of the last forward pass, `[n T, V]` (their softmax per position with
+    /// probabilities).
     pub fn output(&self, net: &AttnNet<T>) -> &[T] {
-        &self.y[..self.n * net.t * net.vocab]
+        let out = if net.probabilities.is_some() {
+            &self.p
+        } else {
+            &self.y
+        };
+        &out[..self.n * net.t * net.vocab]
     }
 
     pub fn forward(&mut self, net: &AttnNet<T>) {
@@ -294,19 +325,57 @@ impl<T: Float> AttnChunk<T> {
             y,
             &mut self.gemm,
         );
+        if net.probabilities.is_some() {
+            let len = rows * net.vocab;
+            let rows = self.p[..len].chunks_exact_mut(net.vocab);
+            for (p, y) in rows.zip(self.y[..len].chunks_exact(net.vocab)) {
+                let max = y
+                    .iter()
+                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
+                for (pj, &yj) in p.iter_mut().zip(y) {
+                    *pj = yj - max;
+                }
+                // A row at a time: vectorised in f32 (`Float::exp_rows`).
+                T::exp_rows(p);
+                let sum = p.iter().fold(T::zero(), |s, &x| s + x);
+                let inv = T::one() / sum;
+                for pj in p.iter_mut() {
+                    *pj *= inv;
+                }
+            }
+        }
     }
 
-    /// Every gradient, from the reference logits `r: [n T, V]`.
+    /// Every gradient, from the reference rows `r: [n T, V]` (logits, or with probabilities
+    /// the references' softmax).
     pub fn backward(&mut self, net: &AttnNet<T>, r: &[T], divergence: Divergence) {
         let (t, d, vocab) = (net.t, net.d, net.vocab);
         let rows = self.n * t;
         let (y, dy) = (&self.y[..rows * vocab], &mut self.dy[..rows * vocab]);
-        // KL compares each position's distribution; MSE is a mean over all T V values.
-        let width = match divergence {
-            Divergence::Kl => vocab,
-            Divergence::Mse | Divergence::MseAuthors => t * vocab,
-        };
-        divergence_grad(divergence, y, &r[..rows * vocab], width, dy);
+        let p = &self.p[..rows * vocab];
+        match net.probabilities {
+            // KL: softmax(y) - softmax(r), with both softmaxes from the forward.
+            Some(false) => {
+                for ((o, &pj), &rj) in dy.iter_mut().zip(p).zip(&r[..rows * vocab]) {
+                    *o = pj - rj;
+                }
+            }
+            // Against zero logits: the uniform distribution.
+            Some(true) => {
+                let uniform = T::one() / T::from_usize(vocab);
+                for (o, &pj) in dy.iter_mut().zip(p) {
+                    *o = pj - uniform;
+                }
+            }
+            None => {
+                // KL compares each position's distribution; MSE is a mean over all T V values.
+                let width = match divergence {
+                    Divergence::Kl => vocab,
+                    Divergence::Mse | Divergence::MseAuthors => t * vocab,
+                };
+                divergence_grad(divergence, y, &r[..rows * vocab], width, dy);
+            }
+        }
         let top = net.layers.len();
         let shape = (rows, vocab, d);
         let dh_top = &mut self.dh[top];
@@ -459,13 +528,14 @@ fn mix<T: Float>(
                 let max = kept
                     .iter()
                     .fold(T::from_f64(f64::NEG_INFINITY), |m, &x| m.max(x));
-                let mut sum = T::zero();
                 for x in kept.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
+                    *x -= max;
                 }
+                T::exp_rows(kept);
+                let sum = kept.iter().fold(T::zero(), |s, &x| s + x);
+                let inv = T::one() / sum;
                 for x in kept.iter_mut() {
-                    *x /= sum;
+                    *x *= inv;
                 }
                 masked.fill(T::zero());
             }
@@ -592,6 +662,20 @@ impl<T: Float> PassNet<T> for AttnNet<'_, T> {
 
     fn new_chunk(&self, n: usize) -> AttnChunk<T> {
         AttnChunk::new(self, n)
+    }
+
+    /// Sequences of about [`CHUNK_POSITIONS`] positions in all: a batch of 32 sequences of
+    /// 32 is four chunks, work for more than one thread.
+    fn chunk_rows(&self) -> usize {
+        (CHUNK_POSITIONS / self.t.max(1)).clamp(1, CHUNK_ROWS)
+    }
+
+    /// Per layer four projections and the two products of attention, forward; the unembedding;
+    /// the backward about twice the forward.
+    fn work_per_sample(&self) -> usize {
+        let (t, d) = (self.t, self.d);
+        let layer = 4 * t * d * d + 2 * t * t * d;
+        3 * (self.layers.len() * layer + t * d * self.vocab)
     }
 
     fn width(&self) -> usize {

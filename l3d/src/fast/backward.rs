@@ -8,9 +8,11 @@
 //!   form (`dense::dense_form_adjoint`; nothing for a vector of rank 1, whose factor is `V^T`);
 //! - decoder factors also get the Gram term `2 F_m (dG_E * prod_{m' != m} K_m')`.
 //!
-//! Pass 1 (one task per factor: [`OuterTask::prepare`], [`DenseTask::run`]) forms the right
-//! operands of a factored gradient: `dS_E * Q` for every chunk, and for the decoder
-//! `2 dG_E * prod K_m'`; a dense gradient is finished whole in this pass (biases: small). Pass 2
+//! Pass 0 (one task per dense tensor and side: [`DenseSum::run`]) computes `dV^T` once for
+//! all of the tensor's modes. Pass 1 (one task per factor: [`OuterTask::prepare`],
+//! [`DenseTask::run`]) forms the right operands of a factored gradient: `dS_E * Q` for every
+//! chunk, and for the decoder `2 dG_E * prod K_m'`; a dense gradient is finished whole in this
+//! pass, from its `dV^T`. Pass 2
 //! ([`OuterTask::rows`], one task per block of [`BLOCK_ROWS`] rows of a factored gradient)
 //! computes `dL/dF_m[rows] = [left_0^T | left_1^T | .. | F_m] [work_0; work_1; ..; gram]`
 //! as one product ([`gemm_sum`]): every element is the same sum in the same order however
@@ -18,7 +20,10 @@
 
 use super::blocks::expand;
 use super::chunk::{Chunk, Context};
-use super::dense::{dense_form_adjoint, dense_form_is_factor, right_factor_adjoint, DenseScratch};
+use super::dense::{
+    dense_form_adjoint, dense_form_is_factor, matrix_form_adjoint, right_factor_adjoint,
+    DenseScratch,
+};
 use super::gram::{add_gram_gradient, gram_adjoint, DecoderGrams};
 use super::layout::{Form, Side, Split};
 use super::loss::LossState;
@@ -26,7 +31,7 @@ use crate::cp::CpTensor;
 use crate::par::{all_finite, each_block, fit};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tensor::gemm::{gemm, gemm_sum, GemmScratch, MatMut, MatRef};
+use tensor::gemm::{gemm_sum, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor};
 
 /// Rows of a factor gradient per pass-2 task (a multiple of every microkernel's `MR`).
@@ -89,18 +94,72 @@ pub(crate) struct OuterTask<T> {
     gram: Vec<T>,
 }
 
-/// The factor gradient of mode `m` of dense tensor `k` on one side, in one pass.
+/// The factor gradient of mode `m` of dense tensor `k` on one side, in one pass, from the
+/// `dV^T` its [`DenseSum`] (number `sum`) computed in pass 0.
 #[derive(Debug)]
 pub(crate) struct DenseTask<T> {
     side: Side,
     k: usize,
     m: usize,
-    /// `dV^T: [numel, n_v]`.
-    work: Vec<T>,
+    sum: usize,
     /// `dL/dK_m` for the Gram term (decoder only; `C x C`, then scratch).
     gram: Vec<T>,
     dense: DenseScratch<T>,
     gemm: GemmScratch<T>,
+}
+
+/// Pass 0: `dV^T = sum_chunks g^T dS: [numel, n_v]` of dense tensor `k` on one side, once
+/// for all of its modes' tasks.
+#[derive(Debug)]
+pub(crate) struct DenseSum<T> {
+    side: Side,
+    k: usize,
+    /// `dV = sum_chunks dS^T g: [n_v, numel]` (B read by rows, packed in wide panels), then
+    /// `dV^T`.
+    dv: Vec<T>,
+    vt: Vec<T>,
+    gemm: GemmScratch<T>,
+}
+
+impl<T: Float> DenseSum<T> {
+    fn run(&mut self, up: &Upstream<T>) {
+        let dense = &up.split().dense()[self.k];
+        let cp = up.cp(self.side, dense.t);
+        let ds = up.coefficient_grad(self.side);
+        let (n_v, numel) = (cp.n_v, dense.numel);
+        fit(&mut self.dv, n_v * numel);
+        fit(&mut self.vt, numel * n_v);
+        // Up to MAX_PARTS chunks per product: one pass over dV for them.
+        let mut parts_a = [MatRef::rows(&[], 0, 0); MAX_PARTS];
+        let mut parts_b = parts_a;
+        for (group, chunks) in up.chunks.chunks(MAX_PARTS).enumerate() {
+            for (j, chunk) in chunks.iter().enumerate() {
+                let (len, ds_rows) = (chunk.span.len, &ds[chunk.span.values(n_v)]);
+                let g = up.ctx.pass.dense_rows(self.k, chunk.span);
+                parts_a[j] = MatRef::rows(ds_rows, len, n_v).t();
+                parts_b[j] = MatRef::rows(g, len, numel);
+            }
+            let beta = if group == 0 { T::zero() } else { T::one() };
+            let n = chunks.len();
+            let dv = MatMut::rows(&mut self.dv, n_v, numel);
+            gemm_sum(
+                T::one(),
+                &parts_a[..n],
+                &parts_b[..n],
+                beta,
+                dv,
+                &mut self.gemm,
+            );
+        }
+        // The modes' tasks of a matrix read `dV`; the others `dV^T`.
+        if cp.factors.len() != 2 {
+            for (v, row) in self.dv.chunks_exact(numel).enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    self.vt[j * n_v + v] = x;
+                }
+            }
+        }
+    }
 }
 
 /// One factor's gradient: by blocks of rows for a factored tensor, whole for a dense one.
@@ -259,41 +318,22 @@ impl<T: Float> OuterTask<T> {
 }
 
 impl<T: Float> DenseTask<T> {
-    /// The whole gradient: `dV^T = sum_chunks g^T dS` (straight into the gradient for a vector
-    /// of rank 1, whose factor is `V^T`), the adjoint of the dense form, the Gram term.
-    pub fn run(&mut self, up: &Upstream<T>, grad: &mut Tensor<T>) {
+    /// The whole gradient from `dV^T` (`sums[self.sum]`; the gradient itself for a vector of
+    /// rank 1, whose factor is `V^T`): the adjoint of the dense form, the Gram term.
+    pub fn run(&mut self, up: &Upstream<T>, sums: &[DenseSum<T>], grad: &mut Tensor<T>) {
         let dense = &up.split().dense()[self.k];
         let cp = up.cp(self.side, dense.t);
-        let ds = up.coefficient_grad(self.side);
-        let (n_v, numel) = (cp.n_v, dense.numel);
         if self.side == Side::Decoder {
             // Added by `add_gram_gradient`, which carries the factor 2.
             up.gram_term(dense.t, self.m, T::one(), &mut self.gram);
         }
-        let direct = dense_form_is_factor(cp);
-        if !direct {
-            fit(&mut self.work, numel * n_v);
-        }
-        for (index, chunk) in up.chunks.iter().enumerate() {
-            let beta = if index == 0 { T::zero() } else { T::one() };
-            let (len, ds_rows) = (chunk.span.len, &ds[chunk.span.values(n_v)]);
-            let g = up.ctx.pass.dense_rows(self.k, chunk.span);
-            let out = if direct {
-                grad.data_mut()
-            } else {
-                &mut self.work[..]
-            };
-            gemm(
-                T::one(),
-                MatRef::rows(g, len, numel).t(),
-                MatRef::rows(ds_rows, len, n_v),
-                beta,
-                MatMut::rows(out, numel, n_v),
-                &mut self.gemm,
-            );
-        }
-        if !direct {
-            dense_form_adjoint(cp, self.m, &self.work, grad, &mut self.dense);
+        let sum = &sums[self.sum];
+        if dense_form_is_factor(cp) {
+            grad.data_mut().copy_from_slice(&sum.vt);
+        } else if cp.factors.len() == 2 {
+            matrix_form_adjoint(cp, self.m, &sum.dv, grad, &mut self.dense);
+        } else {
+            dense_form_adjoint(cp, self.m, &sum.vt, grad, &mut self.dense);
         }
         if self.side == Side::Decoder {
             add_gram_gradient(&cp.factors[self.m], &self.gram, grad, &mut self.gemm);
@@ -308,6 +348,8 @@ impl<T: Float> DenseTask<T> {
 /// task of the kind its tensor has in the split of the last [`Backward::adopt`].
 #[derive(Debug)]
 pub(crate) struct Backward<T: Float> {
+    /// Pass 0: `dV^T` of every dense tensor on each side.
+    sums: Vec<DenseSum<T>>,
     tasks: Vec<FactorTask<T>>,
     /// `dL/dF` of every factor.
     pub grads: Vec<Tensor<T>>,
@@ -330,6 +372,7 @@ impl<T: Float> Backward<T> {
     /// `modes[t]` modes per tensor.
     pub fn new(factor_shapes: &[&[usize]], split: &Split, modes: &[usize]) -> Self {
         let mut backward = Backward {
+            sums: Vec::new(),
             tasks: Vec::new(),
             grads: factor_shapes.iter().map(|s| Tensor::zeros(s)).collect(),
             finite: AtomicBool::new(true),
@@ -341,8 +384,19 @@ impl<T: Float> Backward<T> {
     /// Tasks for the tensors of `split` (allocates).
     pub fn adopt(&mut self, split: &Split, modes: &[usize]) {
         self.tasks.clear();
+        self.sums.clear();
         for side in Side::BOTH {
             for (&form, &count) in split.order().iter().zip(modes) {
+                if let Form::Dense(k) = form {
+                    self.sums.push(DenseSum {
+                        side,
+                        k,
+                        dv: Vec::new(),
+                        vt: Vec::new(),
+                        gemm: GemmScratch::default(),
+                    });
+                }
+                let sum = self.sums.len().wrapping_sub(1);
                 for m in 0..count {
                     self.tasks.push(match form {
                         Form::Factored(k) => FactorTask::Outer(OuterTask {
@@ -359,7 +413,7 @@ impl<T: Float> Backward<T> {
                             side,
                             k,
                             m,
-                            work: Vec::new(),
+                            sum,
                             gram: Vec::new(),
                             dense: DenseScratch::default(),
                             gemm: GemmScratch::default(),
@@ -385,6 +439,13 @@ impl<T: Float> Backward<T> {
                 finite.store(false, Ordering::Relaxed);
             }
         };
+        let sums = &mut self.sums;
+        if parallel {
+            sums.par_iter_mut().with_max_len(1).for_each(|s| s.run(up));
+        } else {
+            sums.iter_mut().for_each(|s| s.run(up));
+        }
+        let sums = &self.sums[..];
         let prepare = |(task, grad): (&mut FactorTask<T>, &mut Tensor<T>)| match task {
             FactorTask::Outer(task) => {
                 task.prepare(up);
@@ -394,7 +455,7 @@ impl<T: Float> Backward<T> {
                 }
             }
             FactorTask::Dense(task) => {
-                task.run(up, grad);
+                task.run(up, sums, grad);
                 check(grad.data());
             }
         };

@@ -110,7 +110,8 @@ impl<T: Float> Chunk<T> {
                     let numel = split.dense()[k].numel;
                     let g = ctx.pass.dense_rows(k, span);
                     let v = ctx.prepared.dense_form(ctx.d, split, side, k);
-                    encode_dense(v, g, len, numel, n_v, out, &mut self.gemm);
+                    let packed = ctx.prepared.dense_packed(side, k);
+                    encode_dense((v, packed), g, len, numel, n_v, out, &mut self.gemm);
                     if side == Side::Encoder {
                         add_dense_sq_norms(g, numel, len, &mut self.s);
                     }

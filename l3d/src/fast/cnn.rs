@@ -27,7 +27,7 @@ use super::pass::{ChunkedPass, PassNet};
 use crate::config::Divergence;
 use crate::decomposition::Decomposition;
 use crate::error::{L3dError, Result};
-use crate::mlp::{activate, MlpChunk, MlpNet, Role};
+use crate::mlp::{activate_in_place, MlpChunk, MlpNet, Role};
 use nets::{Activation, ConvView, MlpLayer, MlpView, Model};
 use tensor::gemm::{gemm, GemmScratch, MatMut, MatRef};
 use tensor::{Float, Tensor, Window2d};
@@ -60,18 +60,25 @@ pub(crate) struct CnnNet<'m, T: Float> {
     w: &'m Tensor<T>,
     b: Option<&'m Tensor<T>>,
     act: Activation,
-    window: Window2d,
     image: [usize; 3],
     out: usize,
     /// `(OH, OW)`, and `K` taps per position.
     positions: (usize, usize),
     taps: usize,
-    pool: Option<Window2d>,
     /// `(PH, PW)`: the pooled positions (the conv's own without a pool).
     pooled: (usize, usize),
     dense: MlpNet<'m, T>,
     roles: Vec<CnnRole>,
+    /// For each of one sample's `M K` patch entries, its index in the image, or [`PADDING`].
+    tap_source: Vec<usize>,
+    /// For each entry of one sample's dense input, the indices in its `z: [M, out]` of the
+    /// pool's window in row-major window order (`window_len` of them; one without a pool).
+    window_source: Vec<usize>,
+    window_len: usize,
 }
+
+/// A patch entry in the padding.
+const PADDING: usize = usize::MAX;
 
 impl<'m, T: Float> CnnNet<'m, T> {
     /// The network of `model`, `None` if the model has no conv view (or one with no dense
@@ -148,19 +155,23 @@ impl<'m, T: Float> CnnNet<'m, T> {
             roles.push(CnnRole::ConvBias);
         }
         roles.extend(dense.roles.iter().map(|&r| CnnRole::Dense(r)));
+        let tap_source = tap_sources(view.image, &view.window, positions);
+        let (window_source, window_len) =
+            window_sources(out, positions, pooled, view.pool.as_ref());
         Ok(Self {
             w,
             b,
             act: view.activation,
-            window: view.window,
             image: view.image,
             out,
             positions,
             taps: c * kh * kw,
-            pool: view.pool,
             pooled,
             dense,
             roles,
+            tap_source,
+            window_source,
+            window_len,
         })
     }
 
@@ -259,11 +270,18 @@ impl<T: Float> CnnChunk<T> {
             }
         }
         // z becomes a = act(z); da = act'(z).
-        for (zi, dai) in z.iter_mut().zip(&mut self.da[..rows * out]) {
-            (*zi, *dai) = activate(net.act, *zi);
-        }
+        activate_in_place(net.act, z, &mut self.da[..rows * out]);
         self.dense.n = n;
-        pool(net, n, z, &mut self.dense.x, &mut self.taken);
+        let windows = (&net.window_source[..], net.window_len);
+        let sizes = (n, net.m() * out);
+        pool(
+            windows.0,
+            windows.1,
+            sizes,
+            z,
+            &mut self.dense.x,
+            &mut self.taken,
+        );
         self.dense.forward(&net.dense);
     }
 
@@ -305,79 +323,115 @@ impl<T: Float> CnnChunk<T> {
     }
 }
 
-/// `patches[s M + p, (c, i, j)] = x[s, c, y sh + i dh - ph, x sw + j dw - pw]` (0 in the
-/// padding) for position `p = (y, x)`.
-fn unfold<T: Float>(net: &CnnNet<T>, x: &[T], patches: &mut [T]) {
-    let [c, h, w] = net.image;
+/// Where each of one sample's `M K` patch entries comes from:
+/// `patches[p, (c, i, j)] = x[c, y sh + i dh - ph, x sw + j dw - pw]` for position
+/// `p = (y, x)`, as an index into the image `[C, H, W]`, or [`PADDING`].
+fn tap_sources(image: [usize; 3], window: &Window2d, (oh, ow): (usize, usize)) -> Vec<usize> {
+    let [c, h, w] = image;
     let Window2d {
         kernel: (kh, kw),
         stride: (sh, sw),
         padding: (ph, pw),
         dilation: (dh, dw),
-    } = net.window;
-    let (oh, ow) = net.positions;
-    let plane = h * w;
-    let mut rows = patches.chunks_exact_mut(net.taps);
-    for image in x.chunks_exact(c * plane) {
-        for y in 0..oh {
-            for xo in 0..ow {
-                let row = rows.next().expect("a row per position");
-                let mut taps = row.iter_mut();
-                for channel in image.chunks_exact(plane) {
-                    for i in 0..kh {
-                        let yy = (y * sh + i * dh).checked_sub(ph).filter(|&v| v < h);
-                        for j in 0..kw {
-                            let xx = (xo * sw + j * dw).checked_sub(pw).filter(|&v| v < w);
-                            let tap = taps.next().expect("K taps per row");
-                            *tap = match (yy, xx) {
-                                (Some(yy), Some(xx)) => channel[yy * w + xx],
-                                _ => T::zero(),
-                            };
-                        }
+    } = *window;
+    let mut out = Vec::with_capacity(oh * ow * c * kh * kw);
+    for y in 0..oh {
+        for xo in 0..ow {
+            for channel in 0..c {
+                for i in 0..kh {
+                    let yy = (y * sh + i * dh).checked_sub(ph).filter(|&v| v < h);
+                    for j in 0..kw {
+                        let xx = (xo * sw + j * dw).checked_sub(pw).filter(|&v| v < w);
+                        out.push(match (yy, xx) {
+                            (Some(yy), Some(xx)) => (channel * h + yy) * w + xx,
+                            _ => PADDING,
+                        });
                     }
                 }
             }
         }
     }
+    out
 }
 
-/// The dense layers' input `h[s, (c, py, px)]` from `a: [n M, out]`, and where each entry
-/// was taken from.
-fn pool<T: Float>(net: &CnnNet<T>, n: usize, a: &[T], h: &mut [T], taken: &mut [usize]) {
-    let out = net.out;
-    let (oh, ow) = net.positions;
-    let (ph, pw) = net.pooled;
-    let per_sample = oh * ow * out;
-    let mut k = 0;
-    for s in 0..n {
-        let base = s * per_sample;
-        for c in 0..out {
-            for py in 0..ph {
-                for px in 0..pw {
-                    let at = |y: usize, x: usize| base + (y * ow + x) * out + c;
-                    let best = match net.pool {
-                        None => at(py, px),
-                        Some(p) => {
-                            let (kh, kw) = p.kernel;
-                            let (sh, sw) = p.stride;
-                            let mut best = at(py * sh, px * sw);
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    let t = at(py * sh + i, px * sw + j);
-                                    let (v, b) = (a[t], a[best]);
-                                    if v > b || (b.is_nan() && !v.is_nan()) {
-                                        best = t;
-                                    }
-                                }
-                            }
-                            best
-                        }
-                    };
-                    h[k] = a[best];
-                    taken[k] = best;
-                    k += 1;
+/// For each entry `(channel, py, px)` of one sample's dense input, the indices in its
+/// `z: [M, out]` of the pool's window `(py sh + i, px sw + j)` in row-major order, and the
+/// window's size (without a pool, the entry's own position, a window of one).
+fn window_sources(
+    out: usize,
+    (_, ow): (usize, usize),
+    (ph, pw): (usize, usize),
+    pool: Option<&Window2d>,
+) -> (Vec<usize>, usize) {
+    let (kernel, stride) = pool.map_or(((1, 1), (1, 1)), |p| (p.kernel, p.stride));
+    let at = |y: usize, x: usize, c: usize| (y * ow + x) * out + c;
+    let mut sources = Vec::with_capacity(out * ph * pw * kernel.0 * kernel.1);
+    for c in 0..out {
+        for py in 0..ph {
+            for px in 0..pw {
+                for i in 0..kernel.0 {
+                    for j in 0..kernel.1 {
+                        sources.push(at(py * stride.0 + i, px * stride.1 + j, c));
+                    }
                 }
             }
+        }
+    }
+    (sources, kernel.0 * kernel.1)
+}
+
+/// `patches[s M + p, (c, i, j)] = x[s, c, y sh + i dh - ph, x sw + j dw - pw]` (0 in the
+/// padding) for position `p = (y, x)`, from the table of [`tap_sources`].
+fn unfold<T: Float>(net: &CnnNet<T>, x: &[T], patches: &mut [T]) {
+    let len = net.input_len();
+    let per_sample = net.tap_source.len();
+    for (image, rows) in x
+        .chunks_exact(len)
+        .zip(patches.chunks_exact_mut(per_sample))
+    {
+        for (tap, &at) in rows.iter_mut().zip(&net.tap_source) {
+            *tap = if at == PADDING { T::zero() } else { image[at] };
+        }
+    }
+}
+
+/// The dense layers' input `h[s, (c, py, px)]` from `a: [n M, out]` (`per_sample = M out`
+/// values per sample), and where each entry was taken from: of the window `windows[k]` of
+/// entry `k` ([`window_sources`]), the largest `a`, on ties the first in row-major window
+/// order, a NaN smaller than every number.
+fn pool<T: Float>(
+    windows: &[usize],
+    window_len: usize,
+    (n, per_sample): (usize, usize),
+    a: &[T],
+    h: &mut [T],
+    taken: &mut [usize],
+) {
+    let flat = windows.len() / window_len;
+    let windows = windows.chunks_exact(window_len);
+    for (s, (a, (h, taken))) in a
+        .chunks_exact(per_sample)
+        .zip(h.chunks_exact_mut(flat).zip(taken.chunks_exact_mut(flat)))
+        .take(n)
+        .enumerate()
+    {
+        let base = s * per_sample;
+        for ((hk, tk), window) in h.iter_mut().zip(taken.iter_mut()).zip(windows.clone()) {
+            let mut best = window[0];
+            let mut b = a[best];
+            for &t in &window[1..] {
+                let v = a[t];
+                // Without branches: which value wins is data, and mispredicts cost more
+                // than the selects.
+                let take = (v > b) | (b.is_nan() & !v.is_nan());
+                let mask = usize::from(take).wrapping_neg();
+                best = (t & mask) | (best & !mask);
+                // `v` exactly when `take` (up to the sign of a zero on ties; the entry is
+                // read back from `best` below).
+                b = b.max(v);
+            }
+            *hk = a[best];
+            *tk = base + best;
         }
     }
 }
@@ -422,6 +476,12 @@ impl<T: Float> PassNet<T> for CnnNet<'_, T> {
         CnnChunk::new(self, n)
     }
 
+    /// The conv's product, then each dense layer's forward, its `delta` and `dh`.
+    fn work_per_sample(&self) -> usize {
+        let dense: usize = self.dense.layers.iter().map(|l| l.n_in * l.n_out).sum();
+        self.m() * self.taps * self.out + 3 * dense
+    }
+
     fn width(&self) -> usize {
         self.dense.output_dim
     }
@@ -460,5 +520,63 @@ impl<T: Float> PassNet<T> for CnnNet<'_, T> {
             Sum::ConvBias => &c.bias_grad[..c.n * self.out],
             Sum::Bias(l) => c.dense.layer_delta(&self.dense, l),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first largest value of each window, a NaN below every number, by comparisons.
+    fn naive(a: &[f64], window: &[usize]) -> usize {
+        let mut best = window[0];
+        for &t in window {
+            let (v, b) = (a[t], a[best]);
+            if v > b || (b.is_nan() && !v.is_nan()) {
+                best = t;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn the_pool_takes_the_first_largest_and_a_number_over_a_nan() {
+        // Two samples of a 4x4 map with 2 channels, 2x2 windows of stride 2.
+        let (out, positions, pooled) = (2, (4, 4), (2, 2));
+        let window = Window2d {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+            dilation: (1, 1),
+        };
+        let (sources, len) = window_sources(out, positions, pooled, Some(&window));
+        assert_eq!((sources.len(), len), (out * 4 * 4, 4));
+        let per_sample = 16 * out;
+        // Ties, zeros of both signs, NaN first, NaN last, all NaN, a NaN beside a tie.
+        let nan = f64::NAN;
+        let mut a: Vec<f64> = (0..2 * per_sample)
+            .map(|i| [1.0, 3.0, 3.0, -0.0, 0.0, 2.0, nan, -1.0][i * 7 % 8])
+            .collect();
+        a[per_sample..per_sample + 8].fill(nan);
+        let (mut h, mut taken) = (vec![0.0; 2 * 8], vec![0; 2 * 8]);
+        pool(&sources, len, (2, per_sample), &a, &mut h, &mut taken);
+        for s in 0..2 {
+            let a_s = &a[s * per_sample..(s + 1) * per_sample];
+            for (k, w) in sources.chunks_exact(len).enumerate() {
+                let want = naive(a_s, w);
+                assert_eq!(
+                    taken[s * 8 + k],
+                    s * per_sample + want,
+                    "sample {s}, entry {k}"
+                );
+                let (got, exp) = (h[s * 8 + k], a_s[want]);
+                assert!(got.to_bits() == exp.to_bits(), "sample {s}, entry {k}");
+            }
+        }
+        // Without a pool, each entry is its own position.
+        let (sources, len) = window_sources(out, positions, positions, None);
+        assert_eq!(len, 1);
+        let at = |c: usize, y: usize, x: usize| (y * 4 + x) * out + c;
+        assert_eq!(sources[16 + 4 + 3], at(1, 1, 3));
     }
 }

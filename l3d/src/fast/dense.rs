@@ -27,18 +27,21 @@ fn khatri_rao<T: Float>(
         std::mem::swap(out, tmp);
         let rows = tmp.len() / cols;
         fit(out, rows * f.shape()[0] * cols);
-        for (prefix, block) in tmp
-            .chunks_exact(cols)
-            .zip(out.chunks_exact_mut(f.shape()[0] * cols))
-        {
-            for (frow, orow) in f
-                .data()
-                .chunks_exact(cols)
-                .zip(block.chunks_exact_mut(cols))
-            {
-                for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
-                    *o = p * x;
-                }
+        tensor::multiversion!(kr_rows(tmp, f.data(), cols, out));
+    }
+}
+
+/// `out[(a, i), c] = prefix[a, c] f[i, c]`: one more mode of a Khatri-Rao product.
+#[inline(always)]
+fn kr_rows<T: Float>(prefix: &[T], f: &[T], cols: usize, out: &mut [T]) {
+    let rows = f.len() / cols;
+    for (prefix, block) in prefix
+        .chunks_exact(cols)
+        .zip(out.chunks_exact_mut(rows * cols))
+    {
+        for (frow, orow) in f.chunks_exact(cols).zip(block.chunks_exact_mut(cols)) {
+            for ((o, &p), &x) in orow.iter_mut().zip(prefix).zip(frow) {
+                *o = p * x;
             }
         }
     }
@@ -50,6 +53,8 @@ pub(crate) struct DenseScratch<T> {
     before: Vec<T>,
     after: Vec<T>,
     tmp: Vec<T>,
+    /// One row of `D` with each value repeated over its subnetwork's `R` columns.
+    expanded: Vec<T>,
 }
 
 /// Whether the dense form of `cp` is its only factor as it is (a vector of rank 1:
@@ -70,9 +75,25 @@ pub(crate) fn dense_form<T: Float>(cp: &CpTensor<T>, out: &mut Vec<T>, s: &mut D
         khatri_rao(cp, 0..cp.factors.len(), &mut s.before, &mut s.tmp);
         &s.before
     };
-    for (row, out_row) in kr.chunks_exact(cp.columns()).zip(out.chunks_exact_mut(n_v)) {
-        for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
-            *o = terms.iter().fold(T::zero(), |a, &x| a + x);
+    // Per step and side, for every tensor formed dense: compiled for the active instruction
+    // set (the same additions in the same order on each).
+    let cols = cp.columns();
+    tensor::multiversion!(sum_rank_blocks(kr, cols, rank, n_v, out));
+}
+
+/// `out[i, v] = sum_r kr[i, vR + r]` for rows of `cols` values.
+#[inline(always)]
+fn sum_rank_blocks<T: Float>(kr: &[T], cols: usize, rank: usize, n_v: usize, out: &mut [T]) {
+    for (row, out_row) in kr.chunks_exact(cols).zip(out.chunks_exact_mut(n_v)) {
+        if rank == 2 {
+            // The common rank, as a loop of fixed stride.
+            for (o, pair) in out_row.iter_mut().zip(row.chunks_exact(2)) {
+                *o = T::zero() + pair[0] + pair[1];
+            }
+        } else {
+            for (o, terms) in out_row.iter_mut().zip(row.chunks_exact(rank)) {
+                *o = terms.iter().fold(T::zero(), |a, &x| a + x);
+            }
         }
     }
 }
@@ -106,6 +127,73 @@ pub(crate) fn dense_form_adjoint<T: Float>(
     kr_adjoint(cp, m, rank, dvt, grad, s);
 }
 
+/// `grad <- dL/dF_m` of a matrix (a tensor of two modes, `[d_0, d_1]`) from
+/// `dv = dL/dV: [n_v, d_0 d_1]` (the adjoint of [`dense_form`], as [`dense_form_adjoint`] on
+/// `dV^T`): `dF_0[j, c] = sum_b dV[v(c), j, b] F_1[b, c]` and
+/// `dF_1[b, c] = sum_j dV[v(c), j, b] F_0[j, c]`, each a loop over a contiguous row of `dV`.
+pub(crate) fn matrix_form_adjoint<T: Float>(
+    cp: &CpTensor<T>,
+    m: usize,
+    dv: &[T],
+    grad: &mut Tensor<T>,
+    s: &mut DenseScratch<T>,
+) {
+    debug_assert_eq!(cp.factors.len(), 2, "a matrix");
+    let (d0, d1, cols, rank) = (cp.shape[0], cp.shape[1], cp.columns(), cp.rank);
+    let other = &cp.factors[1 - m];
+    // The other factor's columns as rows: `[C, d_other]`.
+    let d_other = other.shape()[0];
+    fit(&mut s.tmp, cols * d_other);
+    for (i, row) in other.data().chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            s.tmp[c * d_other + i] = x;
+        }
+    }
+    fit(&mut s.expanded, d1);
+    let (columns, acc) = (&s.tmp[..], &mut s.expanded[..]);
+    let out = grad.data_mut();
+    let shape = (d0, d1, cols, rank);
+    tensor::multiversion!(matrix_adjoint_loops(shape, m, dv, columns, out, acc));
+}
+
+/// The loops of [`matrix_form_adjoint`], `shape = (d_0, d_1, C, R)`, `columns` the other
+/// factor's columns as rows, `acc` a row of `d_1` values of scratch.
+#[inline(always)]
+fn matrix_adjoint_loops<T: Float>(
+    (d0, d1, cols, rank): (usize, usize, usize, usize),
+    m: usize,
+    dv: &[T],
+    columns: &[T],
+    out: &mut [T],
+    acc: &mut [T],
+) {
+    let numel = d0 * d1;
+    if m == 0 {
+        // dF_0[j, c] = dV[v, j, :] . F_1[:, c].
+        for (j, g) in out.chunks_exact_mut(cols).enumerate() {
+            for (c, gc) in g.iter_mut().enumerate() {
+                let row = &dv[(c / rank) * numel + j * d1..][..d1];
+                let col = &columns[c * d1..(c + 1) * d1];
+                *gc = row.iter().zip(col).fold(T::zero(), |s, (&x, &y)| s + x * y);
+            }
+        }
+    } else {
+        // dF_1[:, c] = sum_j F_0[j, c] dV[v, j, :].
+        for c in 0..cols {
+            acc.fill(T::zero());
+            let block = &dv[(c / rank) * numel..][..numel];
+            for (row, &f) in block.chunks_exact(d1).zip(&columns[c * d0..(c + 1) * d0]) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += f * x;
+                }
+            }
+            for (b, &a) in acc.iter().enumerate() {
+                out[b * cols + c] = a;
+            }
+        }
+    }
+}
+
 /// `out <- KR(F_1, .., F_last): [prod_{m >= 1} d_m, C]`, the right factor of a tensor of
 /// more than two modes read as a matrix `[d_0, prod_{m >= 1} d_m]` (a convolution's kernel
 /// `[out, in kh kw]`): its subnetwork `v`'s matrix is `sum_r F_0[:, vR + r] KR[:, vR + r]^T`.
@@ -137,25 +225,48 @@ fn kr_adjoint<T: Float>(
     per: usize,
     d: &[T],
     grad: &mut Tensor<T>,
-    s: &DenseScratch<T>,
+    s: &mut DenseScratch<T>,
 ) {
     let cols = cp.columns();
     let (d_m, after_rows, width) = (cp.shape[m], s.after.len() / cols, cols / per);
     let out = grad.data_mut();
     out.fill(T::zero());
-    for (a, before) in s.before.chunks_exact(cols).enumerate() {
+    fit(&mut s.expanded, cols);
+    let expanded = &mut s.expanded[..cols];
+    let (before, after) = (&s.before, &s.after);
+    // The backward's cost for tensors formed dense, so compiled for the active instruction
+    // set (the same IEEE operations on each, no fused multiply-add: the same result).
+    let shape = (cols, d_m, after_rows, width, per);
+    tensor::multiversion!(kr_adjoint_loops(shape, before, after, d, out, expanded));
+}
+
+/// The loops of [`kr_adjoint`], `shape = (C, d_m, after rows, D's width, per)`.
+#[inline(always)]
+fn kr_adjoint_loops<T: Float>(
+    (cols, d_m, after_rows, width, per): (usize, usize, usize, usize, usize),
+    before: &[T],
+    after: &[T],
+    d: &[T],
+    out: &mut [T],
+    expanded: &mut [T],
+) {
+    for (a, before) in before.chunks_exact(cols).enumerate() {
         for (j, g) in out.chunks_exact_mut(cols).enumerate() {
-            for (b, after) in s.after.chunks_exact(cols).enumerate() {
+            for (b, after) in after.chunks_exact(cols).enumerate() {
                 let flat = (a * d_m + j) * after_rows + b;
                 let d_row = &d[flat * width..(flat + 1) * width];
-                let terms = g
-                    .chunks_exact_mut(per)
-                    .zip(before.chunks_exact(per))
-                    .zip(after.chunks_exact(per));
-                for (((gv, xv), yv), &dv) in terms.zip(d_row) {
-                    for ((gc, &x), &y) in gv.iter_mut().zip(xv).zip(yv) {
-                        *gc += dv * x * y;
+                // Whole rows of `C` values, so the loop below vectorises.
+                let d_row: &[T] = if per == 1 {
+                    d_row
+                } else {
+                    for (block, &dv) in expanded.chunks_exact_mut(per).zip(d_row) {
+                        block.fill(dv);
                     }
+                    expanded
+                };
+                let terms = g.iter_mut().zip(d_row).zip(before.iter().zip(after));
+                for ((gc, &dv), (&x, &y)) in terms {
+                    *gc += dv * x * y;
                 }
             }
         }
@@ -216,6 +327,29 @@ mod tests {
         // dense_form is linear in each factor, so the difference quotient is exact up to rounding.
         for shape in [vec![3, 2, 4], vec![5]] {
             adjoint_matches(&shape);
+        }
+    }
+
+    #[test]
+    fn the_matrix_adjoint_from_dv_equals_the_general_one_from_dv_transposed() {
+        let (n_v, rank) = (3, 2);
+        let cp = CpTensor::<f64>::random(&[4, 5], n_v, rank, 1.0, &mut rng(21));
+        let dv = Tensor::<f64>::randn(&[n_v * 20], 1.0, &mut rng(22));
+        let mut dvt = vec![0.0; 20 * n_v];
+        for v in 0..n_v {
+            for j in 0..20 {
+                dvt[j * n_v + v] = dv.data()[v * 20 + j];
+            }
+        }
+        let mut scratch = DenseScratch::default();
+        for m in 0..2 {
+            let mut want = Tensor::zeros(cp.factors[m].shape());
+            dense_form_adjoint(&cp, m, &dvt, &mut want, &mut scratch);
+            let mut got = Tensor::full(cp.factors[m].shape(), f64::NAN);
+            matrix_form_adjoint(&cp, m, dv.data(), &mut got, &mut scratch);
+            for (a, b) in got.data().iter().zip(want.data()) {
+                assert!((a - b).abs() < 1e-12, "mode {m}: {a} vs {b}");
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use super::blocks::add_block_dots;
 use super::layout::Factored;
 use crate::cp::CpTensor;
 use crate::par::fit;
-use tensor::gemm::{gemm, gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
+use tensor::gemm::{gemm_maybe_packed, GemmScratch, MatMut, MatRef, PackedB};
 use tensor::Float;
 
 /// Factored encode. `P = left F_0: [n M, C]` and `Q = right F_R: [n M, C]` are kept in `p_buf`
@@ -58,9 +58,10 @@ pub(crate) fn encode_outer<T: Float>(
     }
 }
 
-/// Dense encode: `out += g V^T` with `vt = V^T: [numel, n_v]`, the side's dense subnetworks.
+/// Dense encode: `out += g V^T` with `vt = V^T: [numel, n_v]`, the side's dense subnetworks
+/// (and `V^T` packed for the step, if it was).
 pub(crate) fn encode_dense<T: Float>(
-    vt: &[T],
+    (vt, packed): (&[T], Option<&PackedB<T>>),
     g: &[T],
     n: usize,
     numel: usize,
@@ -68,10 +69,11 @@ pub(crate) fn encode_dense<T: Float>(
     out: &mut [T],
     scratch: &mut GemmScratch<T>,
 ) {
-    gemm(
+    gemm_maybe_packed(
         T::one(),
         MatRef::rows(g, n, numel),
         MatRef::rows(vt, numel, n_v),
+        packed,
         T::one(),
         MatMut::rows(out, n, n_v),
         scratch,

@@ -14,7 +14,7 @@
 //! [`FormRule::Factored`] keeps every factored tensor factored (to check that path).
 
 use super::gradients::GradientPass;
-use super::layout::{Factored, Form, Span, Split, CHUNK_ROWS};
+use super::layout::{Factored, Form, Span, Split};
 use crate::decomposition::Decomposition;
 use crate::error::Result;
 use crate::par::{each, fit};
@@ -57,7 +57,7 @@ pub(crate) struct Forms<'m, T: Float> {
     formed: Vec<FormedChunk<T>>,
 }
 
-/// One chunk's formed rows, `bufs[j]: [CHUNK_ROWS, numel]` for formed tensor `j`, and the
+/// One chunk's formed rows, `bufs[j]: [rows, numel]` for formed tensor `j`, and the
 /// products' scratch.
 #[derive(Debug, Default)]
 struct FormedChunk<T> {
@@ -139,6 +139,26 @@ impl<'m, T: Float> Forms<'m, T> {
         self.pass.min_batch()
     }
 
+    /// Samples per chunk.
+    pub fn chunk_rows(&self) -> usize {
+        self.pass.chunk_rows()
+    }
+
+    /// Multiply-adds of the pass over `b` samples and of forming its formed tensors, roughly.
+    pub fn work(&self, b: usize) -> usize {
+        let inner = self.pass.split();
+        let formed: usize = (self.dense_from.iter())
+            .filter_map(|f| match *f {
+                DenseFrom::Formed { factored, .. } => {
+                    let f = &inner.factored()[factored];
+                    Some(f.m * f.p * f.q)
+                }
+                DenseFrom::Pass(_) => None,
+            })
+            .sum();
+        self.pass.work(b) + b * formed
+    }
+
     pub fn uses_mlp(&self) -> bool {
         self.pass.uses_mlp()
     }
@@ -177,10 +197,10 @@ impl<'m, T: Float> Forms<'m, T> {
             self.follow_pass();
         }
         let b = rows.len();
-        let (pass, dense_from) = (&self.pass, &self.dense_from);
+        let (pass, dense_from, per) = (&self.pass, &self.dense_from, self.chunk_rows());
         let inner = pass.split();
         each(&mut self.formed[..n_chunks], parallel, |c, chunk| {
-            let span = Span::of(c, b);
+            let span = Span::of(c, b, per);
             for from in dense_from {
                 if let DenseFrom::Formed { factored, j } = *from {
                     let f = &inner.factored()[factored];
@@ -211,7 +231,7 @@ impl<'m, T: Float> Forms<'m, T> {
 }
 
 /// `out[i] = sum_m left_im (x) right_im = left_i^T right_i: [p, q]` for the `n` samples
-/// (`n <= CHUNK_ROWS`), one product each.
+/// of a chunk, one product each.
 fn form_rows<T: Float>(
     left: &[T],
     right: &[T],
@@ -221,7 +241,7 @@ fn form_rows<T: Float>(
     scratch: &mut GemmScratch<T>,
 ) {
     let Factored { m, p, q, .. } = *f;
-    fit(out, CHUNK_ROWS.max(n) * p * q);
+    fit(out, n * p * q);
     for (i, g) in out.chunks_exact_mut(p * q).take(n).enumerate() {
         let l = MatRef::rows(&left[i * m * p..(i + 1) * m * p], m, p);
         let r = MatRef::rows(&right[i * m * q..(i + 1) * m * q], m, q);

@@ -101,6 +101,24 @@ impl<'m, T: Float> GradientPass<'m, T> {
         )
     }
 
+    /// Samples per chunk: the attention pass's own, [`CHUNK_ROWS`] for the others.
+    pub fn chunk_rows(&self) -> usize {
+        match self {
+            GradientPass::Attn(p) => p.chunk_rows(),
+            _ => CHUNK_ROWS,
+        }
+    }
+
+    /// Multiply-adds of the pass's forward and backward over `b` samples, roughly (counted
+    /// for the CNN and attention passes, whose per-sample work outweighs the encode's).
+    pub fn work(&self, b: usize) -> usize {
+        match self {
+            GradientPass::Cnn(p) => p.work(b),
+            GradientPass::Attn(p) => p.work(b),
+            _ => 0,
+        }
+    }
+
     /// Buffers for batches of up to `n_chunks` chunks (allocates; steps then reuse them).
     pub fn reserve(&mut self, n_chunks: usize) {
         match self {
@@ -246,7 +264,8 @@ fn attention_net<'m, T: Float>(
     if !reference_fits || !matches!(config.positions, Positions::All) {
         return Ok(None);
     }
-    AttnNet::of(model)
+    let net = AttnNet::of(model)?;
+    Ok(net.map(|n| n.paired(config.reference, config.divergence)))
 }
 
 /// A batch's per-sample gradients held whole, in the split's order: factored tensor `k` as

@@ -8,7 +8,8 @@ use crate::error::{L3dError, Result};
 use tensor::gemm::MatRef;
 use tensor::{Float, Tensor};
 
-/// Samples per chunk of the per-sample work.
+/// Samples per chunk of the per-sample work (unless a pass asks for fewer: the attention
+/// pass's samples are whole sequences).
 pub const CHUNK_ROWS: usize = 32;
 
 /// A factor `[d, C]` as a row-major matrix.
@@ -44,7 +45,7 @@ impl Side {
 }
 
 /// The rows of the batch one chunk covers: chunk number `index`, rows `start..start + len`
-/// (`start = index * CHUNK_ROWS`).
+/// (`start = index * rows` for chunks of `rows` samples).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Span {
     pub index: usize,
@@ -53,13 +54,14 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    /// Chunk `index` of a batch of `b` rows (empty past the batch's end).
-    pub fn of(index: usize, b: usize) -> Self {
-        let start = (index * CHUNK_ROWS).min(b);
+    /// Chunk `index` of a batch of `b` rows cut into chunks of `rows` (empty past the
+    /// batch's end).
+    pub fn of(index: usize, b: usize, rows: usize) -> Self {
+        let start = (index * rows).min(b);
         Span {
             index,
             start,
-            len: CHUNK_ROWS.min(b - start),
+            len: rows.min(b - start),
         }
     }
 

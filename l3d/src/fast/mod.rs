@@ -86,8 +86,10 @@
 //! # Parallel and deterministic
 //!
 //! Per-sample work (the model's forward and backward, encode, decode) runs over fixed chunks of
-//! [`CHUNK_ROWS`] samples, each chunk owning its rows of every buffer. The reductions over the
-//! batch (the factor gradients) run in two passes (`fast/backward.rs`): one task per factor
+//! [`CHUNK_ROWS`] samples (fewer for the attention pass, whose samples are whole sequences:
+//! about 256 positions per chunk), each chunk owning its rows of every buffer; the chunking
+//! depends on the model and the batch, never on the number of threads. The reductions over the
+//! batch (the factor gradients) run in passes (`fast/backward.rs`): one task per factor
 //! forms the right operands, then one task per block of rows of a factor gradient computes
 //! those rows as a single product over every chunk and the Gram term, so each element is the
 //! same sum in the same order however the work is cut; the loss's sums run serially. The
@@ -235,7 +237,7 @@ impl<T: Float> Inputs<'_, T> {
 /// The fast step's state: where the per-sample gradients come from and every buffer, reused
 /// from step to step.
 ///
-/// Invariants: `chunks` cover the largest batch seen, [`CHUNK_ROWS`] rows each; `chunks`, the
+/// Invariants: `chunks` cover the largest batch seen, `chunk_rows()` rows each; `chunks`, the
 /// prepared factors and `backward` are laid out for the split of the gradient pass (rebuilt
 /// when the tape's split changes, [`FastStep::adopt_split`]); `grams` has one entry per
 /// decomposed tensor.
@@ -309,10 +311,13 @@ impl<'m, T: Float> FastStep<'m, T> {
         Ok(step)
     }
 
-    /// Whether steps of `b` samples run in parallel: past [`PARALLEL_WORK`], with more than
-    /// one thread.
+    /// Whether steps of `b` samples run in parallel: past [`PARALLEL_WORK`] (the encode, the
+    /// decode and the backward, and the CNN and attention passes' forward and backward), with
+    /// more than one thread.
     pub fn runs_parallel(&self, b: usize) -> bool {
-        worth_threads(self.layout.work(b, self.inputs.pass.split()), PARALLEL_WORK)
+        let pass = &self.inputs.pass;
+        let work = self.layout.work(b, pass.split()) + pass.work(b);
+        worth_threads(work, PARALLEL_WORK)
     }
 
     /// Whether the gradients come from the hand-written MLP pass (no tape).
@@ -365,7 +370,7 @@ impl<'m, T: Float> FastStep<'m, T> {
     ) -> Result<Option<FastOutput<'_, T>>> {
         self.check(d, rows)?;
         let b = rows.len();
-        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        let n_chunks = b.div_ceil(self.chunk_rows());
         let parallel = self.runs_parallel(b);
         let clock = Instant::now();
         if self.prefetched_rows != rows {
@@ -455,12 +460,19 @@ impl<'m, T: Float> FastStep<'m, T> {
         Ok(())
     }
 
+    /// Samples per chunk: [`CHUNK_ROWS`], or fewer for a pass whose samples are large (the
+    /// attention pass's sequences). Fixed by the model, not by the number of threads.
+    fn chunk_rows(&self) -> usize {
+        self.inputs.pass.chunk_rows()
+    }
+
     /// Sizes every buffer for batches of up to `b` rows (allocates; steps then reuse them).
     fn reserve(&mut self, b: usize) {
-        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        let per = self.chunk_rows();
+        let n_chunks = b.div_ceil(per);
         let (n_v, factored) = (self.layout.n_v, self.inputs.pass.split().factored().len());
         while self.chunks.len() < n_chunks {
-            self.chunks.push(Chunk::new(CHUNK_ROWS, n_v, factored));
+            self.chunks.push(Chunk::new(per, n_v, factored));
         }
         self.inputs.pass.reserve(n_chunks);
         self.loss.resize(b, n_v);
@@ -471,10 +483,11 @@ impl<'m, T: Float> FastStep<'m, T> {
     fn gradients(&mut self, rows: &[usize], rng: &mut impl Rng, parallel: bool) -> Result<()> {
         let b = rows.len();
         self.reserve(b);
+        let per = self.chunk_rows();
         for (k, chunk) in self.chunks.iter_mut().enumerate() {
-            chunk.span = Span::of(k, b);
+            chunk.span = Span::of(k, b, per);
         }
-        let n_chunks = b.div_ceil(CHUNK_ROWS);
+        let n_chunks = b.div_ceil(per);
         if self.inputs.pass.compute(rows, rng, n_chunks, parallel)? {
             self.adopt_split();
         }
@@ -496,7 +509,10 @@ impl<'m, T: Float> FastStep<'m, T> {
     fn encode(&mut self, d: &Decomposition<T>, n_chunks: usize, parallel: bool) {
         let inputs = &mut self.inputs;
         let split = inputs.pass.split();
-        inputs.prepared.form_dense(d, split, parallel);
+        let rows = inputs.pass.chunk_rows();
+        inputs
+            .prepared
+            .form_dense(d, split, (n_chunks, rows), parallel);
         inputs.prepared.form_rights(d, split);
         inputs
             .prepared

@@ -35,6 +35,18 @@ pub(crate) trait PassNet<T: Float>: Sync {
     /// Buffers for up to `n` rows (allocates; steps reuse them).
     fn new_chunk(&self, n: usize) -> Self::Chunk;
 
+    /// Samples per chunk ([`CHUNK_ROWS`] by default). A property of the network, never of
+    /// the number of threads, so that results do not depend on it.
+    fn chunk_rows(&self) -> usize {
+        CHUNK_ROWS
+    }
+
+    /// Multiply-adds of one sample's forward and backward, roughly, counted towards whether
+    /// a step runs in parallel (0 by default: not counted).
+    fn work_per_sample(&self) -> usize {
+        0
+    }
+
     /// The values of one sample's output.
     fn width(&self) -> usize;
 
@@ -112,10 +124,20 @@ where
         self.reference.min_batch()
     }
 
+    /// Samples per chunk.
+    pub fn chunk_rows(&self) -> usize {
+        self.net.chunk_rows()
+    }
+
+    /// Multiply-adds of the pass over `b` samples, roughly ([`PassNet::work_per_sample`]).
+    pub fn work(&self, b: usize) -> usize {
+        b * self.net.work_per_sample()
+    }
+
     /// Buffers for batches of up to `n_chunks` chunks (allocates).
     pub fn reserve(&mut self, n_chunks: usize) {
         while self.chunks.len() < n_chunks {
-            self.chunks.push(self.net.new_chunk(CHUNK_ROWS));
+            self.chunks.push(self.net.new_chunk(self.net.chunk_rows()));
         }
     }
 
@@ -124,17 +146,17 @@ where
     pub fn compute(&mut self, rows: &[usize], rng: &mut impl Rng, n_chunks: usize, parallel: bool) {
         let b = rows.len();
         draw_reference_partners(self.reference, b, rng, &mut self.partners);
-        let (net, data) = (&self.net, self.data);
+        let (net, data, per) = (&self.net, self.data, self.net.chunk_rows());
         let chunks = &mut self.chunks[..n_chunks];
         each(chunks, parallel, |k, c| {
-            let span = Span::of(k, b);
+            let span = Span::of(k, b, per);
             net.gather(c, data, &rows[span.start..span.start + span.len]);
             net.forward(c);
         });
         let width = net.width();
         fit(&mut self.y0, b * width);
         for (k, c) in chunks.iter().enumerate() {
-            self.y0[Span::of(k, b).values(width)].copy_from_slice(net.output(c));
+            self.y0[Span::of(k, b, per).values(width)].copy_from_slice(net.output(c));
         }
         fill_references(
             self.reference,
@@ -146,7 +168,7 @@ where
         );
         let (refs, divergence) = (&self.references, self.divergence);
         each(chunks, parallel, |k, c| {
-            let r = &refs[Span::of(k, b).values(width)];
+            let r = &refs[Span::of(k, b, per).values(width)];
             net.backward(c, r, divergence);
         });
     }

@@ -31,6 +31,10 @@ struct Formed<T> {
     side: Side,
     v: Vec<T>,
     scratch: DenseScratch<T>,
+    /// A dense form packed for the chunks' encodes (when `active`: several chunks, each
+    /// product large enough to pack), so that it is packed once per step, not per chunk.
+    packed: PackedB<T>,
+    active: bool,
 }
 
 impl<T: Float> Formed<T> {
@@ -44,6 +48,8 @@ impl<T: Float> Formed<T> {
                     side,
                     v: Vec::new(),
                     scratch: DenseScratch::default(),
+                    packed: PackedB::default(),
+                    active: false,
                 })
             })
             .collect()
@@ -137,8 +143,15 @@ impl<T: Float> Prepared<T> {
     }
 
     /// The dense forms of both sides of every dense tensor that needs one (in parallel only
-    /// when they are large, as for large tensors of given gradients).
-    pub fn form_dense(&mut self, d: &Decomposition<T>, split: &Split, parallel: bool) {
+    /// when they are large, as for large tensors of given gradients), packed for the chunks'
+    /// products when there are several chunks of up to `rows` rows.
+    pub fn form_dense(
+        &mut self,
+        d: &Decomposition<T>,
+        split: &Split,
+        (n_chunks, rows): (usize, usize),
+        parallel: bool,
+    ) {
         let cp_of = |f: &Formed<T>| f.side.of(d, split.dense()[f.k].t);
         let work: usize = self
             .forms
@@ -148,10 +161,23 @@ impl<T: Float> Prepared<T> {
             .sum();
         each(&mut self.forms, parallel && work >= 1 << 16, |_, f| {
             let cp = cp_of(f);
-            if !dense_form_is_factor(cp) {
+            let direct = dense_form_is_factor(cp);
+            if !direct {
                 dense_form(cp, &mut f.v, &mut f.scratch);
             }
+            let (numel, n_v) = (cp.numel(), cp.n_v);
+            f.active = n_chunks > 1 && takes_packing(rows, numel, n_v);
+            if f.active {
+                let v = if direct { cp.factors[0].data() } else { &f.v };
+                f.packed.pack(MatRef::rows(v, numel, n_v));
+            }
         });
+    }
+
+    /// Dense tensor `k`'s form on `side` packed for this step, if it was.
+    pub fn dense_packed(&self, side: Side, k: usize) -> Option<&PackedB<T>> {
+        let f = &self.forms[2 * k + side.index()];
+        f.active.then_some(&f.packed)
     }
 
     /// Factor `m` of factored tensor `k` packed for this step, if it was.

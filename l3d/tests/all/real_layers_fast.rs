@@ -406,8 +406,12 @@ fn attention_projections_arrive_factored_with_a_row_per_position_and_agree() {
 #[test]
 fn the_attention_pass_agrees_over_heads_masks_divergences_and_references() {
     let shapes = [(1, true, true), (2, false, true), (2, true, false)];
+    // KL hands out probabilities from the forward (against another sample's, or the
+    // uniform distribution for the zero reference); MSE logits.
     let settings = [
         (Divergence::Kl, Reference::RandomSample),
+        (Divergence::Kl, Reference::RandomWithSelf),
+        (Divergence::Kl, Reference::Zero),
         (Divergence::Mse, Reference::RandomWithSelf),
         (Divergence::MseAuthors, Reference::Zero),
     ];
@@ -472,16 +476,18 @@ fn the_attention_pass_gives_the_same_bits_on_one_thread_and_two() {
         causal: true,
         positional: true,
     });
-    let x = tokens(64, 16, 19);
-    let c = config(8, 64);
+    // Chunks of 16 sequences of 16 positions (`CHUNK_POSITIONS` = 256 positions each): 60
+    // sequences are four chunks, the last one partial.
+    let x = tokens(60, 16, 19);
+    let c = config(8, 60);
     let d = Decomposition::new(&model, &c).unwrap();
     let rule = MaskRule::top_k(c.top_k);
     let tape = tape_batch(&model, &d, &c, &x, 20, rule);
     let run = || {
         let mut fast = FastStep::new(&model, &x, &d, &c).unwrap();
         fast.set_form_rule(FormRule::Factored);
-        let parallel = fast.runs_parallel(64);
-        let rows: Vec<usize> = (0..64).collect();
+        let parallel = fast.runs_parallel(60);
+        let rows: Vec<usize> = (0..60).collect();
         let out = fast.run(&d, &rows, &mut rng(20), rule, true).unwrap();
         (parallel, out.unwrap().to_step_result())
     };
