@@ -215,17 +215,18 @@ proptest! {
     fn fast_equals_tape_on_random_mlps_in_f64(case in cases(70), view in any::<bool>()) {
         let mut model = case.model::<f64>();
         model.view = view;
-        check_case(&case, &model, 1e-9, 1e-4)?;
+        check_case(&case, &model, 1e-9, 1e-4, 1e-20)?;
     }
 
     /// f32, tolerance 2e-3: rounding at about 1e-7, amplified by the same cancellations.
     #[test]
     fn fast_equals_tape_on_random_mlps_in_f32(case in cases(40)) {
-        check_case(&case, &case.model::<f32>(), 2e-3, 1e-2)?;
+        check_case(&case, &case.model::<f32>(), 2e-3, 1e-2, 1e-8)?;
     }
 }
 
-/// One batch of a random case on both paths. The masks must be equal, except where two
+/// One batch of a random case on both paths, unless the tape's squared gradient norm is below
+/// `noise` (rounding). The masks must be equal, except where two
 /// coefficients are equal up to rounding at the threshold (zeros, say, from a sample whose
 /// gradient vanishes): there either choice is right, so the differing entries must be such
 /// ties, and the numbers are then compared under the tape's mask.
@@ -234,13 +235,18 @@ fn check_case<T: Float>(
     model: &RandomMlp<T>,
     tol: f64,
     floor: f64,
+    noise: f64,
 ) -> Result<(), TestCaseError> {
     let config = case.config(model);
     let d = Decomposition::new(model, &config).unwrap();
     let x = normal_inputs::<T>(case.b, case.widths[0], case.seed + 1);
     let rule = MaskRule::top_k(case.top_k);
     let tape = tape_batch(model, &d, &config, &x, case.seed + 2, rule);
-    prop_assume!(tape.sq_norm.to_f64() > 1e-20);
+    // Gradients that vanish up to rounding (a dead unit before the only decomposed tensor, say)
+    // are noise on the tape and may be exactly zero on the fast path, which then has no step:
+    // such cases are skipped. In f32 the noise reaches about 1e-13 (widths [5, 1, 2, 1] with
+    // the last bias alone decomposed and the batch mean as reference, seed 2376).
+    prop_assume!(tape.sq_norm.to_f64() > noise);
     let fast = fast_batch(model, &d, &config, &x, case.seed + 2, rule);
     let fast = if fast.mask == tape.mask {
         fast
@@ -495,5 +501,42 @@ fn training_agrees(base: L3dConfig) {
     for (f, t) in fast_history.iter().zip(&tape_history) {
         assert!((f.loss - t.loss).abs() < 1e-9 * t.loss);
         assert_eq!(f.p_act, t.p_act);
+    }
+}
+
+/// The saved f32 case whose gradients vanish up to rounding (a unit of width 1 before the only
+/// decomposed tensor, the last bias, against the batch mean): the tape's squared norm is
+/// rounding noise, the fast path's is that or exactly zero (no step), well under the 1e-8
+/// below which the f32 property skips a case.
+#[test]
+fn gradients_that_vanish_up_to_rounding_are_noise_on_both_paths() {
+    let case = Case {
+        widths: vec![5, 1, 2, 1],
+        acts: vec![5, 1, 0],
+        biases: vec![false, false, true],
+        n_v: 4,
+        rank: 2,
+        b: 30,
+        divergence: 0,
+        reference: 1,
+        top_k: 0.05,
+        subset: vec![false, false, false, true, false, false],
+        seed: 2376,
+    };
+    let model = case.model::<f32>();
+    let config = case.config(&model);
+    let d = Decomposition::new(&model, &config).unwrap();
+    let x = normal_inputs::<f32>(case.b, case.widths[0], case.seed + 1);
+    let rule = MaskRule::top_k(case.top_k);
+    let tape = tape_batch(&model, &d, &config, &x, case.seed + 2, rule);
+    assert!(tape.sq_norm.to_f64() < 1e-8, "{:e}", tape.sq_norm.to_f64());
+    let mut fast = FastStep::new(&model, &x, &d, &config).unwrap();
+    let rows: Vec<usize> = (0..case.b).collect();
+    let out = fast
+        .run(&d, &rows, &mut rng(case.seed + 2), rule, true)
+        .unwrap();
+    if let Some(out) = out {
+        let sq_norm = out.to_step_result().sq_norm.to_f64();
+        assert!(sq_norm < 1e-8, "{sq_norm:e}");
     }
 }
