@@ -23,6 +23,9 @@
 //! `Wq: (dq, h_l)`, `Wk: (dk, h_l)`, `Wv: (dv, h_l)`, `Wo: (dh_{l+1}, ctx)`, `U: (dy, h_L)`.
 //! The tables' are scatters of `dh_0`'s rows (dense): the token table's row `ids[t]` gets
 //! `dh_0[t]`, the positional table's row `t` does.
+//!
+//! One file of about 700 lines: the forward and the backward above share the chunk's buffers
+//! and this legend, and split apart they would each need the other's layout.
 
 use super::layout::{Split, CHUNK_ROWS};
 use super::pass::{ChunkedPass, PassNet};
