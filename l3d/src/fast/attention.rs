@@ -332,19 +332,8 @@ impl<T: Float> AttnChunk<T> {
             let len = rows * net.vocab;
             let rows = self.p[..len].chunks_exact_mut(net.vocab);
             for (p, y) in rows.zip(self.y[..len].chunks_exact(net.vocab)) {
-                let max = y
-                    .iter()
-                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
-                for (pj, &yj) in p.iter_mut().zip(y) {
-                    *pj = yj - max;
-                }
-                // A row at a time: vectorised in f32 (`Float::exp_rows`).
-                T::exp_rows(p);
-                let sum = p.iter().fold(T::zero(), |s, &x| s + x);
-                let inv = T::one() / sum;
-                for pj in p.iter_mut() {
-                    *pj *= inv;
-                }
+                p.copy_from_slice(y);
+                softmax_in_place(p);
             }
         }
     }
@@ -528,24 +517,29 @@ fn mix<T: Float>(
             for (i, a_row) in a.chunks_exact_mut(t).enumerate() {
                 let keys = if layer.causal { i + 1 } else { t };
                 let (kept, masked) = a_row.split_at_mut(keys);
-                let max = kept
-                    .iter()
-                    .fold(T::from_f64(f64::NEG_INFINITY), |m, &x| m.max(x));
-                for x in kept.iter_mut() {
-                    *x -= max;
-                }
-                T::exp_rows(kept);
-                let sum = kept.iter().fold(T::zero(), |s, &x| s + x);
-                let inv = T::one() / sum;
-                for x in kept.iter_mut() {
-                    *x *= inv;
-                }
+                softmax_in_place(kept);
                 masked.fill(T::zero());
             }
             let a = MatRef::rows(a, t, t);
             let out = head_mut(ctx, s, h, dims);
             gemm(T::one(), a, head(v, s, h, dims), T::zero(), out, scratch);
         }
+    }
+}
+
+/// `x <- softmax(x)` over one row, shifted by its maximum: the exponentials a row at a time,
+/// vectorised in f32 ([`Float::exp_rows`]), then scaled by the inverse of their sum.
+fn softmax_in_place<T: Float>(x: &mut [T]) {
+    let max = x
+        .iter()
+        .fold(T::from_f64(f64::NEG_INFINITY), |m, &v| m.max(v));
+    for v in x.iter_mut() {
+        *v -= max;
+    }
+    T::exp_rows(x);
+    let inv = T::one() / x.iter().fold(T::zero(), |s, &v| s + v);
+    for v in x.iter_mut() {
+        *v *= inv;
     }
 }
 
