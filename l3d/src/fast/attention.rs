@@ -69,10 +69,19 @@ pub(crate) struct AttnNet<'m, T: Float> {
     d: usize,
     vocab: usize,
     roles: Vec<AttnRole>,
-    /// KL: the forward hands out each position's softmax rather than its logits, so that a
-    /// reference (another sample's output) arrives as probabilities and `dD/dy = p - p_ref`
-    /// takes no exponential; `Some(true)` for the zero reference (the uniform distribution).
-    probabilities: Option<bool>,
+    output: Output,
+}
+
+/// What the forward hands out per position. With KL it is the softmax rather than the
+/// logits, so that a reference (another sample's output) arrives as probabilities and
+/// `dD/dy = p - p_ref` takes no exponential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Logits,
+    /// KL against another sample's probabilities.
+    Probabilities,
+    /// KL against zero logits: the uniform distribution.
+    ProbabilitiesAgainstUniform,
 }
 
 impl<'m, T: Float> AttnNet<'m, T> {
@@ -161,17 +170,19 @@ impl<'m, T: Float> AttnNet<'m, T> {
             d,
             vocab,
             roles,
-            probabilities: None,
+            output: Output::Logits,
         })
     }
 
     /// The network for steps with `reference` and `divergence`: with KL and a reference that
-    /// is another sample's output (or zero), outputs are probabilities (see `probabilities`).
+    /// is another sample's output (or zero), outputs are probabilities (see [`Output`]).
     pub fn paired(mut self, reference: Reference, divergence: Divergence) -> Self {
-        self.probabilities = match (divergence, reference) {
-            (Divergence::Kl, Reference::RandomSample | Reference::RandomWithSelf) => Some(false),
-            (Divergence::Kl, Reference::Zero) => Some(true),
-            _ => None,
+        self.output = match (divergence, reference) {
+            (Divergence::Kl, Reference::RandomSample | Reference::RandomWithSelf) => {
+                Output::Probabilities
+            }
+            (Divergence::Kl, Reference::Zero) => Output::ProbabilitiesAgainstUniform,
+            _ => Output::Logits,
         };
         self
     }
@@ -258,7 +269,7 @@ impl<T: Float> AttnChunk<T> {
     /// The logits of the last forward pass, `[n T, V]` (their softmax per position with
     /// probabilities).
     pub fn output(&self, net: &AttnNet<T>) -> &[T] {
-        let out = if net.probabilities.is_some() {
+        let out = if net.output != Output::Logits {
             &self.p
         } else {
             &self.y
@@ -328,7 +339,7 @@ impl<T: Float> AttnChunk<T> {
             y,
             &mut self.gemm,
         );
-        if net.probabilities.is_some() {
+        if net.output != Output::Logits {
             let len = rows * net.vocab;
             let rows = self.p[..len].chunks_exact_mut(net.vocab);
             for (p, y) in rows.zip(self.y[..len].chunks_exact(net.vocab)) {
@@ -345,21 +356,20 @@ impl<T: Float> AttnChunk<T> {
         let rows = self.n * t;
         let (y, dy) = (&self.y[..rows * vocab], &mut self.dy[..rows * vocab]);
         let p = &self.p[..rows * vocab];
-        match net.probabilities {
+        match net.output {
             // KL: softmax(y) - softmax(r), with both softmaxes from the forward.
-            Some(false) => {
+            Output::Probabilities => {
                 for ((o, &pj), &rj) in dy.iter_mut().zip(p).zip(&r[..rows * vocab]) {
                     *o = pj - rj;
                 }
             }
-            // Against zero logits: the uniform distribution.
-            Some(true) => {
+            Output::ProbabilitiesAgainstUniform => {
                 let uniform = T::one() / T::from_usize(vocab);
                 for (o, &pj) in dy.iter_mut().zip(p) {
                     *o = pj - uniform;
                 }
             }
-            None => {
+            Output::Logits => {
                 // KL compares each position's distribution; MSE is a mean over all T V values.
                 let width = match divergence {
                     Divergence::Kl => vocab,
