@@ -101,21 +101,25 @@ impl<'m, T: Float> GradientPass<'m, T> {
         )
     }
 
-    /// Samples per chunk: the attention pass's own, [`CHUNK_ROWS`] for the others.
+    /// Samples per chunk: a hand-written pass's own ([`PassNet::chunk_rows`]), [`CHUNK_ROWS`]
+    /// for the tape and given gradients.
     pub fn chunk_rows(&self) -> usize {
         match self {
+            GradientPass::Mlp(p) => p.chunk_rows(),
+            GradientPass::Cnn(p) => p.chunk_rows(),
             GradientPass::Attn(p) => p.chunk_rows(),
-            _ => CHUNK_ROWS,
+            GradientPass::Tape(_) | GradientPass::Given(_) => CHUNK_ROWS,
         }
     }
 
-    /// Multiply-adds of the pass's forward and backward over `b` samples, roughly (counted
-    /// for the CNN and attention passes, whose per-sample work outweighs the encode's).
+    /// Multiply-adds of the pass's forward and backward over `b` samples, roughly, as a
+    /// hand-written pass counts them ([`PassNet::work_per_sample`]; 0 where not counted).
     pub fn work(&self, b: usize) -> usize {
         match self {
+            GradientPass::Mlp(p) => p.work(b),
             GradientPass::Cnn(p) => p.work(b),
             GradientPass::Attn(p) => p.work(b),
-            _ => 0,
+            GradientPass::Tape(_) | GradientPass::Given(_) => 0,
         }
     }
 
