@@ -516,7 +516,7 @@ impl<'m, T: Float> FastStep<'m, T> {
         inputs.prepared.form_rights(d, split);
         inputs
             .prepared
-            .pack(d, split, Side::Encoder, n_chunks, parallel);
+            .pack(d, split, Side::Encoder, (n_chunks, rows), parallel);
         let ctx = inputs.context(d);
         each(&mut self.chunks[..n_chunks], parallel, |_, c| {
             c.encode(&ctx, Side::Encoder)
@@ -534,10 +534,10 @@ impl<'m, T: Float> FastStep<'m, T> {
         let cols = d.decoder.iter().map(|cp| cp.columns()).max().unwrap_or(0);
         let inputs = &mut self.inputs;
         inputs.pool.grow(parallel, cols);
-        let split = inputs.pass.split();
+        let (split, rows) = (inputs.pass.split(), inputs.pass.chunk_rows());
         inputs
             .prepared
-            .pack(d, split, Side::Decoder, n_chunks, parallel);
+            .pack(d, split, Side::Decoder, (n_chunks, rows), parallel);
         let ctx = inputs.context(d);
         let chunks = &mut self.chunks[..n_chunks];
         let grams = &mut self.grams;

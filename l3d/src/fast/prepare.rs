@@ -4,7 +4,7 @@
 //! Khatri-Rao product of its factors after the first, `fast/dense.rs`).
 
 use super::dense::{dense_form, dense_form_is_factor, right_factor, DenseScratch};
-use super::layout::{Side, Split, CHUNK_ROWS};
+use super::layout::{Side, Split};
 use crate::decomposition::Decomposition;
 use crate::par::each;
 use tensor::gemm::{takes_packing, MatRef, PackedB};
@@ -91,13 +91,14 @@ impl<T: Float> Prepared<T> {
         }
     }
 
-    /// Packs the factors of `side` that several of the `n_chunks` chunks multiply by.
+    /// Packs the factors of `side` that several of the `n_chunks` chunks of up to `rows`
+    /// samples multiply by.
     pub fn pack(
         &mut self,
         d: &Decomposition<T>,
         split: &Split,
         side: Side,
-        n_chunks: usize,
+        (n_chunks, rows): (usize, usize),
         parallel: bool,
     ) {
         let rights = &self.rights;
@@ -113,7 +114,7 @@ impl<T: Float> Prepared<T> {
             };
             let cols = side.of(d, factored.t).columns();
             let width = f.len() / cols;
-            if takes_packing(CHUNK_ROWS * factored.m, width, cols) {
+            if takes_packing(rows * factored.m, width, cols) {
                 p.packed.pack(MatRef::rows(f, width, cols));
                 p.active = true;
             }
