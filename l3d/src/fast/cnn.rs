@@ -272,16 +272,9 @@ impl<T: Float> CnnChunk<T> {
         // z becomes a = act(z); da = act'(z).
         activate_in_place(net.act, z, &mut self.da[..rows * out]);
         self.dense.n = n;
-        let windows = (&net.window_source[..], net.window_len);
         let sizes = (n, net.m() * out);
-        pool(
-            windows.0,
-            windows.1,
-            sizes,
-            z,
-            &mut self.dense.x,
-            &mut self.taken,
-        );
+        let (h, taken) = (&mut self.dense.x, &mut self.taken);
+        pool(&net.window_source, net.window_len, sizes, z, h, taken);
         self.dense.forward(&net.dense);
     }
 
