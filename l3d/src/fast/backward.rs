@@ -396,7 +396,6 @@ impl<T: Float> Backward<T> {
                         gemm: GemmScratch::default(),
                     });
                 }
-                let sum = self.sums.len().wrapping_sub(1);
                 for m in 0..count {
                     self.tasks.push(match form {
                         Form::Factored(k) => FactorTask::Outer(OuterTask {
@@ -413,7 +412,8 @@ impl<T: Float> Backward<T> {
                             side,
                             k,
                             m,
-                            sum,
+                            // The sum pushed above, for this tensor and side.
+                            sum: self.sums.len() - 1,
                             gram: Vec::new(),
                             dense: DenseScratch::default(),
                             gemm: GemmScratch::default(),
