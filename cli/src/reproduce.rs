@@ -39,8 +39,9 @@ use toys::circuits::AnalysisConfig;
 use toys::models::{ToyKind, ToyModel};
 use toys::train::TrainConfig;
 
-/// Epoch counts scaled for a quick look: at least 10, and the learning-rate step scaled alike.
-fn scaled(config: L3dConfig, scale: f64) -> L3dConfig {
+/// Epoch counts scaled for a quick look: at least 10, and the learning-rate step scaled alike
+/// (for every decomposition that `reproduce` and `suite` make at a `--scale`).
+pub(crate) fn scaled(config: L3dConfig, scale: f64) -> L3dConfig {
     let epochs = ((config.epochs as f64 * scale).round() as usize).max(10);
     let lr_step = ((config.lr_step as f64 * scale).round() as usize).max(1);
     L3dConfig {

@@ -167,12 +167,9 @@ fn decompose_saved(
 ) -> Result<SuiteRun> {
     use crate::config::{DataSource, ModelSource, RunConfig};
     let arch = nets::io::read_architecture(&saved.arch)?;
-    let base = crate::config::defaults_for(&arch);
-    let epochs = ((base.epochs as f64 * settings.scale).round() as usize).max(10);
+    let base = crate::reproduce::scaled(crate::config::defaults_for(&arch), settings.scale);
     let config = L3dConfig {
         n_subnetworks: member.kind.n_features(),
-        epochs,
-        lr_step: ((base.lr_step as f64 * settings.scale).round() as usize).max(1),
         decompose: settings
             .decompose
             .map_or(base.decompose.clone(), |set| arch.tensors(set)),

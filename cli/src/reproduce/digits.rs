@@ -36,12 +36,10 @@ pub struct DigitsResult {
 /// start scaled by `scale` (at least 10 epochs; the warm start stays shorter than the run).
 fn scaled(kind: DigitsKind, scale: f64, seed: u64) -> L3dConfig {
     let config = decompose_config(&kind.architecture());
-    let epochs = ((config.epochs as f64 * scale).round() as usize).max(10);
-    let warm = ((config.warm_start_epochs as f64 * scale).round() as usize).min(epochs / 2);
+    let warm = (config.warm_start_epochs as f64 * scale).round() as usize;
+    let config = super::scaled(config, scale);
     L3dConfig {
-        epochs,
-        lr_step: ((config.lr_step as f64 * scale).round() as usize).max(1),
-        warm_start_epochs: warm,
+        warm_start_epochs: warm.min(config.epochs / 2),
         seed,
         ..config
     }

@@ -97,13 +97,12 @@ fn config(arch: &nets::Architecture, tensors: Tensors, scale: f64, seed: u64) ->
         .filter(|n| tensors.holds(n))
         .cloned()
         .collect();
-    L3dConfig {
-        epochs: ((config.epochs as f64 * scale).round() as usize).max(10),
-        lr_step: ((config.lr_step as f64 * scale).round() as usize).max(1),
+    let config = L3dConfig {
         decompose,
         seed,
         ..config
-    }
+    };
+    super::scaled(config, scale)
 }
 
 /// One decomposition of a trained model on its held-out sequences, measured by the induction
