@@ -138,6 +138,12 @@ pub struct Sequence {
 }
 
 impl Sequence {
+    /// Whether position `p` holds a filler (is in neither copy).
+    pub fn is_filler(&self, p: usize) -> bool {
+        let copy = |start: usize| (start..start + self.span).contains(&p);
+        !copy(self.first) && !copy(self.second)
+    }
+
     /// The kind of every position (see the module docs).
     pub fn marks(&self) -> Vec<PositionKind> {
         (0..self.tokens.len())
@@ -227,8 +233,13 @@ impl RepeatedSpans {
         let second = rng.gen_range(first + span..=t - span);
         let mut vocab: Vec<usize> = (0..self.vocab).collect();
         let (words, fillers) = vocab.partial_shuffle(rng, span);
-        let mut tokens = vec![0; t];
-        for (p, token) in tokens.iter_mut().enumerate() {
+        let mut seq = Sequence {
+            tokens: vec![0; t],
+            first,
+            second,
+            span,
+        };
+        for (p, token) in seq.tokens.iter_mut().enumerate() {
             *token = if (first..first + span).contains(&p) {
                 words[p - first]
             } else if (second..second + span).contains(&p) {
@@ -241,21 +252,14 @@ impl RepeatedSpans {
             };
         }
         if self.fillers == Fillers::Echo {
-            let filler = |p: usize| {
-                !(first..first + span).contains(&p) && !(second..second + span).contains(&p)
-            };
             for p in 2..t {
-                if filler(p) && filler(p - 1) && filler(p - 2) && rng.gen_bool(0.5) {
-                    tokens[p] = tokens[p - 2];
+                let fillers = seq.is_filler(p) && seq.is_filler(p - 1) && seq.is_filler(p - 2);
+                if fillers && rng.gen_bool(0.5) {
+                    seq.tokens[p] = seq.tokens[p - 2];
                 }
             }
         }
-        Sequence {
-            tokens,
-            first,
-            second,
-            span,
-        }
+        seq
     }
 
     /// `n` sequences drawn from `rng`, as model inputs with their marks.
@@ -306,9 +310,11 @@ mod tests {
             let distinct: std::collections::BTreeSet<_> = words.iter().collect();
             assert_eq!(distinct.len(), s.span);
             for p in 0..32 {
-                let in_copy = (s.first..s.first + s.span).contains(&p)
-                    || (s.second..s.second + s.span).contains(&p);
-                assert_eq!(words.contains(&s.tokens[p]), in_copy, "{s:?} at {p}");
+                assert_eq!(
+                    words.contains(&s.tokens[p]),
+                    !s.is_filler(p),
+                    "{s:?} at {p}"
+                );
                 assert!(s.tokens[p] < 64);
             }
             spans.insert(s.span);
@@ -368,12 +374,8 @@ mod tests {
         let mut tally = [0usize; 2];
         for _ in 0..2000 {
             let s = spec.sequence(&mut r);
-            let filler = |p: usize| {
-                !(s.first..s.first + s.span).contains(&p)
-                    && !(s.second..s.second + s.span).contains(&p)
-            };
             for p in 2..32 {
-                if filler(p) && filler(p - 1) && filler(p - 2) {
+                if s.is_filler(p) && s.is_filler(p - 1) && s.is_filler(p - 2) {
                     tally[0] += (s.tokens[p] == s.tokens[p - 2]) as usize;
                     tally[1] += 1;
                 }
@@ -397,11 +399,7 @@ mod tests {
             let words = &s.tokens[s.first..s.first + s.span];
             assert_eq!(words, &s.tokens[s.second..s.second + s.span]);
             span_token_outside += (0..32)
-                .filter(|&p| {
-                    !(s.first..s.first + s.span).contains(&p)
-                        && !(s.second..s.second + s.span).contains(&p)
-                })
-                .filter(|&p| words.contains(&s.tokens[p]))
+                .filter(|&p| s.is_filler(p) && words.contains(&s.tokens[p]))
                 .count();
         }
         // About a sixth of the fillers (span 11 of 64 tokens on average).
