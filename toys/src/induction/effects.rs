@@ -404,21 +404,26 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// The layer-0 and the induction subnetworks (see the module docs), if any.
 pub fn identify(subnetworks: &[SubnetworkEffect]) -> (Option<usize>, Option<usize>) {
-    let candidates = |share: fn(&LayerShares) -> f64| {
-        subnetworks
-            .iter()
-            .filter(move |s| s.live && share(&s.shares) >= 0.5)
-    };
-    let layer0 = candidates(LayerShares::layer0_total)
+    let layer0 = candidates(subnetworks, LayerShares::layer0_total)
         .min_by(|a, b| {
             let attention = |s: &SubnetworkEffect| s.attention.layer1_induction;
             attention(a).total_cmp(&attention(b))
         })
         .map(|s| s.index);
-    let induction = candidates(LayerShares::layer1_total)
+    let induction = candidates(subnetworks, LayerShares::layer1_total)
         .max_by(|a, b| a.logprob_repeated.total_cmp(&b.logprob_repeated))
         .map(|s| s.index);
     (layer0, induction)
+}
+
+/// The live subnetworks with at least half their norm^2 where `share` says (a layer).
+fn candidates(
+    subnetworks: &[SubnetworkEffect],
+    share: fn(&LayerShares) -> f64,
+) -> impl Iterator<Item = &SubnetworkEffect> {
+    subnetworks
+        .iter()
+        .filter(move |s| s.live && share(&s.shares) >= 0.5)
 }
 
 /// The least fall of layer 0's attention on the previous token for a move to count as taking
@@ -436,9 +441,7 @@ pub fn previous_token_role(
     random: f64,
 ) -> Option<usize> {
     let enough = PREVIOUS_TOKEN_FALL.max(2.0 * (model - random));
-    subnetworks
-        .iter()
-        .filter(|s| s.live && s.shares.layer0_total() >= 0.5)
+    candidates(subnetworks, LayerShares::layer0_total)
         .filter(|s| model - s.attention.layer0_previous_token >= enough)
         .min_by(|a, b| {
             let previous = |s: &SubnetworkEffect| s.attention.layer0_previous_token;
