@@ -45,7 +45,7 @@ fn recipe(args: &HashMap<String, String>) -> Recipe {
                 Some("not_span") => Fillers::NotSpan,
                 Some("any") => Fillers::Any,
                 Some("echo") => Fillers::Echo,
-                Some(other) => panic!("fillers={other}: not_span or any"),
+                Some(other) => panic!("fillers={other}: not_span, any or echo"),
             },
             ..d.spec
         },
