@@ -14,7 +14,12 @@ const MAX_DELTA_NORMS: f64 = 100.0;
 
 pub(super) fn intervene(a: InterveneArgs, ui: &Ui) -> Result<()> {
     let _folder = OutputFolder::acquire(&a.dir, ui)?;
-    let (_, loaded, data, saved) = reopen(&a.dir, a.force, ui)?;
+    let super::Reopened {
+        loaded,
+        data,
+        saved,
+        ..
+    } = reopen(&a.dir, a.force, ui)?;
     let d = &saved.decomposition;
     if let Some(&k) = a.subnetworks.iter().find(|&&k| k >= d.n_v) {
         return Err(RunError::NoSuchSubnetwork {

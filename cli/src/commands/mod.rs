@@ -101,19 +101,20 @@ fn train_induction(seed: u64, epochs: usize, out: &Path, ui: &Ui) -> Result<()> 
     Ok(())
 }
 
-/// Reads a finished decomposition folder back: its config, model, data and decomposition,
-/// after checking that the model and data are still those the run recorded (see
-/// [`config::check`]; `force` turns a difference into a warning).
-fn reopen(
-    dir: &Path,
-    force: bool,
-    ui: &Ui,
-) -> Result<(
-    RunConfig,
-    LoadedModel,
-    Tensor<f32>,
-    l3d::persist::Saved<f32>,
-)> {
+/// A finished decomposition folder read back.
+struct Reopened {
+    run: RunConfig,
+    loaded: LoadedModel,
+    data: Tensor<f32>,
+    /// The data's class labels, if the run has a labels file.
+    labels: Option<Vec<usize>>,
+    saved: l3d::persist::Saved<f32>,
+}
+
+/// Reads a finished decomposition folder back: its config, model, data (with its labels) and
+/// decomposition, after checking that the model, data and labels are still those the run
+/// recorded (see [`config::check`]; `force` turns a difference into a warning).
+fn reopen(dir: &Path, force: bool, ui: &Ui) -> Result<Reopened> {
     let run = config::read_config(&dir.join("config.json"), dir)?;
     let source = match &run.model {
         ModelSource::Toy { .. } => ModelSource::ToyDir {
@@ -128,5 +129,11 @@ fn reopen(
     config::check(&run, dir, &now, force, ui)?;
     let saved = l3d::persist::load_decomposition::<f32>(&dir.join("decomposition.json"))?;
     l3d::persist::check_against_model(&saved.decomposition, &loaded.model)?;
-    Ok((run, loaded, data, saved))
+    Ok(Reopened {
+        run,
+        loaded,
+        data,
+        labels,
+        saved,
+    })
 }

@@ -18,8 +18,13 @@ pub(super) fn report(a: ReportArgs, ui: &Ui) -> Result<()> {
             shell_quote(&a.dir.display().to_string())
         )));
     }
-    let (run, loaded, data, saved) = reopen(&a.dir, a.force, ui)?;
-    let labels = crate::classes::load_labels(&run, data.shape()[0])?;
+    let super::Reopened {
+        run,
+        loaded,
+        data,
+        labels,
+        saved,
+    } = reopen(&a.dir, a.force, ui)?;
     let decomposed = Decomposed {
         model: &loaded.model,
         toy: loaded.toy.as_ref(),
