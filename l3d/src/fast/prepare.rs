@@ -17,8 +17,30 @@ use tensor::Float;
 struct FactorPack<T> {
     k: usize,
     m: usize,
+    pack: StepPack<T>,
+}
+
+/// A right operand packed once per step for the chunks' products with it, when it was worth
+/// packing (several chunks, each product large enough).
+#[derive(Debug, Default)]
+struct StepPack<T> {
     packed: PackedB<T>,
     active: bool,
+}
+
+impl<T: Float> StepPack<T> {
+    /// Packs `b` for this step if `wanted`; otherwise the step has nothing packed.
+    fn update(&mut self, wanted: bool, b: MatRef<'_, T>) {
+        self.active = wanted;
+        if wanted {
+            self.packed.pack(b);
+        }
+    }
+
+    /// The packed operand, if this step packed it.
+    fn get(&self) -> Option<&PackedB<T>> {
+        self.active.then_some(&self.packed)
+    }
 }
 
 /// A buffer formed once per step from the factors of one side of tensor `k`: a dense tensor's
@@ -31,10 +53,8 @@ struct Formed<T> {
     side: Side,
     v: Vec<T>,
     scratch: DenseScratch<T>,
-    /// A dense form packed for the chunks' encodes (when `active`: several chunks, each
-    /// product large enough to pack), so that it is packed once per step, not per chunk.
-    packed: PackedB<T>,
-    active: bool,
+    /// A dense form packed for the chunks' encodes, once per step rather than per chunk.
+    pack: StepPack<T>,
 }
 
 impl<T: Float> Formed<T> {
@@ -48,8 +68,7 @@ impl<T: Float> Formed<T> {
                     side,
                     v: Vec::new(),
                     scratch: DenseScratch::default(),
-                    packed: PackedB::default(),
-                    active: false,
+                    pack: StepPack::default(),
                 })
             })
             .collect()
@@ -103,10 +122,6 @@ impl<T: Float> Prepared<T> {
     ) {
         let rights = &self.rights;
         each(&mut self.packs[side.index()], parallel, |_, p| {
-            p.active = false;
-            if n_chunks < 2 {
-                return;
-            }
             let factored = &split.factored()[p.k];
             let f = match p.m {
                 0 => side.of(d, factored.t).factors[0].data(),
@@ -114,10 +129,8 @@ impl<T: Float> Prepared<T> {
             };
             let cols = side.of(d, factored.t).columns();
             let width = f.len() / cols;
-            if takes_packing(rows * factored.m, width, cols) {
-                p.packed.pack(MatRef::rows(f, width, cols));
-                p.active = true;
-            }
+            let wanted = n_chunks > 1 && takes_packing(rows * factored.m, width, cols);
+            p.pack.update(wanted, MatRef::rows(f, width, cols));
         });
     }
 
@@ -167,24 +180,22 @@ impl<T: Float> Prepared<T> {
                 dense_form(cp, &mut f.v, &mut f.scratch);
             }
             let (numel, n_v) = (cp.numel(), cp.n_v);
-            f.active = n_chunks > 1 && takes_packing(rows, numel, n_v);
-            if f.active {
-                let v = if direct { cp.factors[0].data() } else { &f.v };
-                f.packed.pack(MatRef::rows(v, numel, n_v));
-            }
+            let wanted = n_chunks > 1 && takes_packing(rows, numel, n_v);
+            let v = if direct { cp.factors[0].data() } else { &f.v };
+            f.pack.update(wanted, MatRef::rows(v, numel, n_v));
         });
     }
 
     /// Dense tensor `k`'s form on `side` packed for this step, if it was.
     pub fn dense_packed(&self, side: Side, k: usize) -> Option<&PackedB<T>> {
         let f = &self.forms[2 * k + side.index()];
-        f.active.then_some(&f.packed)
+        f.pack.get()
     }
 
     /// Factor `m` of factored tensor `k` packed for this step, if it was.
     pub fn packed(&self, side: Side, k: usize, m: usize) -> Option<&PackedB<T>> {
         let p = &self.packs[side.index()][2 * k + m];
-        p.active.then_some(&p.packed)
+        p.pack.get()
     }
 
     /// `V^T: [numel, n_v]` of dense tensor `k` on `side`: its factor itself for a vector of
