@@ -2,7 +2,7 @@
 //! `nets` to the same network as training it in the library, and `l3d decompose --model-dir`
 //! on them writes the per-class report; bad labels are refused naming the file.
 
-use crate::program::{assert_fails, l3d, scratch};
+use crate::program::{assert_fails, l3d, quick_reproduce, scratch};
 use l3d::Model;
 use std::path::Path;
 use toys::digits::train::{train_digits, DigitsKind};
@@ -199,25 +199,7 @@ fn labels_that_do_not_fit_the_inputs_are_refused_naming_the_file() {
 
 #[test]
 fn reproduce_runs_the_digits_beyond_the_paper() {
-    let out = scratch("digits-reproduce");
-    let run = l3d(&[
-        "reproduce",
-        "--toys",
-        "tms",
-        "--toy-seeds",
-        "1",
-        "--seeds",
-        "1",
-        "--scale",
-        "0.05",
-        "--digits",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(run.status.success(), "{run:?}");
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    let (out, result) = quick_reproduce("--digits", "digits-reproduce");
     let digits = result["digits"].as_array().unwrap();
     assert_eq!(
         digits.len(),

@@ -2,7 +2,7 @@
 //! from its folder, and reported, with every file it promises (the induction behaviour itself
 //! is tested in toys, on a longer run).
 
-use crate::program::{l3d, scratch};
+use crate::program::{l3d, quick_reproduce, scratch};
 use tensor::Tensor;
 
 #[test]
@@ -85,25 +85,7 @@ fn an_induction_folder_trains_decomposes_and_reports() {
 
 #[test]
 fn reproduce_runs_the_induction_transformer_beyond_the_paper() {
-    let out = scratch("induction-reproduce");
-    let run = l3d(&[
-        "reproduce",
-        "--toys",
-        "tms",
-        "--toy-seeds",
-        "1",
-        "--seeds",
-        "1",
-        "--scale",
-        "0.05",
-        "--induction",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(run.status.success(), "{run:?}");
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    let (out, result) = quick_reproduce("--induction", "induction-reproduce");
     let induction = &result["induction"];
     let models = induction["models"].as_array().unwrap();
     assert_eq!(models.len(), 1, "one model seed");

@@ -20,6 +20,32 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// `l3d reproduce` of `tms` at the smallest settings (one toy seed, one decomposition seed,
+/// scale 0.05) with the extra section `flag` (`--digits`, `--induction`), into a scratch
+/// folder `name`: the folder and its `reproduce.json`, after asserting the run succeeded.
+pub(crate) fn quick_reproduce(flag: &str, name: &str) -> (PathBuf, serde_json::Value) {
+    let out = scratch(name);
+    let run = l3d(&[
+        "reproduce",
+        "--toys",
+        "tms",
+        "--toy-seeds",
+        "1",
+        "--seeds",
+        "1",
+        "--scale",
+        "0.05",
+        flag,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let result =
+        serde_json::from_slice(&std::fs::read(out.join("reproduce.json")).unwrap()).unwrap();
+    (out, result)
+}
+
 /// Asserts a failed run: exit code `code`, stderr naming every `needle`, no panic.
 pub(crate) fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
